@@ -1,0 +1,309 @@
+"""The provider-neutral core: connections, runs, and the inventory that syncs fill.
+
+Nothing here names a provider. Everything synced is keyed by (connection, external_id).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Connection(models.Model):
+    """One connected account of a provider (for JumpCloud: one organization)."""
+
+    class Permission(models.TextChoices):
+        READ_ONLY = "read_only", "Read only"
+        READ_WRITE = "read_write", "Read and take action"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Connecting"
+        CONNECTED = "connected", "Connected"
+        PARTIAL = "partial", "Partial"
+        FAILED = "failed", "Needs attention"
+        NEEDS_RECONNECT = "needs_reconnect", "Reconnect"
+        DISCONNECTED = "disconnected", "Disconnected"
+
+    provider = models.CharField(max_length=32)
+    name = models.CharField(max_length=100)
+    region = models.CharField(max_length=16, default="us")
+    base_url = models.CharField(max_length=200, blank=True, help_text="Only origins the server allows.")
+    org_id = models.CharField(max_length=64, blank=True)
+    org_name = models.CharField(max_length=200, blank=True)
+    # Fernet token of the JSON credentials; never rendered, never logged.
+    credentials = models.TextField(blank=True, editable=False)
+    secret_hint = models.CharField(max_length=16, blank=True, help_text="Masked suffix of the key.")
+    permission = models.CharField(max_length=16, choices=Permission.choices, default=Permission.READ_ONLY)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    status_message = models.TextField(blank=True)
+    # What validation and syncs detected: {"usage_events": bool, "multi_tenant": bool, "admin_role": str, ...}
+    capabilities = models.JSONField(default=dict, blank=True)
+    events_interval_minutes = models.PositiveIntegerField(default=60)
+    full_sync_interval_hours = models.PositiveIntegerField(default=24)
+    next_events_sync_at = models.DateTimeField(null=True, blank=True)
+    next_full_sync_at = models.DateTimeField(null=True, blank=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    # Per-stream resumable state, e.g. {"events:sso": {"until": "...", "search_after": [...]}}.
+    checkpoints = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "region", "base_url", "org_id"],
+                condition=~Q(status="disconnected") & ~Q(org_id=""),
+                name="one_live_connection_per_org",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.provider})"
+
+    @property
+    def can_act(self) -> bool:
+        return self.permission == self.Permission.READ_WRITE and self.status != self.Status.DISCONNECTED
+
+    @property
+    def is_live(self) -> bool:
+        return self.status != self.Status.DISCONNECTED
+
+
+class SyncRun(models.Model):
+    """One sync of one connection. The UI shows progress and history from these rows."""
+
+    class Kind(models.TextChoices):
+        FULL = "full", "Full"
+        EVENTS = "events", "Usage events"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        MANUAL = "manual", "Sync now"
+        CONNECT = "connect", "First sync"
+        RESUME = "resume", "Resumed"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partial"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="sync_runs")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.FULL)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    current_stream = models.CharField(max_length=64, blank=True)
+    # {stream_key: {"status", "fetched", "created", "updated", "removed", "skipped", "pages", "error", ...}}
+    streams = models.JSONField(default=dict, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["connection", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_sync_per_connection",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"SyncRun {self.pk} {self.kind} {self.status}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class ActionRun(models.Model):
+    """One action (or connection event) done through torii: the audit log.
+
+    Written before the upstream call (pending) and completed after it. Never edited or deleted
+    through torii: the admin site registers it read-only and no view or API changes it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Category(models.TextChoices):
+        USER_ACTION = "user_action", "User action"
+        CONNECTION = "connection", "Connection event"
+
+    category = models.CharField(max_length=16, choices=Category.choices, default=Category.USER_ACTION)
+    action = models.CharField(max_length=64)
+    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="action_runs")
+    connection_name = models.CharField(max_length=100, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_username = models.CharField(max_length=150, blank=True)
+    target_external_id = models.CharField(max_length=64, blank=True)
+    target_username = models.CharField(max_length=255, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    # For deletions: the upstream record as it was, so the account could be recreated.
+    snapshot = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error_message = models.TextField(blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_username or self.connection_name} {self.status}"
+
+
+class Application(models.Model):
+    """An app seen through a connection: the directory itself (kind=directory) or an SSO app."""
+
+    class Kind(models.TextChoices):
+        DIRECTORY = "directory", "Directory"
+        SSO = "sso", "SSO application"
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="applications")
+    external_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SSO)
+    name = models.CharField(max_length=255, blank=True)
+    label = models.CharField(max_length=1024, blank=True)
+    sso_url = models.CharField(max_length=2048, blank=True)
+    active = models.BooleanField(default=True)
+    upstream_created_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["label", "name", "id"]
+        constraints = [models.UniqueConstraint(fields=["connection", "external_id"], name="uniq_app_per_connection")]
+
+    def __str__(self) -> str:
+        return self.label or self.name or self.external_id
+
+
+class AppUser(models.Model):
+    """One person's user record in one application.
+
+    Rows of the directory application are the directory's users (and its administrators); rows of
+    an SSO application are the people who can use it, pointing at their directory row.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        INVITED = "invited", "Invited"
+        SUSPENDED = "suspended", "Suspended"
+        LOCKED = "locked", "Locked"
+        REMOVED = "removed", "Removed"
+
+    class Kind(models.TextChoices):
+        USER = "user", "User"
+        ADMIN_ONLY = "admin", "Administrator only"
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="app_users")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="app_users")
+    external_id = models.CharField(max_length=64)
+    directory_user = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="app_memberships"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.USER)
+    username = models.CharField(max_length=255, blank=True)
+    email = models.CharField(max_length=320, blank=True)
+    first_name = models.CharField(max_length=255, blank=True)
+    last_name = models.CharField(max_length=255, blank=True)
+    display_name = models.CharField(max_length=1024, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    password_expired = models.BooleanField(default=False)
+    mfa_enabled = models.BooleanField(null=True)
+    is_admin = models.BooleanField(default=False)
+    role = models.CharField(max_length=100, blank=True, help_text="'User', or the administrator role name.")
+    admin_external_id = models.CharField(max_length=64, blank=True)
+    assignment = models.CharField(max_length=8, blank=True, help_text="direct / group, for SSO rows.")
+    upstream_created_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    admin_last_login_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["username", "id"]
+        constraints = [models.UniqueConstraint(fields=["application", "external_id"], name="uniq_appuser_per_app")]
+        indexes = [
+            models.Index(fields=["connection", "email"]),
+            models.Index(fields=["connection", "username"]),
+            models.Index(fields=["application", "last_used_at"]),
+            models.Index(fields=["connection", "admin_external_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.username or self.email or self.external_id
+
+
+class UsageEvent(models.Model):
+    """One ingested usage event. At-least-once on the wire, exactly once here."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="usage_events")
+    external_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, help_text="Provider's event family, e.g. directory / sso.")
+    event_type = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    success = models.BooleanField(null=True)
+    actor_external_id = models.CharField(max_length=64, blank=True)
+    actor_type = models.CharField(max_length=32, blank=True)
+    actor_username = models.CharField(max_length=255, blank=True)
+    actor_email = models.CharField(max_length=320, blank=True)
+    # The application this event is a use of ('' when it is not a login to anything).
+    application_external_id = models.CharField(max_length=64, blank=True)
+    application_name = models.CharField(max_length=255, blank=True)
+    client_ip = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        constraints = [models.UniqueConstraint(fields=["connection", "external_id"], name="uniq_event_per_connection")]
+        indexes = [
+            models.Index(fields=["connection", "occurred_at"]),
+            models.Index(fields=["connection", "actor_external_id", "occurred_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class DailyUsage(models.Model):
+    """Per application and day: logins and distinct active users (a rollup of UsageEvent)."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="daily_usage")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="daily_usage")
+    day = models.DateField()
+    successes = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    active_users = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day"]
+        constraints = [models.UniqueConstraint(fields=["application", "day"], name="uniq_daily_usage")]
+        indexes = [models.Index(fields=["connection", "day"])]

@@ -1,0 +1,182 @@
+"""The provider interface and registry.
+
+A provider declares, on its class, what it can do: its credentials, its regions, its streams (each a
+sync function) and its actions. Capabilities are derived from those declarations plus what a
+connection detected when it was validated; the capabilities table in the UI is rendered from this
+and never from a hand-kept list. Providers register in their AppConfig.ready().
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from integrations.models import Connection
+
+
+@dataclass(frozen=True)
+class Capability:
+    key: str
+    label: str
+    description: str
+    # A key in Connection.capabilities that must be truthy for this to be available (e.g. "usage_events").
+    requires_detected: str | None = None
+    # Shown when requires_detected is falsy.
+    unavailable_reason: str = ""
+    requires_write: bool = False
+
+
+@dataclass(frozen=True)
+class Stream:
+    key: str
+    label: str
+    run: Callable[..., Any]
+    provides: tuple[str, ...] = ()
+    # Full streams run on the daily full sync; event streams on every sync.
+    kind: str = "inventory"  # inventory | events
+    # When a stream fails, the run becomes "partial" instead of "failed" if the stream is optional.
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    key: str
+    label: str
+    run: Callable[..., Any]
+    capability: str
+    destructive: bool = False
+    input_schema: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CapabilityStatus:
+    capability: Capability
+    supported: bool
+    available: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ValidatedAccount:
+    """What validation learned about the account a credential opens."""
+
+    org_id: str
+    org_name: str
+    detected: dict[str, Any]
+
+
+class CredentialsError(Exception):
+    """Validation failed; `message` tells the admin what to do. `choices` offers organizations."""
+
+    def __init__(self, message: str, *, code: str = "invalid", choices: Iterable[tuple[str, str]] = ()):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.choices = list(choices)
+
+
+class Provider:
+    key: ClassVar[str]
+    name: ClassVar[str]
+    credentials_class: ClassVar[type]
+    regions: ClassVar[dict[str, str]] = {}
+    capability_catalog: ClassVar[tuple[Capability, ...]] = ()
+    streams: ClassVar[tuple[Stream, ...]] = ()
+    actions: ClassVar[tuple[Action, ...]] = ()
+
+    # --- declared capabilities -----------------------------------------------------------------
+    @classmethod
+    def supported_capability_keys(cls) -> set[str]:
+        keys = {c for s in cls.streams for c in s.provides}
+        keys |= {a.capability for a in cls.actions}
+        return keys
+
+    @classmethod
+    def capabilities(cls) -> list[Capability]:
+        """Every capability the provider knows of, in catalog order."""
+        return list(cls.capability_catalog)
+
+    @classmethod
+    def secret_fields(cls) -> tuple[str, ...]:
+        return tuple(
+            f.name for f in dataclasses.fields(cls.credentials_class) if f.metadata.get("secret")
+        )
+
+    @classmethod
+    def capability_statuses(cls, connection: Connection | None) -> list[CapabilityStatus]:
+        supported = cls.supported_capability_keys()
+        out: list[CapabilityStatus] = []
+        for cap in cls.capabilities():
+            is_supported = cap.key in supported
+            if not is_supported:
+                out.append(CapabilityStatus(cap, False, False, "Not supported by this integration"))
+                continue
+            if connection is None:
+                out.append(CapabilityStatus(cap, True, True))
+                continue
+            reason = cls.unavailable_reason(cap, connection)
+            out.append(CapabilityStatus(cap, True, not reason, reason))
+        return out
+
+    @classmethod
+    def unavailable_reason(cls, cap: Capability, connection: Connection) -> str:
+        if not connection.is_live:
+            return "Disconnected"
+        if connection.status == "needs_reconnect":
+            return "The API key was rejected; reconnect"
+        if cap.requires_write and not connection.can_act:
+            return "Connected read-only; reconnect with Read and take action to enable"
+        detected = connection.capabilities or {}
+        if cap.requires_write and detected.get("admin_read_only"):
+            return "The JumpCloud administrator of this key has a read-only role"
+        if cap.requires_detected and not detected.get(cap.requires_detected):
+            if cap.requires_detected not in detected:
+                return "Not detected yet; runs with the first sync"
+            return cap.unavailable_reason or "Not available for this account"
+        return ""
+
+    # --- behaviour a provider implements ------------------------------------------------------
+    def validate_credentials(self, *, credentials: Any, region: str, base_url: str) -> ValidatedAccount:
+        raise NotImplementedError
+
+    def get_client(self, connection: Connection) -> Any:
+        raise NotImplementedError
+
+    def stream(self, key: str) -> Stream:
+        for s in self.streams:
+            if s.key == key:
+                return s
+        raise KeyError(key)
+
+    def action(self, key: str) -> Action:
+        for a in self.actions:
+            if a.key == key:
+                return a
+        raise KeyError(key)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._providers: dict[str, Provider] = {}
+
+    def register(self, provider_class: type[Provider]) -> type[Provider]:
+        self._providers[provider_class.key] = provider_class()
+        return provider_class
+
+    def get(self, key: str) -> Provider:
+        try:
+            return self._providers[key]
+        except KeyError:
+            raise LookupError(f"no provider registered under {key!r}") from None
+
+    def all(self) -> list[Provider]:
+        return list(self._providers.values())
+
+    def choices(self) -> list[tuple[str, str]]:
+        return [(p.key, p.name) for p in self._providers.values()]
+
+
+registry = Registry()

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from health_check.views import HealthCheckView
+
+from torii.health import health_checks
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("health/", login_not_required(HealthCheckView.as_view(checks=health_checks())), name="health"),
+    path("admin/", admin.site.urls),
+    path("api/", include("api.urls")),
+    path("", include("dashboard.urls")),
+]
+
+handler403 = "dashboard.views.errors.permission_denied"
+handler404 = "dashboard.views.errors.not_found"
+handler500 = "dashboard.views.errors.server_error"
