@@ -1,0 +1,52 @@
+"""JumpCloud's username rules (shared/jumpcloud/API.md §3.3), in one place.
+
+Used by the create-user form (live preview and explanation), by the action before it calls
+JumpCloud, and by the simulator to refuse what JumpCloud refuses.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_LENGTH = 30  # Mac/Linux limit; Windows accounts are limited to 20.
+WINDOWS_MAX_LENGTH = 20
+_ALLOWED = re.compile(r"^[A-Za-z][A-Za-z0-9._-]*$")
+_DISALLOWED_CHAR = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def normalize_username(raw: str) -> str:
+    """What torii sends: surrounding space trimmed, inner runs of whitespace become one dot.
+
+    'Jane Doe' -> 'Jane.Doe'. Nothing else is changed silently: other problems are reported by
+    username_problems() so the admin decides.
+    """
+    return re.sub(r"\s+", ".", raw.strip())
+
+
+def username_problems(username: str) -> list[str]:
+    """Every reason JumpCloud would refuse this username, in words an admin can act on."""
+    problems: list[str] = []
+    if not username:
+        return ["A username is required."]
+    if not username[0].isascii() or not username[0].isalpha():
+        problems.append("It must start with a letter.")
+    if any(ch.isspace() for ch in username):
+        problems.append("It cannot contain spaces.")
+    if "@" in username:
+        problems.append("It cannot contain '@' (use the email field for the address).")
+    bad = sorted({ch for ch in _DISALLOWED_CHAR.findall(username) if not ch.isspace() and ch != "@"})
+    if bad:
+        problems.append("Only letters, digits, '.', '_' and '-' are allowed; remove: " + " ".join(bad))
+    if len(username) > MAX_LENGTH:
+        problems.append(f"It must be {MAX_LENGTH} characters or fewer (it has {len(username)}).")
+    return problems
+
+
+def is_valid_username(username: str) -> bool:
+    return bool(_ALLOWED.match(username)) and len(username) <= MAX_LENGTH
+
+
+def windows_warning(username: str) -> str:
+    if len(username) > WINDOWS_MAX_LENGTH:
+        return f"Longer than {WINDOWS_MAX_LENGTH} characters: Windows device accounts will not accept it."
+    return ""
