@@ -45,8 +45,6 @@ class Connection(models.Model):
     next_full_sync_at = models.DateTimeField(null=True, blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
-    # Per-stream resumable state, e.g. {"events:sso": {"until": "...", "search_after": [...]}}.
-    checkpoints = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -111,6 +109,8 @@ class SyncRun(models.Model):
     streams = models.JSONField(default=dict, blank=True)
     error_message = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Whoever holds the lease runs the sync; a lease whose heartbeat went stale can be taken over.
+    lease = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -135,6 +135,22 @@ class SyncRun(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class SyncCheckpoint(models.Model):
+    """Resumable state of one stream of one connection, advanced in the same transaction as the
+    rows it describes (e.g. {"until": iso, "window": [start, end], "search_after": [...]})."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="checkpoints")
+    stream = models.CharField(max_length=64)
+    state = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "stream"], name="uniq_checkpoint_per_stream")]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}:{self.stream}"
 
 
 class ActionRun(models.Model):
@@ -239,6 +255,7 @@ class AppUser(models.Model):
     password_expired = models.BooleanField(default=False)
     mfa_enabled = models.BooleanField(null=True)
     is_admin = models.BooleanField(default=False)
+    admin_mfa_enabled = models.BooleanField(null=True, help_text="MFA of the administrator account.")
     role = models.CharField(max_length=100, blank=True, help_text="'User', or the administrator role name.")
     admin_external_id = models.CharField(max_length=64, blank=True)
     assignment = models.CharField(max_length=8, blank=True, help_text="direct / group, for SSO rows.")

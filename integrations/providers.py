@@ -139,7 +139,7 @@ class Provider:
         return ""
 
     # --- behaviour a provider implements ------------------------------------------------------
-    def validate_credentials(self, *, credentials: Any, region: str, base_url: str) -> ValidatedAccount:
+    def validate_credentials(self, *, credentials: Any, region: str, base_url: str, org_id: str = "") -> ValidatedAccount:
         raise NotImplementedError
 
     def get_client(self, connection: Connection) -> Any:

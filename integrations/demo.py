@@ -1,0 +1,31 @@
+"""Connect the local JumpCloud simulator as a demo account (used by `make run`)."""
+
+from __future__ import annotations
+
+import logging
+
+from integrations.models import Connection, SyncRun
+from integrations.providers import CredentialsError
+from integrations.services.connections import connection_create, normalize_origin
+from integrations.services.sync import SyncAlreadyRunning, SyncNotAllowed, sync_run_request
+
+logger = logging.getLogger(__name__)
+DEMO_NAME = "Demo (JumpCloud simulator)"
+
+
+def connect_demo(*, base_url: str, api_key: str) -> Connection | None:
+    """Idempotent: reuse a live demo connection to this simulator, else connect one."""
+    origin = normalize_origin(base_url)
+    existing = Connection.objects.filter(base_url=origin).exclude(status=Connection.Status.DISCONNECTED).first()
+    if existing:
+        try:
+            sync_run_request(connection=existing, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL)
+        except (SyncAlreadyRunning, SyncNotAllowed):
+            pass
+        return existing
+    try:
+        return connection_create(name=DEMO_NAME, api_key=api_key, permission=Connection.Permission.READ_WRITE,
+                                 base_url=origin)
+    except CredentialsError as exc:
+        logger.error("demo account not connected: %s", exc.message)
+        return None

@@ -1,0 +1,1 @@
+"""Every write in torii goes through a service in this package (HackSoft styleguide)."""

@@ -1,0 +1,150 @@
+"""The audit log: one ActionRun row per action or connection event.
+
+User actions are written before the upstream call (pending) and completed after it; connection
+events are written already finished. Records are only ever created and completed here: nothing in
+torii edits or deletes them afterwards (the admin site registers ActionRun read-only, the API has
+no write route for it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from integrations.models import ActionRun, Connection
+
+SECRET_PARAMETER_NAMES = frozenset({"api_key", "apikey", "key", "password", "token", "secret", "credentials"})
+
+# What the audit page and the API call each recorded action. Unknown keys render as themselves.
+ACTION_LABELS: dict[str, str] = {
+    "create_user": "Create user",
+    "suspend_user": "Suspend user",
+    "unsuspend_user": "Unsuspend user",
+    "delete_user": "Delete user",
+    "connection.connected": "Account connected",
+    "connection.key_rotated": "API key rotated",
+    "connection.permission_changed": "Permission changed",
+    "connection.updated": "Connection settings changed",
+    "connection.disconnected": "Account disconnected",
+    "sync.started": "Sync started by hand",
+}
+
+
+def action_label(action: str) -> str:
+    return ACTION_LABELS.get(action, action)
+
+
+def scrub_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as recorded: never a secret, whatever the caller passed."""
+    return {k: ("[redacted]" if k.lower() in SECRET_PARAMETER_NAMES else v) for k, v in parameters.items()}
+
+
+def _actor_fields(actor: Any) -> dict[str, Any]:
+    if getattr(actor, "is_authenticated", False):
+        return {"actor": actor, "actor_username": actor.get_username()}
+    return {"actor": None, "actor_username": "system"}
+
+
+def audit_connection_event(
+    *,
+    connection: Connection,
+    action: str,
+    actor: Any = None,
+    parameters: dict[str, Any] | None = None,
+    succeeded: bool = True,
+    error_message: str = "",
+) -> ActionRun:
+    """Record a connection event (connected, key rotated, permission changed, disconnected, sync
+    started by hand: action "sync.started"), already finished."""
+    now = timezone.now()
+    return ActionRun.objects.create(
+        category=ActionRun.Category.CONNECTION,
+        action=action,
+        connection=connection,
+        connection_name=connection.name,
+        parameters=scrub_parameters(parameters or {}),
+        status=ActionRun.Status.SUCCEEDED if succeeded else ActionRun.Status.FAILED,
+        error_message=error_message,
+        finished_at=now,
+        **_actor_fields(actor),
+    )
+
+
+def action_run_start(
+    *,
+    connection: Connection,
+    action: str,
+    actor: Any,
+    parameters: dict[str, Any],
+    idempotency_key: str,
+    target_external_id: str = "",
+    target_username: str = "",
+) -> ActionRun:
+    """Write the pending record of a user action, committed before anything is sent upstream.
+
+    Raises IntegrityError when the idempotency key is taken (the caller replays that run)."""
+    with transaction.atomic():
+        return ActionRun.objects.create(
+            category=ActionRun.Category.USER_ACTION,
+            action=action,
+            connection=connection,
+            connection_name=connection.name,
+            target_external_id=target_external_id[:64],
+            target_username=target_username[:255],
+            parameters=scrub_parameters(parameters),
+            status=ActionRun.Status.PENDING,
+            idempotency_key=idempotency_key,
+            **_actor_fields(actor),
+        )
+
+
+def action_run_mark_sent(*, run_id: int) -> ActionRun | None:
+    """Claim a pending run for sending, once. Returns None if it was already sent or finished, so a
+    retried task or a second worker never sends the same action twice."""
+    with transaction.atomic():
+        run = ActionRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != ActionRun.Status.PENDING or (run.result or {}).get("sent_at"):
+            return None
+        run.result = {**(run.result or {}), "sent_at": timezone.now().isoformat()}
+        run.save(update_fields=["result"])
+        return run
+
+
+def action_run_snapshot(*, run: ActionRun, snapshot: dict[str, Any] | None) -> None:
+    """Keep the upstream record as it was before a destructive action (saved before the call)."""
+    run.snapshot = snapshot
+    ActionRun.objects.filter(pk=run.pk).update(snapshot=snapshot)
+
+
+def action_run_complete(
+    *,
+    run: ActionRun,
+    succeeded: bool,
+    error_message: str = "",
+    request_id: str = "",
+    result: dict[str, Any] | None = None,
+    target_external_id: str = "",
+    target_username: str = "",
+) -> ActionRun:
+    """Finish a pending record with the outcome. A finished record is never changed again."""
+    updates: dict[str, Any] = {
+        "status": ActionRun.Status.SUCCEEDED if succeeded else ActionRun.Status.FAILED,
+        "error_message": error_message,
+        "request_id": request_id[:128],
+        "result": {**(run.result or {}), **scrub_parameters(result or {})},
+        "finished_at": timezone.now(),
+    }
+    if target_external_id:
+        updates["target_external_id"] = target_external_id[:64]
+    if target_username:
+        updates["target_username"] = target_username[:255]
+    with transaction.atomic():
+        changed = ActionRun.objects.filter(pk=run.pk, status=ActionRun.Status.PENDING).update(**updates)
+        if changed:
+            for name, value in updates.items():
+                setattr(run, name, value)
+        else:
+            run.refresh_from_db()
+    return run

@@ -1,0 +1,317 @@
+"""Connections: connect, edit, rotate the key, disconnect, and re-encrypt credentials.
+
+Every path that touches an API key is here. The key arrives as a function argument, is validated
+against the provider, encrypted with MultiFernet and never stored, logged or returned in plaintext.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from integrations import crypto
+from integrations.logging import register_secret
+from integrations.models import Connection, SyncRun
+from integrations.providers import CredentialsError, ValidatedAccount, registry
+from integrations.services.audit import audit_connection_event
+
+logger = logging.getLogger(__name__)
+
+
+class ConnectRateLimited(Exception):
+    """Too many connect attempts: the connect form must not be an oracle for guessing keys."""
+
+
+# --- endpoint (SSRF guard) --------------------------------------------------------------------
+def normalize_origin(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+        return ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+def allowed_base_urls() -> list[str]:
+    return [o for o in (normalize_origin(u) for u in settings.JUMPCLOUD_ALLOWED_BASE_URLS) if o]
+
+
+def connection_check_endpoint(*, provider_key: str, region: str, base_url: str) -> tuple[str, str]:
+    """Return (region, base_url) if the server allows them; raise CredentialsError otherwise.
+
+    Connections talk to the provider's own hosts (by region). A custom base URL — the local
+    simulator — is accepted only when it is exactly an origin listed in the server setting
+    JUMPCLOUD_ALLOWED_BASE_URLS; nothing a form or API client sends can point it elsewhere.
+    """
+    provider = registry.get(provider_key)
+    if base_url:
+        origin = normalize_origin(base_url)
+        if not origin or origin not in allowed_base_urls():
+            raise CredentialsError(
+                "This base URL is not allowed. torii only talks to JumpCloud's own hosts, or to an "
+                "origin an operator listed in JUMPCLOUD_ALLOWED_BASE_URLS.",
+                code="base_url_not_allowed",
+            )
+        return "custom", origin
+    if region not in provider.regions:
+        raise CredentialsError(f"Unknown region {region!r}; choose one of: {', '.join(provider.regions)}.", code="region")
+    return region, ""
+
+
+# --- credentials -----------------------------------------------------------------------------
+def mask_secret(secret: str) -> str:
+    return "••••" + secret[-4:] if len(secret) >= 8 else "••••"
+
+
+@sensitive_variables("api_key", "data")
+def connection_credentials(connection: Connection) -> Any:
+    """The decrypted credentials dataclass of a connection (the key is registered for redaction)."""
+    if not connection.credentials:
+        raise crypto.CredentialsUnreadable("This connection has no stored credentials (it was disconnected).")
+    data = crypto.decrypt_json(connection.credentials)
+    provider = registry.get(connection.provider)
+    for name in provider.secret_fields():
+        register_secret(str(data.get(name, "")))
+    return provider.credentials_class(**data)
+
+
+def connection_client(connection: Connection) -> Any:
+    return registry.get(connection.provider).get_client(connection)
+
+
+def _check_connect_rate(user: Any) -> None:
+    limit = settings.CONNECT_ATTEMPTS_PER_HOUR
+    ident = getattr(user, "pk", None) or "anonymous"
+    key = f"torii:connect-attempts:{ident}:{timezone.now():%Y%m%d%H}"
+    cache.add(key, 0, timeout=3600)
+    try:
+        attempts = cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=3600)
+        attempts = 1
+    if attempts > limit:
+        raise ConnectRateLimited(
+            f"Too many connection attempts ({limit} per hour). Wait a while before trying another key."
+        )
+
+
+@sensitive_variables("api_key")
+def connection_validate(
+    *, provider_key: str, api_key: str, region: str, base_url: str, org_id: str, permission: str, user: Any = None
+) -> ValidatedAccount:
+    """Ask the provider whether this key opens an account; every failure says what to do."""
+    _check_connect_rate(user)
+    api_key = api_key.strip()
+    if not api_key:
+        raise CredentialsError("Enter the API key of a JumpCloud administrator.", code="required")
+    register_secret(api_key)
+    region, base_url = connection_check_endpoint(provider_key=provider_key, region=region, base_url=base_url)
+    provider = registry.get(provider_key)
+    account = provider.validate_credentials(
+        credentials=provider.credentials_class(api_key=api_key),
+        region=region,
+        base_url=base_url,
+        org_id=org_id.strip(),
+    )
+    if permission == Connection.Permission.READ_WRITE and account.detected.get("admin_read_only"):
+        role = account.detected.get("admin_role") or "a read-only role"
+        raise CredentialsError(
+            f"This key belongs to an administrator with the {role} role, who cannot change users. "
+            "Connect as Read only, or use the key of an administrator who can manage users.",
+            code="no_write_rights",
+        )
+    return account
+
+
+def _duplicate_message(existing: Connection) -> str:
+    return (
+        f"This organization is already connected as “{existing.name}”. Edit that connection to "
+        "change its key or permission instead of connecting it twice."
+    )
+
+
+def _find_live_duplicate(*, provider_key: str, region: str, base_url: str, org_id: str, exclude: int | None = None) -> Connection | None:
+    qs = Connection.objects.filter(provider=provider_key, region=region, base_url=base_url, org_id=org_id).exclude(
+        status=Connection.Status.DISCONNECTED
+    )
+    if exclude:
+        qs = qs.exclude(pk=exclude)
+    return qs.first()
+
+
+@sensitive_variables("api_key")
+def connection_create(
+    *,
+    name: str,
+    api_key: str,
+    permission: str,
+    created_by: Any = None,
+    provider_key: str = "jumpcloud",
+    region: str = "us",
+    base_url: str = "",
+    org_id: str = "",
+    start_sync: bool = True,
+) -> Connection:
+    """Validate, then save (encrypted) and queue the first sync. Nothing is saved on failure."""
+    if permission not in Connection.Permission.values:
+        raise CredentialsError("Choose Read only or Read and take action.", code="permission")
+    account = connection_validate(
+        provider_key=provider_key, api_key=api_key, region=region, base_url=base_url,
+        org_id=org_id, permission=permission, user=created_by,
+    )
+    region, base_url = connection_check_endpoint(provider_key=provider_key, region=region, base_url=base_url)
+    existing = _find_live_duplicate(provider_key=provider_key, region=region, base_url=base_url, org_id=account.org_id)
+    if existing:
+        raise CredentialsError(_duplicate_message(existing), code="duplicate")
+    try:
+        with transaction.atomic():
+            connection = Connection.objects.create(
+                provider=provider_key,
+                name=(name.strip() or account.org_name or "JumpCloud")[:100],
+                region=region,
+                base_url=base_url,
+                org_id=account.org_id,
+                org_name=account.org_name[:200],
+                credentials=crypto.encrypt_json({"api_key": api_key.strip()}),
+                secret_hint=mask_secret(api_key.strip()),
+                permission=permission,
+                status=Connection.Status.PENDING,
+                capabilities=account.detected,
+                created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+            )
+            audit_connection_event(
+                connection=connection, action="connection.connected", actor=created_by,
+                parameters={"permission": permission, "region": region, "base_url": base_url, "org_id": account.org_id},
+            )
+            if start_sync:
+                from integrations.services.sync import sync_run_request
+
+                sync_run_request(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.CONNECT, requested_by=created_by)
+    except IntegrityError:
+        existing = _find_live_duplicate(provider_key=provider_key, region=region, base_url=base_url, org_id=account.org_id)
+        raise CredentialsError(_duplicate_message(existing) if existing else "This organization is already connected.", code="duplicate") from None
+    logger.info("connection %s created for org %s", connection.pk, connection.org_id)
+    return connection
+
+
+@sensitive_variables("api_key")
+def connection_update(
+    *,
+    connection: Connection,
+    actor: Any = None,
+    name: str | None = None,
+    permission: str | None = None,
+    api_key: str | None = None,
+    events_interval_minutes: int | None = None,
+    full_sync_interval_hours: int | None = None,
+) -> Connection:
+    """Edit a connection. A new key or a wider permission is validated against the provider first."""
+    if not connection.is_live:
+        raise CredentialsError("This connection is disconnected; connect the account again instead.", code="disconnected")
+    changes: dict[str, Any] = {}
+    new_permission = permission or connection.permission
+    if permission and permission not in Connection.Permission.values:
+        raise CredentialsError("Choose Read only or Read and take action.", code="permission")
+    rotated = bool(api_key and api_key.strip())
+    if rotated or (permission and permission != connection.permission and permission == Connection.Permission.READ_WRITE):
+        key = api_key.strip() if rotated else connection_credentials(connection).api_key  # type: ignore[union-attr]
+        account = connection_validate(
+            provider_key=connection.provider, api_key=key, region=connection.region, base_url=connection.base_url,
+            org_id=connection.org_id, permission=new_permission, user=actor,
+        )
+        if account.org_id != connection.org_id:
+            raise CredentialsError(
+                "This key opens a different organization. A connection stays with one organization; "
+                "connect the other one separately.", code="other_org",
+            )
+        connection.capabilities = {**connection.capabilities, **account.detected}
+        if rotated:
+            connection.credentials = crypto.encrypt_json({"api_key": key})
+            connection.secret_hint = mask_secret(key)
+            if connection.status in (Connection.Status.NEEDS_RECONNECT, Connection.Status.FAILED):
+                connection.status = Connection.Status.PENDING
+                connection.status_message = ""
+    if name is not None and name.strip() and name.strip() != connection.name:
+        changes["name"] = [connection.name, name.strip()[:100]]
+        connection.name = name.strip()[:100]
+    if permission and permission != connection.permission:
+        changes["permission"] = [connection.permission, permission]
+        connection.permission = permission
+    if events_interval_minutes is not None and events_interval_minutes != connection.events_interval_minutes:
+        if not 5 <= events_interval_minutes <= 24 * 60:
+            raise CredentialsError("Usage sync interval must be between 5 minutes and 24 hours.", code="interval")
+        changes["events_interval_minutes"] = [connection.events_interval_minutes, events_interval_minutes]
+        connection.events_interval_minutes = events_interval_minutes
+        connection.next_events_sync_at = None
+    if full_sync_interval_hours is not None and full_sync_interval_hours != connection.full_sync_interval_hours:
+        if not 1 <= full_sync_interval_hours <= 24 * 7:
+            raise CredentialsError("Full sync interval must be between 1 hour and 7 days.", code="interval")
+        changes["full_sync_interval_hours"] = [connection.full_sync_interval_hours, full_sync_interval_hours]
+        connection.full_sync_interval_hours = full_sync_interval_hours
+        connection.next_full_sync_at = None
+    fields = ["name", "permission", "capabilities", "events_interval_minutes", "full_sync_interval_hours",
+              "next_events_sync_at", "next_full_sync_at", "updated_at"]
+    if rotated:
+        fields += ["credentials", "secret_hint", "status", "status_message"]
+    with transaction.atomic():
+        connection.save(update_fields=fields)
+        if rotated:
+            audit_connection_event(connection=connection, action="connection.key_rotated", actor=actor,
+                                   parameters={"secret_hint": connection.secret_hint})
+        if "permission" in changes:
+            audit_connection_event(connection=connection, action="connection.permission_changed", actor=actor,
+                                   parameters={"from": changes["permission"][0], "to": changes["permission"][1]})
+        other = {k: v for k, v in changes.items() if k != "permission"}
+        if other:
+            audit_connection_event(connection=connection, action="connection.updated", actor=actor, parameters=other)
+        if rotated and connection.status == Connection.Status.PENDING:
+            from integrations.services.sync import SyncAlreadyRunning, sync_run_request
+
+            try:
+                sync_run_request(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL, requested_by=actor)
+            except SyncAlreadyRunning:
+                pass
+    return connection
+
+
+def connection_disconnect(*, connection: Connection, actor: Any = None, delete_data: bool = False) -> None:
+    """Stop syncs, destroy the key; keep the synced data (marked disconnected) or delete it."""
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().get(pk=connection.pk)
+        now = timezone.now()
+        connection.sync_runs.filter(status__in=SyncRun.ACTIVE).update(
+            status=SyncRun.Status.CANCELLED, finished_at=now, error_message="Cancelled: the connection was disconnected."
+        )
+        audit_connection_event(
+            connection=connection, action="connection.disconnected", actor=actor,
+            parameters={"delete_data": delete_data, "org_id": connection.org_id},
+        )
+        if delete_data:
+            connection.delete()
+            return
+        connection.credentials = ""
+        connection.status = Connection.Status.DISCONNECTED
+        connection.status_message = "Disconnected; the API key was destroyed. Synced data is kept."
+        connection.disconnected_at = now
+        connection.next_events_sync_at = None
+        connection.next_full_sync_at = None
+        connection.save()
+
+
+def connection_reencrypt_all() -> int:
+    """Re-encrypt every stored credential under the first FIELD_ENCRYPTION_KEYS key."""
+    count = 0
+    with transaction.atomic():
+        for connection in Connection.objects.select_for_update().exclude(credentials=""):
+            connection.credentials = crypto.rotate(connection.credentials)
+            connection.save(update_fields=["credentials"])
+            count += 1
+    return count

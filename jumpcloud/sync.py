@@ -1,0 +1,435 @@
+"""JumpCloud streams: turn API data into core rows, in bulk.
+
+Each function takes a SyncContext (integrations.services.sync) and writes through
+integrations.bulk. Inventory streams restart from the beginning when resumed (their upserts write
+nothing for rows already current); event streams resume mid-window from their checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection as db
+from django.db import transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from integrations import bulk
+from integrations.models import Application, AppUser, Connection
+from integrations.prefetch import prefetch
+from integrations.services.sync import StreamSkipped, SyncContext
+from jumpcloud import errors
+from jumpcloud.parsing import Administrator, AppBinding, Event, SystemUser
+from jumpcloud.parsing import Application as JcApplication
+
+DIRECTORY_APP_ID = "directory"
+# Directory Insights: events arrive late (indexing), start_time is inclusive. Re-read the last
+# half hour on every run and stay a few minutes behind now; duplicates are ignored by the unique key.
+EVENT_OVERLAP = timedelta(minutes=30)
+EVENT_LAG = timedelta(minutes=3)
+EVENT_BACKFILL = timedelta(days=90)  # what JumpCloud retains
+EVENT_PAGE_SIZE = 10_000
+LOGIN_EVENT_TYPES = {"user_login_attempt": DIRECTORY_APP_ID, "admin_login_attempt": DIRECTORY_APP_ID}
+
+APPUSER_TABLE = AppUser._meta.db_table
+APPLICATION_TABLE = Application._meta.db_table
+EVENT_TABLE = "integrations_usageevent"
+
+
+def directory_app(connection: Connection) -> Application:
+    app, _ = Application.objects.get_or_create(
+        connection=connection, external_id=DIRECTORY_APP_ID,
+        defaults={"kind": Application.Kind.DIRECTORY, "name": "jumpcloud", "label": "JumpCloud"},
+    )
+    return app
+
+
+def _clip(value: str, size: int) -> str:
+    return value[:size] if value else ""
+
+
+# --- organization -------------------------------------------------------------------------------
+def sync_organization(ctx: SyncContext) -> None:
+    org = ctx.client.get_organization(ctx.connection.org_id)
+    ctx.add(fetched=1)
+    name = str(org.get("displayName") or org.get("name") or "")[:200]
+    if name and name != ctx.connection.org_name:
+        Connection.objects.filter(pk=ctx.connection.pk).update(org_name=name)
+        ctx.connection.org_name = name
+        ctx.add(updated=1)
+    settings = org.get("settings") if isinstance(org.get("settings"), dict) else {}
+    defaults = settings.get("newSystemUserStateDefaults") if isinstance(settings.get("newSystemUserStateDefaults"), dict) else {}
+    if defaults.get("manualEntry"):
+        ctx.detect(new_user_default_state=str(defaults["manualEntry"]))
+    directory_app(ctx.connection)
+
+
+# --- users --------------------------------------------------------------------------------------
+def user_status(user: SystemUser) -> str:
+    if user.suspended or user.state == "SUSPENDED":
+        return AppUser.Status.SUSPENDED
+    if user.account_locked:
+        return AppUser.Status.LOCKED
+    if user.state == "STAGED":
+        return AppUser.Status.INVITED
+    return AppUser.Status.ACTIVE
+
+
+USER_COLUMNS = (
+    "connection_id", "application_id", "external_id", "kind", "username", "email", "first_name", "last_name",
+    "display_name", "status", "password_expired", "mfa_enabled", "upstream_created_at", "removed_at", "extra",
+    "is_admin", "role", "admin_external_id", "assignment",
+)
+USER_UPDATE = (
+    "username", "email", "first_name", "last_name", "display_name", "status", "password_expired", "mfa_enabled",
+    "upstream_created_at", "removed_at", "extra",
+)
+
+
+def user_row(connection_id: int, app_id: int, u: SystemUser) -> tuple[Any, ...]:
+    extra = {k: v for k, v in (("department", u.department), ("job_title", u.job_title),
+                               ("employee_type", u.employee_type), ("state", u.state)) if v}
+    display = u.displayname or " ".join(p for p in (u.firstname, u.lastname) if p)
+    return (
+        connection_id, app_id, u.id, AppUser.Kind.USER, _clip(u.username, 255), _clip(u.email, 320),
+        _clip(u.firstname, 255), _clip(u.lastname, 255), _clip(display, 1024), user_status(u),
+        bool(u.password_expired), u.mfa_enabled, u.created, None, extra, False, "User", "", "",
+    )
+
+
+def upsert_directory_users(connection: Connection, app: Application, users: Iterable[SystemUser]) -> tuple[int, int]:
+    rows = [user_row(connection.pk, app.pk, u) for u in users]
+    return bulk.upsert(table=APPUSER_TABLE, columns=USER_COLUMNS, rows=rows,
+                       conflict=("application_id", "external_id"), update=USER_UPDATE)
+
+
+def mark_removed(*, app: Application, kind: str, keep: set[str]) -> int:
+    """Soft-delete rows of `app` absent from a complete listing (never after a partial one)."""
+    now = timezone.now()
+    live = AppUser.objects.filter(application=app, kind=kind, removed_at__isnull=True)
+    if bulk.is_postgres():
+        with db.cursor() as cursor:
+            cursor.execute(
+                f'UPDATE "{APPUSER_TABLE}" SET status = %s, removed_at = %s '
+                "WHERE application_id = %s AND kind = %s AND removed_at IS NULL AND NOT (external_id = ANY(%s))",
+                [AppUser.Status.REMOVED, now, app.pk, kind, list(keep)],
+            )
+            return cursor.rowcount
+    gone = [pk for pk, ext in live.values_list("pk", "external_id") if ext not in keep]
+    return AppUser.objects.filter(pk__in=gone).update(status=AppUser.Status.REMOVED, removed_at=now)
+
+
+def sync_users(ctx: SyncContext) -> None:
+    app = directory_app(ctx.connection)
+    seen: set[str] = set()
+    for page in prefetch(ctx.client.iter_system_user_pages()):
+        with transaction.atomic():
+            created, updated = upsert_directory_users(ctx.connection, app, page.items)
+        seen.update(u.id for u in page.items)
+        ctx.add(fetched=len(page.items), skipped=page.skipped, created=created, updated=updated, pages=1)
+        ctx.progress()
+    with transaction.atomic():
+        ctx.add(removed=mark_removed(app=app, kind=AppUser.Kind.USER, keep=seen))
+
+
+# --- administrators -------------------------------------------------------------------------------
+ADMIN_ONLY_COLUMNS = USER_COLUMNS + ("admin_mfa_enabled",)
+ADMIN_ONLY_UPDATE = (
+    "username", "email", "first_name", "last_name", "display_name", "status", "upstream_created_at", "removed_at",
+    "is_admin", "role", "admin_external_id", "admin_mfa_enabled",
+)
+
+
+def sync_administrators(ctx: SyncContext) -> None:
+    """Admins are matched to users by email (case-insensitive) so a person is counted once; an
+    admin with no user account gets a row of its own (kind=admin)."""
+    app = directory_app(ctx.connection)
+    admins: dict[str, Administrator] = {}
+    try:
+        for page in ctx.client.iter_administrator_pages():
+            for a in page.items:
+                admins[a.id] = a
+            ctx.add(fetched=len(page.items), skipped=page.skipped, pages=1)
+    except errors.PermissionDenied as exc:
+        ctx.detect(administrators=False)
+        raise StreamSkipped("The administrator of this key cannot list administrators.") from exc
+    ctx.detect(administrators=True)
+    by_email = {a.email.lower(): a for a in admins.values() if a.email}
+    users = {
+        row["le"]: row for row in AppUser.objects.filter(application=app, kind=AppUser.Kind.USER)
+        .annotate(le=Lower("email")).filter(le__in=list(by_email))
+        .values("pk", "le", "is_admin", "role", "admin_external_id", "admin_mfa_enabled")
+    }
+    changed: list[AppUser] = []
+    admin_only: list[Administrator] = []
+    for email, a in by_email.items():
+        role = a.role_name or "Administrator"
+        user = users.get(email)
+        if user is None:
+            admin_only.append(a)
+            continue
+        want = (True, role, a.id, a.mfa_enabled)
+        have = (user["is_admin"], user["role"], user["admin_external_id"], user["admin_mfa_enabled"])
+        if want != have:
+            changed.append(AppUser(pk=user["pk"], is_admin=True, role=role, admin_external_id=a.id, admin_mfa_enabled=a.mfa_enabled))
+    admin_only += [a for a in admins.values() if not a.email]
+    now = timezone.now()
+    with transaction.atomic():
+        if changed:
+            AppUser.objects.bulk_update(changed, ["is_admin", "role", "admin_external_id", "admin_mfa_enabled"])
+        rows = [
+            (ctx.connection.pk, app.pk, a.id, AppUser.Kind.ADMIN_ONLY, _clip(a.email, 255), _clip(a.email, 320),
+             _clip(a.firstname, 255), _clip(a.lastname, 255), _clip(" ".join(p for p in (a.firstname, a.lastname) if p), 1024),
+             AppUser.Status.SUSPENDED if a.suspended else AppUser.Status.ACTIVE, False, None, a.created, None, {},
+             True, a.role_name or "Administrator", a.id, "", a.mfa_enabled)
+            for a in admin_only
+        ]
+        created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ADMIN_ONLY_COLUMNS, rows=rows,
+                                       conflict=("application_id", "external_id"), update=ADMIN_ONLY_UPDATE)
+        # Users who are no longer administrators (role revoked or admin deleted).
+        demoted = AppUser.objects.filter(application=app, kind=AppUser.Kind.USER, is_admin=True).exclude(
+            admin_external_id__in=[a.id for a in admins.values() if a.email.lower() in users]
+        ).update(is_admin=False, role="User", admin_external_id="", admin_mfa_enabled=None)
+        removed = mark_removed(app=app, kind=AppUser.Kind.ADMIN_ONLY, keep={a.id for a in admin_only})
+    ctx.add(created=created, updated=updated + len(changed) + demoted, removed=removed)
+
+
+# --- applications ---------------------------------------------------------------------------------
+APP_COLUMNS = ("connection_id", "external_id", "kind", "name", "label", "sso_url", "active", "upstream_created_at",
+               "removed_at", "first_seen_at")
+APP_UPDATE = ("name", "label", "sso_url", "active", "upstream_created_at", "removed_at")
+
+
+def app_row(connection_id: int, a: JcApplication, now: datetime) -> tuple[Any, ...]:
+    return (connection_id, a.id, Application.Kind.SSO, _clip(a.name, 255), _clip(a.display_label, 1024),
+            _clip(a.sso_url, 2048), bool(a.active), a.created, None, now)
+
+
+def sync_applications(ctx: SyncContext) -> None:
+    directory_app(ctx.connection)
+    now = timezone.now()
+    seen: set[str] = set()
+    for page in ctx.client.iter_application_pages():
+        with transaction.atomic():
+            created, updated = bulk.upsert(
+                table=APPLICATION_TABLE, columns=APP_COLUMNS, rows=[app_row(ctx.connection.pk, a, now) for a in page.items],
+                conflict=("connection_id", "external_id"), update=APP_UPDATE,
+            )
+        seen.update(a.id for a in page.items)
+        ctx.add(fetched=len(page.items), skipped=page.skipped, created=created, updated=updated, pages=1)
+        ctx.progress()
+    removed = (
+        Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO, removed_at__isnull=True)
+        .exclude(external_id__in=seen).update(removed_at=now, active=False)
+    )
+    ctx.add(removed=removed)
+
+
+# --- app assignments ------------------------------------------------------------------------------
+ASSIGN_COLUMNS = USER_COLUMNS + ("directory_user_id",)
+ASSIGN_UPDATE = ("username", "email", "first_name", "last_name", "display_name", "status", "assignment", "removed_at",
+                 "directory_user_id")
+
+
+def sync_app_assignments(ctx: SyncContext) -> None:
+    """Who can use each SSO app: JumpCloud resolves direct bindings and (nested) groups for us in
+    /v2/applications/{id}/users; a path of length one is a direct binding."""
+    directory = directory_app(ctx.connection)
+    people = {
+        ext: (pk, username, email, first, last, display)
+        for pk, ext, username, email, first, last, display in AppUser.objects.filter(
+            application=directory, kind=AppUser.Kind.USER
+        ).values_list("pk", "external_id", "username", "email", "first_name", "last_name", "display_name")
+    }
+    apps = list(Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO, removed_at__isnull=True)
+                .values_list("pk", "external_id"))
+    for app_pk, app_ext in apps:
+        seen: set[str] = set()
+        rows: list[tuple[Any, ...]] = []
+        fetched = skipped = 0
+        try:
+            for page in ctx.client.iter_application_binding_pages(app_ext):
+                fetched += len(page.items)
+                skipped += page.skipped
+                for b in page.items:
+                    if b.user_id in seen:
+                        continue
+                    seen.add(b.user_id)
+                    rows.append(assignment_row(ctx.connection.pk, app_pk, b, people.get(b.user_id)))
+                ctx.add(pages=1)
+        except errors.NotFound:
+            continue  # the app was deleted between the listing and now; next full sync removes it
+        with transaction.atomic():
+            created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows,
+                                           conflict=("application_id", "external_id"), update=ASSIGN_UPDATE)
+            removed = mark_removed(app=Application(pk=app_pk), kind=AppUser.Kind.USER, keep=seen)
+        ctx.add(fetched=fetched, skipped=skipped, created=created, updated=updated, removed=removed)
+        ctx.progress()
+
+
+def assignment_row(connection_id: int, app_id: int, b: AppBinding, person: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    pk, username, email, first, last, display = person or (None, "", "", "", "", "")
+    return (connection_id, app_id, b.user_id, AppUser.Kind.USER, username, email, first, last, display,
+            AppUser.Status.ACTIVE, False, None, None, None, {}, False, "", "",
+            "direct" if b.direct else "group", pk)
+
+
+# --- usage events ---------------------------------------------------------------------------------
+EVENT_COLUMNS = (
+    "connection_id", "external_id", "kind", "event_type", "occurred_at", "success", "actor_external_id", "actor_type",
+    "actor_username", "actor_email", "application_external_id", "application_name", "client_ip", "error_message",
+)
+
+
+def event_row(connection_id: int, e: Event, app_by_url: dict[str, str]) -> tuple[Any, ...]:
+    if e.event_type == "sso_auth":
+        app_id = e.app_id or app_by_url.get(e.app_sso_url, "")
+    else:
+        app_id = LOGIN_EVENT_TYPES.get(e.event_type, "")
+    return (
+        connection_id, e.id[:64], e.service[:16], e.event_type[:64], e.timestamp, e.success, e.actor_id[:64],
+        e.actor_type[:32], e.actor_username[:255], e.actor_email[:320], app_id[:64],
+        (e.app_label or e.app_name)[:255], e.client_ip[:64], e.error_message[:512],
+    )
+
+
+def _parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _sync_events(ctx: SyncContext, service: str) -> None:
+    state = ctx.checkpoint()
+    window = state.get("window")
+    if window:
+        start, end = _parse_iso(window[0]), _parse_iso(window[1])
+        search_after = state.get("search_after")
+    else:
+        now = timezone.now()
+        until = state.get("until")
+        start = _parse_iso(until) - EVENT_OVERLAP if until else now - EVENT_BACKFILL
+        end = now - EVENT_LAG
+        search_after = None
+        if start >= end:  # nothing new yet; never send start >= end
+            ctx.note(window=[start.isoformat(), end.isoformat()])
+            return
+        rollup_from = min(_parse_iso(state["rollup_from"]), start) if state.get("rollup_from") else start
+        state = {**state, "window": [start.isoformat(), end.isoformat()], "search_after": None,
+                 "rollup_from": rollup_from.isoformat()}
+        with transaction.atomic():
+            ctx.save_checkpoint(state)
+    ctx.note(window=[start.isoformat(), end.isoformat()])
+    app_by_url = {
+        url: ext for ext, url in Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO)
+        .exclude(sso_url="").values_list("external_id", "sso_url")
+    }
+    pages = ctx.client.iter_event_pages(service, start, end, limit=EVENT_PAGE_SIZE, search_after=search_after)
+    try:
+        for page in prefetch(pages):
+            rows = [event_row(ctx.connection.pk, e, app_by_url) for e in page.events]
+            with transaction.atomic():
+                inserted = bulk.insert_ignore(table=EVENT_TABLE, columns=EVENT_COLUMNS, rows=rows,
+                                              conflict=("connection_id", "external_id"))
+                state["search_after"] = page.search_after
+                ctx.save_checkpoint(state)
+            ctx.add(fetched=len(page.events), created=inserted, skipped=page.skipped, pages=1)
+            ctx.progress()
+    except errors.DirectoryInsightsUnavailable as exc:
+        ctx.detect(usage_events=False)
+        with transaction.atomic():
+            ctx.save_checkpoint({k: v for k, v in state.items() if k not in ("window", "search_after")})
+        raise StreamSkipped("No Directory Insights for this organization: usage is unavailable.") from exc
+    ctx.detect(usage_events=True)
+    with transaction.atomic():
+        rollup_usage(connection=ctx.connection, kind=service, since=_parse_iso(state["rollup_from"]))
+        ctx.save_checkpoint({"until": end.isoformat()})
+
+
+def sync_directory_events(ctx: SyncContext) -> None:
+    _sync_events(ctx, "directory")
+
+
+def sync_sso_events(ctx: SyncContext) -> None:
+    _sync_events(ctx, "sso")
+
+
+# --- last used and daily usage, set-based -------------------------------------------------------------
+def rollup_usage(*, connection: Connection, kind: str, since: datetime) -> None:
+    """Recompute what new events change: last used per person and app, and daily usage.
+
+    Failed attempts never count as use. Both statements only write rows whose value changes.
+    """
+    directory = directory_app(connection)
+    params = {"c": connection.pk, "since": since, "app": directory.pk, "kind": kind, "ok": True}
+    with db.cursor() as cursor:
+        if kind == "directory":
+            cursor.execute(_LAST_USED_PORTAL, params)
+            cursor.execute(_LAST_USED_ADMIN, params)
+        else:
+            cursor.execute(_LAST_USED_SSO, params)
+        day0 = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        cursor.execute(_DAILY_PG if bulk.is_postgres() else _DAILY_SQLITE, {**params, "day0": day0})
+
+
+_LATER = "(au.{col} IS NULL OR au.{col} < m.ts)"
+
+_LAST_USED_PORTAL = f"""
+UPDATE integrations_appuser AS au SET last_used_at = m.ts
+FROM (SELECT actor_external_id AS actor, MAX(occurred_at) AS ts FROM integrations_usageevent
+      WHERE connection_id = %(c)s AND occurred_at >= %(since)s AND success = %(ok)s
+        AND event_type = 'user_login_attempt' AND actor_external_id <> ''
+      GROUP BY actor_external_id) AS m
+WHERE au.application_id = %(app)s AND au.external_id = m.actor AND {_LATER.format(col="last_used_at")}
+"""
+
+_LAST_USED_ADMIN = f"""
+UPDATE integrations_appuser AS au SET admin_last_login_at = m.ts,
+  last_used_at = CASE WHEN au.last_used_at IS NULL OR au.last_used_at < m.ts THEN m.ts ELSE au.last_used_at END
+FROM (SELECT actor_external_id AS actor, MAX(occurred_at) AS ts FROM integrations_usageevent
+      WHERE connection_id = %(c)s AND occurred_at >= %(since)s AND success = %(ok)s
+        AND event_type = 'admin_login_attempt' AND actor_external_id <> ''
+      GROUP BY actor_external_id) AS m
+WHERE au.application_id = %(app)s AND au.admin_external_id = m.actor AND {_LATER.format(col="admin_last_login_at")}
+"""
+
+_LAST_USED_SSO = f"""
+UPDATE integrations_appuser AS au SET last_used_at = m.ts
+FROM (SELECT a.id AS app_id, e.actor_external_id AS actor, MAX(e.occurred_at) AS ts
+      FROM integrations_usageevent e
+      JOIN integrations_application a ON a.connection_id = e.connection_id AND a.external_id = e.application_external_id
+      WHERE e.connection_id = %(c)s AND e.kind = 'sso' AND e.event_type = 'sso_auth' AND e.success = %(ok)s
+        AND e.occurred_at >= %(since)s AND e.application_external_id <> ''
+      GROUP BY a.id, e.actor_external_id) AS m
+WHERE au.application_id = m.app_id AND au.external_id = m.actor AND {_LATER.format(col="last_used_at")}
+"""
+
+_DAILY_PG = """
+INSERT INTO integrations_dailyusage AS d (connection_id, application_id, day, successes, failures, active_users)
+SELECT %(c)s, a.id, (e.occurred_at AT TIME ZONE 'UTC')::date,
+       COUNT(*) FILTER (WHERE e.success), COUNT(*) FILTER (WHERE e.success = false),
+       COUNT(DISTINCT e.actor_external_id) FILTER (WHERE e.success)
+FROM integrations_usageevent e
+JOIN integrations_application a ON a.connection_id = e.connection_id AND a.external_id = e.application_external_id
+WHERE e.connection_id = %(c)s AND e.kind = %(kind)s AND e.occurred_at >= %(day0)s AND e.application_external_id <> ''
+GROUP BY a.id, 3
+ON CONFLICT (application_id, day) DO UPDATE SET successes = EXCLUDED.successes, failures = EXCLUDED.failures,
+  active_users = EXCLUDED.active_users
+WHERE (d.successes, d.failures, d.active_users) IS DISTINCT FROM (EXCLUDED.successes, EXCLUDED.failures, EXCLUDED.active_users)
+"""
+
+_DAILY_SQLITE = """
+INSERT INTO integrations_dailyusage (connection_id, application_id, day, successes, failures, active_users)
+SELECT %(c)s, a.id, date(e.occurred_at),
+       SUM(CASE WHEN e.success = 1 THEN 1 ELSE 0 END), SUM(CASE WHEN e.success = 0 THEN 1 ELSE 0 END),
+       COUNT(DISTINCT CASE WHEN e.success = 1 THEN e.actor_external_id END)
+FROM integrations_usageevent e
+JOIN integrations_application a ON a.connection_id = e.connection_id AND a.external_id = e.application_external_id
+WHERE e.connection_id = %(c)s AND e.kind = %(kind)s AND e.occurred_at >= %(day0)s AND e.application_external_id <> ''
+GROUP BY a.id, date(e.occurred_at)
+ON CONFLICT (application_id, day) DO UPDATE SET successes = excluded.successes, failures = excluded.failures,
+  active_users = excluded.active_users
+WHERE integrations_dailyusage.successes IS NOT excluded.successes OR integrations_dailyusage.failures IS NOT excluded.failures
+  OR integrations_dailyusage.active_users IS NOT excluded.active_users
+"""
+

@@ -1,0 +1,85 @@
+"""Shared fixtures: torii users per role, Celery eager by default, the browser harness."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from torii.celery import app as celery_app
+
+CHROMIUM = os.environ.get("TORII_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_eager():
+    """Unit tests run tasks in-process; integration tests start a real worker and turn this off."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+
+
+@pytest.fixture
+def admin_user(db):
+    from tests.factories import AdminFactory
+
+    return AdminFactory(username="alice.admin")
+
+
+@pytest.fixture
+def viewer_user(db):
+    from tests.factories import ViewerFactory
+
+    return ViewerFactory(username="victor.viewer")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def viewer_client(client, viewer_user):
+    from django.test import Client
+
+    c = Client()
+    c.force_login(viewer_user)
+    return c
+
+
+# --- Browser harness: Debian's chromium driven by Playwright (no browser download) -------------
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(
+            f"{CHROMIUM} is missing: browser tests need Debian's chromium (apt-get install chromium); "
+            "`make test` installs it when run as root."
+        )
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1280, "height": 900}}
+
+
+@pytest.fixture
+def celery_not_eager():
+    """Send tasks through the real broker (for tests with a real worker)."""
+    celery_app.conf.task_always_eager = False
+    yield
+    celery_app.conf.task_always_eager = True
