@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection as db
 from django.db import transaction
 from django.db.models.functions import Lower
@@ -30,7 +31,7 @@ DIRECTORY_APP_ID = "directory"
 EVENT_OVERLAP = timedelta(minutes=30)
 EVENT_LAG = timedelta(minutes=3)
 EVENT_BACKFILL = timedelta(days=90)  # what JumpCloud retains
-EVENT_PAGE_SIZE = 10_000
+EVENT_PAGE_SIZE = 10_000  # Directory Insights' maximum; settings.JUMPCLOUD_EVENT_PAGE_SIZE overrides (tests)
 LOGIN_EVENT_TYPES = {"user_login_attempt": DIRECTORY_APP_ID, "admin_login_attempt": DIRECTORY_APP_ID}
 
 APPUSER_TABLE = AppUser._meta.db_table
@@ -59,8 +60,9 @@ def sync_organization(ctx: SyncContext) -> None:
         Connection.objects.filter(pk=ctx.connection.pk).update(org_name=name)
         ctx.connection.org_name = name
         ctx.add(updated=1)
-    settings = org.get("settings") if isinstance(org.get("settings"), dict) else {}
-    defaults = settings.get("newSystemUserStateDefaults") if isinstance(settings.get("newSystemUserStateDefaults"), dict) else {}
+    org_settings = org.get("settings") if isinstance(org.get("settings"), dict) else {}
+    defaults = org_settings.get("newSystemUserStateDefaults")
+    defaults = defaults if isinstance(defaults, dict) else {}
     if defaults.get("manualEntry"):
         ctx.detect(new_user_default_state=str(defaults["manualEntry"]))
     directory_app(ctx.connection)
@@ -324,7 +326,8 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
         url: ext for ext, url in Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO)
         .exclude(sso_url="").values_list("external_id", "sso_url")
     }
-    pages = ctx.client.iter_event_pages(service, start, end, limit=EVENT_PAGE_SIZE, search_after=search_after)
+    page_size = getattr(settings, "JUMPCLOUD_EVENT_PAGE_SIZE", EVENT_PAGE_SIZE)
+    pages = ctx.client.iter_event_pages(service, start, end, limit=page_size, search_after=search_after)
     try:
         for page in prefetch(pages):
             rows = [event_row(ctx.connection.pk, e, app_by_url) for e in page.events]

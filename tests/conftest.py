@@ -19,6 +19,15 @@ def _celery_eager():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters and the like live in the cache (Redis in CI): start every test clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def admin_user(db):
     from tests.factories import AdminFactory

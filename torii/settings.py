@@ -281,6 +281,7 @@ JUMPCLOUD_ALLOWED_BASE_URLS = env.list("JUMPCLOUD_ALLOWED_BASE_URLS", default=[]
 JUMPCLOUD_SIMULATOR_URL = env.str("JUMPCLOUD_SIMULATOR_URL", default="http://127.0.0.1:8765")
 # Connect attempts (each one calls JumpCloud with a candidate key) per user per hour.
 CONNECT_ATTEMPTS_PER_HOUR = env.int("CONNECT_ATTEMPTS_PER_HOUR", default=10)
+JUMPCLOUD_EVENT_PAGE_SIZE = env.int("JUMPCLOUD_EVENT_PAGE_SIZE", default=10_000)
 SYNC_STALE_AFTER = timedelta(minutes=env.int("SYNC_STALE_AFTER_MINUTES", default=10))
 
 # --- Logging -----------------------------------------------------------------------------------
