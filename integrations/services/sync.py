@@ -27,7 +27,7 @@ from integrations.services.audit import audit_connection_event
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = 20  # resumes after a dead worker count too
 PROGRESS_EVERY_SECONDS = 1.0
 
 
