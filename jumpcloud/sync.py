@@ -285,14 +285,18 @@ EVENT_COLUMNS = (
 )
 
 
-def event_row(connection_id: int, e: Event, app_by_url: dict[str, str]) -> tuple[Any, ...]:
+_COPY_BOOL = {True: "t", False: "f", None: bulk.NULL}
+
+
+def event_row(connection_id: str, e: Event, app_by_url: dict[str, str]) -> tuple[str, ...]:
+    """One event as COPY text (the hot path of a million-event sync: no per-cell conversion)."""
     if e.event_type == "sso_auth":
         app_id = e.app_id or app_by_url.get(e.app_sso_url, "")
     else:
         app_id = LOGIN_EVENT_TYPES.get(e.event_type, "")
     return (
-        connection_id, e.id[:64], e.service[:16], e.event_type[:64], e.timestamp, e.success, e.actor_id[:64],
-        e.actor_type[:32], e.actor_username[:255], e.actor_email[:320], app_id[:64],
+        connection_id, e.id[:64], e.service[:16], e.event_type[:64], e.timestamp.isoformat(), _COPY_BOOL[e.success],
+        e.actor_id[:64], e.actor_type[:32], e.actor_username[:255], e.actor_email[:320], app_id[:64],
         (e.app_label or e.app_name)[:255], e.client_ip[:64], e.error_message[:512],
     )
 
@@ -327,13 +331,17 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
         .exclude(sso_url="").values_list("external_id", "sso_url")
     }
     page_size = getattr(settings, "JUMPCLOUD_EVENT_PAGE_SIZE", EVENT_PAGE_SIZE)
+    connection_id = str(ctx.connection.pk)
     pages = ctx.client.iter_event_pages(service, start, end, limit=page_size, search_after=search_after)
     try:
         for page in prefetch(pages):
-            rows = [event_row(ctx.connection.pk, e, app_by_url) for e in page.events]
+            rows = [event_row(connection_id, e, app_by_url) for e in page.events]
+            if page.events:
+                first = min(row[4] for row in rows)  # ISO UTC strings compare in time order
+                state["oldest"] = min(state.get("oldest") or first, first)
             with transaction.atomic():
                 inserted = bulk.insert_ignore(table=EVENT_TABLE, columns=EVENT_COLUMNS, rows=rows,
-                                              conflict=("connection_id", "external_id"))
+                                              conflict=("connection_id", "external_id"), preformatted=True)
                 state["search_after"] = page.search_after
                 ctx.save_checkpoint(state)
             ctx.add(fetched=len(page.events), created=inserted, skipped=page.skipped, pages=1)
@@ -346,7 +354,8 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
     ctx.detect(usage_events=True)
     with transaction.atomic():
         rollup_usage(connection=ctx.connection, kind=service, since=_parse_iso(state["rollup_from"]))
-        ctx.save_checkpoint({"until": end.isoformat()})
+        # "oldest" is the oldest event held: the dashboard's usage coverage, without a scan.
+        ctx.save_checkpoint({"until": end.isoformat(), **({"oldest": state["oldest"]} if state.get("oldest") else {})})
 
 
 def sync_directory_events(ctx: SyncContext) -> None:

@@ -1,0 +1,277 @@
+"""Sync benchmark: a 50,000-user / 300-app / 1,000,000-event JumpCloud tenant into PostgreSQL.
+
+    .venv/bin/python bench/sync.py [--users 50000 --apps 300 --events 1000000 --days 90]
+
+Runs the simulator in its own process on loopback and a scratch PostgreSQL database (torii_bench by
+default, dropped and re-created). Measures, in this one run:
+
+- the *limit*: every page the sync reads, fetched through the client with no writes, plus a raw
+  COPY of the same event rows into a table without indexes;
+- the full initial sync (`manage.py integrations_sync --wait` in a child process: wall time and
+  peak RSS of that process);
+- a second full sync and a second events sync with no upstream change (rows written, from
+  PostgreSQL's own counters);
+- an incremental events sync after 10,000 new events.
+
+Prints a table and writes bench/results/sync.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import closing
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg2
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from jumpcloud.client import JumpCloudClient  # noqa: E402
+
+# The sync's own window (jumpcloud/sync.py); repeated here so this process needs no Django.
+EVENT_LAG = timedelta(minutes=3)
+EVENT_BACKFILL = timedelta(days=90)
+
+DATA_TABLES = ("integrations_appuser", "integrations_application", "integrations_usageevent", "integrations_dailyusage")
+
+
+def pg(dsn_db: str, *, autocommit: bool = True):  # type: ignore[no-untyped-def]
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=dsn_db)
+    conn.autocommit = autocommit
+    return conn
+
+
+def recreate_database(name: str) -> None:
+    with closing(pg("postgres")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cur.execute(f'CREATE DATABASE "{name}"')
+
+
+def manage(env: dict[str, str], *args: str, capture: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True,
+                          capture_output=capture, check=True)
+
+
+def timed_child(env: dict[str, str], *args: str) -> tuple[float, float, str]:
+    """Run manage.py in a child; return (seconds, peak RSS MB of that child, stdout)."""
+    out = tempfile.TemporaryFile(mode="w+")
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out,
+                            stderr=subprocess.DEVNULL, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    text = out.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{text}")
+    return seconds, usage.ru_maxrss / 1024, text
+
+
+def rows_written(db: str) -> int:
+    with closing(pg(db)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_stat_clear_snapshot()")
+        cur.execute(
+            "SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables WHERE relname = ANY(%s)",
+            [list(DATA_TABLES)],
+        )
+        return int(cur.fetchone()[0])
+
+
+def wait_stats_flushed(db: str, previous: int, timeout: float = 5.0) -> int:
+    """PostgreSQL publishes table counters shortly after a backend exits; wait until they settle."""
+    deadline = time.monotonic() + timeout
+    value = rows_written(db)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        again = rows_written(db)
+        if again == value and again >= previous:
+            return again
+        value = again
+    return value
+
+
+def measure_limit(base_url: str, key: str, db: str, start: datetime, end: datetime) -> dict[str, float]:
+    """Fetch everything the sync reads, no writes; then COPY the event rows into a bare table."""
+    client = JumpCloudClient(key, base_url=base_url)
+    t0 = time.perf_counter()
+    users = sum(len(p.items) for p in client.iter_system_user_pages())
+    admins = sum(len(p.items) for p in client.iter_administrator_pages())
+    apps = [a for p in client.iter_application_pages() for a in p.items]
+    bindings = sum(len(p.items) for a in apps for p in client.iter_application_binding_pages(a.id))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    events = 0
+    for service in ("directory", "sso"):
+        for page in client.iter_event_pages(service, start, end, limit=10_000):
+            events += len(page.events)
+            writer.writerows(
+                (e.id, e.service, e.event_type, e.timestamp.isoformat(), "t" if e.success else "f" if e.success is False else r"\N",
+                 e.actor_id, e.actor_type, e.actor_username, e.actor_email, e.app_id, e.app_label or e.app_name, e.client_ip,
+                 e.error_message)
+                for e in page.events
+            )
+    fetch_s = time.perf_counter() - t0
+    client.close()
+    buf.seek(0)
+    with closing(pg(db, autocommit=False)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE scratch_events (external_id text, kind text, event_type text, occurred_at timestamptz, "
+            "success boolean, actor_external_id text, actor_type text, actor_username text, actor_email text, "
+            "application_external_id text, application_name text, client_ip text, error_message text)"
+        )
+        conn.commit()
+        t1 = time.perf_counter()
+        cur.copy_expert(r"COPY scratch_events FROM STDIN WITH (FORMAT csv, NULL '\N')", buf)
+        conn.commit()
+        copy_s = time.perf_counter() - t1
+        cur.execute("DROP TABLE scratch_events")
+        conn.commit()
+    return {"fetch_s": fetch_s, "copy_s": copy_s, "limit_s": fetch_s + copy_s, "users": users, "admins": admins,
+            "apps": len(apps), "bindings": bindings, "events": events}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=50_000)
+    parser.add_argument("--apps", type=int, default=300)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--db", default="torii_bench")
+    parser.add_argument("--incremental", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sync.json")
+    parser.add_argument("--keep", action="store_true", help="keep the database (e.g. for bench/dashboard_pages.py)")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="torii-bench-"))
+    keys_file = workdir / "keys.json"
+    # The simulator's history ends two lag-widths ago, so the sync window [now-90d, now-lag]
+    # holds every generated event and nothing arrives late during the run.
+    anchor = (datetime.now(UTC) - 2 * EVENT_LAG).replace(microsecond=0)
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "jumpcloud.simulator", "--port", "0", "--seed", str(args.seed), "--users", str(args.users),
+         "--apps", str(args.apps), "--events", str(args.events), "--days", str(args.days), "--anchor", anchor.isoformat(),
+         "--keys-file", str(keys_file)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        t_gen = time.perf_counter()
+        while not keys_file.exists() or not keys_file.read_text().strip():
+            if sim.poll() is not None:
+                raise SystemExit("the simulator exited early")
+            time.sleep(0.2)
+        info = json.loads(keys_file.read_text())
+        base_url, key = info["base_url"], info["keys"]["admin"]
+        generated_s = time.perf_counter() - t_gen
+        print(f"simulator up at {base_url} in {generated_s:.1f} s")
+
+        recreate_database(args.db)
+        env = {
+            **os.environ,
+            "TORII_ENV": "development",
+            "DEBUG": "false",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.db}",
+            "JUMPCLOUD_ALLOWED_BASE_URLS": base_url,
+            "JUMPCLOUD_API_KEY": key,
+            "LOG_LEVEL": "WARNING",
+            "CONN_MAX_AGE": "0",
+        }
+        env.pop("REDIS_URL", None)
+        manage(env, "migrate", "--noinput", "-v0")
+
+        now = datetime.now(UTC)
+        limit = measure_limit(base_url, key, args.db, now - EVENT_BACKFILL, now - EVENT_LAG)
+        print(f"limit: fetch {limit['fetch_s']:.1f} s + COPY {limit['copy_s']:.1f} s ({limit['events']} events)")
+
+        connection_id = manage(env, "jumpcloud_connect", "--base-url", base_url, "--name", "bench", "--no-sync").stdout.strip()
+        before = rows_written(args.db)
+        initial_s, initial_rss, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--wait")
+        after_initial = wait_stats_flushed(args.db, before)
+        print(f"initial sync: {initial_s:.1f} s, peak RSS {initial_rss:.0f} MB")
+
+        second_s, second_rss, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--wait")
+        after_second = wait_stats_flushed(args.db, after_initial)
+        second_rows = after_second - after_initial
+        events_again_s, _, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--kind", "events", "--wait")
+        after_events_again = wait_stats_flushed(args.db, after_second)
+        print(f"second full sync: {second_s:.1f} s, {second_rows} rows written; events-only: {events_again_s:.1f} s")
+
+        requests.post(f"{base_url}/__simulator__/events", json={
+            "count": args.incremental, "spread_seconds": 60, "seconds_ago": EVENT_LAG.total_seconds() + 60}, timeout=60
+        ).raise_for_status()
+        incremental_s, _, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--kind", "events", "--wait")
+        with closing(pg(args.db)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM integrations_usageevent")
+            stored_events = cur.fetchone()[0]
+        after_incremental = wait_stats_flushed(args.db, after_events_again)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
+
+    events_per_s = limit["events"] / initial_s
+    figures = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tenant": {"users": limit["users"], "admins": limit["admins"], "apps": limit["apps"],
+                   "assignments": limit["bindings"], "events": limit["events"], "days": args.days},
+        "limit": limit,
+        "initial": {"seconds": initial_s, "events_per_s": events_per_s, "ratio_to_limit": initial_s / limit["limit_s"],
+                    "peak_rss_mb": initial_rss, "rows_written": after_initial - before},
+        "second_full": {"seconds": second_s, "rows_written": second_rows, "share_of_initial": second_s / initial_s,
+                        "peak_rss_mb": second_rss},
+        "second_events_only": {"seconds": events_again_s, "rows_written": after_events_again - after_second,
+                               "share_of_initial": events_again_s / initial_s},
+        "incremental": {"new_events": args.incremental, "seconds": incremental_s,
+                        "rows_written": after_incremental - after_events_again, "events_stored": stored_events},
+        "goals": {
+            "events_per_s >= 25000": events_per_s >= 25_000,
+            "initial <= 1.5 x limit": initial_s <= 1.5 * limit["limit_s"],
+            "peak RSS <= 400 MB": initial_rss <= 400,
+            "second sync writes 0 rows": second_rows == 0,
+            "second sync <= 10% of initial": second_s <= 0.10 * initial_s,
+            "incremental 10k <= 5 s": incremental_s <= 5,
+        },
+    }
+    rows = [
+        ("limit: fetch through client", f"{limit['fetch_s']:.1f} s", ""),
+        ("limit: raw COPY of event rows", f"{limit['copy_s']:.1f} s", ""),
+        ("limit total", f"{limit['limit_s']:.1f} s", "1.00x"),
+        ("initial full sync", f"{initial_s:.1f} s", f"{initial_s / limit['limit_s']:.2f}x limit"),
+        ("  events/s end to end", f"{events_per_s:,.0f}", "goal >= 25,000"),
+        ("  peak worker RSS", f"{initial_rss:.0f} MB", "goal <= 400 MB"),
+        ("second full sync, no change", f"{second_s:.1f} s", f"{second_s / initial_s:.1%} of initial; {second_rows} rows"),
+        ("second events sync, no change", f"{events_again_s:.1f} s",
+         f"{events_again_s / initial_s:.1%} of initial; {after_events_again - after_second} rows"),
+        (f"incremental: {args.incremental:,} new events", f"{incremental_s:.1f} s", "goal <= 5 s"),
+    ]
+    print()
+    print(f"tenant: {limit['users']:,} users, {limit['apps']} apps, {limit['bindings']:,} assignments, "
+          f"{limit['events']:,} events over {args.days} days")
+    width = max(len(r[0]) for r in rows)
+    for name, value, note in rows:
+        print(f"  {name:<{width}}  {value:>12}  {note}")
+    print()
+    for goal, ok in figures["goals"].items():
+        print(f"  [{'ok' if ok else 'MISSED'}] {goal}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2))
+    print(f"\nwrote {args.out}")
+    if not args.keep:
+        with closing(pg("postgres")) as conn, conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{args.db}"')
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""django-filter FilterSets over the inventory, shared by the dashboard and the REST API.
+
+`AppUserFilter` filters the directory's people: AppUser rows of the directory applications (see
+`integrations.selectors.users.directory_user_queryset`, which also adds the `apps_count` and
+`last_used_any` annotations the orderings below use; the filter adds them itself when missing).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from integrations.models import Application, AppUser, Connection
+from integrations.selectors.common import usage_available
+from integrations.selectors.users import annotate_people
+
+MAX_INACTIVE_DAYS = 3650
+
+
+class IntegerFilter(django_filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
+class PeopleOrderingFilter(django_filters.OrderingFilter):
+    """Sortable columns of the users table.
+
+    Dates sort with "never" last when newest-first and first when oldest-first, so both directions
+    answer a useful question (who used it most recently / who has not used it at all). The primary
+    key always breaks ties, so pages are stable.
+    """
+
+    COLUMNS: dict[str, tuple[str, ...]] = {
+        "name": ("display_name", "last_name", "first_name"),
+        "username": ("username",),
+        "email": ("email",),
+        "account": ("connection__name",),
+        "status": ("status",),
+        "role": ("role",),
+        "apps": ("apps_count",),
+        "last_used": ("last_used_any",),
+        "last_login": ("last_used_at",),
+        "created": ("upstream_created_at",),
+    }
+    LABELS = {
+        "name": "Name",
+        "username": "Username",
+        "email": "Email",
+        "account": "Account",
+        "status": "Status",
+        "role": "Role",
+        "apps": "Apps",
+        "last_used": "Last used (anywhere)",
+        "last_login": "Last JumpCloud login",
+        "created": "Created",
+    }
+    NULLABLE = {"last_used_any", "last_used_at", "upstream_created_at"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("fields", {k: k for k in self.COLUMNS})
+        kwargs.setdefault("field_labels", self.LABELS)
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs: QuerySet[AppUser], value: Any) -> QuerySet[AppUser]:
+        params = [p for p in (value or []) if p]
+        if not params:
+            return qs
+        qs = annotate_people(qs)
+        order: list[Any] = []
+        for param in params:
+            desc = param.startswith("-")
+            for name in self.COLUMNS.get(param.lstrip("-"), ()):
+                expr = F(name)
+                if name in self.NULLABLE:
+                    order.append(expr.desc(nulls_last=True) if desc else expr.asc(nulls_first=True))
+                else:
+                    order.append(expr.desc() if desc else expr.asc())
+        return qs.order_by(*order, "pk")
+
+
+class AppUserFilter(django_filters.FilterSet):
+    """Filters for the directory's people (one row per person per connection).
+
+    Without a `status`, removed (soft-deleted) people are left out: they are no longer users.
+    `inactive_days` only ever matches people of connections whose usage events are available —
+    elsewhere torii cannot know who is inactive, and must not claim that everybody is.
+    """
+
+    q = django_filters.CharFilter(method="filter_q", label="Search")
+    connection = django_filters.ModelChoiceFilter(
+        queryset=Connection.objects.only("id", "name"), label="Account"
+    )
+    status = django_filters.ChoiceFilter(
+        choices=AppUser.Status.choices, method="filter_status", label="Status"
+    )
+    role = django_filters.CharFilter(method="filter_role", label="Role")
+    app = django_filters.ModelChoiceFilter(
+        queryset=Application.objects.only("id", "kind", "connection_id"),
+        method="filter_app",
+        label="Application",
+    )
+    inactive_days = IntegerFilter(
+        method="filter_inactive_days",
+        label="No use in (days)",
+        min_value=1,
+        max_value=MAX_INACTIVE_DAYS,
+    )
+    ordering = PeopleOrderingFilter(label="Sort by")
+
+    class Meta:
+        model = AppUser
+        fields: list[str] = []
+
+    def filter_queryset(self, queryset: QuerySet[AppUser]) -> QuerySet[AppUser]:
+        if not self.form.cleaned_data.get("status"):
+            queryset = queryset.filter(removed_at__isnull=True).exclude(status=AppUser.Status.REMOVED)
+        return super().filter_queryset(queryset)
+
+    def filter_q(self, queryset: QuerySet[AppUser], name: str, value: str) -> QuerySet[AppUser]:
+        # Every word must match one of the name fields, so "ada love" finds Ada Lovelace.
+        for term in value.split()[:5]:
+            queryset = queryset.filter(
+                Q(display_name__icontains=term)
+                | Q(first_name__icontains=term)
+                | Q(last_name__icontains=term)
+                | Q(username__icontains=term)
+                | Q(email__icontains=term)
+            )
+        return queryset
+
+    def filter_status(self, queryset: QuerySet[AppUser], name: str, value: str) -> QuerySet[AppUser]:
+        if value == AppUser.Status.REMOVED:
+            return queryset.filter(Q(status=value) | Q(removed_at__isnull=False))
+        return queryset.filter(status=value, removed_at__isnull=True)
+
+    def filter_role(self, queryset: QuerySet[AppUser], name: str, value: str) -> QuerySet[AppUser]:
+        value = value.strip()
+        if value.lower() == "user":
+            return queryset.filter(is_admin=False)
+        if value.lower() == "admin":
+            return queryset.filter(is_admin=True)
+        return queryset.filter(is_admin=True, role=value)
+
+    def filter_app(self, queryset: QuerySet[AppUser], name: str, value: Application) -> QuerySet[AppUser]:
+        if value.kind == Application.Kind.DIRECTORY:
+            return queryset.filter(application_id=value.pk)
+        members = AppUser.objects.filter(
+            application_id=value.pk, removed_at__isnull=True, directory_user__isnull=False
+        ).values("directory_user_id")
+        return queryset.filter(pk__in=members)
+
+    def filter_inactive_days(self, queryset: QuerySet[AppUser], name: str, value: int) -> QuerySet[AppUser]:
+        cutoff = timezone.now() - timedelta(days=int(value))
+        recent_app_use = AppUser.objects.filter(directory_user=OuterRef("pk"), last_used_at__gte=cutoff)
+        # The measured connections as a list of ids: a join on the JSON capabilities made
+        # PostgreSQL walk the connection index over every AppUser row (150 ms on 450k rows).
+        measured = [c.pk for c in Connection.objects.only("id", "capabilities") if usage_available(c)]
+        return (
+            queryset.filter(connection_id__in=measured)
+            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff))
+            .exclude(Exists(recent_app_use))
+        )

@@ -1,0 +1,313 @@
+"""Reads about applications: assigned and active users per app, one app's users and daily usage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, F, Max, Min, Q, QuerySet
+from django.utils import timezone
+
+from integrations.models import Application, AppUser, Connection, DailyUsage, UsageEvent
+from integrations.selectors.common import cached, days_ago, usage_available
+
+ACTIVE_WINDOWS = (7, 30, 60, 90)
+UTILIZATION_WINDOWS = (7, 30, 90)
+
+
+@dataclass(frozen=True)
+class AppStats:
+    assigned: int = 0
+    active_7: int = 0
+    active_30: int = 0
+    active_60: int = 0
+    active_90: int = 0
+    last_used_at: datetime | None = None
+
+    def active(self, days: int) -> int:
+        return int(getattr(self, f"active_{days}", 0))
+
+
+@dataclass(frozen=True)
+class AppRow:
+    application: Application
+    connection: Connection
+    stats: AppStats
+    usage_available: bool
+    window: int
+
+    @property
+    def active(self) -> int:
+        return self.stats.active(self.window)
+
+    @property
+    def inactive(self) -> int:
+        return self.stats.assigned - self.stats.active(self.window)
+
+    @property
+    def utilization(self) -> float | None:
+        """Active ÷ assigned in the window, or None when it cannot be measured."""
+        if not self.usage_available or not self.stats.assigned:
+            return None
+        return self.active / self.stats.assigned
+
+    @property
+    def utilization_pct(self) -> int | None:
+        u = self.utilization
+        return None if u is None else round(u * 100)
+
+
+def application_stats(connections: list[Connection], *, refresh: bool = False) -> dict[int, AppStats]:
+    """Assigned and active users per application, in one grouped query.
+
+    Reads every live AppUser row (hundreds of thousands in a big tenant) through the partial index
+    on (application, last_used_at) WHERE removed_at IS NULL, index-only — which is why there is no
+    connection filter here (it would need the heap). Cached per data version of `connections`.
+    """
+
+    def compute() -> dict[int, AppStats]:
+        cutoffs = {d: days_ago(d) for d in ACTIVE_WINDOWS}
+        rows = (
+            AppUser.objects.filter(removed_at__isnull=True)
+            .values("application_id")
+            .annotate(
+                assigned=Count("id"),
+                last=Max("last_used_at"),
+                **{f"a{d}": Count("id", filter=Q(last_used_at__gte=c)) for d, c in cutoffs.items()},
+            )
+            .order_by()
+        )
+        return {
+            r["application_id"]: AppStats(
+                assigned=r["assigned"],
+                last_used_at=r["last"],
+                **{f"active_{d}": r[f"a{d}"] for d in ACTIVE_WINDOWS},
+            )
+            for r in rows
+        }
+
+    return cached("app-stats", connections, compute, refresh=refresh)
+
+
+def application_rows(
+    *,
+    connections: list[Connection],
+    connection_id: int | None = None,
+    q: str = "",
+    window: int = 30,
+    include_removed: bool = False,
+) -> list[AppRow]:
+    """Every application (JumpCloud itself first in each account) with its usage numbers."""
+    if window not in UTILIZATION_WINDOWS:
+        window = 30
+    apps = Application.objects.only(
+        "id",
+        "connection_id",
+        "external_id",
+        "kind",
+        "name",
+        "label",
+        "sso_url",
+        "active",
+        "removed_at",
+        "upstream_created_at",
+    )
+    if not include_removed:
+        apps = apps.filter(removed_at__isnull=True)
+    if connection_id:
+        apps = apps.filter(connection_id=connection_id)
+    for term in q.split()[:5]:
+        apps = apps.filter(Q(name__icontains=term) | Q(label__icontains=term))
+    by_id = {c.pk: c for c in connections}
+    stats = application_stats(connections)
+    rows = [
+        AppRow(
+            application=a,
+            connection=by_id[a.connection_id],
+            stats=stats.get(a.pk, AppStats()),
+            usage_available=usage_available(by_id[a.connection_id]),
+            window=window,
+        )
+        for a in apps
+        if a.connection_id in by_id
+    ]
+    rows.sort(
+        key=lambda r: (
+            r.connection.name.lower(),
+            r.connection.pk,
+            r.application.kind != "directory",
+            (r.application.label or r.application.name).lower(),
+        )
+    )
+    return rows
+
+
+APP_SORTS = {
+    "name": lambda r: (r.application.label or r.application.name).lower(),
+    "account": lambda r: r.connection.name.lower(),
+    "assigned": lambda r: r.stats.assigned,
+    "active_7": lambda r: r.stats.active_7,
+    "active_30": lambda r: r.stats.active_30,
+    "active_90": lambda r: r.stats.active_90,
+    "utilization": lambda r: -1 if r.utilization is None else r.utilization,
+    "last_used": lambda r: r.stats.last_used_at.timestamp() if r.stats.last_used_at else 0,
+}
+
+
+def sort_app_rows(rows: list[AppRow], ordering: str) -> list[AppRow]:
+    """Sort a few hundred rows in memory (stable, so the account grouping stays within ties)."""
+    key = ordering.lstrip("-")
+    if key not in APP_SORTS:
+        return rows
+    return sorted(rows, key=APP_SORTS[key], reverse=ordering.startswith("-"))
+
+
+# --- one application ---------------------------------------------------------------------------
+def application_get(pk: int) -> Application:
+    return Application.objects.select_related("connection").get(pk=pk)
+
+
+def application_stats_one(app: Application) -> AppStats:
+    cutoffs = {d: days_ago(d) for d in ACTIVE_WINDOWS}
+    r = AppUser.objects.filter(application=app, removed_at__isnull=True).aggregate(
+        assigned=Count("id"),
+        last=Max("last_used_at"),
+        **{f"a{d}": Count("id", filter=Q(last_used_at__gte=c)) for d, c in cutoffs.items()},
+    )
+    return AppStats(
+        assigned=r["assigned"], last_used_at=r["last"], **{f"active_{d}": r[f"a{d}"] for d in ACTIVE_WINDOWS}
+    )
+
+
+APP_USER_FIELDS = (
+    "id",
+    "application_id",
+    "connection_id",
+    "external_id",
+    "kind",
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "status",
+    "role",
+    "is_admin",
+    "assignment",
+    "last_used_at",
+    "removed_at",
+    "directory_user__id",
+    "directory_user__username",
+    "directory_user__email",
+    "directory_user__display_name",
+    "directory_user__first_name",
+    "directory_user__last_name",
+    "directory_user__status",
+    "directory_user__is_admin",
+    "directory_user__role",
+    "directory_user__removed_at",
+)
+APP_USER_SORTS = {
+    "last_used": ("last_used_at",),
+    "name": ("directory_user__display_name", "display_name"),
+    "username": ("directory_user__username", "username"),
+    "status": ("status",),
+}
+
+
+@dataclass
+class AppUsersResult:
+    page: Page
+    paginator: Paginator
+    ordering: str
+    inactive_days: int | None
+    q: str
+
+
+def application_users(app: Application, params: Mapping[str, Any], *, per_page: int = 50) -> AppUsersResult:
+    """The people who can use an application, with last use and status; filterable, paginated."""
+    qs: QuerySet[AppUser] = (
+        AppUser.objects.filter(application=app, removed_at__isnull=True)
+        .select_related("directory_user")
+        .only(*APP_USER_FIELDS)
+    )
+    q = str(params.get("q") or "").strip()
+    for term in q.split()[:5]:
+        qs = qs.filter(
+            Q(username__icontains=term)
+            | Q(email__icontains=term)
+            | Q(display_name__icontains=term)
+            | Q(directory_user__username__icontains=term)
+            | Q(directory_user__email__icontains=term)
+            | Q(directory_user__display_name__icontains=term)
+        )
+    inactive_days: int | None = None
+    try:
+        inactive_days = int(params.get("inactive_days") or 0) or None
+    except (TypeError, ValueError):
+        inactive_days = None
+    if inactive_days and usage_available(app.connection):
+        cutoff = days_ago(min(inactive_days, 3650))
+        qs = qs.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff))
+    ordering = str(params.get("ordering") or "-last_used")
+    key = ordering.lstrip("-")
+    if key not in APP_USER_SORTS:
+        ordering, key = "-last_used", "last_used"
+    desc = ordering.startswith("-")
+    order = []
+    for name in APP_USER_SORTS[key]:
+        if name == "last_used_at":
+            order.append(F(name).desc(nulls_last=True) if desc else F(name).asc(nulls_first=True))
+        else:
+            order.append(F(name).desc() if desc else F(name).asc())
+    paginator = Paginator(qs.order_by(*order, "pk"), per_page)
+    return AppUsersResult(
+        page=paginator.get_page(params.get("page") or 1),
+        paginator=paginator,
+        ordering=ordering,
+        inactive_days=inactive_days,
+        q=q,
+    )
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    day: date
+    successes: int | None
+    failures: int | None
+    active_users: int | None
+
+
+def oldest_event_day(connection: Connection) -> date | None:
+    oldest = UsageEvent.objects.filter(connection=connection).aggregate(m=Min("occurred_at"))["m"]
+    return timezone.localdate(oldest) if oldest else None
+
+
+def application_daily_usage(app: Application, *, days: int = 90) -> list[DayUsage]:
+    """One entry per day of the period. Days before the oldest event torii holds are None (not
+    measured), not zero; so is every day when the account has no usage events at all."""
+    today = timezone.localdate()
+    start = today - timedelta(days=days - 1)
+    if not usage_available(app.connection):
+        return [DayUsage(start + timedelta(days=i), None, None, None) for i in range(days)]
+    coverage = oldest_event_day(app.connection)
+    rows = {
+        r.day: r
+        for r in DailyUsage.objects.filter(application=app, day__gte=start, day__lte=today).only(
+            "day", "successes", "failures", "active_users"
+        )
+    }
+    out = []
+    for i in range(days):
+        d = start + timedelta(days=i)
+        r = rows.get(d)
+        if r is not None:
+            out.append(DayUsage(d, r.successes, r.failures, r.active_users))
+        elif coverage is None or d < coverage:
+            out.append(DayUsage(d, None, None, None))
+        else:
+            out.append(DayUsage(d, 0, 0, 0))
+    return out
