@@ -1,0 +1,875 @@
+"""The JumpCloud HTTP client: the only code in torii that talks to JumpCloud (or its simulator).
+
+HTTP concerns only: auth headers, the x-org-id rules, paging, retries and mapping failures to the
+typed errors in jumpcloud.errors. No ORM, no Django settings; sync.py and actions.py build on it.
+Facts about the API come from shared/jumpcloud/API.md and DIRECTORY_INSIGHTS.md.
+
+Retries live in urllib3 (jumpcloud.retry.JumpCloudRetry) mounted on two adapters: the console host,
+where POST creates and DELETE deletes (so those are only repeated on 429 or a failed connect), and
+the Directory Insights prefix, whose POSTs are read-only queries and are retried like GETs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+
+from jumpcloud import retry as _retry
+from jumpcloud.errors import (
+    BadRequest,
+    Conflict,
+    DirectoryInsightsUnavailable,
+    InvalidApiKey,
+    JumpCloudError,
+    NotFound,
+    OrganizationNotFound,
+    OrganizationRequired,
+    PermissionDenied,
+    RateLimited,
+    RequestTimedOut,
+    UpstreamError,
+)
+from jumpcloud.parsing import (
+    Administrator,
+    AppBinding,
+    Application,
+    Event,
+    EventPage,
+    MalformedRecord,
+    Organization,
+    Page,
+    SystemUser,
+    parse_administrator,
+    parse_app_binding,
+    parse_application,
+    parse_event,
+    parse_organization,
+    parse_system_user,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+REGION_HOSTS: dict[str, tuple[str, str]] = {
+    "us": ("https://console.jumpcloud.com", "https://api.jumpcloud.com"),
+    "eu": ("https://console.eu.jumpcloud.com", "https://api.eu.jumpcloud.com"),
+    "in": ("https://console.in.jumpcloud.com", "https://api.in.jumpcloud.com"),
+}
+
+DI_PREFIX = "/insights/directory/v1"
+PAGE_LIMIT = 100  # v1/v2 lists: the official SDKs page with 100; a higher maximum is unconfirmed
+DI_MAX_LIMIT = 10_000
+# JumpCloud answers 403 when x-org-id is sent to these (API.md §7); no complete list exists.
+_NO_ORG_HEADER_PREFIXES = ("/api/organizations", "/api/v2/providers/", "/api/v2/organizations/")
+# How often an idempotent read is re-issued when its body arrives truncated or is not JSON.
+BODY_ATTEMPTS = 3
+_DETAIL_MAX = 500
+
+
+def mask_key(api_key: str) -> str:
+    """What may be shown of a key: its last 4 characters, and nothing of a short (bogus) key."""
+    return f"…{api_key[-4:]}" if len(api_key) >= 16 else "…"
+
+
+class _ApiKeyAuth(AuthBase):
+    """Adds x-api-key at send time, so the key lives in one object whose repr is masked."""
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["x-api-key"] = self._api_key
+        return request
+
+    def __repr__(self) -> str:
+        return f"<JumpCloud API key {mask_key(self._api_key)}>"
+
+    def scrub(self, text: str) -> str:
+        return text.replace(self._api_key, "[redacted]") if self._api_key in text else text
+
+
+class _UnreadableBody(Exception):
+    """Internal: the status was fine but the body was truncated or not the JSON promised."""
+
+
+class JumpCloudClient:
+    """One JumpCloud account (key + optional organization) over one pooled requests.Session."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        region: str = "us",
+        base_url: str | None = None,
+        org_id: str | None = None,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        max_retries: int = 5,
+        backoff_factor: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 60.0,
+        session: requests.Session | None = None,
+        user_agent: str = "torii-jumpcloud/1.0",
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise ValueError("A JumpCloud API key is required.")
+        if any(ch in api_key for ch in "\r\n"):
+            # Never echo the key: it would end up in a traceback.
+            raise ValueError("The JumpCloud API key contains a line break; paste it again.")
+        if base_url is None and region not in REGION_HOSTS:
+            raise ValueError(
+                f"Unknown JumpCloud region {region!r}; expected one of {', '.join(REGION_HOSTS)}."
+            )
+        self.region = region
+        self.base_url = base_url.rstrip("/") if base_url else None
+        if self.base_url is not None:
+            if urlsplit(self.base_url).scheme not in ("http", "https"):
+                raise ValueError("base_url must start with http:// or https://")
+            self._console = self._di = self.base_url
+        else:
+            self._console, self._di = REGION_HOSTS[region]
+        self.org_id = org_id or None
+        self.timeout = timeout
+        self.last_request_id = ""
+        self._auth = _ApiKeyAuth(api_key)
+        self._user_agent = user_agent
+        self._backoff_factor = backoff_factor
+        # max_retries=0 means "send once": that covers re-reading unreadable bodies too.
+        self._body_attempts = max(1, min(BODY_ATTEMPTS, max_retries + 1))
+
+        self._owns_session = session is None
+        self._session = session if session is not None else requests.Session()
+        common: dict[str, Any] = {
+            "max_retries": max_retries,
+            "backoff_factor": backoff_factor,
+            "backoff_max": backoff_max,
+            "retry_after_max": retry_after_max,
+        }
+        # Sized for a few sync threads sharing one client; requests picks the longest matching prefix.
+        self._session.mount(
+            self._console + "/",
+            HTTPAdapter(
+                pool_connections=4,
+                pool_maxsize=8,
+                max_retries=_retry.build_retry(allowed_methods=_retry.IDEMPOTENT_METHODS, **common),
+            ),
+        )
+        self._session.mount(
+            self._di + DI_PREFIX + "/",
+            HTTPAdapter(
+                pool_connections=2,
+                pool_maxsize=8,
+                max_retries=_retry.build_retry(allowed_methods=_retry.QUERY_METHODS, **common),
+            ),
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    # lifecycle
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> JumpCloudClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"JumpCloudClient(region={self.region!r}, base_url={self.base_url!r}, "
+            f"org_id={self.org_id!r}, api_key={mask_key(self._auth._api_key)!r})"
+        )
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        # A client holds a live key and sockets; it must be rebuilt from a Connection, not pickled.
+        raise TypeError("JumpCloudClient cannot be pickled; pass the connection id instead.")
+
+    # ----------------------------------------------------------------------------------------------
+    # discovery / validation
+
+    def list_organizations(self) -> list[Organization]:
+        """Every organization the key can see (several: a multi-tenant key). Never sends x-org-id."""
+        return [
+            org
+            for page in self._iter_v1_pages("/api/organizations", parse_organization)
+            for org in page.items
+        ]
+
+    def get_organization(self, org_id: str) -> dict[str, Any]:
+        payload = self._call("GET", f"/api/organizations/{_segment(org_id)}")[1]
+        return _expect_dict(payload, "organization")
+
+    def get_self(self) -> dict[str, Any]:
+        """The administrator owning the key (route used by JumpCloud's PowerShell module; unpublished)."""
+        return _expect_dict(self._call("GET", "/api/users/getSelf")[1], "administrator")
+
+    # ----------------------------------------------------------------------------------------------
+    # v1 lists
+
+    def iter_system_user_pages(self) -> Iterator[Page[SystemUser]]:
+        return self._iter_v1_pages("/api/systemusers", parse_system_user)
+
+    def iter_system_users(self) -> Iterator[SystemUser]:
+        for page in self.iter_system_user_pages():
+            yield from page.items
+
+    def iter_administrator_pages(self) -> Iterator[Page[Administrator]]:
+        return self._iter_v1_pages("/api/users", parse_administrator)
+
+    def iter_application_pages(self) -> Iterator[Page[Application]]:
+        return self._iter_v1_pages("/api/applications", parse_application)
+
+    # ----------------------------------------------------------------------------------------------
+    # v2 graph lists
+
+    def iter_application_binding_pages(self, app_id: str) -> Iterator[Page[AppBinding]]:
+        return self._iter_v2_pages(f"/api/v2/applications/{_segment(app_id)}/users", parse_app_binding)
+
+    def iter_application_associations(self, app_id: str, targets: str) -> Iterator[dict[str, Any]]:
+        pages = self._iter_v2_pages(
+            f"/api/v2/applications/{_segment(app_id)}/associations", _raw_record, {"targets": targets}
+        )
+        for page in pages:
+            yield from page.items
+
+    def iter_user_group_members(self, group_id: str) -> Iterator[dict[str, Any]]:
+        for page in self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/members", _raw_record):
+            yield from page.items
+
+    # ----------------------------------------------------------------------------------------------
+    # Directory Insights
+
+    def iter_event_pages(
+        self,
+        service: str,
+        start: datetime,
+        end: datetime,
+        *,
+        limit: int = DI_MAX_LIMIT,
+        search_after: list[Any] | None = None,
+    ) -> Iterator[EventPage]:
+        """Events of one service in [start, end], oldest first, one EventPage per response.
+
+        Times are sent in whole seconds, start rounded down and end up: the documented format, and
+        a window that only ever widens (duplicates are harmless, callers dedupe on event id).
+        start >= end sends nothing: JumpCloud would answer 400 and stall the poller (elastic #17209).
+        """
+        if start >= end:
+            return
+        limit = max(1, min(int(limit), DI_MAX_LIMIT))
+        query: dict[str, Any] = {
+            "service": [service],
+            "start_time": _rfc3339(start, round_up=False),
+            "end_time": _rfc3339(end, round_up=True),
+            "limit": limit,
+            "sort": "ASC",
+        }
+        cursor = search_after
+        while True:
+            body = query if cursor is None else {**query, "search_after": cursor}
+            response, payload = self._call("POST", DI_PREFIX + "/events", body=body, di=True)
+            if not isinstance(payload, list):
+                raise self._shape_error("events", response)
+            events: list[Event] = []
+            append = events.append
+            skipped = 0
+            for raw in payload:
+                try:
+                    append(parse_event(raw))
+                except MalformedRecord:
+                    skipped += 1
+            headers = response.headers  # requests' CaseInsensitiveDict: X-Search_After works too
+            result_count = _int_header(headers.get("X-Result-Count"), len(payload))
+            page_limit = _int_header(headers.get("X-Limit"), limit) or limit
+            next_cursor = _cursor_header(headers.get("X-Search_after") or headers.get("X-Search-After"))
+            # The cursor header is present on the last page too; only the count tells the end.
+            is_last = result_count < page_limit or not payload
+            if not is_last and (next_cursor is None or next_cursor == cursor):
+                raise UpstreamError(
+                    "JumpCloud Directory Insights said more events follow but sent no new paging cursor "
+                    "(X-Search_after). The sync will try again later.",
+                    status=response.status_code,
+                    request_id=self.last_request_id,
+                )
+            yield EventPage(
+                events=events,
+                skipped=skipped,
+                result_count=result_count,
+                limit=page_limit,
+                search_after=next_cursor,
+                request_id=response.headers.get("X-Request-Id", ""),
+                is_last=is_last,
+            )
+            if is_last:
+                return
+            cursor = next_cursor
+
+    def count_events(self, service: str, start: datetime, end: datetime) -> int:
+        if start >= end:
+            return 0
+        body = {
+            "service": [service],
+            "start_time": _rfc3339(start, round_up=False),
+            "end_time": _rfc3339(end, round_up=True),
+        }
+        response, payload = self._call("POST", DI_PREFIX + "/events/count", body=body, di=True)
+        count = payload.get("count") if isinstance(payload, dict) else None
+        if isinstance(count, str) and count.strip().isdigit():
+            count = int(count)
+        if isinstance(count, bool) or not isinstance(count, int | float):
+            raise self._shape_error("event count", response)
+        return int(count)
+
+    # ----------------------------------------------------------------------------------------------
+    # system users: reads and writes
+
+    def get_system_user(self, user_id: str) -> SystemUser:
+        response, payload = self._call("GET", f"/api/systemusers/{_segment(user_id)}")
+        return self._user_from(payload, response)
+
+    def find_system_users(self, *, username: str | None = None, email: str | None = None) -> list[SystemUser]:
+        """Exact, case-sensitive matches (JumpCloud's filter semantics). Both given: both must match.
+
+        JumpCloud filters on one field per `filter` parameter; the second condition is applied here
+        rather than relying on the less-documented filter[0]/filter[1] form.
+        """
+        if username is None and email is None:
+            raise ValueError("find_system_users needs a username or an email")
+        field, value = ("username", username) if username is not None else ("email", email)
+        params = {"filter": f"{field}:$eq:{value}"}
+        users = [
+            u
+            for page in self._iter_v1_pages("/api/systemusers", parse_system_user, params)
+            for u in page.items
+        ]
+        if username is not None and email is not None:
+            users = [u for u in users if u.email == email]
+        return users
+
+    def create_system_user(
+        self,
+        *,
+        username: str,
+        email: str,
+        firstname: str = "",
+        lastname: str = "",
+        state: str | None = None,
+        **extra: Any,
+    ) -> SystemUser:
+        """POST /systemusers. Never repeated after a 5xx or a timeout: JumpCloud may have created it."""
+        body: dict[str, Any] = dict(extra)
+        body["username"] = username
+        body["email"] = email
+        if firstname:
+            body["firstname"] = firstname
+        if lastname:
+            body["lastname"] = lastname
+        if state is not None:
+            body["state"] = state
+        response, payload = self._call("POST", "/api/systemusers", body=body, write=True)
+        return self._user_from(payload, response, written=True)
+
+    def update_system_user(self, user_id: str, fields: dict[str, Any]) -> SystemUser:
+        """PUT with only the given fields (JumpCloud treats PUT as a partial update)."""
+        response, payload = self._call("PUT", f"/api/systemusers/{_segment(user_id)}", body=dict(fields))
+        return self._user_from(payload, response, written=True)
+
+    def suspend_system_user(self, user_id: str) -> SystemUser:
+        # JumpCloud's own module always sends both, and refuses inconsistent pairs.
+        return self.update_system_user(user_id, {"state": "SUSPENDED", "suspended": True})
+
+    def unsuspend_system_user(self, user_id: str) -> SystemUser:
+        return self.update_system_user(user_id, {"state": "ACTIVATED", "suspended": False})
+
+    def activate_system_user(self, user_id: str) -> None:
+        """STAGED -> ACTIVATED. Treated as non-idempotent: it may send the activation email."""
+        self._call("POST", f"/api/systemusers/{_segment(user_id)}/state/activate", body={}, write=True)
+
+    def delete_system_user(self, user_id: str) -> dict[str, Any]:
+        """DELETE; returns the deleted record. Not repeated after a 5xx/timeout: a repeat would 404."""
+        response, payload = self._call("DELETE", f"/api/systemusers/{_segment(user_id)}", write=True)
+        if payload is None:
+            return {}
+        return _expect_dict(payload, "deleted user", response=response, client=self, written=True)
+
+    # ----------------------------------------------------------------------------------------------
+    # paging
+
+    def _iter_v1_pages(
+        self, path: str, parse: Callable[[Any], T], params: dict[str, Any] | None = None
+    ) -> Iterator[Page[T]]:
+        """v1 `{totalCount, results}` lists. Stops on a short page; totalCount is not trusted for it."""
+        skip = 0
+        previous_first: Any = None
+        while True:
+            query = {"limit": PAGE_LIMIT, "skip": skip, "sort": "_id", **(params or {})}
+            response, payload = self._call("GET", path, params=query)
+            results = payload.get("results") if isinstance(payload, dict) else None
+            if not isinstance(results, list):
+                raise self._shape_error("list", response)
+            previous_first = self._check_advancing(results, skip, previous_first, response)
+            yield _page(results, parse)
+            if len(results) < PAGE_LIMIT:
+                return
+            skip += len(results)
+
+    def _iter_v2_pages(
+        self, path: str, parse: Callable[[Any], T], params: dict[str, Any] | None = None
+    ) -> Iterator[Page[T]]:
+        """v2 graph lists: bare arrays; stops on a short (or empty) page."""
+        skip = 0
+        previous_first: Any = None
+        while True:
+            query = {**(params or {}), "limit": PAGE_LIMIT, "skip": skip}
+            response, payload = self._call("GET", path, params=query)
+            if not isinstance(payload, list):
+                raise self._shape_error("list", response)
+            previous_first = self._check_advancing(payload, skip, previous_first, response)
+            yield _page(payload, parse)
+            if len(payload) < PAGE_LIMIT:
+                return
+            skip += len(payload)
+
+    def _check_advancing(
+        self, records: list[Any], skip: int, previous_first: Any, response: requests.Response
+    ) -> Any:
+        # A server ignoring `skip` would otherwise make a full-page loop spin forever.
+        first = _record_key(records[0]) if records else None
+        if skip and first is not None and first == previous_first:
+            raise UpstreamError(
+                "JumpCloud returned the same page twice while listing; the listing was stopped so no "
+                "partial result is used. The sync will try again later.",
+                status=response.status_code,
+                request_id=self.last_request_id,
+            )
+        return first
+
+    # ----------------------------------------------------------------------------------------------
+    # transport
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        di: bool = False,
+        write: bool = False,
+    ) -> tuple[requests.Response, Any]:
+        """One logical call: send (urllib3 retries inside), map errors, decode the JSON body.
+
+        `write=True` marks calls that must not be repeated blindly (create, activate, delete); PUT
+        is idempotent and may be. `changes` (any console call but GET) only shapes the messages and
+        `request_sent`: after a failure, such a call may or may not have been applied.
+        """
+        changes = not di and method != "GET"
+        url = (self._di if di else self._console) + path
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
+        if self.org_id and not path.startswith(_NO_ORG_HEADER_PREFIXES):
+            headers["x-org-id"] = self.org_id
+        data: bytes | None = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._send(method, url, params, data, headers, write=write, changes=changes)
+                if not 200 <= response.status_code < 300:
+                    raise self._error_from_response(response, path, write=write, changes=changes)
+                return response, _decode(response)
+            except _UnreadableBody as exc:
+                # urllib3's Retry only sees the status line and headers: requests reads the body
+                # after urlopen has returned, so a truncated or non-JSON body is retried here, and
+                # only for calls that can be repeated safely.
+                if write or attempt >= self._body_attempts:
+                    raise UpstreamError(
+                        self._unreadable_message(changes),
+                        request_id=self.last_request_id,
+                        request_sent=True,
+                    ) from exc
+                delay = self._backoff_factor * (2 ** (attempt - 1)) + random.random() * self._backoff_factor
+                log.warning("JumpCloud %s %s: unreadable response body (%s); re-reading", method, path, exc)
+                _retry._sleep(delay)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None,
+        data: bytes | None,
+        headers: dict[str, str],
+        *,
+        write: bool,
+        changes: bool,
+    ) -> requests.Response:
+        host = urlsplit(url).netloc
+        try:
+            response = self._session.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=headers,
+                auth=self._auth,
+                timeout=self.timeout,
+                # Never follow redirects: requests would resend x-api-key to wherever they point.
+                allow_redirects=False,
+            )
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            raise _UnreadableBody(type(exc).__name__) from None
+        except requests.exceptions.ConnectTimeout as exc:
+            raise UpstreamError(
+                f"Could not connect to JumpCloud ({host}): the connection timed out. "
+                "Check the network or region and try again.",
+                request_sent=False,
+            ) from exc
+        except requests.exceptions.ReadTimeout as exc:
+            raise RequestTimedOut(self._timeout_message(host, changes)) from exc
+        except requests.exceptions.SSLError as exc:
+            raise UpstreamError(
+                f"The secure connection to JumpCloud ({host}) failed. Check proxies or TLS inspection "
+                "on this network and try again.",
+                request_sent=False,
+            ) from exc
+        except requests.exceptions.ConnectionError as exc:
+            reason = exc.args[0] if exc.args else None
+            if isinstance(reason, MaxRetryError):
+                reason = reason.reason
+            if isinstance(reason, ReadTimeoutError):
+                raise RequestTimedOut(self._timeout_message(host, changes)) from exc
+            if isinstance(reason, NewConnectionError | ConnectTimeoutError):
+                raise UpstreamError(
+                    f"Could not connect to JumpCloud ({host}). Check the network, proxy or region "
+                    "and try again.",
+                    request_sent=False,
+                ) from exc
+            if isinstance(reason, ProtocolError) and not write:
+                # A dropped connection while reading a repeatable call: worth re-reading.
+                raise _UnreadableBody("connection dropped") from None
+            raise UpstreamError(
+                f"The connection to JumpCloud ({host}) broke off"
+                + (
+                    " after the request was sent; JumpCloud may or may not have applied it. "
+                    "Check the current state before repeating it."
+                    if changes
+                    else ". Try again in a few minutes."
+                ),
+                request_sent=isinstance(reason, ProtocolError),
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise JumpCloudError(
+                f"Could not send the request to JumpCloud ({host}): {type(exc).__name__}. "
+                "Check the region and base URL of the connection.",
+            ) from exc
+        self.last_request_id = response.headers.get("X-Request-Id", "") or ""
+        return response
+
+    @staticmethod
+    def _timeout_message(host: str, changes: bool) -> str:
+        if changes:
+            return (
+                f"JumpCloud ({host}) did not answer in time after the change was sent, so it may or may "
+                "not have been applied. Check the user in JumpCloud before trying again."
+            )
+        return f"JumpCloud ({host}) did not answer in time. Try again in a few minutes."
+
+    @staticmethod
+    def _unreadable_message(changes: bool) -> str:
+        if changes:
+            return (
+                "JumpCloud accepted the change but its answer could not be read, so its outcome is "
+                "unknown. Check the user in JumpCloud before trying again."
+            )
+        return "JumpCloud sent an incomplete or unreadable answer. The sync will try again later."
+
+    # ----------------------------------------------------------------------------------------------
+    # errors
+
+    def _shape_error(self, what: str, response: requests.Response) -> UpstreamError:
+        return UpstreamError(
+            f"JumpCloud sent an unexpected {what} response (not the documented JSON shape). "
+            "The sync will try again later; if it persists, report it with the request id.",
+            status=response.status_code,
+            request_id=self.last_request_id,
+        )
+
+    def _user_from(self, payload: Any, response: requests.Response, *, written: bool = False) -> SystemUser:
+        try:
+            return parse_system_user(payload)
+        except MalformedRecord:
+            raise UpstreamError(
+                "JumpCloud answered with an unusable user record"
+                + (" after applying the change; check the user in JumpCloud." if written else "."),
+                status=response.status_code,
+                request_id=self.last_request_id,
+                request_sent=written,
+            ) from None
+
+    def _error_from_response(
+        self, response: requests.Response, path: str, *, write: bool, changes: bool
+    ) -> JumpCloudError:
+        status = response.status_code
+        detail = self._auth.scrub(_error_text(response))
+        lowered = detail.lower()
+        said = f" JumpCloud said: “{detail}”." if detail else ""
+        request_id = response.headers.get("X-Request-Id", "")
+        common: dict[str, Any] = {"status": status, "request_id": request_id, "detail": detail}
+        is_di = path.startswith(DI_PREFIX)
+
+        if status == 401:
+            if "organization" in lowered or "x-org-id" in lowered:
+                return OrganizationRequired(
+                    "This API key belongs to a multi-tenant administrator, so JumpCloud needs to know "
+                    "which organization to use. Choose an organization and reconnect." + said,
+                    **common,
+                )
+            return InvalidApiKey(
+                "JumpCloud rejected the API key. Generate a new key in the JumpCloud Admin Portal "
+                "(your name, top right > My API Key) and reconnect." + said,
+                **common,
+            )
+        if status == 429:
+            retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
+            wait = f" and asks to wait {retry_after:.0f} s" if retry_after else ""
+            return RateLimited(
+                f"JumpCloud is rate-limiting this API key{wait}. The request will be retried later; "
+                "if this keeps happening, run fewer syncs at once." + said,
+                retry_after=retry_after,
+                **common,
+            )
+        if status >= 500:
+            outcome = (
+                " JumpCloud may or may not have applied the change; check before repeating it."
+                if changes
+                else " This is usually temporary; try again in a few minutes."
+            )
+            return UpstreamError(
+                f"JumpCloud had a server error (HTTP {status})"
+                + ("" if write else " even after retrying")
+                + "."
+                + outcome
+                + said,
+                request_sent=changes,
+                **common,
+            )
+        org_problem = self.org_id is not None and _is_organization_problem(status, lowered)
+        if status in (400, 403, 404) and (
+            org_problem or (status == 404 and path.startswith("/api/organizations/"))
+        ):
+            org = self.org_id if org_problem else path.rsplit("/", 1)[-1]
+            return OrganizationNotFound(
+                f"JumpCloud does not know the organization {org!r}, or this key cannot manage it. "
+                "Choose one of the organizations the key manages and reconnect." + said,
+                **common,
+            )
+        if is_di and status in (402, 403, 404):
+            return DirectoryInsightsUnavailable(
+                "Directory Insights is not available for this JumpCloud organization or key "
+                f"(HTTP {status}), so usage events and last-used dates cannot be read. Check the "
+                "JumpCloud plan and the administrator's role." + said,
+                **common,
+            )
+        if status in (402, 403):
+            return PermissionDenied(
+                "JumpCloud refused this request: the administrator who owns the API key lacks the "
+                f"rights for it (HTTP {status}). Use a key of an administrator with the Administrator "
+                "or Manager role." + said,
+                **common,
+            )
+        if status == 409 or (status == 400 and "exist" in lowered):
+            if "exist" in lowered:
+                text = (
+                    "JumpCloud already has a user with this username or email. Choose another one, "
+                    "or manage the existing user instead."
+                )
+            else:
+                text = "JumpCloud refused the change because it conflicts with the current state."
+            return Conflict(text + said, **common)
+        if status in (404, 410):
+            return NotFound(
+                f"JumpCloud has no such object ({path}); it may have been deleted. Refresh and try again.",
+                **common,
+            )
+        if 400 <= status < 500:
+            return BadRequest(
+                f"JumpCloud refused the request as invalid (HTTP {status})."
+                + (said if detail else " Check the values and try again."),
+                **common,
+            )
+        return UpstreamError(
+            f"JumpCloud answered with an unexpected HTTP {status}. Check the region and base URL of "
+            "the connection.",
+            retryable=False,
+            **common,
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _segment(value: str) -> str:
+    """A path segment from an id; quoting keeps a hostile id from walking to another route."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("An id is required.")
+    return quote(value, safe="")
+
+
+def _raw_record(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise MalformedRecord("record is not a JSON object")
+    return raw
+
+
+def _record_key(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        key = raw.get("_id", raw.get("id"))
+        if key is None and isinstance(raw.get("to"), dict):
+            key = raw["to"].get("id")
+        return key if isinstance(key, str | int) else None
+    return None
+
+
+def _page(records: list[Any], parse: Callable[[Any], T]) -> Page[T]:
+    items: list[T] = []
+    skipped = 0
+    for raw in records:
+        try:
+            items.append(parse(raw))
+        except MalformedRecord:
+            skipped += 1
+    if skipped:
+        log.warning("JumpCloud: skipped %d malformed record(s) of %d", skipped, len(records))
+    return Page(items=items, skipped=skipped, raw_count=len(records))
+
+
+def _decode(response: requests.Response) -> Any:
+    content = response.content
+    if not content or not content.strip():
+        return None
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError) as exc:
+        raise _UnreadableBody("invalid JSON") from exc
+
+
+def _expect_dict(
+    payload: Any,
+    what: str,
+    *,
+    response: requests.Response | None = None,
+    client: JumpCloudClient | None = None,
+    written: bool = False,
+) -> dict[str, Any]:
+    if isinstance(payload, dict):
+        return payload
+    raise UpstreamError(
+        f"JumpCloud sent an unexpected {what} response (not a JSON object)."
+        + (" The change may have been applied; check in JumpCloud." if written else " Try again later."),
+        status=response.status_code if response is not None else None,
+        request_id=client.last_request_id if client is not None else "",
+        request_sent=written,
+    )
+
+
+def _error_text(response: requests.Response) -> str:
+    """JumpCloud's explanation from an error body: `message`, else `error`, plus v2 field details."""
+    raw = response.content[:65536]
+    text = ""
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        data = None
+        decoded = raw.decode("utf-8", "replace").strip()
+        # HTML error pages from proxies say nothing useful and would swamp the message.
+        if decoded and not decoded.startswith("<"):
+            text = decoded
+    if isinstance(data, dict):
+        for key in ("message", "error", "status"):
+            value = data.get(key)
+            if isinstance(value, str) and value.strip():
+                text = value.strip()
+                break
+        violations = []
+        details = data.get("details")
+        for detail in details if isinstance(details, list) else ():
+            if not isinstance(detail, dict):
+                continue
+            for entry in detail.get("fieldViolationsList") or detail.get("fieldViolations") or ():
+                if isinstance(entry, dict):
+                    violations.append(f"{entry.get('field', '')}: {entry.get('description', '')}")
+        if violations:
+            text = f"{text} ({'; '.join(violations)})" if text else "; ".join(violations)
+    elif isinstance(data, str):
+        text = data.strip()
+    text = " ".join(text.split())
+    return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
+
+
+def _is_organization_problem(status: int, lowered: str) -> bool:
+    """Whether a 400/403/404 is about the x-org-id organization rather than the object or input.
+
+    A 400 must name the id itself (a duplicate-email message may well contain "organization");
+    "Directory Insights is not enabled for this organization" is about entitlement, and
+    "organization selection not allowed via header" is about the route.
+    """
+    if "insights" in lowered:
+        return False
+    if "x-org-id" in lowered or "org id" in lowered or "organization id" in lowered:
+        return True
+    return status in (403, 404) and "organization" in lowered and "header" not in lowered
+
+
+def _int_header(value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        return int(value.strip())
+    except ValueError:
+        return default
+
+
+def _cursor_header(value: str | None) -> list[Any] | None:
+    if not value:
+        return None
+    try:
+        cursor = json.loads(value)
+    except ValueError:
+        return None
+    return cursor if isinstance(cursor, list) and cursor else None
+
+
+def _rfc3339(value: datetime, *, round_up: bool) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("Directory Insights times must be timezone-aware datetimes")
+    value = value.astimezone(UTC)
+    if round_up and value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = ["DI_PREFIX", "PAGE_LIMIT", "REGION_HOSTS", "JumpCloudClient", "mask_key"]
