@@ -20,6 +20,10 @@ from integrations.services.connections import ConnectRateLimited, connection_cre
 class Command(BaseCommand):
     help = "Connect a JumpCloud organization. Prints the new connection's id."
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # No abbreviations: nothing that looks like "--api-key VALUE" may ever be accepted.
+        return super().create_parser(prog_name, subcommand, allow_abbrev=False, **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", default="", help="Display name (default: the organization's name)")
         source = parser.add_mutually_exclusive_group()
