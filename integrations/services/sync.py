@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -228,6 +228,19 @@ def sync_run_execute(*, run_id: int) -> SyncRun | None:
                 state.update(status="failed", error=exc.message)
                 if not stream.optional:
                     failed_required = f"{stream.label}: {exc.message}"
+                    break
+            except (LeaseLost, RetryLater):
+                raise
+            except DatabaseError as exc:
+                # The database went away or refused a write: the stream's last page was rolled
+                # back with its checkpoint, so try again later from there.
+                state.update(status="pending", error="Database error; retrying.")
+                raise RetryLater(f"database error: {type(exc).__name__}", countdown=60) from exc
+            except Exception:
+                logger.exception("sync run %s: stream %s crashed", run_id, stream.key)
+                state.update(status="failed", error="Internal error while syncing this stream (see the worker log).")
+                if not stream.optional:
+                    failed_required = f"{stream.label}: internal error"
                     break
             else:
                 state["status"] = "succeeded"

@@ -12,11 +12,18 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import OperationalError
 from django.db import connection as db
 
 from integrations.models import Application, AppUser, Connection, DailyUsage, SyncCheckpoint, SyncRun, UsageEvent
 from integrations.services.connections import connection_create
-from integrations.services.sync import SyncAlreadyRunning, sync_recover_stale, sync_run_execute, sync_run_request
+from integrations.services.sync import (
+    RetryLater,
+    SyncAlreadyRunning,
+    sync_recover_stale,
+    sync_run_execute,
+    sync_run_request,
+)
 from jumpcloud.simulator import FaultConfig, Simulator, SimulatorConfig
 from tests.processes import CeleryProcess, child_env
 
@@ -139,8 +146,6 @@ def test_rate_limits_and_unavailability_do_not_change_the_result(twins, settings
     sim.clear_requests()
     connection = _connect_without_faults(sim, "throttled")
     run = sync_run_request(connection=connection, kind="full", trigger="manual", enqueue=False)
-    from integrations.services.sync import RetryLater
-
     for _ in range(20):  # the task would retry; here we retry by hand until it finishes
         try:
             finished = sync_run_execute(run_id=run.pk)
@@ -237,13 +242,14 @@ def test_malformed_records_are_counted_and_a_failed_page_is_never_half_committed
         inserted = real_insert(**kwargs)
         calls["n"] += 1
         if calls["n"] == 3:
-            raise RuntimeError("database went away mid-page")
+            raise OperationalError("server closed the connection unexpectedly")
         return inserted
 
     monkeypatch.setattr(jc_sync.bulk, "insert_ignore", insert_then_crash)
     run = sync_run_request(connection=connection, kind="full", trigger="manual", enqueue=False)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RetryLater):
         sync_run_execute(run_id=run.pk)
+    assert SyncRun.objects.get(pk=run.pk).status == SyncRun.Status.QUEUED  # parked for a retry
     # Two pages committed, the third rolled back with its checkpoint.
     committed = UsageEvent.objects.filter(connection=connection).count()
     state = SyncCheckpoint.objects.get(connection=connection, stream="events_directory").state
@@ -252,7 +258,7 @@ def test_malformed_records_are_counted_and_a_failed_page_is_never_half_committed
     assert last.occurred_at <= datetime.fromtimestamp(state["search_after"][0] / 1000, UTC) + timedelta(seconds=1)
 
     monkeypatch.setattr(jc_sync.bulk, "insert_ignore", real_insert)
-    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=None)  # the crashed worker is gone
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=None)  # the retry time has come
     resumed = sync_run_execute(run_id=run.pk)
     assert resumed.status == SyncRun.Status.SUCCEEDED, resumed.error_message
     skipped = sum(s.get("skipped", 0) for s in resumed.streams.values())
