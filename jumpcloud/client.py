@@ -252,6 +252,10 @@ class JumpCloudClient:
         for page in pages:
             yield from page.items
 
+    def iter_user_group_membership_pages(self, group_id: str) -> Iterator[Page[AppBinding]]:
+        """Users of a group after JumpCloud resolves nested groups (same shape as app users)."""
+        return self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/membership", parse_app_binding)
+
     def iter_user_group_members(self, group_id: str) -> Iterator[dict[str, Any]]:
         for page in self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/members", _raw_record):
             yield from page.items

@@ -236,8 +236,12 @@ ASSIGN_UPDATE = ("username", "email", "first_name", "last_name", "display_name",
 
 
 def sync_app_assignments(ctx: SyncContext) -> None:
-    """Who can use each SSO app: JumpCloud resolves direct bindings and (nested) groups for us in
-    /v2/applications/{id}/users; a path of length one is a direct binding."""
+    """Who can use each SSO app, directly or through user groups (nested groups resolved).
+
+    Per app: its direct user associations and its group associations; per group, once per run,
+    its resolved membership. Apps share big groups (All Staff, departments), so this reads each
+    group once instead of re-reading the same people under every app (/applications/{id}/users).
+    """
     directory = directory_app(ctx.connection)
     people = {
         ext: (pk, username, email, first, last, display)
@@ -247,28 +251,46 @@ def sync_app_assignments(ctx: SyncContext) -> None:
     }
     apps = list(Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO, removed_at__isnull=True)
                 .values_list("pk", "external_id"))
+    memberships: dict[str, frozenset[str]] = {}
     for app_pk, app_ext in apps:
-        seen: set[str] = set()
-        rows: list[tuple[Any, ...]] = []
-        fetched = skipped = 0
         try:
-            for page in ctx.client.iter_application_binding_pages(app_ext):
-                fetched += len(page.items)
-                skipped += page.skipped
-                for b in page.items:
-                    if b.user_id in seen:
-                        continue
-                    seen.add(b.user_id)
-                    rows.append(assignment_row(ctx.connection.pk, app_pk, b, people.get(b.user_id)))
-                ctx.add(pages=1)
+            direct, skipped_direct = _association_targets(ctx.client.iter_application_associations(app_ext, "user"), "user")
+            groups, skipped_groups = _association_targets(
+                ctx.client.iter_application_associations(app_ext, "user_group"), "user_group")
         except errors.NotFound:
-            continue  # the app was deleted between the listing and now; next full sync removes it
+            continue  # the app was deleted between the listing and now; the next full sync removes it
+        ctx.add(pages=2, skipped=skipped_direct + skipped_groups)
+        users = set(direct)
+        for group_id in groups:
+            if group_id not in memberships:
+                members: set[str] = set()
+                for page in ctx.client.iter_user_group_membership_pages(group_id):
+                    members.update(b.user_id for b in page.items)
+                    ctx.add(pages=1, skipped=page.skipped)
+                memberships[group_id] = frozenset(members)
+            users |= memberships[group_id]
+        rows = [assignment_row(ctx.connection.pk, app_pk, AppBinding(user_id=uid, direct=uid in direct), people.get(uid))
+                for uid in users]
         with transaction.atomic():
             created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows,
                                            conflict=("application_id", "external_id"), update=ASSIGN_UPDATE)
-            removed = mark_removed(app=Application(pk=app_pk), kind=AppUser.Kind.USER, keep=seen)
-        ctx.add(fetched=fetched, skipped=skipped, created=created, updated=updated, removed=removed)
+            removed = mark_removed(app=Application(pk=app_pk), kind=AppUser.Kind.USER, keep=users)
+        ctx.add(fetched=len(rows), created=created, updated=updated, removed=removed)
         ctx.progress()
+
+
+def _association_targets(records: Iterable[dict[str, Any]], kind: str) -> tuple[set[str], int]:
+    """Ids of the associated objects of one type; malformed records are counted, not fatal."""
+    ids: set[str] = set()
+    skipped = 0
+    for record in records:
+        target = record.get("to") if isinstance(record, dict) else None
+        target_id = target.get("id") if isinstance(target, dict) else None
+        if not isinstance(target_id, str) or not target_id or (target.get("type") not in (None, kind)):
+            skipped += 1
+            continue
+        ids.add(target_id[:64])
+    return ids, skipped
 
 
 def assignment_row(connection_id: int, app_id: int, b: AppBinding, person: tuple[Any, ...] | None) -> tuple[Any, ...]:
