@@ -23,7 +23,7 @@ node_modules/.installed: package.json package-lock.json
 install: $(VENV)/.installed node_modules/.installed
 
 run: install
-	$(PY) manage.py migrate --noinput
+	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py create_first_admin
 	@echo ""
 	@echo "  torii:              http://127.0.0.1:$(PORT)/   (log in with the admin above)"

@@ -1,72 +1,47 @@
-"""Bulk writes for syncs: COPY into a temporary table, then one set-based statement.
+"""Bulk writes for syncs: COPY into a staging table, then one set-based statement.
 
-PostgreSQL path: COPY (CSV) into a temp table and `INSERT … SELECT … ON CONFLICT`. Upserts only
-touch rows whose values changed (`WHERE (…) IS DISTINCT FROM (…)`), so a re-sync with no upstream
-change writes nothing. The SQLite path (embedded default) does the same with executemany; it is for
-small demo tenants, not for speed.
+PostgreSQL path: COPY (CSV) into a per-session temporary table and `INSERT … SELECT … ON CONFLICT`.
+Upserts only touch rows whose values changed (`WHERE (…) IS DISTINCT FROM (…)`), so a re-sync with
+no upstream change writes nothing. The SQLite path (the embedded default) does the same with
+executemany; it serves small demo tenants, not speed.
+
+Row contract (what keeps a million-row sync cheap: no per-cell conversion in Python): cells are
+str, int, float, bool, None, date or datetime, and JSON columns arrive already serialised as str.
+The csv module writes these natively; PostgreSQL reads `True`/`False` as booleans, an unquoted
+empty field as NULL, and text columns are exempt from NULL matching (FORCE_NOT_NULL), so an empty
+string stays an empty string.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection as db
 
-NULL = r"\N"
+_TEXT_COLUMNS: dict[str, str] = {}
 
 
 def is_postgres() -> bool:
     return db.vendor == "postgresql"
 
 
-def _bool(value: bool) -> str:
-    return "t" if value else "f"
-
-
-def _isoformat(value: date | datetime) -> str:
-    return value.isoformat()
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value)
-
-
-_CONVERT: dict[type, Any] = {
-    type(None): lambda _: NULL, bool: _bool, datetime: _isoformat, date: _isoformat, dict: _json, list: _json,
-}
-_TEXT_COLUMNS: dict[str, str] = {}
-
-
-def _cell(value: Any) -> Any:
-    convert = _CONVERT.get(type(value))
-    if convert is not None:
-        return convert(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value  # str (and str-based choices), int, float: csv writes them as they are
-
-
-def _csv_buffer(rows: Iterable[Sequence[Any]], *, preformatted: bool = False) -> io.StringIO:
-    """CSV for COPY. Rows are converted cell by cell unless the caller already produced COPY text
-    (str cells, NULL for None, 't'/'f' for booleans), which the hot event path does."""
+def _csv_buffer(rows: Sequence[Sequence[Any]]) -> io.StringIO:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerows(rows if preformatted else ([_cell(v) for v in row] for row in rows))
+    csv.writer(buf, lineterminator="\n").writerows(rows)
     buf.seek(0)
     return buf
 
 
-def _stage(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, preformatted: bool = False) -> str:
-    """COPY rows into a per-session staging table emptied at commit; returns its name.
+def _stage(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """COPY rows into this session's staging table for (table, columns); returns its name.
 
-    The staging table is created once per database session and reused (creating a table per page
-    costs catalog writes on every page). Commits of sync writes are asynchronous: a crash can lose
-    the last transactions, data and checkpoint together, which the next run simply fetches again.
+    The staging table is created once per database session and reused: creating a table per page
+    costs catalog writes on every page. Sync writes commit asynchronously: a crash can lose the
+    last transactions — data and checkpoint together — which the next run simply fetches again.
     """
     cols = ", ".join(columns)
     temp = f"stage_{table}_{abs(hash(tuple(columns))) % 10**8}"
@@ -74,8 +49,6 @@ def _stage(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Seque
     cursor.execute(
         f'CREATE TEMP TABLE IF NOT EXISTS "{temp}" ON COMMIT DELETE ROWS AS SELECT {cols} FROM "{table}" WITH NO DATA'
     )
-    # Text columns never hold NULL; exempting them from NULL matching keeps a hostile value that
-    # happens to read "\N" exactly as it came.
     text_columns = _TEXT_COLUMNS.get(temp)
     if text_columns is None:
         cursor.execute(
@@ -85,25 +58,30 @@ def _stage(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Seque
         )
         text_columns = _TEXT_COLUMNS[temp] = cursor.fetchone()[0] or ""
     force = f", FORCE_NOT_NULL ({text_columns})" if text_columns else ""
+    # Emptied at commit; emptied here as well for a second batch in the same transaction.
+    cursor.execute(f'DELETE FROM "{temp}"')
     raw = cursor.cursor if hasattr(cursor, "cursor") else cursor
-    raw.copy_expert(
-        f"COPY \"{temp}\" ({cols}) FROM STDIN WITH (FORMAT csv, NULL '{NULL}'{force})",
-        _csv_buffer(rows, preformatted=preformatted),
-    )
+    raw.copy_expert(f'COPY "{temp}" ({cols}) FROM STDIN WITH (FORMAT csv{force})', _csv_buffer(rows))
     return temp
 
 
-def insert_ignore(
-    *, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str], preformatted: bool = False
-) -> int:
+def _sqlite_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    # Django keeps SQLite datetimes as naive UTC text; match it so unchanged rows compare equal.
+    return tuple(
+        str(v.astimezone(UTC).replace(tzinfo=None)) if isinstance(v, datetime) and v.tzinfo is not None else v
+        for v in row
+    )
+
+
+def insert_ignore(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str]) -> int:
     """Insert rows, skipping those whose conflict key exists. Returns how many were inserted.
-    Must run inside a transaction (the staging table is dropped on commit)."""
+    Must run inside a transaction."""
     if not rows:
         return 0
     cols = ", ".join(columns)
     with db.cursor() as cursor:
         if is_postgres():
-            temp = _stage(cursor, table, columns, rows, preformatted=preformatted)
+            temp = _stage(cursor, table, columns, rows)
             cursor.execute(
                 f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{temp}" '
                 f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
@@ -113,22 +91,9 @@ def insert_ignore(
         before = db.connection.total_changes
         cursor.executemany(
             f'INSERT INTO "{table}" ({cols}) VALUES ({placeholders}) ON CONFLICT ({", ".join(conflict)}) DO NOTHING',
-            [tuple(_sqlite_value(v, preformatted) for v in row) for row in rows],
+            [_sqlite_row(row) for row in rows],
         )
         return db.connection.total_changes - before
-
-
-def _sqlite_value(value: Any, preformatted: bool = False) -> Any:
-    if preformatted:  # COPY text: undo the NULL and boolean spellings
-        return None if value == NULL else {"t": True, "f": False}.get(value, value) if value in ("t", "f") else value
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    if isinstance(value, datetime):
-        # Django keeps SQLite datetimes as naive UTC text; match it so unchanged rows compare equal.
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        return str(value)
-    return value
 
 
 def upsert(
@@ -161,12 +126,11 @@ def upsert(
         return created, len(flags) - created
     # SQLite: count what exists first so created and updated can be told apart.
     key_idx = [columns.index(c) for c in conflict]
-    keys = {tuple(row[i] for i in key_idx) for row in rows}
+    keys = list({tuple(row[i] for i in key_idx) for row in rows})
     with db.cursor() as cursor:
         existing = 0
-        key_list = list(keys)
-        for start in range(0, len(key_list), 300):
-            chunk = key_list[start : start + 300]
+        for start in range(0, len(keys), 300):
+            chunk = keys[start : start + 300]
             where = " OR ".join("(" + " AND ".join(f'"{c}" = %s' for c in conflict) + ")" for _ in chunk)
             cursor.execute(f'SELECT COUNT(*) FROM "{table}" WHERE {where}', [v for k in chunk for v in k])
             existing += cursor.fetchone()[0]
@@ -176,7 +140,7 @@ def upsert(
         cursor.executemany(
             f'INSERT INTO "{table}" ({cols}) VALUES ({placeholders}) '
             f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets} WHERE {changed}",
-            [tuple(_sqlite_value(v) for v in row) for row in rows],
+            [_sqlite_row(row) for row in rows],
         )
         written = db.connection.total_changes - before
     created = len(keys) - existing

@@ -202,7 +202,7 @@ class Application(models.Model):
         DIRECTORY = "directory", "Directory"
         SSO = "sso", "SSO application"
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="applications")
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="applications", db_index=False)
     external_id = models.CharField(max_length=64)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SSO)
     name = models.CharField(max_length=255, blank=True)
@@ -239,11 +239,13 @@ class AppUser(models.Model):
         USER = "user", "User"
         ADMIN_ONLY = "admin", "Administrator only"
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="app_users")
-    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="app_users")
+    # Foreign keys without their own index where a composite index already leads with the column:
+    # every extra index is paid on each of a million assignment rows a sync writes.
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="app_users", db_index=False)
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="app_users", db_index=False)
     external_id = models.CharField(max_length=64)
     directory_user = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="app_memberships"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="app_memberships", db_index=False
     )
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.USER)
     username = models.CharField(max_length=255, blank=True)
@@ -269,10 +271,13 @@ class AppUser(models.Model):
         ordering = ["username", "id"]
         constraints = [models.UniqueConstraint(fields=["application", "external_id"], name="uniq_appuser_per_app")]
         indexes = [
-            models.Index(fields=["connection", "email"]),
-            models.Index(fields=["connection", "username"]),
-            models.Index(fields=["application", "last_used_at"]),
-            models.Index(fields=["connection", "admin_external_id"]),
+            # Directory rows only (SSO rows carry a copy of these for display).
+            models.Index(fields=["connection", "email"], name="appuser_dir_email",
+                         condition=Q(directory_user__isnull=True)),
+            models.Index(fields=["connection", "username"], name="appuser_dir_username",
+                         condition=Q(directory_user__isnull=True)),
+            models.Index(fields=["connection", "admin_external_id"], name="appuser_admin_id",
+                         condition=~Q(admin_external_id="")),
         ]
 
     def __str__(self) -> str:
@@ -282,7 +287,7 @@ class AppUser(models.Model):
 class UsageEvent(models.Model):
     """One ingested usage event. At-least-once on the wire, exactly once here."""
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="usage_events")
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="usage_events", db_index=False)
     external_id = models.CharField(max_length=64)
     kind = models.CharField(max_length=16, help_text="Provider's event family, e.g. directory / sso.")
     event_type = models.CharField(max_length=64)

@@ -1,0 +1,366 @@
+"""JumpCloud user actions: create, suspend, unsuspend and delete a system user.
+
+Each function follows the provider action protocol of integrations.services.actions:
+`fn(*, connection, run, params, check_only=False)`. With check_only it only normalises and checks the
+input (no network). Otherwise it makes the call through the client and returns an ActionOutcome;
+the caller has already written the pending audit record and completes it with that outcome.
+
+At most once, upstream: writes go through a client without retries and with a short read timeout.
+When JumpCloud does not answer after the request was sent (RequestTimedOut, or another error with
+request_sent), the write is never repeated: the user is re-read to learn what happened, and that is
+what gets recorded. The mirror (the directory AppUser row) is updated from what JumpCloud returned,
+so the change shows in torii at once, without a sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from integrations.models import ActionRun, Application, AppUser, Connection
+from integrations.services.actions import ActionCheck, ActionOutcome
+from integrations.services.audit import action_run_snapshot, scrub_parameters
+from jumpcloud.client import JumpCloudClient
+from jumpcloud.errors import JumpCloudError, NotFound, UpstreamError
+from jumpcloud.parsing import SystemUser
+from jumpcloud.provider import REGIONS
+from jumpcloud.sync import directory_app, upsert_directory_users, user_status
+from jumpcloud.usernames import normalize_username, username_problems, windows_warning
+
+STATES = ("ACTIVATED", "STAGED")
+NAME_MAX = 255
+EMAIL_MAX = 320
+
+
+# --- clients ---------------------------------------------------------------------------------
+def _action_timeout() -> float:
+    """Read timeout of an action's write call: short, because an admin is waiting for the page."""
+    return float(getattr(settings, "TORII_ACTION_TIMEOUT_SECONDS", 10.0))
+
+
+def _client(connection: Connection, *, write: bool) -> JumpCloudClient:
+    """A client for one action. Writes: no retries at all (a timed-out write is re-read, never
+    re-sent) and the short timeout. Reads (snapshot, re-read): the usual retries, a longer wait."""
+    from integrations.services.connections import connection_credentials
+
+    credentials = connection_credentials(connection)
+    multi_tenant = bool((connection.capabilities or {}).get("multi_tenant"))
+    timeout = _action_timeout()
+    return JumpCloudClient(
+        credentials.api_key,
+        region=connection.region if connection.region in REGIONS else "us",
+        base_url=connection.base_url or None,
+        org_id=connection.org_id if multi_tenant else None,
+        timeout=(5.0, timeout) if write else (5.0, max(15.0, 2 * timeout)),
+        max_retries=0 if write else 2,
+    )
+
+
+def _sent_but_unanswered(exc: JumpCloudError) -> bool:
+    return isinstance(exc, UpstreamError) and exc.request_sent
+
+
+def _failed(exc: JumpCloudError, *, outcome: str = "refused", prefix: str = "") -> ActionOutcome:
+    return ActionOutcome(
+        succeeded=False,
+        message=prefix + exc.message,
+        request_id=exc.request_id,
+        result={"outcome": outcome, "error": type(exc).__name__, "http_status": exc.status},
+    )
+
+
+# --- the mirror ------------------------------------------------------------------------------
+def mirror_user(*, connection: Connection, user: SystemUser) -> AppUser:
+    """Upsert the directory row of `user` from what JumpCloud returned, through the sync's own
+    path (jumpcloud.sync.upsert_directory_users), so the change shows at once and the next sync
+    finds nothing to do."""
+    app = directory_app(connection)
+    with transaction.atomic():
+        upsert_directory_users(connection, app, [user])
+    return AppUser.objects.get(application=app, external_id=user.id)
+
+
+def _mirror_status(*, connection: Connection, user: SystemUser) -> None:
+    AppUser.objects.filter(
+        connection=connection, application__kind=Application.Kind.DIRECTORY, external_id=user.id
+    ).update(status=user_status(user), removed_at=None)
+
+
+def _mirror_removed(*, connection: Connection, external_id: str) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        rows = AppUser.objects.filter(
+            connection=connection, application__kind=Application.Kind.DIRECTORY, external_id=external_id
+        )
+        AppUser.objects.filter(directory_user__in=rows, removed_at__isnull=True).update(
+            status=AppUser.Status.REMOVED, removed_at=now
+        )
+        rows.update(status=AppUser.Status.REMOVED, removed_at=now)
+
+
+# --- create ----------------------------------------------------------------------------------
+def create_user_check(params: dict[str, Any]) -> ActionCheck:
+    """Normalise the new user's fields and say everything JumpCloud would refuse (no network)."""
+    raw_username = str(params.get("username") or "")
+    username = normalize_username(raw_username)
+    clean = {
+        "first_name": str(params.get("first_name") or "").strip(),
+        "last_name": str(params.get("last_name") or "").strip(),
+        "email": str(params.get("email") or "").strip(),
+        "username": username,
+        "state": str(params.get("state") or "").strip().upper(),
+    }
+    errors: dict[str, list[str]] = {}
+    problems = username_problems(username)
+    if problems:
+        errors["username"] = problems
+    if not clean["email"]:
+        errors["email"] = ["An email address is required."]
+    elif len(clean["email"]) > EMAIL_MAX:
+        errors["email"] = [f"At most {EMAIL_MAX} characters."]
+    for name in ("first_name", "last_name"):
+        if len(clean[name]) > NAME_MAX:
+            errors[name] = [f"At most {NAME_MAX} characters."]
+    if clean["state"] and clean["state"] not in STATES:
+        errors["state"] = ["Choose Activated or Staged, or leave it to the organization's default."]
+    notes: list[str] = []
+    if username and username != raw_username.strip():
+        notes.append(f"Spaces become dots: JumpCloud will receive “{username}”.")
+    warning = windows_warning(username)
+    if warning:
+        notes.append(warning)
+    return ActionCheck(params=clean, errors=errors, notes=notes)
+
+
+def create_user(
+    *, connection: Connection, run: ActionRun | None, params: dict[str, Any], check_only: bool = False
+) -> Any:
+    check = create_user_check(params)
+    if check_only:
+        return check
+    if not check.ok:
+        return ActionOutcome(
+            succeeded=False, message=next(iter(check.errors.values()))[0], result={"outcome": "invalid"}
+        )
+    p = check.params
+    with _client(connection, write=True) as client:
+        try:
+            user = client.create_system_user(
+                username=p["username"],
+                email=p["email"],
+                firstname=p["first_name"],
+                lastname=p["last_name"],
+                state=p["state"] or None,
+            )
+        except JumpCloudError as exc:
+            if _sent_but_unanswered(exc):
+                return _create_reread(connection=connection, params=p, cause=exc)
+            return _failed(exc)
+        request_id = client.last_request_id
+    mirror_user(connection=connection, user=user)
+    return ActionOutcome(
+        succeeded=True,
+        message=f"Created “{user.username}” in JumpCloud.",
+        request_id=request_id,
+        result={"outcome": "applied", "user_id": user.id, "state": user.state},
+        target_external_id=user.id,
+        target_username=user.username,
+    )
+
+
+def _create_reread(*, connection: Connection, params: dict[str, Any], cause: JumpCloudError) -> ActionOutcome:
+    """The create may or may not have happened: look the username up instead of sending again."""
+    with _client(connection, write=False) as client:
+        try:
+            found = client.find_system_users(username=params["username"])
+        except JumpCloudError as exc:
+            return ActionOutcome(
+                succeeded=False,
+                message=f"{cause.message} torii could not re-read JumpCloud to find out ({exc.message})",
+                request_id=cause.request_id,
+                result={"outcome": "unknown", "error": type(cause).__name__},
+            )
+    mine = [u for u in found if u.email.lower() == params["email"].lower()]
+    if mine:
+        user = mine[0]
+        mirror_user(connection=connection, user=user)
+        return ActionOutcome(
+            succeeded=True,
+            message=f"JumpCloud did not answer in time, but re-reading shows “{user.username}” was created.",
+            request_id=cause.request_id,
+            result={"outcome": "confirmed_by_reread", "user_id": user.id, "state": user.state},
+            target_external_id=user.id,
+            target_username=user.username,
+        )
+    if found:
+        return ActionOutcome(
+            succeeded=False,
+            message=f"JumpCloud did not answer in time, and re-reading shows “{params['username']}” belongs to "
+            "another user (a different email). Choose another username.",
+            request_id=cause.request_id,
+            result={"outcome": "conflict_by_reread"},
+        )
+    return ActionOutcome(
+        succeeded=False,
+        message=f"JumpCloud did not answer in time, and re-reading shows no user “{params['username']}”: "
+        "it was not created. You can try again.",
+        request_id=cause.request_id,
+        result={"outcome": "not_applied_by_reread"},
+    )
+
+
+# --- suspend / unsuspend ---------------------------------------------------------------------
+def _set_suspended(*, connection: Connection, run: ActionRun, suspended: bool) -> ActionOutcome:
+    user_id, username = run.target_external_id, run.target_username
+    verb = "Suspended" if suspended else "Unsuspended"
+    with _client(connection, write=True) as client:
+        send: Callable[[str], SystemUser] = (
+            client.suspend_system_user if suspended else client.unsuspend_system_user
+        )
+        try:
+            user = send(user_id)
+        except NotFound as exc:
+            return _failed(exc, outcome="not_found")
+        except JumpCloudError as exc:
+            if _sent_but_unanswered(exc):
+                return _suspend_reread(
+                    connection=connection, user_id=user_id, username=username, suspended=suspended, cause=exc
+                )
+            return _failed(exc)
+        request_id = client.last_request_id
+    _mirror_status(connection=connection, user=user)
+    return ActionOutcome(
+        succeeded=True,
+        message=f"{verb} “{user.username or username}” in JumpCloud.",
+        request_id=request_id,
+        result={"outcome": "applied", "state": user.state, "suspended": user.suspended},
+    )
+
+
+def _suspend_reread(
+    *, connection: Connection, user_id: str, username: str, suspended: bool, cause: JumpCloudError
+) -> ActionOutcome:
+    with _client(connection, write=False) as client:
+        try:
+            user = client.get_system_user(user_id)
+        except JumpCloudError as exc:
+            return ActionOutcome(
+                succeeded=False,
+                message=f"{cause.message} torii could not re-read the user to find out ({exc.message})",
+                request_id=cause.request_id,
+                result={"outcome": "unknown", "error": type(cause).__name__},
+            )
+    _mirror_status(connection=connection, user=user)
+    applied = user.suspended == suspended and (user.state == "SUSPENDED") == suspended
+    if applied:
+        return ActionOutcome(
+            succeeded=True,
+            message=f"JumpCloud did not answer in time, but re-reading shows “{username}” is now "
+            f"{'suspended' if suspended else 'active'}.",
+            request_id=cause.request_id,
+            result={"outcome": "confirmed_by_reread", "state": user.state, "suspended": user.suspended},
+        )
+    return ActionOutcome(
+        succeeded=False,
+        message=f"JumpCloud did not answer in time, and re-reading shows “{username}” is still "
+        f"{'not suspended' if suspended else 'suspended'}: the change was not applied. You can try again.",
+        request_id=cause.request_id,
+        result={"outcome": "not_applied_by_reread", "state": user.state, "suspended": user.suspended},
+    )
+
+
+def suspend_user(
+    *, connection: Connection, run: ActionRun | None, params: dict[str, Any], check_only: bool = False
+) -> Any:
+    if check_only or run is None:
+        return ActionCheck(params=params)
+    return _set_suspended(connection=connection, run=run, suspended=True)
+
+
+def unsuspend_user(
+    *, connection: Connection, run: ActionRun | None, params: dict[str, Any], check_only: bool = False
+) -> Any:
+    if check_only or run is None:
+        return ActionCheck(params=params)
+    return _set_suspended(connection=connection, run=run, suspended=False)
+
+
+# --- delete ----------------------------------------------------------------------------------
+def delete_user(
+    *, connection: Connection, run: ActionRun | None, params: dict[str, Any], check_only: bool = False
+) -> Any:
+    """Snapshot the JumpCloud record into the audit run, then delete. A 404 counts as done."""
+    if check_only or run is None:
+        return ActionCheck(params=params)
+    user_id, username = run.target_external_id, run.target_username
+    gone = ActionOutcome(
+        succeeded=True,
+        message=f"“{username}” was already deleted in JumpCloud.",
+        result={"outcome": "already_gone"},
+    )
+    with _client(connection, write=False) as reader:
+        try:
+            current = reader.get_system_user(user_id)
+        except NotFound as exc:
+            _mirror_removed(connection=connection, external_id=user_id)
+            gone.request_id = exc.request_id
+            return gone
+        except JumpCloudError as exc:
+            # Without a snapshot the account could not be recreated: do not delete.
+            return _failed(
+                exc, outcome="not_sent", prefix="Nothing was deleted: torii could not read the user first. "
+            )
+        action_run_snapshot(run=run, snapshot=scrub_parameters(current.raw or {}))
+    with _client(connection, write=True) as client:
+        try:
+            client.delete_system_user(user_id)
+        except NotFound as exc:
+            _mirror_removed(connection=connection, external_id=user_id)
+            gone.request_id = exc.request_id
+            return gone
+        except JumpCloudError as exc:
+            if _sent_but_unanswered(exc):
+                return _delete_reread(connection=connection, user_id=user_id, username=username, cause=exc)
+            return _failed(exc)
+        request_id = client.last_request_id
+    _mirror_removed(connection=connection, external_id=user_id)
+    return ActionOutcome(
+        succeeded=True,
+        message=f"Deleted “{username}” from JumpCloud.",
+        request_id=request_id,
+        result={"outcome": "applied"},
+    )
+
+
+def _delete_reread(
+    *, connection: Connection, user_id: str, username: str, cause: JumpCloudError
+) -> ActionOutcome:
+    with _client(connection, write=False) as client:
+        try:
+            client.get_system_user(user_id)
+        except NotFound:
+            _mirror_removed(connection=connection, external_id=user_id)
+            return ActionOutcome(
+                succeeded=True,
+                message=f"JumpCloud did not answer in time, but re-reading shows “{username}” is deleted.",
+                request_id=cause.request_id,
+                result={"outcome": "confirmed_by_reread"},
+            )
+        except JumpCloudError as exc:
+            return ActionOutcome(
+                succeeded=False,
+                message=f"{cause.message} torii could not re-read the user to find out ({exc.message})",
+                request_id=cause.request_id,
+                result={"outcome": "unknown", "error": type(cause).__name__},
+            )
+    return ActionOutcome(
+        succeeded=False,
+        message=f"JumpCloud did not answer in time, and re-reading shows “{username}” still exists: "
+        "it was not deleted. You can try again.",
+        request_id=cause.request_id,
+        result={"outcome": "not_applied_by_reread"},
+    )
