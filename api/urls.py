@@ -1,7 +1,29 @@
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from api import views
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("connections", views.ConnectionViewSet, basename="connection")
+router.register("sync-runs", views.SyncRunViewSet, basename="sync-run")
+router.register("applications", views.ApplicationViewSet, basename="application")
+router.register("users", views.UserViewSet, basename="user")
+router.register("usage-events", views.UsageEventViewSet, basename="usage-event")
+router.register("actions", views.ActionViewSet, basename="action")
+router.register("audit-log", views.AuditLogViewSet, basename="audit-log")
+
+extra = [
+    path("capabilities/", views.CapabilitiesView.as_view(), name="capabilities"),
+    path("applications/<int:pk>/users/", views.ApplicationUsersView.as_view(), name="application-users"),
+]
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "v1/",
+        include(([*extra, *router.urls], "api-v1")),
+    ),
 ]

@@ -11,9 +11,23 @@ from integrations.models import ActionRun
 
 @admin.register(ActionRun)
 class ActionRunAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "category", "action", "connection_name", "target_username", "actor_username", "status")
+    list_display = (
+        "created_at",
+        "category",
+        "action",
+        "connection_name",
+        "target_username",
+        "actor_username",
+        "status",
+    )
     list_filter = ("category", "status", "action")
-    search_fields = ("target_username", "target_external_id", "actor_username", "connection_name", "request_id")
+    search_fields = (
+        "target_username",
+        "target_external_id",
+        "actor_username",
+        "connection_name",
+        "request_id",
+    )
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
     actions = None  # no bulk "delete selected"

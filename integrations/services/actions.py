@@ -108,7 +108,9 @@ class ActionRefused(Exception):
 
     code = "refused"
 
-    def __init__(self, message: str, *, errors: dict[str, list[str]] | None = None, run: ActionRun | None = None):
+    def __init__(
+        self, message: str, *, errors: dict[str, list[str]] | None = None, run: ActionRun | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.errors = errors or {}
@@ -152,10 +154,6 @@ def action_check_allowed(*, connection: Connection, actor: Any, action: str) -> 
         raise ActionForbidden("Only torii Admins can act on users.")
     if action not in USER_ACTIONS:
         raise ActionForbidden(f"Unknown action {action!r}.")
-    if not connection.is_live:
-        raise ActionForbidden("This account is disconnected.")
-    if not connection.can_act:
-        raise ActionForbidden(READ_ONLY_NOTE)
     reason = connection_action_unavailable_reason(connection=connection, action=action)
     if reason:
         raise ActionForbidden(reason)
@@ -190,7 +188,9 @@ def _provider_action(connection: Connection, action: str) -> Any:
     return registry.get(connection.provider).action(action)
 
 
-def _replay(*, key: str, action: str, connection: Connection, actor: Any, parameters: dict[str, Any]) -> ActionRun | None:
+def _replay(
+    *, key: str, action: str, connection: Connection, actor: Any, parameters: dict[str, Any]
+) -> ActionRun | None:
     """The run an idempotency key already produced, if it was for this same request."""
     existing = ActionRun.objects.filter(idempotency_key=key).first()
     if existing is None:
@@ -217,7 +217,9 @@ def directory_user_of(*, connection: Connection, app_user: AppUser) -> AppUser:
             raise ActionTargetInvalid("This application user is not linked to a directory user.")
         app_user = app_user.directory_user  # type: ignore[assignment]
     if app_user.kind == AppUser.Kind.ADMIN_ONLY:
-        raise ActionTargetInvalid("This is an administrator without a user account; manage administrators in the console.")
+        raise ActionTargetInvalid(
+            "This is an administrator without a user account; manage administrators in the console."
+        )
     return app_user
 
 
@@ -250,7 +252,9 @@ def _synced_clashes(*, connection: Connection, username: str, email: str) -> lis
     if email:
         match |= Q(email__iexact=email)
     rows = (
-        AppUser.objects.filter(connection=connection, application__kind=Application.Kind.DIRECTORY, removed_at__isnull=True)
+        AppUser.objects.filter(
+            connection=connection, application__kind=Application.Kind.DIRECTORY, removed_at__isnull=True
+        )
         .exclude(status=AppUser.Status.REMOVED)
         .filter(match)
         .only("username", "email")[:5]
@@ -297,14 +301,21 @@ def action_run_request(
         if target is None:
             raise ActionTargetInvalid("Choose the user to act on.")
         if target.removed_at is not None or target.status == AppUser.Status.REMOVED:
-            raise ActionTargetInvalid(f"“{target.username}” was removed from {connection.name}; nothing to do.")
+            raise ActionTargetInvalid(
+                f"“{target.username}” was removed from {connection.name}; nothing to do."
+            )
         target_username = target.username
         target_external_id = target.external_id
 
     try:
         run = action_run_start(
-            connection=connection, action=action, actor=actor, parameters=recorded, idempotency_key=key,
-            target_external_id=target_external_id, target_username=target_username,
+            connection=connection,
+            action=action,
+            actor=actor,
+            parameters=recorded,
+            idempotency_key=key,
+            target_external_id=target_external_id,
+            target_username=target_username,
         )
     except IntegrityError:
         # A concurrent request with the same key won the race: replay its run.
@@ -332,7 +343,9 @@ def action_run_execute(*, run_id: int) -> ActionRun:
         return ActionRun.objects.get(pk=run_id)
     connection = run.connection
     if connection is None:
-        return action_run_complete(run=run, succeeded=False, error_message="The account was deleted before the action ran.")
+        return action_run_complete(
+            run=run, succeeded=False, error_message="The account was deleted before the action ran."
+        )
     try:
         outcome: ActionOutcome = _provider_action(connection, run.action).run(
             connection=connection, run=run, params=dict(run.parameters), check_only=False
@@ -340,7 +353,9 @@ def action_run_execute(*, run_id: int) -> ActionRun:
     except Exception as exc:  # the outcome upstream is unknown: say so, never guess
         logger.exception("action run %s (%s) failed unexpectedly", run.pk, run.action)
         return action_run_complete(
-            run=run, succeeded=False, result={"outcome": "unknown", "error": type(exc).__name__},
+            run=run,
+            succeeded=False,
+            result={"outcome": "unknown", "error": type(exc).__name__},
             error_message="torii hit an unexpected error; whether JumpCloud applied the action is unknown. "
             "Check the user in JumpCloud before trying again.",
         )
@@ -349,7 +364,10 @@ def action_run_execute(*, run_id: int) -> ActionRun:
         succeeded=outcome.succeeded,
         error_message="" if outcome.succeeded else outcome.message,
         request_id=outcome.request_id,
-        result={**outcome.result, **({"message": outcome.message} if outcome.succeeded and outcome.message else {})},
+        result={
+            **outcome.result,
+            **({"message": outcome.message} if outcome.succeeded and outcome.message else {}),
+        },
         target_external_id=outcome.target_external_id,
         target_username=outcome.target_username,
     )
@@ -367,25 +385,45 @@ def app_user_create(
     username: str,
     state: str = "",
 ) -> ActionResult:
-    params = {"first_name": first_name, "last_name": last_name, "email": email, "username": username, "state": state}
-    return action_run_request(connection=connection, action=CREATE_USER, actor=actor, idempotency_key=idempotency_key, params=params)
+    params = {
+        "first_name": first_name,
+        "last_name": last_name,
+        "email": email,
+        "username": username,
+        "state": state,
+    }
+    return action_run_request(
+        connection=connection, action=CREATE_USER, actor=actor, idempotency_key=idempotency_key, params=params
+    )
 
 
 def app_user_suspend(*, app_user: AppUser, actor: Any, idempotency_key: str) -> ActionResult:
     return action_run_request(
-        connection=app_user.connection, action=SUSPEND_USER, actor=actor, idempotency_key=idempotency_key, target=app_user
+        connection=app_user.connection,
+        action=SUSPEND_USER,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        target=app_user,
     )
 
 
 def app_user_unsuspend(*, app_user: AppUser, actor: Any, idempotency_key: str) -> ActionResult:
     return action_run_request(
-        connection=app_user.connection, action=UNSUSPEND_USER, actor=actor, idempotency_key=idempotency_key, target=app_user
+        connection=app_user.connection,
+        action=UNSUSPEND_USER,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        target=app_user,
     )
 
 
 def app_user_delete(*, app_user: AppUser, actor: Any, idempotency_key: str) -> ActionResult:
     return action_run_request(
-        connection=app_user.connection, action=DELETE_USER, actor=actor, idempotency_key=idempotency_key, target=app_user
+        connection=app_user.connection,
+        action=DELETE_USER,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        target=app_user,
     )
 
 
@@ -402,17 +440,22 @@ def app_users_bulk_suspend(*, app_users: list[AppUser], actor: Any, idempotency_
         raise ActionForbidden("Only torii Admins can act on users.")
     key = validate_idempotency_key(idempotency_key)
     if not app_users:
-        raise ActionInvalid("Select at least one user.", errors={"app_user_ids": ["Select at least one user."]})
+        raise ActionInvalid(
+            "Select at least one user.", errors={"app_user_ids": ["Select at least one user."]}
+        )
     if len(app_users) > BULK_LIMIT:
         raise ActionInvalid(
-            f"Select at most {BULK_LIMIT} users at a time.", errors={"app_user_ids": [f"At most {BULK_LIMIT} users."]}
+            f"Select at most {BULK_LIMIT} users at a time.",
+            errors={"app_user_ids": [f"At most {BULK_LIMIT} users."]},
         )
     items: list[BulkItem] = []
     for app_user in app_users:
         item = BulkItem(app_user=app_user)
         try:
             result = app_user_suspend(
-                app_user=app_user, actor=actor, idempotency_key=bulk_item_key(idempotency_key=key, app_user_id=app_user.pk)
+                app_user=app_user,
+                actor=actor,
+                idempotency_key=bulk_item_key(idempotency_key=key, app_user_id=app_user.pk),
             )
             item.run, item.replayed = result.run, result.replayed
         except ActionRefused as exc:

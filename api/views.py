@@ -1,0 +1,392 @@
+"""REST API v1 views: thin. Reads are querysets with filters; every write calls a service.
+
+Permissions: the default class (accounts.permissions.IsViewerOrAdminReadAdminWrite) lets Viewers and
+Admins read and only Admins write, exactly as in the UI; the action services check again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_not_required
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import filters as drf_filters
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api import serializers as s
+from api.filters import (
+    ApplicationFilter,
+    ApplicationUserFilter,
+    ConnectionFilter,
+    SyncRunFilter,
+    UsageEventFilter,
+)
+from api.pagination import StandardPagination, UsageEventCursorPagination
+from dashboard.forms_actions import AuditLogFilter
+from integrations.filters import AppUserFilter
+from integrations.models import ActionRun, Application, AppUser, Connection, SyncRun, UsageEvent
+from integrations.providers import registry
+from integrations.selectors.users import directory_user_queryset
+from integrations.services import actions as action_services
+from integrations.services.sync import SyncAlreadyRunning, SyncNotAllowed, sync_run_request
+
+
+class ApiViewMixin:
+    """DRF authenticates API calls itself (token or session), so Django's LoginRequiredMiddleware
+    must not redirect them to the login page: anonymous callers get DRF's 401/403 instead."""
+
+    pagination_class = StandardPagination
+    lookup_value_regex = r"\d+"
+
+    @classmethod
+    def as_view(cls, *args: Any, **kwargs: Any) -> Any:
+        return login_not_required(super().as_view(*args, **kwargs))  # type: ignore[misc]
+
+
+# --- connections -----------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(
+        summary="List connected accounts",
+        description="The API key is never returned; `secret_hint` is its masked suffix.",
+    ),
+    retrieve=extend_schema(summary="One connected account"),
+)
+class ConnectionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Connection.objects.all().order_by("name", "id")
+    serializer_class = s.ConnectionSerializer
+    filterset_class = ConnectionFilter
+    filter_backends = [*viewsets.ReadOnlyModelViewSet.filter_backends, drf_filters.SearchFilter]
+    search_fields = ["name", "org_name", "org_id"]
+
+    @extend_schema(summary="Capabilities of one account", responses=s.CapabilityStatusSerializer(many=True))
+    @action(detail=True, pagination_class=None, filter_backends=[])
+    def capabilities(self, request: Request, pk: str | None = None) -> Response:
+        connection = self.get_object()
+        statuses = registry.get(connection.provider).capability_statuses(connection)
+        return Response(s.CapabilityStatusSerializer(statuses, many=True).data)
+
+
+class CapabilitiesView(ApiViewMixin, APIView):
+    pagination_class = None
+
+    @extend_schema(
+        summary="Capabilities of every live account",
+        description="What torii supports for each provider and whether it is available for each connected account now.",
+        parameters=[OpenApiParameter("connection", OpenApiTypes.INT, description="Only this connection.")],
+        responses=s.ConnectionCapabilitiesSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        connections = Connection.objects.exclude(status=Connection.Status.DISCONNECTED).order_by("name", "id")
+        wanted = request.query_params.get("connection")
+        if wanted is not None:
+            if not wanted.isdigit():
+                return Response({"detail": "connection must be an id."}, status=status.HTTP_400_BAD_REQUEST)
+            connections = connections.filter(pk=int(wanted))
+        rows = [
+            {
+                "connection": c.pk,
+                "connection_name": c.name,
+                "provider": c.provider,
+                "capabilities": registry.get(c.provider).capability_statuses(c),
+            }
+            for c in connections
+        ]
+        return Response(s.ConnectionCapabilitiesSerializer(rows, many=True).data)
+
+
+# --- syncs -----------------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(summary="Sync history"),
+    retrieve=extend_schema(summary="One sync run, with per-stream progress"),
+)
+class SyncRunViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = SyncRun.objects.select_related("requested_by").order_by("-created_at", "-id")
+    serializer_class = s.SyncRunSerializer
+    filterset_class = SyncRunFilter
+
+    @extend_schema(
+        summary="Start a sync now",
+        request=s.SyncRunRequestSerializer,
+        responses={
+            202: s.SyncRunSerializer,
+            409: OpenApiResponse(
+                s.SyncConflictSerializer, description="A sync of this account is already queued or running."
+            ),
+        },
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        payload = s.SyncRunRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            run = sync_run_request(
+                connection=payload.validated_data["connection"],
+                kind=payload.validated_data["kind"],
+                trigger=SyncRun.Trigger.MANUAL,
+                requested_by=request.user,
+            )
+        except SyncAlreadyRunning as exc:
+            return Response(
+                {"detail": str(exc), "sync_run": exc.run.pk if exc.run else None},
+                status=status.HTTP_409_CONFLICT,
+            )
+        except SyncNotAllowed as exc:
+            return Response({"detail": str(exc), "sync_run": None}, status=status.HTTP_409_CONFLICT)
+        return Response(s.SyncRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- inventory -------------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(summary="Applications (the directory itself and SSO apps), with users and last use"),
+    retrieve=extend_schema(summary="One application"),
+)
+class ApplicationViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.ApplicationSerializer
+    filterset_class = ApplicationFilter
+
+    def get_queryset(self) -> QuerySet:
+        live = Q(app_users__removed_at__isnull=True)
+        return Application.objects.annotate(
+            users_count=Count("app_users", filter=live),
+            last_used_at=Max("app_users__last_used_at", filter=live),
+        ).order_by("label", "name", "id")
+
+
+@extend_schema(summary="Users of one application, with status and last use")
+class ApplicationUsersView(ApiViewMixin, generics.ListAPIView):
+    queryset = AppUser.objects.all()
+    serializer_class = s.AppUserSerializer
+    filterset_class = ApplicationUserFilter
+
+    def get_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return AppUser.objects.none()
+        app = generics.get_object_or_404(Application.objects.only("pk"), pk=self.kwargs["pk"])
+        return AppUser.objects.filter(application=app).order_by("username", "id")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Directory users of every account: search and the users page's filters",
+        description="Without a `status` filter, removed users are left out. `inactive_days` only matches "
+        "users of accounts whose usage events are available.",
+    ),
+    retrieve=extend_schema(summary="One directory user, with every application they can use"),
+)
+class UserViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
+    filterset_class = AppUserFilter
+
+    def get_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no database
+            return AppUser.objects.none()
+        queryset = directory_user_queryset()
+        if self.action == "retrieve":
+            memberships = AppUser.objects.select_related("application").order_by("application__label", "id")
+            queryset = queryset.prefetch_related(Prefetch("app_memberships", queryset=memberships))
+        # The default order (AppUserFilter sorts when `ordering` is given).
+        return queryset.order_by("username", "pk")
+
+    def get_serializer_class(self) -> type:
+        return s.UserDetailSerializer if self.action == "retrieve" else s.UserSerializer
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Usage events (cursor pagination, newest first)"),
+    retrieve=extend_schema(summary="One usage event"),
+)
+class UsageEventViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = UsageEvent.objects.all()
+    serializer_class = s.UsageEventSerializer
+    filterset_class = UsageEventFilter
+    pagination_class = UsageEventCursorPagination
+
+
+# --- audit log and actions -------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(summary="The audit log: every action and connection event (read-only)"),
+    retrieve=extend_schema(summary="One audit record"),
+)
+class AuditLogViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = ActionRun.objects.all()
+    filterset_class = AuditLogFilter
+
+    def get_serializer_class(self) -> type:
+        return s.ActionRunDetailSerializer if self.action == "retrieve" else s.ActionRunSerializer
+
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    pattern=r"^[\x21-\x7e]{8,64}$",
+    description="A unique key per action (a UUID). Repeating a request with the same key never sends the "
+    "action twice: the first outcome is returned (200, header Idempotent-Replayed: true).",
+)
+_REFUSALS = {
+    400: OpenApiResponse(
+        s.ActionRefusalSerializer, description="Invalid input; nothing was sent or recorded."
+    ),
+    403: OpenApiResponse(
+        s.ActionRefusalSerializer, description="Not an Admin, or the account is read-only; nothing was sent."
+    ),
+    409: OpenApiResponse(
+        s.ActionRefusalSerializer, description="Collides with a synced user; nothing was sent."
+    ),
+    422: OpenApiResponse(
+        s.ActionRefusalSerializer, description="The Idempotency-Key was used for a different request."
+    ),
+}
+_RUN_RESPONSES = {
+    201: OpenApiResponse(
+        s.ActionRunDetailSerializer,
+        description="The action ran and was recorded. Its `status` says whether JumpCloud applied it "
+        "(succeeded) or not (failed, with JumpCloud's message in `error_message`).",
+    ),
+    200: OpenApiResponse(
+        s.ActionRunDetailSerializer, description="Replay: the outcome of the first request with this key."
+    ),
+    **_REFUSALS,
+}
+_REFUSAL_STATUS = {
+    action_services.ActionForbidden: status.HTTP_403_FORBIDDEN,
+    action_services.ActionConflict: status.HTTP_409_CONFLICT,
+    action_services.IdempotencyKeyReused: status.HTTP_422_UNPROCESSABLE_ENTITY,
+}
+
+
+def _run_response(result: action_services.ActionResult) -> Response:
+    response = Response(
+        s.ActionRunDetailSerializer(result.run).data,
+        status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
+    )
+    if result.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _refusal_response(exc: action_services.ActionRefused) -> Response:
+    code = _REFUSAL_STATUS.get(type(exc), status.HTTP_400_BAD_REQUEST)
+    body = {
+        "detail": exc.message,
+        "code": exc.code,
+        "errors": exc.errors,
+        "action_run": exc.run.pk if exc.run else None,
+    }
+    return Response(body, status=code)
+
+
+def _invalid_response(payload: Any) -> Response:
+    errors = {name: [str(m) for m in messages] for name, messages in payload.errors.items()}
+    return Response(
+        {
+            "detail": "The input is not valid; nothing was sent.",
+            "code": "invalid",
+            "errors": errors,
+            "action_run": None,
+        },
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="User actions run through torii (the user-action part of the audit log)"),
+    retrieve=extend_schema(summary="One user action and its outcome"),
+)
+class ActionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
+    """Run user actions in JumpCloud. Admins only; accounts connected with Read and take action only."""
+
+    queryset = ActionRun.objects.filter(category=ActionRun.Category.USER_ACTION)
+    filterset_class = AuditLogFilter
+
+    def get_serializer_class(self) -> type:
+        if self.action == "create_user":
+            return s.CreateUserSerializer
+        if self.action in ("suspend_user", "unsuspend_user", "delete_user"):
+            return s.ActionTargetSerializer
+        return s.ActionRunDetailSerializer if self.action == "retrieve" else s.ActionRunSerializer
+
+    def _key(self, request: Request) -> str:
+        return request.headers.get("Idempotency-Key", "")
+
+    @extend_schema(
+        summary="Create a user",
+        parameters=[IDEMPOTENCY_HEADER],
+        request=s.CreateUserSerializer,
+        responses=_RUN_RESPONSES,
+    )
+    @action(detail=False, methods=["post"], url_path="create-user", filter_backends=[], pagination_class=None)
+    def create_user(self, request: Request) -> Response:
+        payload = s.CreateUserSerializer(data=request.data)
+        if not payload.is_valid():
+            return _invalid_response(payload)
+        data = payload.validated_data
+        try:
+            result = action_services.app_user_create(
+                connection=data["connection"],
+                actor=request.user,
+                idempotency_key=self._key(request),
+                first_name=data["first_name"],
+                last_name=data["last_name"],
+                email=data["email"],
+                username=data["username"],
+                state=data["state"],
+            )
+        except action_services.ActionRefused as exc:
+            return _refusal_response(exc)
+        return _run_response(result)
+
+    def _on_user(self, request: Request, service: Any) -> Response:
+        payload = s.ActionTargetSerializer(data=request.data)
+        if not payload.is_valid():
+            return _invalid_response(payload)
+        try:
+            result = service(
+                app_user=payload.validated_data["user"],
+                actor=request.user,
+                idempotency_key=self._key(request),
+            )
+        except action_services.ActionRefused as exc:
+            return _refusal_response(exc)
+        return _run_response(result)
+
+    @extend_schema(
+        summary="Suspend a user (they lose access to every SSO app and device login)",
+        parameters=[IDEMPOTENCY_HEADER],
+        request=s.ActionTargetSerializer,
+        responses=_RUN_RESPONSES,
+    )
+    @action(
+        detail=False, methods=["post"], url_path="suspend-user", filter_backends=[], pagination_class=None
+    )
+    def suspend_user(self, request: Request) -> Response:
+        return self._on_user(request, action_services.app_user_suspend)
+
+    @extend_schema(
+        summary="Unsuspend a user",
+        parameters=[IDEMPOTENCY_HEADER],
+        request=s.ActionTargetSerializer,
+        responses=_RUN_RESPONSES,
+    )
+    @action(
+        detail=False, methods=["post"], url_path="unsuspend-user", filter_backends=[], pagination_class=None
+    )
+    def unsuspend_user(self, request: Request) -> Response:
+        return self._on_user(request, action_services.app_user_unsuspend)
+
+    @extend_schema(
+        summary="Delete a user",
+        description="The JumpCloud record is kept in the audit record's `snapshot` first. A user already "
+        "gone from JumpCloud (404) counts as deleted.",
+        parameters=[IDEMPOTENCY_HEADER],
+        request=s.ActionTargetSerializer,
+        responses=_RUN_RESPONSES,
+    )
+    @action(detail=False, methods=["post"], url_path="delete-user", filter_backends=[], pagination_class=None)
+    def delete_user(self, request: Request) -> Response:
+        return self._on_user(request, action_services.app_user_delete)
