@@ -156,6 +156,7 @@ class Simulator:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
         if self._server is not None:
             raise RuntimeError("simulator already started")
+        self._api.open()
         self._server = SimulatorHTTPServer((host, port), self._dispatch)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="jumpcloud-simulator", daemon=True)
@@ -253,6 +254,11 @@ class Simulator:
         return self._tenants[org].events.synthesize(
             count, service=service, start_ms=at_ms - int(spread_seconds * 1000), end_ms=at_ms,
             visible_from_ms=current + int(visibility_delay * 1000), sso_share=self.config.sso_share)
+
+    def wait_for_prefetch(self, timeout: float = 10.0) -> None:
+        """Block until background Directory Insights page prefetches are done (tests use this to
+        change data while a prefetched page is waiting, and check it is not served stale)."""
+        self._api.wait_for_prefetch(timeout)
 
     def info(self) -> dict[str, Any]:
         current = self._clock()

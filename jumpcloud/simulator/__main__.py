@@ -1,0 +1,5 @@
+import sys
+
+from jumpcloud.simulator.cli import main
+
+sys.exit(main())
