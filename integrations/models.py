@@ -241,11 +241,16 @@ class AppUser(models.Model):
 
     # Foreign keys without their own index where a composite index already leads with the column:
     # every extra index is paid on each of a million assignment rows a sync writes.
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="app_users", db_index=False)
+    # No database-level constraint for connection and directory_user: the application's key
+    # already ties a row to its connection, and a constraint check per row is paid on each of a
+    # million assignment rows. Django still cascades (connection) and nulls (directory_user).
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="app_users", db_index=False,
+                                   db_constraint=False)
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="app_users", db_index=False)
     external_id = models.CharField(max_length=64)
     directory_user = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="app_memberships", db_index=False
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="app_memberships", db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.USER)
     username = models.CharField(max_length=255, blank=True)
