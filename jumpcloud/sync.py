@@ -240,6 +240,8 @@ def sync_applications(ctx: SyncContext) -> None:
         .exclude(external_id__in=seen).update(removed_at=now, active=False)
     )
     ctx.add(removed=removed)
+    if ctx.counters.get("created", 0):
+        analyze(APPLICATION_TABLE)
 
 
 # --- app assignments ------------------------------------------------------------------------------
@@ -445,24 +447,26 @@ WHERE au.application_id = %(app)s AND au.admin_external_id = m.actor AND {_LATER
 
 _LAST_USED_SSO = f"""
 UPDATE integrations_appuser AS au SET last_used_at = m.ts
-FROM (SELECT a.id AS app_id, e.actor_external_id AS actor, MAX(e.occurred_at) AS ts
-      FROM integrations_usageevent e
-      JOIN integrations_application a ON a.connection_id = e.connection_id AND a.external_id = e.application_external_id
-      WHERE e.connection_id = %(c)s AND e.kind = 'sso' AND e.event_type = 'sso_auth' AND e.success = %(ok)s
-        AND e.occurred_at >= %(since)s AND e.application_external_id <> ''
-      GROUP BY a.id, e.actor_external_id) AS m
+FROM (SELECT a.id AS app_id, agg.actor, agg.ts
+      FROM (SELECT application_external_id AS app, actor_external_id AS actor, MAX(occurred_at) AS ts
+            FROM integrations_usageevent
+            WHERE connection_id = %(c)s AND kind = 'sso' AND occurred_at >= %(since)s AND event_type = 'sso_auth'
+              AND success = %(ok)s AND application_external_id <> '' AND actor_external_id <> ''
+            GROUP BY application_external_id, actor_external_id) AS agg
+      JOIN integrations_application a ON a.connection_id = %(c)s AND a.external_id = agg.app) AS m
 WHERE au.application_id = m.app_id AND au.external_id = m.actor AND {_LATER.format(col="last_used_at")}
 """
 
 _DAILY_PG = """
 INSERT INTO integrations_dailyusage AS d (connection_id, application_id, day, successes, failures, active_users)
-SELECT %(c)s, a.id, (e.occurred_at AT TIME ZONE 'UTC')::date,
-       COUNT(*) FILTER (WHERE e.success), COUNT(*) FILTER (WHERE e.success = false),
-       COUNT(DISTINCT e.actor_external_id) FILTER (WHERE e.success)
-FROM integrations_usageevent e
-JOIN integrations_application a ON a.connection_id = e.connection_id AND a.external_id = e.application_external_id
-WHERE e.connection_id = %(c)s AND e.kind = %(kind)s AND e.occurred_at >= %(day0)s AND e.application_external_id <> ''
-GROUP BY a.id, 3
+SELECT %(c)s, a.id, agg.day, agg.successes, agg.failures, agg.active_users
+FROM (SELECT application_external_id AS app, (occurred_at AT TIME ZONE 'UTC')::date AS day,
+             COUNT(*) FILTER (WHERE success) AS successes, COUNT(*) FILTER (WHERE success = false) AS failures,
+             COUNT(DISTINCT actor_external_id) FILTER (WHERE success) AS active_users
+      FROM integrations_usageevent
+      WHERE connection_id = %(c)s AND kind = %(kind)s AND occurred_at >= %(day0)s AND application_external_id <> ''
+      GROUP BY 1, 2) AS agg
+JOIN integrations_application a ON a.connection_id = %(c)s AND a.external_id = agg.app
 ON CONFLICT (application_id, day) DO UPDATE SET successes = EXCLUDED.successes, failures = EXCLUDED.failures,
   active_users = EXCLUDED.active_users
 WHERE (d.successes, d.failures, d.active_users) IS DISTINCT FROM (EXCLUDED.successes, EXCLUDED.failures, EXCLUDED.active_users)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import resource
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -57,6 +56,21 @@ class RetryLater(Exception):
 
 class StreamSkipped(Exception):
     """A stream cannot run for this account (e.g. no Directory Insights); not an error."""
+
+
+def peak_rss_mb() -> int | None:
+    """This process's peak resident memory since it started its program (VmHWM).
+
+    Not getrusage's ru_maxrss: Linux carries that across fork and exec, so a worker forked from a
+    big parent would report the parent's size."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return None
 
 
 # --- request ---------------------------------------------------------------------------------
@@ -260,7 +274,7 @@ def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | No
             else:
                 state["status"] = "succeeded"
             state["finished_at"] = timezone.now().isoformat()
-            state["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            state["peak_rss_mb"] = peak_rss_mb()
             ctx.progress(force=True)
     except RetryLater as exc:
         _park_for_retry(run, lease, exc)
