@@ -79,17 +79,17 @@ def timed_child(env: dict[str, str], *args: str) -> tuple[float, float, str]:
 
     The peak is the child's own high-water mark (VmHWM), sampled until it exits: getrusage's
     ru_maxrss would carry this (large) benchmark process's size into the child across fork+exec."""
-    out = tempfile.TemporaryFile(mode="w+")
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out,
-                            stderr=subprocess.DEVNULL, text=True)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, _hwm_mb(proc.pid))
-        time.sleep(0.05)
-    seconds = time.perf_counter() - start
-    out.seek(0)
-    text = out.read()
+    with tempfile.TemporaryFile(mode="w+") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.DEVNULL, text=True)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, _hwm_mb(proc.pid))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        text = out.read()
     if proc.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{text}")
     return seconds, peak, text

@@ -337,3 +337,6 @@ class DailyUsage(models.Model):
         ordering = ["day"]
         constraints = [models.UniqueConstraint(fields=["application", "day"], name="uniq_daily_usage")]
         indexes = [models.Index(fields=["connection", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.application_id} {self.day}: {self.active_users} active"
