@@ -32,11 +32,16 @@ def is_postgres() -> bool:
 def _csv_buffer(rows: Sequence[Sequence[Any]]) -> io.StringIO:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
+    text = buf.getvalue()
+    if "\x00" in text or "\\u0000" in text:
+        # PostgreSQL text and jsonb cannot hold NUL (raw, or JSON-escaped in a serialised column):
+        # one upstream value with it would fail the page on every retry. A C-speed scan per page.
+        return io.StringIO(text.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd"))
     buf.seek(0)
     return buf
 
 
-def _stage(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _stage(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]] | str) -> str:
     """COPY rows into this session's staging table for (table, columns); returns its name.
 
     The staging table is created once per database session and reused: creating a table per page
@@ -61,8 +66,22 @@ def _stage(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Seque
     # Emptied at commit; emptied here as well for a second batch in the same transaction.
     cursor.execute(f'DELETE FROM "{temp}"')
     raw = cursor.cursor if hasattr(cursor, "cursor") else cursor
-    raw.copy_expert(f'COPY "{temp}" ({cols}) FROM STDIN WITH (FORMAT csv{force})', _csv_buffer(rows))
+    data = io.StringIO(rows) if isinstance(rows, str) else _csv_buffer(rows)
+    raw.copy_expert(f'COPY "{temp}" ({cols}) FROM STDIN WITH (FORMAT csv{force})', data)
     return temp
+
+
+def insert_ignore_csv(*, table: str, columns: Sequence[str], csv_text: str, conflict: Sequence[str]) -> int:
+    """insert_ignore for rows already formatted as COPY CSV (PostgreSQL only)."""
+    if not csv_text:
+        return 0
+    cols = ", ".join(columns)
+    with db.cursor() as cursor:
+        temp = _stage(cursor, table, columns, csv_text)
+        cursor.execute(
+            f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{temp}" ON CONFLICT ({", ".join(conflict)}) DO NOTHING'
+        )
+        return cursor.rowcount
 
 
 def _sqlite_row(row: Sequence[Any]) -> tuple[Any, ...]:
@@ -110,6 +129,10 @@ def upsert(
     """
     if not rows:
         return 0, 0
+    # A page that repeats a record: one row per key, the last wins (PostgreSQL refuses an upsert
+    # that touches the same row twice, and the page would fail on every retry).
+    key_idx = [columns.index(c) for c in conflict]
+    rows = list({tuple(row[i] for i in key_idx): row for row in rows}.values())
     cols = ", ".join(columns)
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in update)
     if is_postgres():
@@ -125,7 +148,6 @@ def upsert(
         created = sum(1 for (inserted,) in flags if inserted)
         return created, len(flags) - created
     # SQLite: count what exists first so created and updated can be told apart.
-    key_idx = [columns.index(c) for c in conflict]
     keys = list({tuple(row[i] for i in key_idx) for row in rows})
     with db.cursor() as cursor:
         existing = 0

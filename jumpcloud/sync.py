@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,19 +23,21 @@ from django.utils import timezone
 from integrations import bulk
 from integrations.models import Application, AppUser, Connection
 from integrations.prefetch import prefetch
+from integrations.services.connections import connection_credentials
 from integrations.services.sync import StreamSkipped, SyncContext
 from jumpcloud import errors
-from jumpcloud.parsing import Administrator, AppBinding, Event, SystemUser
+from jumpcloud.event_pipeline import prepared_event_pages
+from jumpcloud.parsing import Administrator, AppBinding, SystemUser
 from jumpcloud.parsing import Application as JcApplication
+from jumpcloud.rows import DIRECTORY_APP_ID, EVENT_COLUMNS, event_row
 
-DIRECTORY_APP_ID = "directory"
 # Directory Insights: events arrive late (indexing), start_time is inclusive. Re-read the last
 # half hour on every run and stay a few minutes behind now; duplicates are ignored by the unique key.
 EVENT_OVERLAP = timedelta(minutes=30)
 EVENT_LAG = timedelta(minutes=3)
 EVENT_BACKFILL = timedelta(days=90)  # what JumpCloud retains
+PROCESS_WINDOW = timedelta(days=1)
 EVENT_PAGE_SIZE = 10_000  # Directory Insights' maximum; settings.JUMPCLOUD_EVENT_PAGE_SIZE overrides (tests)
-LOGIN_EVENT_TYPES = {"user_login_attempt": DIRECTORY_APP_ID, "admin_login_attempt": DIRECTORY_APP_ID}
 
 APPUSER_TABLE = AppUser._meta.db_table
 APPLICATION_TABLE = Application._meta.db_table
@@ -68,7 +71,7 @@ def _clip(value: str, size: int) -> str:
 def sync_organization(ctx: SyncContext) -> None:
     org = ctx.client.get_organization(ctx.connection.org_id)
     ctx.add(fetched=1)
-    name = str(org.get("displayName") or org.get("name") or "")[:200]
+    name = str(org.get("displayName") or org.get("name") or "").replace("\x00", "\ufffd")[:200]
     if name and name != ctx.connection.org_name:
         Connection.objects.filter(pk=ctx.connection.pk).update(org_name=name)
         ctx.connection.org_name = name
@@ -319,22 +322,6 @@ def assignment_row(connection_id: int, app_id: int, b: AppBinding, person: tuple
 
 
 # --- usage events ---------------------------------------------------------------------------------
-EVENT_COLUMNS = (
-    "connection_id", "external_id", "kind", "event_type", "occurred_at", "success", "actor_external_id", "actor_type",
-    "actor_username", "actor_email", "application_external_id", "application_name", "client_ip", "error_message",
-)
-
-
-def event_row(connection_id: int, e: Event, app_by_url: dict[str, str]) -> tuple[Any, ...]:
-    if e.event_type == "sso_auth":
-        app_id = e.app_id or app_by_url.get(e.app_sso_url, "")
-    else:
-        app_id = LOGIN_EVENT_TYPES.get(e.event_type, "")
-    return (
-        connection_id, e.id[:64], e.service[:16], e.event_type[:64], e.timestamp, e.success, e.actor_id[:64],
-        e.actor_type[:32], e.actor_username[:255], e.actor_email[:320], app_id[:64],
-        (e.app_label or e.app_name)[:255], e.client_ip[:64], e.error_message[:512],
-    )
 
 
 def _parse_iso(value: str) -> datetime:
@@ -367,25 +354,21 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
         .exclude(sso_url="").values_list("external_id", "sso_url")
     }
     page_size = getattr(settings, "JUMPCLOUD_EVENT_PAGE_SIZE", EVENT_PAGE_SIZE)
-    connection_id = ctx.connection.pk
-    pages = ctx.client.iter_event_pages(service, start, end, limit=page_size, search_after=search_after)
+    batches = _event_batches(ctx, service, start, end, page_size, search_after, app_by_url)
     # Where the time goes (kept in the run's counters): waiting for JumpCloud vs writing here.
     timing = {"wait_s": 0.0, "write_s": 0.0, "rollup_s": 0.0}
     clock = time.monotonic()
     try:
-        for page in prefetch(pages):
+        for batch in batches:
             fetched_at = time.monotonic()
             timing["wait_s"] += fetched_at - clock
-            rows = [event_row(connection_id, e, app_by_url) for e in page.events]
-            if page.events:
-                first = min(row[4] for row in rows).isoformat()  # ISO UTC strings sort in time order
-                state["oldest"] = min(state.get("oldest") or first, first)
+            if batch.oldest:
+                state["oldest"] = min(state.get("oldest") or batch.oldest, batch.oldest)
             with transaction.atomic():
-                inserted = bulk.insert_ignore(table=EVENT_TABLE, columns=EVENT_COLUMNS, rows=rows,
-                                              conflict=("connection_id", "external_id"))
-                state["search_after"] = page.search_after
+                inserted = batch.write()
+                state["search_after"] = batch.search_after
                 ctx.save_checkpoint(state)
-            ctx.add(fetched=len(page.events), created=inserted, skipped=page.skipped, pages=1)
+            ctx.add(fetched=batch.count, created=inserted, skipped=batch.skipped, pages=1)
             clock = time.monotonic()
             timing["write_s"] += clock - fetched_at
             ctx.progress()
@@ -404,6 +387,46 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
         ctx.save_checkpoint({"until": end.isoformat(), **({"oldest": state["oldest"]} if state.get("oldest") else {})})
     timing["rollup_s"] = time.monotonic() - clock
     ctx.note(**{k: round(v, 2) for k, v in timing.items()})
+
+
+@dataclass
+class _Batch:
+    count: int
+    skipped: int
+    search_after: list[Any] | None
+    oldest: str | None
+    rows: list[tuple[Any, ...]] | None = None
+    csv_text: str | None = None
+
+    def write(self) -> int:
+        conflict = ("connection_id", "external_id")
+        if self.csv_text is not None:
+            return bulk.insert_ignore_csv(table=EVENT_TABLE, columns=EVENT_COLUMNS, csv_text=self.csv_text,
+                                          conflict=conflict)
+        return bulk.insert_ignore(table=EVENT_TABLE, columns=EVENT_COLUMNS, rows=self.rows or [], conflict=conflict)
+
+
+def _event_batches(ctx: SyncContext, service: str, start: datetime, end: datetime, page_size: int,
+                   search_after: list[Any] | None, app_by_url: dict[str, str]) -> Iterator[_Batch]:
+    """Pages of events ready to write. Long windows (backfills, catch-ups) on PostgreSQL are
+    fetched and formatted in a separate process (jumpcloud.event_pipeline); short ones, and
+    SQLite, in a thread of this one — starting a process costs more than an hour of events."""
+    connection_id = ctx.connection.pk
+    if bulk.is_postgres() and settings.JUMPCLOUD_EVENT_FETCH_PROCESS and end - start > PROCESS_WINDOW:
+        client = ctx.client
+        for page in prepared_event_pages(
+            api_key=connection_credentials(ctx.connection).api_key,
+            client_options={"region": client.region, "base_url": client.base_url, "org_id": client.org_id},
+            service=service, start=start, end=end, limit=page_size, search_after=search_after,
+            connection_id=connection_id, app_by_url=app_by_url,
+        ):
+            yield _Batch(page.count, page.skipped, page.search_after, page.oldest, csv_text=page.csv)
+        return
+    pages = ctx.client.iter_event_pages(service, start, end, limit=page_size, search_after=search_after)
+    for page in prefetch(pages):
+        rows = [event_row(connection_id, e, app_by_url) for e in page.events]
+        oldest = min(row[4] for row in rows).isoformat() if rows else None
+        yield _Batch(len(rows), page.skipped, page.search_after, oldest, rows=rows)
 
 
 def sync_directory_events(ctx: SyncContext) -> None:

@@ -283,6 +283,8 @@ JUMPCLOUD_SIMULATOR_URL = env.str("JUMPCLOUD_SIMULATOR_URL", default="http://127
 # Connect attempts (each one calls JumpCloud with a candidate key) per user per hour.
 CONNECT_ATTEMPTS_PER_HOUR = env.int("CONNECT_ATTEMPTS_PER_HOUR", default=10)
 JUMPCLOUD_EVENT_PAGE_SIZE = env.int("JUMPCLOUD_EVENT_PAGE_SIZE", default=10_000)
+# Fetch long Directory Insights windows (backfills) in a separate process, parallel to the writes.
+JUMPCLOUD_EVENT_FETCH_PROCESS = env.bool("JUMPCLOUD_EVENT_FETCH_PROCESS", default=True)
 SYNC_STALE_AFTER = timedelta(minutes=env.int("SYNC_STALE_AFTER_MINUTES", default=10))
 
 # --- Logging -----------------------------------------------------------------------------------

@@ -235,7 +235,9 @@ def test_malformed_records_are_counted_and_a_failed_page_is_never_half_committed
     sim.set_faults(FaultConfig(malformed_rate=0.01, seed=9))
     from jumpcloud import sync as jc_sync
 
-    real_insert = jc_sync.bulk.insert_ignore
+    # Events are written through insert_ignore_csv (PostgreSQL, long windows) or insert_ignore.
+    name = "insert_ignore_csv" if jc_sync.bulk.is_postgres() else "insert_ignore"
+    real_insert = getattr(jc_sync.bulk, name)
     calls = {"n": 0}
 
     def insert_then_crash(**kwargs):
@@ -245,7 +247,7 @@ def test_malformed_records_are_counted_and_a_failed_page_is_never_half_committed
             raise OperationalError("server closed the connection unexpectedly")
         return inserted
 
-    monkeypatch.setattr(jc_sync.bulk, "insert_ignore", insert_then_crash)
+    monkeypatch.setattr(jc_sync.bulk, name, insert_then_crash)
     run = sync_run_request(connection=connection, kind="full", trigger="manual", enqueue=False)
     with pytest.raises(RetryLater):
         sync_run_execute(run_id=run.pk)
@@ -257,7 +259,7 @@ def test_malformed_records_are_counted_and_a_failed_page_is_never_half_committed
     last = UsageEvent.objects.filter(connection=connection).order_by("-occurred_at").first()
     assert last.occurred_at <= datetime.fromtimestamp(state["search_after"][0] / 1000, UTC) + timedelta(seconds=1)
 
-    monkeypatch.setattr(jc_sync.bulk, "insert_ignore", real_insert)
+    monkeypatch.setattr(jc_sync.bulk, name, real_insert)
     SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=None)  # the retry time has come
     resumed = sync_run_execute(run_id=run.pk)
     assert resumed.status == SyncRun.Status.SUCCEEDED, resumed.error_message

@@ -1,0 +1,31 @@
+"""JumpCloud records as core-table rows. Pure functions, no Django: the event-fetching process
+(jumpcloud.event_pipeline) builds rows without loading Django."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jumpcloud.parsing import Event
+
+DIRECTORY_APP_ID = "directory"
+# Logins that count as use of the directory itself (User Portal, Admin Console).
+LOGIN_EVENT_TYPES = {"user_login_attempt": DIRECTORY_APP_ID, "admin_login_attempt": DIRECTORY_APP_ID}
+
+EVENT_COLUMNS = (
+    "connection_id", "external_id", "kind", "event_type", "occurred_at", "success", "actor_external_id", "actor_type",
+    "actor_username", "actor_email", "application_external_id", "application_name", "client_ip", "error_message",
+)
+
+
+def event_row(connection_id: int, e: Event, app_by_url: dict[str, str]) -> tuple[Any, ...]:
+    """One usage event in EVENT_COLUMNS order. An sso_auth whose application object is empty but
+    for its sso_url is attributed through that URL (DIRECTORY_INSIGHTS.md §2)."""
+    if e.event_type == "sso_auth":
+        app_id = e.app_id or app_by_url.get(e.app_sso_url, "")
+    else:
+        app_id = LOGIN_EVENT_TYPES.get(e.event_type, "")
+    return (
+        connection_id, e.id[:64], e.service[:16], e.event_type[:64], e.timestamp, e.success, e.actor_id[:64],
+        e.actor_type[:32], e.actor_username[:255], e.actor_email[:320], app_id[:64],
+        (e.app_label or e.app_name)[:255], e.client_ip[:64], e.error_message[:512],
+    )
