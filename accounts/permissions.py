@@ -19,7 +19,7 @@ class ViewerRequiredMixin(AccessMixin):
             return self.handle_no_permission()
         if not is_viewer(request.user):
             raise PermissionDenied("Your account has no torii role. Ask an administrator for one.")
-        return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
 
 class AdminRequiredMixin(AccessMixin):
@@ -30,7 +30,7 @@ class AdminRequiredMixin(AccessMixin):
             return self.handle_no_permission()
         if not is_admin(request.user):
             raise PermissionDenied("Only torii Admins can do this.")
-        return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
 
 class IsViewerOrAdminReadAdminWrite(BasePermission):

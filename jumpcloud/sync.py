@@ -307,7 +307,8 @@ def _association_targets(records: Iterable[dict[str, Any]], kind: str) -> tuple[
     for record in records:
         target = record.get("to") if isinstance(record, dict) else None
         target_id = target.get("id") if isinstance(target, dict) else None
-        if not isinstance(target_id, str) or not target_id or (target.get("type") not in (None, kind)):
+        if not isinstance(target, dict) or not isinstance(target_id, str) or not target_id \
+                or target.get("type") not in (None, kind):
             skipped += 1
             continue
         ids.add(target_id[:64])
@@ -444,7 +445,7 @@ def rollup_usage(*, connection: Connection, kind: str, since: datetime) -> None:
     Failed attempts never count as use. Both statements only write rows whose value changes.
     """
     directory = directory_app(connection)
-    params = {"c": connection.pk, "since": since, "app": directory.pk, "kind": kind, "ok": True}
+    params: dict[str, Any] = {"c": connection.pk, "since": since, "app": directory.pk, "kind": kind, "ok": True}
     with db.cursor() as cursor:
         if bulk.is_postgres():
             # Aggregating a 90-day backfill sorts a million rows; keep the sort in memory.

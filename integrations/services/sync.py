@@ -326,10 +326,11 @@ def _finish(
             return run
         fields: dict[str, Any] = {}
         if connection_status is None:
-            connection_status = {
+            by_run: dict[str, str] = {
                 SyncRun.Status.SUCCEEDED: Connection.Status.CONNECTED,
                 SyncRun.Status.PARTIAL: Connection.Status.PARTIAL,
-            }.get(status, Connection.Status.FAILED)
+            }
+            connection_status = by_run.get(status, Connection.Status.FAILED)
         fields["status"] = connection_status
         fields["status_message"] = message[:4000]
         if status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
