@@ -1,18 +1,42 @@
-from django.urls import path
+from django.urls import include, path
 
-from dashboard.views import pages
+from dashboard.views import applications, insights, integrations, pages, users
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", pages.HomeView.as_view(), name="home"),
+    # Integrations
+    path("integrations/", integrations.IntegrationsView.as_view(), name="integrations"),
+    path("integrations/capabilities/", integrations.CapabilitiesView.as_view(), name="capabilities"),
+    path("integrations/connect/<slug:provider>/", integrations.ConnectView.as_view(), name="connect"),
+    path("integrations/<int:pk>/", integrations.ConnectionDetailView.as_view(), name="connection_detail"),
+    path("integrations/<int:pk>/edit/", integrations.ConnectionEditView.as_view(), name="connection_edit"),
     path(
-        "integrations/",
-        pages.StubPage.as_view(title="Integrations", summary="Connected JumpCloud accounts, their status, sync history and capabilities."),
-        name="integrations",
+        "integrations/<int:pk>/rotate-key/",
+        integrations.ConnectionRotateKeyView.as_view(),
+        name="connection_rotate_key",
     ),
-    path("users/", pages.StubPage.as_view(title="Users", summary="Every user of every connected account, with status, role and last use."), name="users"),
-    path("applications/", pages.StubPage.as_view(title="Applications", summary="SSO applications with assigned and active users."), name="applications"),
-    path("insights/", pages.StubPage.as_view(title="Insights", summary="Logins over time, active and inactive users, administrator hygiene."), name="insights"),
-    path("audit/", pages.StubPage.as_view(title="Audit log", summary="Every action and connection event done through torii."), name="audit"),
+    path(
+        "integrations/<int:pk>/disconnect/",
+        integrations.ConnectionDisconnectView.as_view(),
+        name="connection_disconnect",
+    ),
+    path("integrations/<int:pk>/sync/", integrations.SyncNowView.as_view(), name="sync_now"),
+    path(
+        "integrations/<int:pk>/runs/<int:run_pk>/progress/",
+        integrations.SyncProgressView.as_view(),
+        name="sync_progress",
+    ),
+    # Users
+    path("users/", users.UsersView.as_view(), name="users"),
+    path("users/export.csv", users.UsersExportView.as_view(), name="users_export"),
+    path("users/<int:pk>/", users.UserDetailView.as_view(), name="user_detail"),
+    # Applications
+    path("applications/", applications.ApplicationsView.as_view(), name="applications"),
+    path("applications/<int:pk>/", applications.ApplicationDetailView.as_view(), name="application_detail"),
+    # Insights
+    path("insights/", insights.InsightsView.as_view(), name="insights"),
+    # Actions and the audit log.
+    path("", include("dashboard.urls_actions")),
 ]

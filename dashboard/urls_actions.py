@@ -34,7 +34,6 @@ urlpatterns = [
     ),
     path("actions/users/bulk-suspend/submit/", actions.BulkSuspendView.as_view(), name="bulk_suspend"),
     path("actions/runs/<int:pk>/", actions.ActionRunView.as_view(), name="action_run"),
-    # Resolves before dashboard/urls.py's "audit/" stub, so the nav's dashboard:audit lands here.
-    path("audit/", audit.AuditLogView.as_view(), name="audit_log"),
+    path("audit/", audit.AuditLogView.as_view(), name="audit"),
     path("audit/export.csv", audit.AuditLogCsvView.as_view(), name="audit_log_csv"),
 ]

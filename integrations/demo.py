@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from integrations.models import Connection, SyncRun
@@ -18,10 +19,8 @@ def connect_demo(*, base_url: str, api_key: str) -> Connection | None:
     origin = normalize_origin(base_url)
     existing = Connection.objects.filter(base_url=origin).exclude(status=Connection.Status.DISCONNECTED).first()
     if existing:
-        try:
+        with contextlib.suppress(SyncAlreadyRunning, SyncNotAllowed):
             sync_run_request(connection=existing, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL)
-        except (SyncAlreadyRunning, SyncNotAllowed):
-            pass
         return existing
     try:
         return connection_create(name=DEMO_NAME, api_key=api_key, permission=Connection.Permission.READ_WRITE,

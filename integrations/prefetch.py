@@ -7,6 +7,7 @@ HTTP client (the consumer must not use the same client meanwhile) and never the 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -54,8 +55,6 @@ def prefetch(iterable: Iterable[T], depth: int = 2) -> Iterator[T]:
         stop.set()
         # Drain so a blocked producer can finish; then wait for it so the client is free again.
         while thread.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 q.get(timeout=0.1)
-            except queue.Empty:
-                pass
         thread.join()

@@ -386,6 +386,8 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
         rollup_usage(connection=ctx.connection, kind=service, since=_parse_iso(state["rollup_from"]))
         # "oldest" is the oldest event held: the dashboard's usage coverage, without a scan.
         ctx.save_checkpoint({"until": end.isoformat(), **({"oldest": state["oldest"]} if state.get("oldest") else {})})
+    if ctx.counters.get("created", 0) >= BIG_BATCH:
+        analyze(APPUSER_TABLE)  # the rollup just moved last_used_at on many rows
     timing["rollup_s"] = time.monotonic() - clock
     ctx.note(**{k: round(v, 2) for k, v in timing.items()})
 

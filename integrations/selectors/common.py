@@ -40,7 +40,12 @@ def _ts(value: datetime | None) -> str:
 
 
 def cached(
-    name: str, connections: Iterable[Connection], compute: Callable[[], T], *, extra: str = "", refresh: bool = False
+    name: str,
+    connections: Iterable[Connection],
+    compute: Callable[[], T],
+    *,
+    extra: str = "",
+    refresh: bool = False,
 ) -> T:
     """Return compute(), cached per data version (no cache when the TTL is 0). refresh=True
     recomputes and stores (to warm the cache after a sync)."""
@@ -80,8 +85,16 @@ def days_ago(days: int) -> datetime:
 # What lists of connections load: enough for labels, statuses, usage availability and
 # data_version() — a deferred field read later would cost one query per connection.
 CONNECTION_SUMMARY_FIELDS = (
-    "id", "provider", "name", "org_name", "status", "permission", "capabilities", "last_sync_at",
-    "last_success_at", "updated_at",
+    "id",
+    "provider",
+    "name",
+    "org_name",
+    "status",
+    "permission",
+    "capabilities",
+    "last_sync_at",
+    "last_success_at",
+    "updated_at",
 )
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, DateTimeField, Exists, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, DateTimeField, F, OuterRef, QuerySet, Subquery, Value, Window
 from django.db.models.functions import Coalesce, Greatest, NullIf
 
 from integrations.models import Application, AppUser, UsageEvent
@@ -82,7 +82,9 @@ def annotate_people(qs: QuerySet[AppUser]) -> QuerySet[AppUser]:
 def directory_user_queryset() -> QuerySet[AppUser]:
     """The directory's people across every connection (the queryset AppUserFilter works on)."""
     return annotate_people(
-        AppUser.objects.filter(application_id__in=directory_app_ids())
+        # directory_user IS NULL is true of every directory row; saying so lets PostgreSQL use the
+        # partial indexes made for people (the search's trigram index).
+        AppUser.objects.filter(application_id__in=directory_app_ids(), directory_user__isnull=True)
         .select_related("connection")
         .only(*PERSON_FIELDS)
     )
@@ -102,8 +104,12 @@ def directory_user_search(
     page: int | str = 1,
     per_page: int = DEFAULT_PAGE_SIZE,
     default_ordering: str = "name",
+    known_count: int | None = None,
 ) -> PeopleResult:
-    """Filter, sort and paginate the people. The query count does not depend on the page size."""
+    """Filter, sort and paginate the people. The query count does not depend on the page size.
+
+    known_count: the size of the filtered set when the caller has it (cached), saving the COUNT.
+    """
     from integrations.filters import AppUserFilter
 
     data = params.copy() if hasattr(params, "copy") else dict(params)
@@ -119,8 +125,43 @@ def directory_user_search(
         paginator = LastUsePaginator(qs, per_page, descending=ordering.startswith("-"))
     else:
         paginator = Paginator(qs, per_page)
-    page_obj = paginator.get_page(page)
+    if known_count is not None:
+        paginator.__dict__["count"] = known_count  # Paginator.count is a cached_property
+    # A search is usually small: one query for its page and total. Not when sorted by last use,
+    # whose paginator counts first to choose its strategy (a broad search can be big).
+    page_obj = None
+    if data.get("q") and not isinstance(paginator, LastUsePaginator):
+        page_obj = _search_page(qs, paginator, page)
+    if page_obj is None:
+        page_obj = paginator.get_page(page)
     return PeopleResult(filterset=filterset, page=page_obj, paginator=paginator, ordering=ordering)
+
+
+def directory_user_count(params: Mapping[str, Any]) -> int:
+    """How many people match these filters (0 when the filters are invalid)."""
+    from integrations.filters import AppUserFilter
+
+    filterset = AppUserFilter(params, queryset=directory_user_queryset())
+    return filterset.qs.count() if filterset.is_valid() else 0
+
+
+def _search_page(qs: QuerySet[AppUser], paginator: Paginator, page: int | str) -> Page | None:
+    """A page of search results and their total from one query (COUNT(*) OVER ()).
+
+    A text search cannot use an index: counting, then fetching the page, would scan every person
+    twice. Searches are small, so the window costs nothing; None (page out of range, nothing found)
+    falls back to the paginator.
+    """
+    try:
+        number = max(1, int(page))
+    except (TypeError, ValueError):
+        number = 1
+    size = paginator.per_page
+    rows = list(qs.annotate(search_total=Window(Count("pk")))[(number - 1) * size : number * size])
+    if not rows:
+        return None
+    paginator.__dict__["count"] = getattr(rows[0], "search_total", len(rows))  # Paginator.count is cached
+    return Page(rows, number, paginator)
 
 
 # --- sorting by last use without computing it for every person -------------------------------------
@@ -128,7 +169,7 @@ def directory_user_search(
 # value across rows that no index holds. Sorting tens of thousands of people by it means one
 # subquery per person (~80 ms for 50k). When the filtered set is big, the first pages are instead
 # assembled from two index-ordered streams (see _newest_first) or, oldest first, from the people
-# who never used anything (_never_used_first); anything else falls back to the plain ORDER BY.
+# who never used anything (never_used_first); anything else falls back to the plain ORDER BY.
 FAST_PATH_MIN_ROWS = 2000
 FAST_PATH_MAX_ROWS = 1000
 MEMBERSHIP_SCAN_LIMIT = 200_000
@@ -137,6 +178,7 @@ MEMBERSHIP_SCAN_LIMIT = 200_000
 class LastUsePaginator(Paginator):
     def __init__(self, object_list: QuerySet[AppUser], per_page: int, *, descending: bool) -> None:
         super().__init__(object_list, per_page)
+        self.people = object_list
         self.descending = descending
 
     def page(self, number: Any) -> Page:
@@ -145,11 +187,11 @@ class LastUsePaginator(Paginator):
         top = bottom + self.per_page
         rows: list[AppUser] | None = None
         if self.count >= FAST_PATH_MIN_ROWS and top <= FAST_PATH_MAX_ROWS:
-            qs = self.object_list
-            rows = _newest_first(qs, top) if self.descending else _never_used_first(qs, top)
+            qs = self.people
+            rows = _newest_first(qs, top) if self.descending else never_used_first(qs, top)
         if rows is None:
             return super().page(number)
-        return self._get_page(rows[bottom:top], number, self)
+        return Page(rows[bottom:top], number, self)
 
 
 def _newest_first(qs: QuerySet[AppUser], n: int) -> list[AppUser] | None:
@@ -188,19 +230,28 @@ def _newest_first(qs: QuerySet[AppUser], n: int) -> list[AppUser] | None:
             return None
         scan *= 4
     candidates = set(own) | set(via_apps)
-    result = list(
-        qs.filter(pk__in=candidates).order_by(F("last_used_any").desc(nulls_last=True), "pk")[:n]
-    )
-    if len(result) < n or result[-1].last_used_any is None:
+    result = list(qs.filter(pk__in=candidates).order_by(F("last_used_any").desc(nulls_last=True), "pk")[:n])
+    if len(result) < n or getattr(result[-1], "last_used_any", None) is None:
         return None
     return result
 
 
-def _never_used_first(qs: QuerySet[AppUser], n: int) -> list[AppUser] | None:
+def never_used_first(qs: QuerySet[AppUser], n: int) -> list[AppUser] | None:
     """Oldest first starts with the people who never used anything (by id): when there are at
-    least n of them, that is the page, read from the primary key with an anti-join per person."""
-    any_use = AppUser.objects.filter(directory_user=OuterRef("pk"), last_used_at__isnull=False)
-    never = list(qs.filter(last_used_at__isnull=True).exclude(Exists(any_use)).order_by("pk")[:n])
+    least n of them, that is the page, read in primary-key order with one index probe per person
+    (a scalar subquery, not NOT EXISTS: see AppUserFilter.filter_inactive_days for why)."""
+    any_use = Subquery(
+        # Unordered and selecting an indexed column: an index-only probe that stops at the first row.
+        AppUser.objects.filter(directory_user=OuterRef("pk"), last_used_at__isnull=False)
+        .order_by()
+        .values("directory_user_id")[:1]
+    )
+    never: list[AppUser] = list(
+        qs.filter(last_used_at__isnull=True)
+        .alias(any_use=any_use)
+        .filter(any_use__isnull=True)
+        .order_by("pk")[:n]
+    )
     return never if len(never) == n else None
 
 

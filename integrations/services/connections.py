@@ -6,6 +6,7 @@ against the provider, encrypted with MultiFernet and never stored, logged or ret
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,7 +37,11 @@ def normalize_origin(url: str) -> str:
         return ""
     if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
         return ""
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port_number = parts.port
+    except ValueError:  # not a number or out of range ("http://host:80\r\nHost: x"): not an origin
+        return ""
+    port = f":{port_number}" if port_number else ""
     return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
@@ -112,6 +117,13 @@ def connection_validate(
     api_key = api_key.strip()
     if not api_key:
         raise CredentialsError("Enter the API key of a JumpCloud administrator.", code="required")
+    if not (api_key.isascii() and api_key.isprintable()) or any(ch.isspace() for ch in api_key):
+        # It travels in an HTTP header: anything else cannot be sent (and is no JumpCloud key).
+        raise CredentialsError(
+            "This is not a JumpCloud API key: a key is letters and digits only, without spaces. "
+            "Copy it again from the JumpCloud Admin Console (your name, top right → My API Key).",
+            code="invalid_key",
+        )
     register_secret(api_key)
     region, base_url = connection_check_endpoint(provider_key=provider_key, region=region, base_url=base_url)
     provider = registry.get(provider_key)
@@ -202,7 +214,7 @@ def connection_create(
     return connection
 
 
-@sensitive_variables("api_key")
+@sensitive_variables("api_key", "key")
 def connection_update(
     *,
     connection: Connection,
@@ -275,10 +287,8 @@ def connection_update(
         if rotated and connection.status == Connection.Status.PENDING:
             from integrations.services.sync import SyncAlreadyRunning, sync_run_request
 
-            try:
+            with contextlib.suppress(SyncAlreadyRunning):
                 sync_run_request(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL, requested_by=actor)
-            except SyncAlreadyRunning:
-                pass
     return connection
 
 

@@ -346,7 +346,19 @@ def _finish(
         Connection.objects.filter(pk=connection.pk).exclude(status=Connection.Status.DISCONNECTED).update(**fields)
     run.refresh_from_db()
     logger.info("sync run %s finished: %s", run.pk, status)
+    if status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
+        _warm_dashboard()
     return run
+
+
+def _warm_dashboard() -> None:
+    """Recompute the dashboard's cached aggregates here, off the request path."""
+    from integrations.selectors.warm import dashboard_cache_warm
+
+    try:
+        dashboard_cache_warm()
+    except Exception:  # a cache problem must never fail a finished sync
+        logger.exception("warming the dashboard cache failed")
 
 
 # --- schedule and recover ---------------------------------------------------------------------

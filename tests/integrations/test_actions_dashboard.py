@@ -310,9 +310,9 @@ def test_the_audit_page_filters_and_exports_csv_safely(connection, admin_client,
         parameters={"from": "read_only", "to": "read_write"},
         actor_username="system",
     )
-    page = viewer_client.get(reverse("dashboard:audit_log"), {"status": "failed"}).content.decode()
+    page = viewer_client.get(reverse("dashboard:audit"), {"status": "failed"}).content.decode()
     assert "@evil" in page and ">Delete user</a>" in page and "<td>Permission changed</td>" not in page
-    everything = viewer_client.get(reverse("dashboard:audit_log")).content.decode()
+    everything = viewer_client.get(reverse("dashboard:audit")).content.decode()
     assert "<td>Permission changed</td>" in everything
     assert "from: read_only" in everything and "to: read_write" in everything
 

@@ -1,0 +1,108 @@
+"""Applications: per account, each app's assigned and active users and utilization; one app's
+users and its daily usage chart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from django.views.generic import TemplateView
+
+from accounts.permissions import ViewerRequiredMixin
+from integrations.models import Application
+from integrations.selectors import applications as app_selectors
+from integrations.selectors import connections as conn_selectors
+from integrations.selectors.common import usage_available
+
+APP_SORT_LABELS = {
+    "name": "Application",
+    "assigned": "Assigned",
+    "active_7": "Active 7 d",
+    "active_30": "Active 30 d",
+    "active_90": "Active 90 d",
+    "utilization": "Utilization",
+    "last_used": "Last used",
+}
+
+
+def _int_choice(value: Any, choices: tuple[int, ...], default: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number in choices else default
+
+
+class ApplicationsView(ViewerRequiredMixin, TemplateView):
+    template_name = "dashboard/applications/list.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        ctx = super().get_context_data(**kwargs)
+        g = self.request.GET
+        connections = conn_selectors.connection_choices()
+        try:
+            connection_id = int(g.get("connection") or 0) or None
+        except ValueError:
+            connection_id = None
+        window = _int_choice(g.get("window"), app_selectors.UTILIZATION_WINDOWS, 30)
+        ordering = g.get("ordering") or ""
+        if ordering.lstrip("-") not in APP_SORT_LABELS:
+            ordering = ""
+        rows = app_selectors.application_rows(
+            connections=connections, connection_id=connection_id, q=(g.get("q") or "").strip(), window=window
+        )
+        rows = app_selectors.sort_app_rows(rows, ordering)
+        groups: dict[int, dict[str, Any]] = {}
+        for row in rows:
+            groups.setdefault(row.connection.pk, {"connection": row.connection, "rows": []})["rows"].append(
+                row
+            )
+        ctx.update(
+            groups=list(groups.values()),
+            connections=connections,
+            connection_id=connection_id,
+            window=window,
+            windows=app_selectors.UTILIZATION_WINDOWS,
+            ordering=ordering,
+            q=g.get("q") or "",
+            sort_labels=APP_SORT_LABELS,
+        )
+        return ctx
+
+
+class ApplicationDetailView(ViewerRequiredMixin, TemplateView):
+    template_name = "dashboard/applications/detail.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        ctx = super().get_context_data(**kwargs)
+        try:
+            app = app_selectors.application_get(kwargs["pk"])
+        except Application.DoesNotExist:
+            raise Http404("No such application") from None
+        days = _int_choice(self.request.GET.get("days"), (30, 90), 90)
+        daily = app_selectors.application_daily_usage(app, days=days)
+        measured = usage_available(app.connection)
+        chart = {
+            "type": "line",
+            "labels": [d.day.isoformat() for d in daily],
+            "datasets": [
+                {"label": "Active users", "data": [d.active_users for d in daily]},
+                {"label": "Successful logins", "data": [d.successes for d in daily]},
+                {"label": "Failed logins", "data": [d.failures for d in daily]},
+            ],
+            "yTitle": "per day",
+        }
+        ctx.update(
+            app=app,
+            connection=app.connection,
+            stats=app_selectors.application_stats_one(app),
+            users=app_selectors.application_users(app, self.request.GET),
+            usage_available=measured,
+            daily=daily,
+            chart=chart,
+            days=days,
+            period_choices=(30, 90),
+            chart_caption=f"Daily active users and logins, last {days} days",
+            inactive_choices=(30, 60, 90),
+        )
+        return ctx

@@ -1,0 +1,301 @@
+"""Integrations: connected accounts, connect / edit / rotate key / disconnect, sync now with live
+progress, sync history, and the capabilities table.
+
+Reads go through integrations.selectors, changes through integrations.services. Every change is
+Admin-only on the server (AdminRequiredMixin → 403 for Viewers) and happens only on POST.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_POST
+from django.views.generic import TemplateView
+
+from accounts.permissions import AdminRequiredMixin, ViewerRequiredMixin
+from dashboard.forms import (
+    PERMISSION_HELP,
+    ConnectForm,
+    ConnectionEditForm,
+    DisconnectForm,
+    RotateKeyForm,
+    SyncNowForm,
+    add_credentials_error,
+)
+from dashboard.views.pages import is_htmx
+from integrations.models import Connection, SyncRun
+from integrations.providers import CredentialsError, registry
+from integrations.selectors import connections as conn_selectors
+from integrations.services import connections as conn_services
+from integrations.services.sync import SyncAlreadyRunning, SyncNotAllowed, sync_run_request
+
+
+def _connection_or_404(pk: int) -> Connection:
+    try:
+        return conn_selectors.connection_get(pk)
+    except Connection.DoesNotExist:
+        raise Http404("No such connection") from None
+
+
+def _progress_context(connection: Connection, run: SyncRun | None, notice: str = "") -> dict[str, Any]:
+    return {
+        "connection": connection,
+        "run": run,
+        "streams": conn_selectors.sync_run_progress(run, provider_key=connection.provider) if run else [],
+        "notice": notice,
+    }
+
+
+class IntegrationsView(ViewerRequiredMixin, TemplateView):
+    template_name = "dashboard/integrations/list.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        ctx = super().get_context_data(**kwargs)
+        ctx["cards"] = conn_selectors.connection_cards()
+        ctx["providers"] = registry.all()
+        return ctx
+
+
+class ConnectionDetailView(ViewerRequiredMixin, TemplateView):
+    template_name = "dashboard/integrations/detail.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        ctx = super().get_context_data(**kwargs)
+        cards = conn_selectors.connection_cards(pk=kwargs["pk"])
+        if not cards:
+            raise Http404("No such connection")
+        card = cards[0]
+        run = card.active_run or card.last_run
+        ctx.update(card=card, history=conn_selectors.sync_run_history(connection=card.connection))
+        ctx.update(_progress_context(card.connection, run))
+        return ctx
+
+
+class SyncProgressView(ViewerRequiredMixin, View):
+    """The progress partial, polled by htmx every 2 s while the run is active; once it is finished
+    the partial comes back without its hx-trigger, so polling stops by itself."""
+
+    def get(self, request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
+        connection = _connection_or_404(pk)
+        try:
+            run = conn_selectors.sync_run_get(connection=connection, pk=run_pk)
+        except SyncRun.DoesNotExist:
+            raise Http404("No such sync run") from None
+        return render(request, "dashboard/integrations/_progress.html", _progress_context(connection, run))
+
+
+@method_decorator(require_POST, name="dispatch")
+class SyncNowView(AdminRequiredMixin, View):
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        connection = _connection_or_404(pk)
+        form = SyncNowForm(request.POST)
+        kind = (form.cleaned_data.get("kind") if form.is_valid() else "") or SyncRun.Kind.FULL
+        run: SyncRun | None
+        try:
+            run = sync_run_request(
+                connection=connection, kind=kind, trigger=SyncRun.Trigger.MANUAL, requested_by=request.user
+            )
+            notice = "Sync started."
+        except SyncAlreadyRunning as exc:
+            run = exc.run or conn_selectors.sync_run_active(connection=connection)
+            notice = "A sync is already running; its progress is shown below."
+        except SyncNotAllowed as exc:
+            run = conn_selectors.sync_run_latest(connection=connection)
+            notice = str(exc) or "This connection cannot sync now."
+        connection.refresh_from_db()
+        if is_htmx(request):
+            return render(
+                request, "dashboard/integrations/_progress.html", _progress_context(connection, run, notice)
+            )
+        messages.info(request, notice)
+        return HttpResponseRedirect(
+            reverse("dashboard:connection_detail", args=[connection.pk]) + "#progress"
+        )
+
+
+@method_decorator(sensitive_post_parameters("api_key"), name="dispatch")
+class ConnectView(AdminRequiredMixin, View):
+    template_name = "dashboard/integrations/connect.html"
+
+    def _provider(self, key: str) -> Any:
+        try:
+            return registry.get(key)
+        except LookupError:
+            raise Http404("No such provider") from None
+
+    def _render(self, request: HttpRequest, form: ConnectForm, status: int = 200) -> HttpResponse:
+        return render(
+            request,
+            self.template_name,
+            {"form": form, "provider": form.provider, "permission_help": PERMISSION_HELP},
+            status=status,
+        )
+
+    def get(self, request: HttpRequest, provider: str) -> HttpResponse:
+        form = ConnectForm(
+            provider=self._provider(provider), allowed_base_urls=conn_services.allowed_base_urls()
+        )
+        return self._render(request, form)
+
+    # `data` is the parsed form, key included: error reports must not show it (they list locals).
+    @sensitive_variables("data")
+    def post(self, request: HttpRequest, provider: str) -> HttpResponse:
+        prov = self._provider(provider)
+        allowed = conn_services.allowed_base_urls()
+        form = ConnectForm(request.POST, provider=prov, allowed_base_urls=allowed)
+        if not form.is_valid():
+            return self._render(request, form, status=400)
+        data = form.cleaned_data
+        try:
+            connection = conn_services.connection_create(
+                name=data["name"],
+                api_key=data["api_key"],
+                permission=data["permission"],
+                created_by=request.user,
+                provider_key=prov.key,
+                region=data["region"],
+                base_url=data.get("base_url") or "",
+                org_id=data.get("org_id") or "",
+            )
+        except CredentialsError as exc:
+            if exc.choices:
+                # Offer the organizations; the key is never sent back, so it must be typed again.
+                form = ConnectForm(
+                    request.POST, provider=prov, allowed_base_urls=allowed, org_choices=exc.choices
+                )
+                form.is_valid()
+                form.errors.pop("org_id", None)
+                form.add_error("org_id", exc.message)
+            else:
+                add_credentials_error(form, exc)
+            return self._render(request, form, status=400)
+        except conn_services.ConnectRateLimited as exc:
+            form.add_error(None, str(exc))
+            return self._render(request, form, status=429)
+        messages.success(request, f"Connected “{connection.name}”. The first sync has started.")
+        return HttpResponseRedirect(
+            reverse("dashboard:connection_detail", args=[connection.pk]) + "#progress"
+        )
+
+
+class ConnectionEditView(AdminRequiredMixin, View):
+    template_name = "dashboard/integrations/edit.html"
+
+    def _render(
+        self, request: HttpRequest, connection: Connection, form: Any, status: int = 200
+    ) -> HttpResponse:
+        return render(
+            request,
+            self.template_name,
+            {"connection": connection, "form": form, "permission_help": PERMISSION_HELP},
+            status=status,
+        )
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        connection = _connection_or_404(pk)
+        return self._render(request, connection, ConnectionEditForm.for_connection(connection))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        connection = _connection_or_404(pk)
+        form = ConnectionEditForm.for_connection(connection, request.POST)
+        if not form.is_valid():
+            return self._render(request, connection, form, status=400)
+        try:
+            conn_services.connection_update(connection=connection, actor=request.user, **form.cleaned_data)
+        except CredentialsError as exc:
+            add_credentials_error(form, exc)
+            return self._render(request, connection, form, status=400)
+        except conn_services.ConnectRateLimited as exc:
+            form.add_error(None, str(exc))
+            return self._render(request, connection, form, status=429)
+        messages.success(request, f"Saved “{connection.name}”.")
+        return HttpResponseRedirect(reverse("dashboard:connection_detail", args=[connection.pk]))
+
+
+@method_decorator(sensitive_post_parameters("api_key"), name="dispatch")
+class ConnectionRotateKeyView(AdminRequiredMixin, View):
+    template_name = "dashboard/integrations/rotate.html"
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        connection = _connection_or_404(pk)
+        return render(request, self.template_name, {"connection": connection, "form": RotateKeyForm()})
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        connection = _connection_or_404(pk)
+        form = RotateKeyForm(request.POST)
+        status = 400
+        if form.is_valid():
+            try:
+                conn_services.connection_update(
+                    connection=connection, actor=request.user, api_key=form.cleaned_data["api_key"]
+                )
+                messages.success(request, f"The API key of “{connection.name}” was replaced.")
+                return HttpResponseRedirect(reverse("dashboard:connection_detail", args=[connection.pk]))
+            except CredentialsError as exc:
+                add_credentials_error(form, exc)
+            except conn_services.ConnectRateLimited as exc:
+                form.add_error(None, str(exc))
+                status = 429
+        return render(request, self.template_name, {"connection": connection, "form": form}, status=status)
+
+
+class ConnectionDisconnectView(AdminRequiredMixin, View):
+    """GET: a confirmation page naming what would be deleted. POST: disconnect."""
+
+    template_name = "dashboard/integrations/disconnect.html"
+
+    def _render(
+        self, request: HttpRequest, connection: Connection, form: DisconnectForm, status: int = 200
+    ) -> HttpResponse:
+        counts = conn_selectors.connection_data_counts(connection)
+        return render(
+            request,
+            self.template_name,
+            {"connection": connection, "form": form, "counts": counts},
+            status=status,
+        )
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        connection = _connection_or_404(pk)
+        if not connection.is_live:
+            messages.info(request, f"“{connection.name}” is already disconnected.")
+            return HttpResponseRedirect(reverse("dashboard:integrations"))
+        return self._render(request, connection, DisconnectForm())
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        connection = _connection_or_404(pk)
+        form = DisconnectForm(request.POST)
+        if not form.is_valid():
+            return self._render(request, connection, form, status=400)
+        name = connection.name
+        conn_services.connection_disconnect(
+            connection=connection, actor=request.user, delete_data=form.delete_data
+        )
+        if form.delete_data:
+            messages.success(request, f"Disconnected “{name}” and deleted its synced data.")
+        else:
+            messages.success(
+                request, f"Disconnected “{name}”. The API key was destroyed; the synced data is kept."
+            )
+        return HttpResponseRedirect(reverse("dashboard:integrations"))
+
+
+class CapabilitiesView(ViewerRequiredMixin, TemplateView):
+    """The capabilities table: a full page, or just the table when htmx loads it into a dialog."""
+
+    def get_template_names(self) -> list[str]:
+        if is_htmx(self.request):
+            return ["dashboard/integrations/_capabilities.html"]
+        return ["dashboard/integrations/capabilities.html"]
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        ctx = super().get_context_data(**kwargs)
+        ctx["tables"] = conn_selectors.capability_tables()
+        return ctx

@@ -1,0 +1,119 @@
+"""Connecting through the dashboard's form, against the JumpCloud simulator over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from integrations.models import Connection, SyncRun
+from jumpcloud.simulator import Simulator, SimulatorConfig
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+CONNECT = reverse("dashboard:connect", args=["jumpcloud"])
+
+
+@pytest.fixture(scope="module")
+def sim():
+    simulator = Simulator(SimulatorConfig(seed=3, users=60, apps=4, days=5, events=600, admins=4, groups=4))
+    simulator.start(host="127.0.0.1", port=0)
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def allow_sim(settings, sim):
+    settings.JUMPCLOUD_ALLOWED_BASE_URLS = [sim.base_url]
+    return sim
+
+
+def post(client, sim, key_role: str, **extra):
+    data = {
+        "permission": "read_only",
+        "api_key": sim.keys[key_role],
+        "org_id": "",
+        "name": "",
+        "region": "us",
+        "base_url": sim.base_url,
+        **extra,
+    }
+    return client.post(CONNECT, data)
+
+
+def test_connect_runs_the_first_sync_and_shows_connected(
+    admin_client, allow_sim, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(admin_client, allow_sim, "admin", name="Acme via form", permission="read_write")
+    assert response.status_code == 302, response.content.decode()[:2000]
+    conn = Connection.objects.get(name="Acme via form")
+    assert conn.org_id == allow_sim.org_ids["primary"] and conn.permission == "read_write"
+    run = SyncRun.objects.get(connection=conn)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+    detail = admin_client.get(response["Location"].split("#")[0]).content.decode()
+    assert "✔</span> Connected" in detail
+    assert "Sync history" in detail and "Succeeded" in detail
+    # The synced people are on the users page, and usage is measured.
+    users = admin_client.get(reverse("dashboard:users") + f"?connection={conn.pk}").content.decode()
+    people = conn.app_users.filter(application__kind="directory", removed_at__isnull=True).count()
+    assert people >= 60 and f"<strong>{people}</strong> users" in users
+    assert "unavailable" not in users.split('id="users-results"')[1]
+
+
+def test_a_rejected_key_is_said_next_to_the_key(admin_client, allow_sim):
+    response = admin_client.post(
+        CONNECT,
+        {"permission": "read_only", "api_key": "0" * 40, "region": "us", "base_url": allow_sim.base_url},
+    )
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert 'id="id_api_key_error"' in body and "0" * 40 not in body
+    assert Connection.objects.count() == 0
+
+
+def test_multi_tenant_key_offers_the_organizations_then_connects_the_chosen_one(admin_client, allow_sim):
+    response = post(admin_client, allow_sim, "multi_tenant")
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert '<select name="org_id"' in body
+    for org_id in allow_sim.org_ids.values():
+        assert f'<option value="{org_id}">' in body
+    assert allow_sim.keys["multi_tenant"] not in body
+    response = post(
+        admin_client, allow_sim, "multi_tenant", org_id=allow_sim.org_ids["secondary"], name="Globex"
+    )
+    assert response.status_code == 302
+    assert Connection.objects.get(name="Globex").org_id == allow_sim.org_ids["secondary"]
+
+
+def test_read_only_administrator_cannot_connect_for_actions(admin_client, allow_sim):
+    body = post(admin_client, allow_sim, "read_only", permission="read_write").content.decode()
+    assert 'id="id_permission_error"' in body and "Read only" in body
+    assert Connection.objects.count() == 0
+
+
+def test_admin_without_rights_is_told_why(admin_client, allow_sim):
+    body = post(admin_client, allow_sim, "billing_only").content.decode()
+    assert "cannot read JumpCloud users" in body
+
+
+def test_connecting_the_same_organization_twice_names_the_existing_connection(admin_client, allow_sim):
+    assert post(admin_client, allow_sim, "admin", name="First").status_code == 302
+    body = post(admin_client, allow_sim, "admin", name="Second").content.decode()
+    assert "already connected" in body and "First" in body
+    assert Connection.objects.count() == 1
+
+
+def test_rotate_key_and_disconnect_through_the_pages(admin_client, allow_sim):
+    post(admin_client, allow_sim, "admin", name="Rotating")
+    conn = Connection.objects.get(name="Rotating")
+    url = reverse("dashboard:connection_rotate_key", args=[conn.pk])
+    body = admin_client.post(url, {"api_key": allow_sim.keys["no_di"]}).content.decode()
+    assert "different organization" in body or "organization" in body
+    assert admin_client.post(url, {"api_key": allow_sim.keys["admin"]}).status_code == 302
+    response = admin_client.post(
+        reverse("dashboard:connection_disconnect", args=[conn.pk]), {"synced_data": "keep"}
+    )
+    assert response.status_code == 302
+    conn.refresh_from_db()
+    assert conn.status == "disconnected" and conn.credentials == ""
