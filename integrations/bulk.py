@@ -29,16 +29,19 @@ def is_postgres() -> bool:
     return db.vendor == "postgresql"
 
 
-def _csv_buffer(rows: Sequence[Sequence[Any]]) -> io.StringIO:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    text = buf.getvalue()
+def _csv_buffer(rows: Sequence[Sequence[Any]] | str) -> io.StringIO:
+    """COPY input from rows, or from CSV text already formatted (jumpcloud.event_pipeline)."""
+    if isinstance(rows, str):
+        text = rows
+    else:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        text = buf.getvalue()
     if "\x00" in text or "\\u0000" in text:
         # PostgreSQL text and jsonb cannot hold NUL (raw, or JSON-escaped in a serialised column):
         # one upstream value with it would fail the page on every retry. A C-speed scan per page.
-        return io.StringIO(text.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd"))
-    buf.seek(0)
-    return buf
+        text = text.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd")
+    return io.StringIO(text)
 
 
 def _stage(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]] | str) -> str:
@@ -66,8 +69,7 @@ def _stage(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Seque
     # Emptied at commit; emptied here as well for a second batch in the same transaction.
     cursor.execute(f'DELETE FROM "{temp}"')
     raw = cursor.cursor if hasattr(cursor, "cursor") else cursor
-    data = io.StringIO(rows) if isinstance(rows, str) else _csv_buffer(rows)
-    raw.copy_expert(f'COPY "{temp}" ({cols}) FROM STDIN WITH (FORMAT csv{force})', data)
+    raw.copy_expert(f'COPY "{temp}" ({cols}) FROM STDIN WITH (FORMAT csv{force})', _csv_buffer(rows))
     return temp
 
 
