@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
@@ -14,6 +15,13 @@ from tests.processes import CeleryProcess
 from torii.celery import app as celery_app
 
 pytestmark = [pytest.mark.integration]
+
+
+def get_health(client):
+    """/health/ is an async view; Playwright may have left an event loop running in this thread
+    (browser tests run earlier in the session), so make the request from a fresh thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(client.get, reverse("health"), HTTP_ACCEPT="application/json").result()
 
 
 @pytest.fixture
@@ -33,7 +41,7 @@ def test_worker_runs_a_task_and_health_reports_it(redis_required, tmp_path, clie
         while cache.get(HEARTBEAT_KEY) is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert cache.get(HEARTBEAT_KEY) is not None, worker.log()[-3000:]
-        response = client.get(reverse("health"), HTTP_ACCEPT="application/json")
+        response = get_health(client)
         body = response.json()
         assert response.status_code == 200, body
         assert any("Ping" in k or "celery" in k.lower() for k in body), body
@@ -43,7 +51,7 @@ def test_worker_runs_a_task_and_health_reports_it(redis_required, tmp_path, clie
 
 @pytest.mark.django_db(transaction=True)
 def test_health_reports_a_missing_worker(redis_required, client):
-    response = client.get(reverse("health"), HTTP_ACCEPT="application/json")
+    response = get_health(client)
     assert response.status_code == 500
     assert any("unavailable" in str(v).lower() for v in response.json().values())
 

@@ -65,7 +65,8 @@ def test_production_settings_pass_check_deploy_with_zero_warnings():
     from cryptography.fernet import Fernet
 
     env = {
-        **os.environ,
+        # Not DJANGO_ALLOW_ASYNC_UNSAFE: the browser tests set it for this process only.
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "TORII_ENV": "production",
         "SECRET_KEY": "k" * 10 + "Zq8!vB2#pL0@xR5$wT7%yU9^" + "m" * 30,
         "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
