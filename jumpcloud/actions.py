@@ -45,15 +45,19 @@ def _action_timeout() -> float:
 def _client(connection: Connection, *, write: bool) -> JumpCloudClient:
     """A client for one action. Writes: no retries at all (a timed-out write is re-read, never
     re-sent) and the short timeout. Reads (snapshot, re-read): the usual retries, a longer wait."""
-    from integrations.services.connections import connection_credentials
+    from integrations.services.connections import connection_check_endpoint, connection_credentials
 
+    # The SSRF guard, again at use: only JumpCloud's hosts or an origin still listed by the operator.
+    region, base_url = connection_check_endpoint(
+        provider_key=connection.provider, region=connection.region, base_url=connection.base_url
+    )
     credentials = connection_credentials(connection)
     multi_tenant = bool((connection.capabilities or {}).get("multi_tenant"))
     timeout = _action_timeout()
     return JumpCloudClient(
         credentials.api_key,
-        region=connection.region if connection.region in REGIONS else "us",
-        base_url=connection.base_url or None,
+        region=region if region in REGIONS else "us",
+        base_url=base_url or None,
         org_id=connection.org_id if multi_tenant else None,
         timeout=(5.0, timeout) if write else (5.0, max(15.0, 2 * timeout)),
         max_retries=0 if write else 2,

@@ -286,7 +286,8 @@ def parse_organization(raw: Any) -> Organization:
     record = _require_dict(raw, "organization")
     org_id = _required_id(record.get("_id", record.get("id")), "organization")
     name = _text(record.get("displayName")) or _text(record.get("name"))
-    return Organization(id=org_id, name=name)
+    # Stored through the ORM (connection name): PostgreSQL text cannot hold NUL.
+    return Organization(id=org_id, name=name.replace("\x00", "\ufffd"))
 
 
 def parse_system_user(raw: Any) -> SystemUser:

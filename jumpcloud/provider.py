@@ -12,7 +12,8 @@ REGIONS = {"us": "United States", "eu": "Europe", "in": "India"}
 
 @dataclass(frozen=True)
 class JumpCloudCredentials:
-    api_key: str = field(metadata={"secret": True})
+    # repr=False: tracebacks and error reports print a frame's locals with repr().
+    api_key: str = field(metadata={"secret": True}, repr=False)
 
 
 CAPABILITIES = (
@@ -192,15 +193,20 @@ def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str,
 
 
 def _get_client(connection: Any) -> Any:
-    from integrations.services.connections import connection_credentials
+    from integrations.services.connections import connection_check_endpoint, connection_credentials
     from jumpcloud.client import JumpCloudClient
 
+    # Checked every time a client is built, not only at connect: an origin an operator removed from
+    # JUMPCLOUD_ALLOWED_BASE_URLS (or a row edited by hand) is never contacted again.
+    region, base_url = connection_check_endpoint(
+        provider_key=connection.provider, region=connection.region, base_url=connection.base_url
+    )
     credentials = connection_credentials(connection)
     multi_tenant = bool((connection.capabilities or {}).get("multi_tenant"))
     return JumpCloudClient(
         credentials.api_key,
-        region=connection.region if connection.region in REGIONS else "us",
-        base_url=connection.base_url or None,
+        region=region if region in REGIONS else "us",
+        base_url=base_url or None,
         org_id=connection.org_id if multi_tenant else None,
     )
 

@@ -28,7 +28,9 @@ def database_url() -> str:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "TORII_ENV": "test", "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "TORII_ENV": "test", "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1",
+           # The worker builds clients only for allowed origins (the SSRF guard): the test's simulator.
+           "JUMPCLOUD_ALLOWED_BASE_URLS": ",".join(settings.JUMPCLOUD_ALLOWED_BASE_URLS)}
     env.update(extra)
     return env
 
