@@ -168,6 +168,9 @@ def test_filter_the_users_table_and_open_a_user(admin_page: Page, live, csp_erro
     page.get_by_role("button", name="Reset").click()
     page.get_by_role("link", name=re.compile("Last used")).click()
     expect(page).to_have_url(re.compile(r"ordering=-last_used"))
+    # The sort link is a full page load: let htmx bind the new form before typing into it.
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
     page.get_by_label("Search").fill("person12")
     expect(results).to_contain_text("1 user match the filters")
     results.get_by_role("link", name="Pat Person12").click()
