@@ -18,8 +18,10 @@ T = TypeVar("T")
 # Aggregates over every AppUser row or event (hundreds of thousands, a million) take 50–120 ms;
 # their inputs only change when a sync writes, so they are cached under a key made of each
 # connection's sync markers: a finished sync changes the key, so nothing stale outlives it. The
-# expiry bounds how far "active in the last N days" windows drift between syncs.
-DEFAULT_CACHE_SECONDS = 900
+# expiry bounds how far "active in the last N days" windows drift between syncs. It outlasts the
+# hourly usage sync, which re-warms the cache when it finishes (integrations.services.sync), so
+# the pages are served from the cache, not computed on the request.
+DEFAULT_CACHE_SECONDS = 2 * 3600
 
 
 def cache_seconds() -> int:
