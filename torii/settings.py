@@ -285,6 +285,10 @@ CONNECT_ATTEMPTS_PER_HOUR = env.int("CONNECT_ATTEMPTS_PER_HOUR", default=10)
 JUMPCLOUD_EVENT_PAGE_SIZE = env.int("JUMPCLOUD_EVENT_PAGE_SIZE", default=10_000)
 # Fetch long Directory Insights windows (backfills) in a separate process, parallel to the writes.
 JUMPCLOUD_EVENT_FETCH_PROCESS = env.bool("JUMPCLOUD_EVENT_FETCH_PROCESS", default=True)
+# Seconds a user action may wait for JumpCloud (actions run inline; a timed-out write is re-read).
+TORII_ACTION_TIMEOUT_SECONDS = env.int("TORII_ACTION_TIMEOUT_SECONDS", default=10)
+# How long the dashboard may serve cached aggregates; every finished sync replaces them anyway.
+TORII_DASHBOARD_CACHE_SECONDS = env.int("TORII_DASHBOARD_CACHE_SECONDS", default=2 * 3600)
 SYNC_STALE_AFTER = timedelta(minutes=env.int("SYNC_STALE_AFTER_MINUTES", default=10))
 
 # --- Logging -----------------------------------------------------------------------------------
