@@ -27,7 +27,6 @@ from integrations.services.audit import action_run_snapshot, scrub_parameters
 from jumpcloud.client import JumpCloudClient
 from jumpcloud.errors import JumpCloudError, NotFound, UpstreamError
 from jumpcloud.parsing import SystemUser
-from jumpcloud.provider import REGIONS
 from jumpcloud.sync import directory_app, upsert_directory_users, user_status
 from jumpcloud.usernames import normalize_username, username_problems, windows_warning
 
@@ -45,20 +44,11 @@ def _action_timeout() -> float:
 def _client(connection: Connection, *, write: bool) -> JumpCloudClient:
     """A client for one action. Writes: no retries at all (a timed-out write is re-read, never
     re-sent) and the short timeout. Reads (snapshot, re-read): the usual retries, a longer wait."""
-    from integrations.services.connections import connection_check_endpoint, connection_credentials
+    from jumpcloud.provider import client_for_connection
 
-    # The SSRF guard, again at use: only JumpCloud's hosts or an origin still listed by the operator.
-    region, base_url = connection_check_endpoint(
-        provider_key=connection.provider, region=connection.region, base_url=connection.base_url
-    )
-    credentials = connection_credentials(connection)
-    multi_tenant = bool((connection.capabilities or {}).get("multi_tenant"))
     timeout = _action_timeout()
-    return JumpCloudClient(
-        credentials.api_key,
-        region=region if region in REGIONS else "us",
-        base_url=base_url or None,
-        org_id=connection.org_id if multi_tenant else None,
+    return client_for_connection(
+        connection,
         timeout=(5.0, timeout) if write else (5.0, max(15.0, 2 * timeout)),
         max_retries=0 if write else 2,
     )

@@ -88,7 +88,7 @@ class JumpCloudProvider(Provider):
         return _validate(credentials=credentials, region=region, base_url=base_url, org_id=org_id)
 
     def get_client(self, connection: Any) -> Any:
-        return _get_client(connection)
+        return client_for_connection(connection)
 
 
 # --- behaviour ---------------------------------------------------------------------------------
@@ -192,7 +192,8 @@ def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str,
     return ValidatedAccount(org_id=org.id, org_name=org.name, detected=detected)
 
 
-def _get_client(connection: Any) -> Any:
+def client_for_connection(connection: Any, **options: Any) -> Any:
+    """A client for a stored connection; `options` go to JumpCloudClient (timeouts, retries)."""
     from integrations.services.connections import connection_check_endpoint, connection_credentials
     from jumpcloud.client import JumpCloudClient
 
@@ -208,5 +209,6 @@ def _get_client(connection: Any) -> Any:
         region=region if region in REGIONS else "us",
         base_url=base_url or None,
         org_id=connection.org_id if multi_tenant else None,
+        **options,
     )
 
