@@ -10,7 +10,6 @@ import re
 
 MAX_LENGTH = 30  # Mac/Linux limit; Windows accounts are limited to 20.
 WINDOWS_MAX_LENGTH = 20
-_ALLOWED = re.compile(r"^[A-Za-z][A-Za-z0-9._-]*$")
 _DISALLOWED_CHAR = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -40,10 +39,6 @@ def username_problems(username: str) -> list[str]:
     if len(username) > MAX_LENGTH:
         problems.append(f"It must be {MAX_LENGTH} characters or fewer (it has {len(username)}).")
     return problems
-
-
-def is_valid_username(username: str) -> bool:
-    return bool(_ALLOWED.match(username)) and len(username) <= MAX_LENGTH
 
 
 def windows_warning(username: str) -> str:

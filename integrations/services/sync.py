@@ -402,12 +402,6 @@ def sync_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
     return ids
 
 
-def sync_run_cancel(*, run: SyncRun, actor: Any = None) -> None:
-    SyncRun.objects.filter(pk=run.pk, status__in=SyncRun.ACTIVE).update(
-        status=SyncRun.Status.CANCELLED, finished_at=timezone.now(), error_message="Cancelled by hand."
-    )
-
-
 def sync_prune_history(*, keep_days: int = 90) -> int:
     cutoff = timezone.now() - timedelta(days=keep_days)
     deleted, _ = SyncRun.objects.filter(finished_at__lt=cutoff).exclude(status__in=SyncRun.ACTIVE).delete()
