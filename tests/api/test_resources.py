@@ -319,3 +319,14 @@ def test_the_audit_log_cannot_be_changed_through_the_api(admin_api, world, metho
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert ActionRun.objects.count() == 2
+
+
+def test_the_schema_is_served_to_token_clients_and_refused_to_anonymous(db, client):
+    from rest_framework.authtoken.models import Token
+
+    from tests.factories import ViewerFactory
+
+    token = Token.objects.create(user=ViewerFactory())
+    assert client.get("/api/schema/").status_code in (401, 403)
+    response = client.get("/api/schema/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert response.status_code == 200 and b"openapi" in response.content
