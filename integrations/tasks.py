@@ -41,6 +41,13 @@ def prune_sync_history() -> None:
     sync_services.sync_prune_history()
 
 
+@shared_task(name="integrations.tasks.close_abandoned_actions", ignore_result=True)
+def close_abandoned_actions() -> None:
+    from integrations.services.actions import action_runs_close_abandoned
+
+    action_runs_close_abandoned()
+
+
 @shared_task(name="integrations.tasks.worker_heartbeat", ignore_result=True)
 def worker_heartbeat() -> None:
     record_worker_heartbeat()

@@ -247,6 +247,7 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-due-syncs": {"task": "integrations.tasks.dispatch_due_syncs", "schedule": 60.0},
     "recover-stale-syncs": {"task": "integrations.tasks.recover_stale_syncs", "schedule": 300.0},
     "worker-heartbeat": {"task": "integrations.tasks.worker_heartbeat", "schedule": 60.0},
+    "close-abandoned-actions": {"task": "integrations.tasks.close_abandoned_actions", "schedule": 300.0},
     "prune-sync-history": {"task": "integrations.tasks.prune_sync_history", "schedule": crontab(hour=3, minute=17)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -27,12 +27,14 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.roles import is_admin
 from integrations.models import ActionRun, Application, AppUser, Connection
@@ -462,3 +464,29 @@ def app_users_bulk_suspend(*, app_users: list[AppUser], actor: Any, idempotency_
             item.refused = exc.message
         items.append(item)
     return items
+
+
+def action_runs_close_abandoned(*, older_than: timedelta = timedelta(minutes=15)) -> int:
+    """Finish user actions left pending by a process that died (they would stay pending forever).
+
+    Runs that were never sent say so; runs sent without an answer say the outcome is unknown —
+    never a guess either way. Returns how many were closed."""
+    cutoff = timezone.now() - older_than
+    closed = 0
+    stale = ActionRun.objects.filter(
+        category=ActionRun.Category.USER_ACTION, status=ActionRun.Status.PENDING, created_at__lt=cutoff
+    )
+    for run in stale:
+        if (run.result or {}).get("sent_at"):
+            action_run_complete(
+                run=run, succeeded=False, result={"outcome": "unknown"},
+                error_message="torii stopped while JumpCloud was being called; whether JumpCloud applied the "
+                "action is unknown. Check the user in JumpCloud (the next sync shows its state).",
+            )
+        else:
+            action_run_complete(
+                run=run, succeeded=False, result={"outcome": "not_applied"},
+                error_message="torii stopped before sending this action; nothing was sent to JumpCloud.",
+            )
+        closed += 1
+    return closed

@@ -101,3 +101,23 @@ def test_bulk_suspend_is_bounded(target, admin_user):
         )
     keys = {services.bulk_item_key(idempotency_key=KEY, app_user_id=i) for i in range(50)}
     assert len(keys) == 50 and all(len(k) <= 64 for k in keys)
+
+
+def test_actions_left_pending_by_a_dead_process_are_closed_without_guessing(db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from integrations.models import ActionRun
+    from integrations.services.actions import action_runs_close_abandoned
+    from tests.factories import ActionRunFactory
+
+    sent = ActionRunFactory(status="pending", result={"sent_at": "2026-01-01T00:00:00+00:00"})
+    unsent = ActionRunFactory(status="pending")
+    fresh = ActionRunFactory(status="pending")
+    ActionRun.objects.filter(pk__in=[sent.pk, unsent.pk]).update(created_at=timezone.now() - timedelta(hours=1))
+    assert action_runs_close_abandoned() == 2
+    sent.refresh_from_db(), unsent.refresh_from_db(), fresh.refresh_from_db()
+    assert sent.status == "failed" and sent.result["outcome"] == "unknown" and "unknown" in sent.error_message
+    assert unsent.status == "failed" and unsent.result["outcome"] == "not_applied"
+    assert fresh.status == "pending"
