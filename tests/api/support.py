@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.db import transaction
+
 from integrations.crypto import encrypt_json
 from integrations.models import Application, AppUser, Connection
-from jumpcloud.actions import mirror_user
 from jumpcloud.parsing import parse_system_user
 from jumpcloud.simulator import Simulator, SimulatorConfig
+from jumpcloud.sync import directory_app, upsert_directory_users
 from tests.factories import ConnectionFactory
 
 IDEMPOTENCY_KEY = "3f1c9a7e-5b2d-4e8f-9a6c-1d2e3f4a5b6c"
@@ -46,10 +48,21 @@ def simulator_connection(
 
 
 def mirror_tenant(sim: Simulator, connection: Connection) -> list[AppUser]:
-    """The directory rows a sync writes, straight from the simulator's users (no full sync needed)."""
-    return [
-        mirror_user(connection=connection, user=parse_system_user(raw)) for raw in sim.tenant("primary").users
-    ]
+    """The directory rows a sync writes, straight from the simulator's users (no full sync needed),
+    through the sync's own bulk upsert."""
+    app = directory_app(connection)
+    with transaction.atomic():
+        upsert_directory_users(connection, app, [parse_system_user(raw) for raw in sim.tenant("primary").users])
+    return list(AppUser.objects.filter(application=app))
+
+
+def acting_connection(sim: Simulator, settings: Any) -> Connection:
+    """A read-and-take-action connection to `sim` with its users mirrored and the request log empty."""
+    settings.JUMPCLOUD_ALLOWED_BASE_URLS = [sim.base_url]
+    connection = simulator_connection(sim)
+    mirror_tenant(sim, connection)
+    sim.clear_requests()
+    return connection
 
 
 def directory_users(connection: Connection, *, status: str = AppUser.Status.ACTIVE) -> list[AppUser]:

@@ -7,10 +7,9 @@ import pytest
 from integrations.models import ActionRun, AppUser, Connection
 from tests.api.support import (
     IDEMPOTENCY_KEY,
+    acting_connection,
     directory_users,
-    mirror_tenant,
     running_simulator,
-    simulator_connection,
     writes,
 )
 
@@ -25,11 +24,7 @@ def sim():
 
 @pytest.fixture
 def connection(sim, settings):
-    settings.JUMPCLOUD_ALLOWED_BASE_URLS = [sim.base_url]
-    conn = simulator_connection(sim)
-    mirror_tenant(sim, conn)
-    sim.clear_requests()
-    return conn
+    return acting_connection(sim, settings)
 
 
 @pytest.fixture

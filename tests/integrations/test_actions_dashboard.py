@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from accounts.context_processors import roles
 from integrations.models import ActionRun, AppUser, Connection
-from tests.api.support import directory_users, mirror_tenant, running_simulator, simulator_connection, writes
+from tests.api.support import acting_connection, directory_users, running_simulator, writes
 from tests.factories import ActionRunFactory, ApplicationFactory, AppUserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
@@ -27,11 +27,7 @@ def sim():
 
 @pytest.fixture
 def connection(sim, settings):
-    settings.JUMPCLOUD_ALLOWED_BASE_URLS = [sim.base_url]
-    conn = simulator_connection(sim)
-    mirror_tenant(sim, conn)
-    sim.clear_requests()
-    return conn
+    return acting_connection(sim, settings)
 
 
 @pytest.fixture

@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db.models import Count
 
-from integrations.models import Application, AppUser, Connection, DailyUsage, SyncCheckpoint, SyncRun, UsageEvent
+from integrations.models import (
+    Application,
+    AppUser,
+    Connection,
+    DailyUsage,
+    SyncCheckpoint,
+    SyncRun,
+    UsageEvent,
+)
 from integrations.services.sync import sync_run_execute, sync_run_request
 from jumpcloud.sync import DIRECTORY_APP_ID, EVENT_LAG
 

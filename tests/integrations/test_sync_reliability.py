@@ -15,7 +15,15 @@ import pytest
 from django.db import OperationalError
 from django.db import connection as db
 
-from integrations.models import Application, AppUser, Connection, DailyUsage, SyncCheckpoint, SyncRun, UsageEvent
+from integrations.models import (
+    Application,
+    AppUser,
+    Connection,
+    DailyUsage,
+    SyncCheckpoint,
+    SyncRun,
+    UsageEvent,
+)
 from integrations.services.connections import connection_create
 from integrations.services.sync import (
     RetryLater,

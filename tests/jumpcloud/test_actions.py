@@ -17,10 +17,9 @@ from jumpcloud.client import JumpCloudClient
 from jumpcloud.simulator import FaultConfig
 from tests.api.support import (
     IDEMPOTENCY_KEY,
+    acting_connection,
     directory_users,
-    mirror_tenant,
     running_simulator,
-    simulator_connection,
     user_requests,
     writes,
 )
@@ -37,12 +36,8 @@ def sim():
 
 @pytest.fixture
 def connection(sim, settings):
-    settings.JUMPCLOUD_ALLOWED_BASE_URLS = [sim.base_url]
     settings.TORII_ACTION_TIMEOUT_SECONDS = 5
-    conn = simulator_connection(sim)
-    mirror_tenant(sim, conn)
-    sim.clear_requests()
-    return conn
+    return acting_connection(sim, settings)
 
 
 @pytest.fixture
