@@ -40,8 +40,9 @@ KNOWN_SERVICES: frozenset[str] = frozenset({
 })
 SIMULATED_SERVICES: tuple[str, ...] = ("directory", "sso")
 
-# Generated ids: 16 hex of hash, then 8 hex holding the stream number (top 4 bits) and the index, so
-# they are unique by construction. Runtime ids are ObjectId-shaped (see EventStore._extra_id).
+# Event ids are ObjectId-shaped like JumpCloud's, so they grow with time. Generated ids: 8 hex of the
+# event's second, 8 hex of hash, then 8 hex holding the stream number (top 4 bits) and the index, so
+# they are unique by construction. Runtime ids: see EventStore._extra_id.
 STREAM_DIRECTORY = 0
 STREAM_SSO = 1
 _INDEX_BITS = 28
@@ -306,8 +307,10 @@ class GeneratedStream:
     def ts(self, i: int) -> int:
         return self.key(i)[0]
 
-    def event_id(self, i: int, h: int) -> str:
-        return f"{mix64(h ^ 0xD1B54A32D192ED03):016x}{self._suffix_base | i:08x}"
+    def event_id(self, i: int, h: int, ts_ms: int) -> str:
+        """ObjectId layout, as JumpCloud sends (DIRECTORY_INSIGHTS.md §2): the event's second, 32
+        hash bits, then the stream and index (unique by construction)."""
+        return f"{(ts_ms // 1000) & 0xFFFFFFFF:08x}{mix64(h ^ 0xD1B54A32D192ED03) & 0xFFFFFFFF:08x}{self._suffix_base | i:08x}"
 
     def visible_at(self, ts: int, h: int) -> int:
         if (h >> 44) % 10_000 < self._late_bp:
@@ -331,7 +334,7 @@ class GeneratedStream:
         if i < self.count:
             ts, _, h = self.key(i)
             if ts == key[0]:
-                eid = self.event_id(i, h)
+                eid = self.event_id(i, h, ts)
                 if eid < key[1] or (eid == key[1] and not inclusive):
                     i += 1
         return i
@@ -358,7 +361,7 @@ class GeneratedStream:
             ts, precision, h = self.key(i)
             if i >= tail and self.visible_at(ts, h) > now_ms:
                 continue
-            eid = self.event_id(i, h)
+            eid = self.event_id(i, h, ts)
             yield ts, eid, self, (ts, precision, h, eid)
 
     def bounds(self, start_ms: int, upper_ms: int, search_after: SortKey | None, descending: bool) -> tuple[int, int]:
@@ -503,7 +506,7 @@ class EventStore:
         """ObjectId layout: seconds, a per-store constant, then a counter, so runtime events written
         in the same millisecond (a create and its update) keep their order under the (ts, id) sort.
         Unique among runtime events up to 16M per second; a clash with a generated id would need
-        their 64-bit hash prefix to match (odds ~2^-64 per pair)."""
+        the same second and 64 more bits to match (odds ~2^-64 per pair)."""
         return f"{(ts_ms // 1000) & 0xFFFFFFFF:08x}{self._extra_seed & 0xFFFFFFFFFF:010x}{n & 0xFFFFFF:06x}"
 
     def append(self, event: dict[str, Any], *, ts_ms: int, visible_at_ms: int) -> str:
