@@ -43,6 +43,7 @@ from jumpcloud.client import JumpCloudClient  # noqa: E402
 EVENT_LAG = timedelta(minutes=3)
 EVENT_BACKFILL = timedelta(days=90)
 
+SIMULATOR_PID = [0]
 DATA_TABLES = ("integrations_appuser", "integrations_application", "integrations_usageevent", "integrations_dailyusage")
 
 
@@ -80,6 +81,61 @@ def _tree_rss_mb(pid: int) -> float:
     return total
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads), or 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all cores spent not idle since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / CLOCK_TICKS
+
+
+def _tree_pids(pid: int) -> list[int]:
+    pids, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        pids.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+CPU: dict[str, float] = {}
+
+
+def _postgres_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds of every PostgreSQL process, by pid, with its role (backend, autovacuum ...)."""
+    found: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        role = title.split(": ", 1)[1].strip() if title.startswith("postgres: ") else "postmaster"
+        if role.split(" ", 1)[0].endswith(":"):  # "15/main: checkpointer" (cluster name first)
+            role = role.split(" ", 1)[1]
+        role = "client backends" if role.startswith("postgres ") else " ".join(role.split(" ")[:2]) \
+            if role.startswith("autovacuum") else role
+        found[int(entry.name)] = (role, _cpu_s(int(entry.name)))
+    return found
+
+
 def timed_child(env: dict[str, str], *args: str) -> tuple[float, float, str]:
     """Run manage.py in a child; return (seconds, peak RSS MB of that child, stdout).
 
@@ -91,10 +147,32 @@ def timed_child(env: dict[str, str], *args: str) -> tuple[float, float, str]:
         proc = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.DEVNULL, text=True)
         peak = 0.0
+        busy0, sim0 = _machine_busy_s(), _cpu_s(SIMULATOR_PID[0])
+        tree_cpu: dict[int, float] = {}
+        pg_start = _postgres_cpu()
+        pg_seen: dict[int, tuple[str, float]] = {}
+        ticks = 0
         while proc.poll() is None:
+            ticks += 1
+            if ticks % 10 == 1:
+                pg_seen.update(_postgres_cpu())
             peak = max(peak, _tree_rss_mb(proc.pid))
+            for pid in _tree_pids(proc.pid):
+                tree_cpu[pid] = max(tree_cpu.get(pid, 0.0), _cpu_s(pid))
             time.sleep(0.05)
         seconds = time.perf_counter() - start
+        # Where the machine's CPU went during the run (sampled: a child's last 50 ms are missed).
+        busy, sim = _machine_busy_s() - busy0, _cpu_s(SIMULATOR_PID[0]) - sim0
+        worker = sum(tree_cpu.values())
+        CPU.clear()
+        pg_seen.update(_postgres_cpu())
+        by_role: dict[str, float] = {}
+        for pid, (role, value) in pg_seen.items():
+            by_role[role] = by_role.get(role, 0.0) + value - pg_start.get(pid, (role, 0.0))[1]
+        CPU.update(machine_busy_s=busy, simulator_s=sim, sync_processes_s=worker,
+                   postgres_s=sum(by_role.values()),
+                   other_s=max(busy - sim - worker - sum(by_role.values()), 0.0),
+                   postgres_by_role={k: round(v, 1) for k, v in sorted(by_role.items(), key=lambda kv: -kv[1]) if v >= 0.1})
         out.seek(0)
         text = out.read()
     if proc.returncode != 0:
@@ -128,6 +206,7 @@ def wait_stats_flushed(db: str, previous: int, timeout: float = 5.0) -> int:
 def measure_limit(base_url: str, key: str, db: str, start: datetime, end: datetime) -> dict[str, float]:
     """Fetch everything the sync reads, no writes; then COPY the event rows into a bare table."""
     client = JumpCloudClient(key, base_url=base_url)
+    sim0, own0 = _cpu_s(SIMULATOR_PID[0]), time.process_time()
     t0 = time.perf_counter()
     users = sum(len(p.items) for p in client.iter_system_user_pages())
     admins = sum(len(p.items) for p in client.iter_administrator_pages())
@@ -142,6 +221,7 @@ def measure_limit(base_url: str, key: str, db: str, start: datetime, end: dateti
             if gid not in groups:
                 groups[gid] = sum(len(p.items) for p in client.iter_user_group_membership_pages(gid))
             bindings += groups[gid]
+    inventory_s = time.perf_counter() - t0
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     events = 0
@@ -155,6 +235,7 @@ def measure_limit(base_url: str, key: str, db: str, start: datetime, end: dateti
                 for e in page.events
             )
     fetch_s = time.perf_counter() - t0
+    fetch_cpu = {"simulator_s": _cpu_s(SIMULATOR_PID[0]) - sim0, "client_s": time.process_time() - own0}
     client.close()
     buf.seek(0)
     with closing(pg(db, autocommit=False)) as conn, conn.cursor() as cur:
@@ -170,7 +251,7 @@ def measure_limit(base_url: str, key: str, db: str, start: datetime, end: dateti
         copy_s = time.perf_counter() - t1
         cur.execute("DROP TABLE scratch_events")
         conn.commit()
-    return {"fetch_s": fetch_s, "copy_s": copy_s, "limit_s": fetch_s + copy_s, "users": users, "admins": admins,
+    return {"fetch_s": fetch_s, "fetch_inventory_s": inventory_s, "fetch_cpu": fetch_cpu, "copy_s": copy_s, "limit_s": fetch_s + copy_s, "users": users, "admins": admins,
             "apps": len(apps), "bindings": bindings, "events": events}
 
 
@@ -198,6 +279,7 @@ def main() -> None:
          "--keys-file", str(keys_file)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+    SIMULATOR_PID[0] = sim.pid
     try:
         t_gen = time.perf_counter()
         while not keys_file.exists() or not keys_file.read_text().strip():
@@ -225,13 +307,15 @@ def main() -> None:
 
         now = datetime.now(UTC)
         limit = measure_limit(base_url, key, args.db, now - EVENT_BACKFILL, now - EVENT_LAG)
-        print(f"limit: fetch {limit['fetch_s']:.1f} s + COPY {limit['copy_s']:.1f} s ({limit['events']} events)")
+        print(f"limit: fetch {limit['fetch_s']:.1f} s (inventory {limit['fetch_inventory_s']:.1f} s; CPU {limit['fetch_cpu']}) + COPY {limit['copy_s']:.1f} s ({limit['events']} events)")
 
         connection_id = manage(env, "jumpcloud_connect", "--base-url", base_url, "--name", "bench", "--no-sync").stdout.strip()
         before = rows_written(args.db)
         initial_s, initial_rss, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--wait")
         after_initial = wait_stats_flushed(args.db, before)
-        print(f"initial sync: {initial_s:.1f} s, peak RSS {initial_rss:.0f} MB")
+        initial_cpu = dict(CPU)
+        print(f"initial sync: {initial_s:.1f} s, peak RSS {initial_rss:.0f} MB; CPU seconds: "
+              + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in initial_cpu.items()))
 
         second_s, second_rss, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--wait")
         after_second = wait_stats_flushed(args.db, after_initial)
@@ -259,7 +343,7 @@ def main() -> None:
                    "assignments": limit["bindings"], "events": limit["events"], "days": args.days},
         "limit": limit,
         "initial": {"seconds": initial_s, "events_per_s": events_per_s, "ratio_to_limit": initial_s / limit["limit_s"],
-                    "peak_rss_mb": initial_rss, "rows_written": after_initial - before},
+                    "peak_rss_mb": initial_rss, "rows_written": after_initial - before, "cpu": initial_cpu},
         "second_full": {"seconds": second_s, "rows_written": second_rows, "share_of_initial": second_s / initial_s,
                         "peak_rss_mb": second_rss},
         "second_events_only": {"seconds": events_again_s, "rows_written": after_events_again - after_second,
