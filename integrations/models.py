@@ -212,6 +212,9 @@ class Application(models.Model):
     upstream_created_at = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
     first_seen_at = models.DateTimeField(auto_now_add=True)
+    # Digest of the assignment rows the last full sync wrote for this app: a resync that computes
+    # the same digest (and finds as many live rows) has nothing to write.
+    assignments_digest = models.CharField(max_length=64, blank=True, default="", db_default="", editable=False)
 
     class Meta:
         ordering = ["label", "name", "id"]

@@ -39,6 +39,12 @@ class Stream:
     kind: str = "inventory"  # inventory | events
     # When a stream fails, the run becomes "partial" instead of "failed" if the stream is optional.
     optional: bool = False
+    # May run alongside the inventory streams (in a thread with its own database connection, on
+    # PostgreSQL), once the streams named in `waits_for` are done.
+    concurrent: bool = False
+    waits_for: tuple[str, ...] = ()
+    # A second step run after every stream's `run` (e.g. rollups that need the inventory written).
+    finish: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -64,16 +64,20 @@ class JumpCloudProvider(Provider):
     capability_catalog: ClassVar[tuple[Capability, ...]] = CAPABILITIES
     streams: ClassVar[tuple[Stream, ...]] = (
         Stream("organization", "Organization", _lazy("jumpcloud.sync.sync_organization")),
+        # Applications first: the event streams start beside the rest once they can attribute
+        # sso_auth events that carry only an sso_url.
+        Stream("applications", "Applications", _lazy("jumpcloud.sync.sync_applications"), provides=("applications",)),
         Stream("users", "Users", _lazy("jumpcloud.sync.sync_users"), provides=("users", "roles", "statuses")),
         Stream("administrators", "Administrators", _lazy("jumpcloud.sync.sync_administrators"),
                provides=("administrators",), optional=True),
-        Stream("applications", "Applications", _lazy("jumpcloud.sync.sync_applications"), provides=("applications",)),
         Stream("app_assignments", "App assignments", _lazy("jumpcloud.sync.sync_app_assignments"),
                provides=("app_assignments",)),
         Stream("events_directory", "Usage: directory events", _lazy("jumpcloud.sync.sync_directory_events"),
-               provides=("usage_directory", "last_used"), kind="events", optional=True),
+               provides=("usage_directory", "last_used"), kind="events", optional=True, concurrent=True,
+               waits_for=("applications",), finish=_lazy("jumpcloud.sync.rollup_directory_usage")),
         Stream("events_sso", "Usage: SSO events", _lazy("jumpcloud.sync.sync_sso_events"),
-               provides=("usage_sso", "last_used"), kind="events", optional=True),
+               provides=("usage_sso", "last_used"), kind="events", optional=True, concurrent=True,
+               waits_for=("applications",), finish=_lazy("jumpcloud.sync.rollup_sso_usage")),
     )
     actions: ClassVar[tuple[Action, ...]] = (
         Action("create_user", "Create user", _lazy("jumpcloud.actions.create_user"), "action_create_user"),

@@ -7,6 +7,7 @@ nothing for rows already current); event streams resume mid-window from their ch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection as db
 from django.db import transaction
+from django.db.models import Count
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -269,9 +271,14 @@ def sync_app_assignments(ctx: SyncContext) -> None:
         ).values_list("pk", "external_id", "username", "email", "first_name", "last_name", "display_name")
     }
     apps = list(Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO, removed_at__isnull=True)
-                .values_list("pk", "external_id"))
+                .values_list("pk", "external_id", "assignments_digest"))
+    live = dict(
+        AppUser.objects.filter(application_id__in=[pk for pk, _, digest in apps if digest], removed_at__isnull=True)
+        .values("application_id").annotate(n=Count("id")).values_list("application_id", "n")
+    )
+    tokens = person_tokens(people)
     memberships: dict[str, frozenset[str]] = {}
-    for app_pk, app_ext in apps:
+    for app_pk, app_ext, digest_before in apps:
         try:
             direct, skipped_direct = _association_targets(ctx.client.iter_application_associations(app_ext, "user"), "user")
             groups, skipped_groups = _association_targets(
@@ -288,16 +295,46 @@ def sync_app_assignments(ctx: SyncContext) -> None:
                     ctx.add(pages=1, skipped=page.skipped)
                 memberships[group_id] = frozenset(members)
             users |= memberships[group_id]
+        ordered = sorted(users)
+        digest = assignments_digest(ordered, direct, tokens)
+        ctx.add(fetched=len(ordered))
+        if digest == digest_before and live.get(app_pk, 0) == len(ordered):
+            ctx.progress()  # what the last sync wrote, and still all there: nothing to write
+            continue
         rows = [assignment_row(ctx.connection.pk, app_pk, AppBinding(user_id=uid, direct=uid in direct), people.get(uid))
-                for uid in users]
+                for uid in ordered]
         with transaction.atomic():
-            created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows,
-                                           conflict=("application_id", "external_id"), update=ASSIGN_UPDATE)
-            removed = mark_removed(app=Application(pk=app_pk), kind=AppUser.Kind.USER, keep=users)
-        ctx.add(fetched=len(rows), created=created, updated=updated, removed=removed)
+            copied = None
+            if bulk.is_postgres() and not AppUser.objects.filter(application_id=app_pk).exists():
+                copied = bulk.copy_new(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows)  # a new app
+            if copied is not None:
+                created, updated, removed = copied, 0, 0
+            else:
+                created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows,
+                                               conflict=("application_id", "external_id"), update=ASSIGN_UPDATE)
+                removed = mark_removed(app=Application(pk=app_pk), kind=AppUser.Kind.USER, keep=users)
+            Application.objects.filter(pk=app_pk).update(assignments_digest=digest)
+        ctx.add(created=created, updated=updated, removed=removed)
         ctx.progress()
     if ctx.counters.get("created", 0) >= BIG_BATCH:
         analyze(APPUSER_TABLE)
+
+
+# Part of every digest: change it when assignment_row() changes what it writes.
+ASSIGNMENT_ROW_VERSION = b"assignment-row-1\n"
+
+
+def person_tokens(people: dict[str, tuple[Any, ...]]) -> dict[str, bytes]:
+    """What each person contributes to an assignment row, as bytes for assignments_digest."""
+    return {ext: "\t".join(map(str, (ext, *person))).encode() + b"\n" for ext, person in people.items()}
+
+
+def assignments_digest(ordered: list[str], direct: set[str], tokens: dict[str, bytes]) -> str:
+    """A digest of the rows assignment_row() would write for these users (sorted ids): equal
+    digests, equal rows. Built from per-person tokens, without building the rows themselves."""
+    h = hashlib.blake2b(ASSIGNMENT_ROW_VERSION, digest_size=16)
+    h.update(b"".join((b"d" if uid in direct else b"g") + tokens.get(uid, uid.encode() + b"\t?\n") for uid in ordered))
+    return h.hexdigest()
 
 
 def _association_targets(records: Iterable[dict[str, Any]], kind: str) -> tuple[set[str], int]:
@@ -357,7 +394,7 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
     page_size = getattr(settings, "JUMPCLOUD_EVENT_PAGE_SIZE", EVENT_PAGE_SIZE)
     batches = _event_batches(ctx, service, start, end, page_size, search_after, app_by_url)
     # Where the time goes (kept in the run's counters): waiting for JumpCloud vs writing here.
-    timing = {"wait_s": 0.0, "write_s": 0.0, "rollup_s": 0.0}
+    timing = {"wait_s": 0.0, "write_s": 0.0}
     clock = time.monotonic()
     try:
         for batch in batches:
@@ -366,7 +403,7 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
             if batch.oldest:
                 state["oldest"] = min(state.get("oldest") or batch.oldest, batch.oldest)
             with transaction.atomic():
-                inserted = batch.write()
+                inserted = batch.write(new_after=state.get("until"))
                 state["search_after"] = batch.search_after
                 ctx.save_checkpoint(state)
             ctx.add(fetched=batch.count, created=inserted, skipped=batch.skipped, pages=1)
@@ -379,17 +416,29 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
             ctx.save_checkpoint({k: v for k, v in state.items() if k not in ("window", "search_after")})
         raise StreamSkipped("No Directory Insights for this organization: usage is unavailable.") from exc
     ctx.detect(usage_events=True)
-    clock = time.monotonic()
     if ctx.counters.get("created", 0) >= BIG_BATCH:
         analyze(EVENT_TABLE)
     with transaction.atomic():
+        # The window is done; what it changes in last used and daily usage is left to the
+        # stream's finish step (rollup_from stays until that has run).
+        ctx.save_checkpoint({"until": end.isoformat(), "rollup_from": state["rollup_from"],
+                             **({"oldest": state["oldest"]} if state.get("oldest") else {})})
+    ctx.note(**{k: round(v, 2) for k, v in timing.items()})
+
+
+def _rollup_events(ctx: SyncContext, service: str) -> None:
+    """Finish step of an event stream: runs once the inventory streams have written the people
+    and assignments that last used lands on. Idempotent: rollup_from is cleared with the result."""
+    state = ctx.checkpoint()
+    if not state.get("rollup_from"):
+        return
+    clock = time.monotonic()
+    with transaction.atomic():
         rollup_usage(connection=ctx.connection, kind=service, since=_parse_iso(state["rollup_from"]))
-        # "oldest" is the oldest event held: the dashboard's usage coverage, without a scan.
-        ctx.save_checkpoint({"until": end.isoformat(), **({"oldest": state["oldest"]} if state.get("oldest") else {})})
+        ctx.save_checkpoint({k: v for k, v in state.items() if k != "rollup_from"})
     if ctx.counters.get("created", 0) >= BIG_BATCH:
         analyze(APPUSER_TABLE)  # the rollup just moved last_used_at on many rows
-    timing["rollup_s"] = time.monotonic() - clock
-    ctx.note(**{k: round(v, 2) for k, v in timing.items()})
+    ctx.note(rollup_s=round(time.monotonic() - clock, 2))
 
 
 @dataclass
@@ -401,8 +450,17 @@ class _Batch:
     rows: list[tuple[Any, ...]] | None = None
     csv_text: str | None = None
 
-    def write(self) -> int:
+    def write(self, new_after: str | None) -> int:
+        """Insert the page's events, ignoring those already stored. `new_after`: the end of the
+        previous window (ISO), after which nothing can be stored yet; None on a first sync."""
         conflict = ("connection_id", "external_id")
+        if bulk.is_postgres() and self.oldest and (new_after is None or _parse_iso(self.oldest) > _parse_iso(new_after)):
+            # A page wholly past the last window (all of a backfill, all but the overlap of a
+            # catch-up) cannot hold a stored event: COPY it straight in.
+            written = bulk.copy_new(table=EVENT_TABLE, columns=EVENT_COLUMNS,
+                                    rows=self.csv_text if self.csv_text is not None else self.rows or [])
+            if written is not None:
+                return written
         if self.csv_text is not None:
             return bulk.insert_ignore_csv(table=EVENT_TABLE, columns=EVENT_COLUMNS, csv_text=self.csv_text,
                                           conflict=conflict)
@@ -438,6 +496,14 @@ def sync_directory_events(ctx: SyncContext) -> None:
 
 def sync_sso_events(ctx: SyncContext) -> None:
     _sync_events(ctx, "sso")
+
+
+def rollup_directory_usage(ctx: SyncContext) -> None:
+    _rollup_events(ctx, "directory")
+
+
+def rollup_sso_usage(ctx: SyncContext) -> None:
+    _rollup_events(ctx, "sso")
 
 
 # --- last used and daily usage, set-based -------------------------------------------------------------

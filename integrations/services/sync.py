@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -56,6 +58,10 @@ class RetryLater(Exception):
 
 class StreamSkipped(Exception):
     """A stream cannot run for this account (e.g. no Directory Insights); not an error."""
+
+
+class StopRequested(Exception):
+    """The other half of a run ended it (failure, retry, lost lease): stop at the next page."""
 
 
 def peak_rss_mb() -> int | None:
@@ -136,18 +142,24 @@ class SyncContext:
     lease: str
     stream_key: str = ""
     _last_progress: float = field(default=0.0)
+    # Shared by the contexts of one run when streams run concurrently: run.streams and the
+    # connection's capabilities are changed and saved under it; `stop` ends the other thread.
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    stop: threading.Event = field(default_factory=threading.Event)
 
     @property
     def counters(self) -> dict[str, Any]:
         return self.run.streams[self.stream_key]
 
     def add(self, **amounts: int) -> None:
-        c = self.counters
-        for k, v in amounts.items():
-            c[k] = c.get(k, 0) + v
+        with self.lock:
+            c = self.counters
+            for k, v in amounts.items():
+                c[k] = c.get(k, 0) + v
 
     def note(self, **values: Any) -> None:
-        self.counters.update(values)
+        with self.lock:
+            self.counters.update(values)
 
     def checkpoint(self, stream: str | None = None) -> dict[str, Any]:
         row = SyncCheckpoint.objects.filter(connection=self.connection, stream=stream or self.stream_key).first()
@@ -160,22 +172,44 @@ class SyncContext:
         )
 
     def detect(self, **flags: Any) -> None:
-        caps = {**(self.connection.capabilities or {}), **flags}
-        if caps != self.connection.capabilities:
-            self.connection.capabilities = caps
-            Connection.objects.filter(pk=self.connection.pk).update(capabilities=caps)
+        with self.lock:
+            caps = {**(self.connection.capabilities or {}), **flags}
+            if caps != self.connection.capabilities:
+                self.connection.capabilities = caps
+                Connection.objects.filter(pk=self.connection.pk).update(capabilities=caps)
+
+    def set_state(self, **values: Any) -> dict[str, Any]:
+        """Update this stream's entry in run.streams (created if missing); returns it."""
+        with self.lock:
+            state = self.run.streams.setdefault(self.stream_key, {"status": "pending"})
+            state.update(values)
+            return state
 
     def progress(self, force: bool = False) -> None:
         """Persist counters and the heartbeat (at most once a second), checking the lease."""
+        if self.stop.is_set():
+            raise StopRequested()
         now_mono = time.monotonic()
         if not force and now_mono - self._last_progress < PROGRESS_EVERY_SECONDS:
             return
         self._last_progress = now_mono
+        with self.lock:
+            streams = json_copy(self.run.streams)
+            current = self.stream_key
         updated = SyncRun.objects.filter(pk=self.run.pk, lease=self.lease, status=SyncRun.Status.RUNNING).update(
-            heartbeat_at=timezone.now(), streams=self.run.streams, current_stream=self.stream_key
+            heartbeat_at=timezone.now(), streams=streams, current_stream=current
         )
         if not updated:
             raise LeaseLost(f"sync run {self.run.pk} was taken over or cancelled")
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, scalars)."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value
 
 
 def _acquire(run_id: int) -> tuple[SyncRun, str] | None:
@@ -228,54 +262,149 @@ def sync_run_execute(*, run_id: int) -> SyncRun | None:
         gc.set_threshold(*thresholds)
 
 
-def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | None:
+@dataclass
+class _Outcome:
+    """How a run ends early: a rejected key (reconnect) or a required stream that failed."""
+
+    reconnect: bool
+    message: str
+
+
+def _run_stream(ctx: SyncContext, stream: Stream, step: Callable[[SyncContext], Any], *, last: bool) -> _Outcome | None:
+    """Run one step of one stream with the run's error policy. Raises RetryLater / LeaseLost /
+    StopRequested; returns an outcome when the run must end."""
     from jumpcloud import errors as jc_errors  # provider errors are mapped below by family
 
-    run_id, provider, client = run.pk, ctx.provider, ctx.client
-    failed_required = ""
+    ctx.stream_key = stream.key
+    state = ctx.set_state(label=stream.label, status="running", error="")
+    with ctx.lock:
+        state.setdefault("started_at", timezone.now().isoformat())
+    ctx.progress(force=True)
     try:
-        for stream in streams_for(provider, run.kind):
-            state = run.streams.setdefault(stream.key, {"label": stream.label, "status": "pending"})
-            if state.get("status") in ("succeeded", "skipped"):
-                continue  # resumed run: this stream already finished
-            ctx.stream_key = stream.key
-            state.update(status="running", error="")
-            state.setdefault("started_at", timezone.now().isoformat())
-            ctx.progress(force=True)
-            try:
-                stream.run(ctx)
-            except StreamSkipped as exc:
-                state.update(status="skipped", error=str(exc))
-            except jc_errors.InvalidApiKey as exc:
-                state.update(status="failed", error=exc.message)
-                return _finish(run, lease, SyncRun.Status.FAILED, exc.message,
-                               connection_status=Connection.Status.NEEDS_RECONNECT, ctx=ctx)
-            except (jc_errors.RateLimited, jc_errors.UpstreamError) as exc:
-                state.update(status="pending", error=exc.message)
-                raise RetryLater(exc.message, countdown=_retry_countdown(run, exc)) from exc
-            except jc_errors.JumpCloudError as exc:
-                state.update(status="failed", error=exc.message)
-                if not stream.optional:
-                    failed_required = f"{stream.label}: {exc.message}"
-                    break
-            except (LeaseLost, RetryLater):
-                raise
-            except DatabaseError as exc:
-                # The database went away or refused a write: the stream's last page was rolled
-                # back with its checkpoint, so try again later from there.
-                state.update(status="pending", error="Database error; retrying.")
-                raise RetryLater(f"database error: {type(exc).__name__}", countdown=60) from exc
-            except Exception:
-                logger.exception("sync run %s: stream %s crashed", run_id, stream.key)
-                state.update(status="failed", error="Internal error while syncing this stream (see the worker log).")
-                if not stream.optional:
-                    failed_required = f"{stream.label}: internal error"
-                    break
-            else:
-                state["status"] = "succeeded"
-            state["finished_at"] = timezone.now().isoformat()
-            state["peak_rss_mb"] = peak_rss_mb()
-            ctx.progress(force=True)
+        step(ctx)
+    except StreamSkipped as exc:
+        ctx.set_state(status="skipped", error=str(exc))
+    except jc_errors.InvalidApiKey as exc:
+        ctx.set_state(status="failed", error=exc.message)
+        return _Outcome(reconnect=True, message=exc.message)
+    except (jc_errors.RateLimited, jc_errors.UpstreamError) as exc:
+        ctx.set_state(status="pending", error=exc.message)
+        raise RetryLater(exc.message, countdown=_retry_countdown(ctx.run, exc)) from exc
+    except jc_errors.JumpCloudError as exc:
+        ctx.set_state(status="failed", error=exc.message)
+        if not stream.optional:
+            return _Outcome(reconnect=False, message=f"{stream.label}: {exc.message}")
+    except (LeaseLost, RetryLater, StopRequested):
+        raise
+    except DatabaseError as exc:
+        # The database went away or refused a write: the stream's last page was rolled
+        # back with its checkpoint, so try again later from there.
+        ctx.set_state(status="pending", error="Database error; retrying.")
+        raise RetryLater(f"database error: {type(exc).__name__}", countdown=60) from exc
+    except Exception:
+        logger.exception("sync run %s: stream %s crashed", ctx.run.pk, stream.key)
+        ctx.set_state(status="failed", error="Internal error while syncing this stream (see the worker log).")
+        if not stream.optional:
+            return _Outcome(reconnect=False, message=f"{stream.label}: internal error")
+    else:
+        # A stream with a finish step is done only once that step has run too.
+        ctx.set_state(status="succeeded" if last else "running")
+    if ctx.run.streams[stream.key].get("status") != "running":
+        ctx.set_state(finished_at=timezone.now().isoformat(), peak_rss_mb=peak_rss_mb())
+    ctx.progress(force=True)
+    return None
+
+
+def _pending(run: SyncRun, streams: list[Stream]) -> list[Stream]:
+    """The streams still to run (a resumed run skips those that finished)."""
+    return [s for s in streams if run.streams.get(s.key, {}).get("status") not in ("succeeded", "skipped")]
+
+
+def _run_streams(ctx: SyncContext, streams: list[Stream], on_done: Callable[[str], None] = lambda key: None,
+                 ) -> _Outcome | None:
+    for stream in streams:
+        outcome = _run_stream(ctx, stream, stream.run, last=stream.finish is None)
+        if outcome is not None:
+            return outcome
+        on_done(stream.key)
+    return None
+
+
+class _Beside(threading.Thread):
+    """Runs the concurrent streams of a run with their own client and database connection."""
+
+    def __init__(self, ctx: SyncContext, streams: list[Stream]):
+        super().__init__(name=f"sync-{ctx.run.pk}-events", daemon=True)
+        self.ctx, self.streams = ctx, streams
+        self.outcome: _Outcome | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.outcome = _run_streams(self.ctx, self.streams)
+            if self.outcome is not None:
+                self.ctx.stop.set()  # e.g. the key was rejected: the inventory stops too
+        except StopRequested:
+            pass
+        except BaseException as exc:  # handed to the main thread, which decides the run's fate
+            self.error = exc
+            self.ctx.stop.set()
+        finally:
+            close = getattr(self.ctx.client, "close", None)
+            if close:
+                close()
+            connections.close_all()  # this thread's connections only
+
+
+def _concurrent() -> bool:
+    return bool(getattr(settings, "SYNC_CONCURRENT_STREAMS", False)) and connections["default"].vendor == "postgresql"
+
+
+def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | None:
+    """Inventory streams in order; concurrent streams (events) beside them in a thread once what
+    they wait for is done (or after them, without concurrency); then the finish steps."""
+    run_id, provider, client = run.pk, ctx.provider, ctx.client
+    streams = _pending(run, streams_for(provider, run.kind))
+    serial = [s for s in streams if not s.concurrent]
+    beside = [s for s in streams if s.concurrent]
+    needed = {key for s in beside for key in s.waits_for if key in {x.key for x in serial}}
+    helper: _Beside | None = None
+    outcome: _Outcome | None = None
+
+    def start_beside(done_key: str | None) -> None:
+        nonlocal helper
+        needed.discard(done_key or "")
+        if helper is None and beside and serial and not needed and _concurrent():
+            helper = _Beside(replace(ctx, client=provider.get_client(ctx.connection), stream_key=""), beside)
+            helper.start()
+
+    try:
+        try:
+            start_beside(None)
+            outcome = _run_streams(ctx, serial, on_done=start_beside)
+        except StopRequested:
+            pass  # the concurrent streams ended the run; their outcome or error is taken below
+        except BaseException:
+            ctx.stop.set()
+            raise
+        finally:
+            if outcome is not None:
+                ctx.stop.set()
+            if helper is not None:
+                helper.join()
+        if helper is not None:
+            if helper.error is not None:
+                raise helper.error
+            outcome = outcome or helper.outcome
+        elif outcome is None:
+            outcome = _run_streams(ctx, beside)
+        if outcome is None:
+            for stream in beside:
+                if stream.finish is not None and run.streams.get(stream.key, {}).get("status") == "running":
+                    ctx.stream_key = stream.key
+                    outcome = _run_stream(ctx, stream, stream.finish, last=True)
+                    if outcome is not None:
+                        break
     except RetryLater as exc:
         _park_for_retry(run, lease, exc)
         raise
@@ -285,8 +414,11 @@ def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | No
     client_close = getattr(client, "close", None)
     if client_close:
         client_close()
-    if failed_required:
-        return _finish(run, lease, SyncRun.Status.FAILED, failed_required, ctx=ctx)
+    if outcome is not None and outcome.reconnect:
+        return _finish(run, lease, SyncRun.Status.FAILED, outcome.message,
+                       connection_status=Connection.Status.NEEDS_RECONNECT, ctx=ctx)
+    if outcome is not None:
+        return _finish(run, lease, SyncRun.Status.FAILED, outcome.message, ctx=ctx)
     failed = [s for s in run.streams.values() if s.get("status") == "failed"]
     if failed:
         message = "; ".join(f"{s['label']}: {s['error']}" for s in failed)

@@ -276,15 +276,15 @@ def test_sync_run_progress_follows_the_provider_stream_order():
     run = SyncRunFactory(
         connection=t.connection,
         status=SyncRun.Status.RUNNING,
-        current_stream="applications",
+        current_stream="users",
         streams={
-            "applications": {"status": "running", "fetched": "7", "pages": 1},
-            "users": {"status": "succeeded", "fetched": 240, "created": 240, "label": "Users"},
+            "users": {"status": "running", "fetched": "7", "pages": 1},
+            "applications": {"status": "succeeded", "fetched": 240, "created": 240, "label": "Applications"},
             "mystery": {"status": "pending"},
         },
     )
     progress = conn_sel.sync_run_progress(run, provider_key="jumpcloud")
-    assert [p.key for p in progress] == ["users", "applications", "mystery"]
+    assert [p.key for p in progress] == ["applications", "users", "mystery"]  # the provider's order, unknown last
     assert progress[1].is_current and progress[1].fetched == 7 and progress[0].created == 240
 
 

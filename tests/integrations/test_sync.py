@@ -22,6 +22,12 @@ from jumpcloud.sync import DIRECTORY_APP_ID, EVENT_LAG
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(autouse=True)
+def _concurrent_streams(settings):
+    """These tests commit for real: run the event streams beside the inventory, as in production."""
+    settings.SYNC_CONCURRENT_STREAMS = True
+
+
 def run_sync(connection: Connection, kind: str = "full") -> SyncRun:
     run = sync_run_request(connection=connection, kind=kind, trigger="manual", enqueue=False)
     return sync_run_execute(run_id=run.pk)
@@ -158,6 +164,40 @@ def test_users_that_vanish_are_soft_deleted_and_restored(connect, sim):
     run_sync(connection)
     row.refresh_from_db()
     assert row.removed_at is None and row.status != AppUser.Status.REMOVED
+
+
+def test_unchanged_assignments_are_skipped_but_rows_lost_locally_are_written_again(connect, sim):
+    connection = connect()
+    run_sync(connection)
+    row = AppUser.objects.filter(connection=connection, application__kind="sso", removed_at__isnull=True).first()
+    digest = row.application.assignments_digest
+    assert digest, "the full sync did not record what it wrote"
+    second = run_sync(connection)
+    assert second.streams["app_assignments"]["fetched"] == first_fetched(connection)
+    AppUser.objects.filter(pk=row.pk).delete()
+    third = run_sync(connection)
+    assert third.streams["app_assignments"]["created"] == 1
+    assert AppUser.objects.filter(application=row.application, external_id=row.external_id, removed_at__isnull=True).exists()
+
+
+def first_fetched(connection):
+    return AppUser.objects.filter(connection=connection, application__kind="sso").count()
+
+
+def test_a_user_deleted_upstream_loses_their_app_assignments(connect, sim):
+    connection = connect()
+    run_sync(connection)
+    counts = (AppUser.objects.filter(connection=connection, application__kind="sso", removed_at__isnull=True)
+              .values("external_id").annotate(n=Count("id")).order_by("-n"))
+    victim, assigned = counts[0]["external_id"], counts[0]["n"]
+    sim.tenant("primary").delete_user(victim, actor={"_id": "f" * 24, "email": "ops@example.test"},
+                                      now_ms=int(datetime.now(UTC).timestamp() * 1000))
+    run = run_sync(connection)
+    assert run.streams["app_assignments"]["removed"] == assigned
+    assert not AppUser.objects.filter(connection=connection, application__kind="sso", external_id=victim,
+                                      removed_at__isnull=True).exists()
+    # Apps the user was not in were not rewritten: their digests did not change.
+    assert run.streams["app_assignments"]["updated"] == 0
 
 
 def _table_counts(connection):

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import OperationalError
 from django.db import connection as db
+from django.test import override_settings
 
 from integrations.models import (
     Application,
@@ -58,6 +59,9 @@ def twins(twin_sims, settings):
     b.set_faults(None)
     settings.JUMPCLOUD_ALLOWED_BASE_URLS = [a.base_url, b.base_url]
     settings.JUMPCLOUD_EVENT_PAGE_SIZE = 2000
+    # These tests commit for real, so the event streams can run beside the inventory as in
+    # production; the clean reference sync runs them one after the other.
+    settings.SYNC_CONCURRENT_STREAMS = True
     return a, b
 
 
@@ -83,7 +87,8 @@ def _snapshot(connection: Connection) -> dict[str, object]:
 def _clean_reference(sim: Simulator) -> dict[str, object]:
     reference = _connect(sim, "reference")
     run = sync_run_request(connection=reference, kind="full", trigger="manual", enqueue=False)
-    assert sync_run_execute(run_id=run.pk).status == SyncRun.Status.SUCCEEDED
+    with override_settings(SYNC_CONCURRENT_STREAMS=False):
+        assert sync_run_execute(run_id=run.pk).status == SyncRun.Status.SUCCEEDED
     return _snapshot(reference)
 
 
@@ -113,7 +118,7 @@ def test_sigkill_at_random_points_then_resume_equals_a_clean_sync(twins, tmp_pat
     expected = _clean_reference(reference_sim)
     victim_sim.set_faults(FaultConfig(latency_ms=25, seed=5))  # long enough to be killed mid-way
     connection = _connect(victim_sim, "victim")
-    env = child_env(JUMPCLOUD_EVENT_PAGE_SIZE="2000")
+    env = child_env(JUMPCLOUD_EVENT_PAGE_SIZE="2000", SYNC_CONCURRENT_STREAMS="true")
     rng = random.Random(2026)
     run = None
     kills = 0
@@ -243,19 +248,19 @@ def test_malformed_records_are_counted_and_a_failed_page_is_never_half_committed
     sim.set_faults(FaultConfig(malformed_rate=0.01, seed=9))
     from jumpcloud import sync as jc_sync
 
-    # Events are written through insert_ignore_csv (PostgreSQL, long windows) or insert_ignore.
-    name = "insert_ignore_csv" if jc_sync.bulk.is_postgres() else "insert_ignore"
-    real_insert = getattr(jc_sync.bulk, name)
+    # Every event page is written by _Batch.write (whichever bulk path it takes): crash after the
+    # third page's rows are in, before its transaction commits.
+    real_write = jc_sync._Batch.write
     calls = {"n": 0}
 
-    def insert_then_crash(**kwargs):
-        inserted = real_insert(**kwargs)
+    def write_then_crash(self, *args, **kwargs):
+        inserted = real_write(self, *args, **kwargs)
         calls["n"] += 1
         if calls["n"] == 3:
             raise OperationalError("server closed the connection unexpectedly")
         return inserted
 
-    monkeypatch.setattr(jc_sync.bulk, name, insert_then_crash)
+    monkeypatch.setattr(jc_sync._Batch, "write", write_then_crash)
     run = sync_run_request(connection=connection, kind="full", trigger="manual", enqueue=False)
     with pytest.raises(RetryLater):
         sync_run_execute(run_id=run.pk)
@@ -267,7 +272,7 @@ def test_malformed_records_are_counted_and_a_failed_page_is_never_half_committed
     last = UsageEvent.objects.filter(connection=connection).order_by("-occurred_at").first()
     assert last.occurred_at <= datetime.fromtimestamp(state["search_after"][0] / 1000, UTC) + timedelta(seconds=1)
 
-    monkeypatch.setattr(jc_sync.bulk, name, real_insert)
+    monkeypatch.setattr(jc_sync._Batch, "write", real_write)
     SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=None)  # the retry time has come
     resumed = sync_run_execute(run_id=run.pk)
     assert resumed.status == SyncRun.Status.SUCCEEDED, resumed.error_message
