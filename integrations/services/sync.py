@@ -9,6 +9,7 @@ it outlives any Celery time limit or broker redelivery.
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
 import threading
@@ -194,22 +195,13 @@ class SyncContext:
             return
         self._last_progress = now_mono
         with self.lock:
-            streams = json_copy(self.run.streams)
+            streams = copy.deepcopy(self.run.streams)
             current = self.stream_key
         updated = SyncRun.objects.filter(pk=self.run.pk, lease=self.lease, status=SyncRun.Status.RUNNING).update(
             heartbeat_at=timezone.now(), streams=streams, current_stream=current
         )
         if not updated:
             raise LeaseLost(f"sync run {self.run.pk} was taken over or cancelled")
-
-
-def json_copy(value: Any) -> Any:
-    """A deep copy of JSON-shaped data (dicts, lists, scalars)."""
-    if isinstance(value, dict):
-        return {k: json_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_copy(v) for v in value]
-    return value
 
 
 def _acquire(run_id: int) -> tuple[SyncRun, str] | None:
