@@ -45,6 +45,9 @@ class Stream:
     waits_for: tuple[str, ...] = ()
     # A second step run after every stream's `run` (e.g. rollups that need the inventory written).
     finish: Callable[..., Any] | None = None
+    # With concurrency, a concurrent stream's finish step runs in its thread as soon as these
+    # inventory streams are done (instead of after all of them).
+    finish_waits_for: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from integrations.services.audit import audit_connection_event
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20  # resumes after a dead worker count too
+_BESIDE = "integrations.sync.beside"  # SyncContext.shared: progress of the concurrent streams
 PROGRESS_EVERY_SECONDS = 1.0
 
 
@@ -147,6 +148,22 @@ class SyncContext:
     # connection's capabilities are changed and saved under it; `stop` ends the other thread.
     lock: threading.RLock = field(default_factory=threading.RLock)
     stop: threading.Event = field(default_factory=threading.Event)
+    # Run-scoped helpers one stream starts for a later one (e.g. a read-ahead thread); anything
+    # with a close() here is closed when the run's execution ends, however it ends.
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    def beside_done(self, key: str) -> bool:
+        """False while stream `key` is still running in this run's concurrent thread (its `run`
+        step); True otherwise, including when there is no such thread or stream."""
+        progress = self.shared.get(_BESIDE)
+        return progress is None or progress.ended or progress.is_done((key,))
+
+    def close_shared(self) -> None:
+        for helper in list(self.shared.values()):
+            close = getattr(helper, "close", None)
+            if close:
+                close()
+        self.shared.clear()
 
     @property
     def counters(self) -> dict[str, Any]:
@@ -323,17 +340,18 @@ def _run_streams(ctx: SyncContext, streams: list[Stream], on_done: Callable[[str
 
 
 class _Beside(threading.Thread):
-    """Runs the concurrent streams of a run with their own client and database connection."""
+    """Runs the concurrent streams of a run with their own client and database connection, then
+    those of their finish steps whose inventory streams are done (waiting for them)."""
 
-    def __init__(self, ctx: SyncContext, streams: list[Stream]):
+    def __init__(self, ctx: SyncContext, streams: list[Stream], inventory: _Progress, progress: _Progress):
         super().__init__(name=f"sync-{ctx.run.pk}-events", daemon=True)
-        self.ctx, self.streams = ctx, streams
+        self.ctx, self.streams, self.inventory, self.progress = ctx, streams, inventory, progress
         self.outcome: _Outcome | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.outcome = _run_streams(self.ctx, self.streams)
+            self.outcome = self._run_all()
             if self.outcome is not None:
                 self.ctx.stop.set()  # e.g. the key was rejected: the inventory stops too
         except StopRequested:
@@ -342,13 +360,84 @@ class _Beside(threading.Thread):
             self.error = exc
             self.ctx.stop.set()
         finally:
+            self.progress.end()
             close = getattr(self.ctx.client, "close", None)
             if close:
                 close()
             connections.close_all()  # this thread's connections only
 
+    def _run_all(self) -> _Outcome | None:
+        """Each stream, then its finish step at once if its inventory is done; the finish steps
+        still waiting once what they wait for is done."""
+        waiting: list[tuple[Stream, Callable[[SyncContext], Any]]] = []
+        for stream in self.streams:
+            outcome = _run_stream(self.ctx, stream, stream.run, last=stream.finish is None)
+            if outcome is not None:
+                return outcome
+            self.progress.done(stream.key)
+            finish = stream.finish
+            if finish is not None and stream.finish_waits_for and self._running(stream):
+                if not self.inventory.is_done(stream.finish_waits_for):
+                    waiting.append((stream, finish))
+                    continue
+                outcome = _run_stream(self.ctx, stream, finish, last=True)
+                if outcome is not None:
+                    return outcome
+        for stream, finish in waiting:
+            if not self.inventory.wait_for(stream.finish_waits_for, self.ctx.stop):
+                return None  # the inventory ended early: the run's outcome decides what follows
+            outcome = _run_stream(self.ctx, stream, finish, last=True)
+            if outcome is not None:
+                return outcome
+        return None
 
-def _concurrent() -> bool:
+    def _running(self, stream: Stream) -> bool:
+        return self.ctx.run.streams.get(stream.key, {}).get("status") == "running"
+
+
+class _Progress:
+    """Which streams of one side of this execution are done (the inventory in the worker's thread,
+    or the concurrent streams beside it); the other side waits on it."""
+
+    def __init__(self, keys: set[str]):
+        self._pending = set(keys)
+        self._ended = False
+        self._cond = threading.Condition()
+
+    def done(self, key: str) -> None:
+        with self._cond:
+            self._pending.discard(key)
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        """This side is over (finished or not): nobody waits any longer."""
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def is_done(self, keys: tuple[str, ...]) -> bool:
+        with self._cond:
+            return not self._pending.intersection(keys)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def wait_for(self, keys: tuple[str, ...], stop: threading.Event) -> bool:
+        """True once every stream in `keys` is done (streams not in this execution count as done);
+        False when this side ended without them, or on `stop`."""
+        with self._cond:
+            while not stop.is_set():
+                if not self._pending.intersection(keys):
+                    return True
+                if self._ended:
+                    return False
+                self._cond.wait(timeout=0.5)
+            return False
+
+
+def concurrency_enabled() -> bool:
+    """May a run use more than one thread (SYNC_CONCURRENT_STREAMS, PostgreSQL only)?"""
     return bool(getattr(settings, "SYNC_CONCURRENT_STREAMS", False)) and connections["default"].vendor == "postgresql"
 
 
@@ -360,14 +449,20 @@ def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | No
     serial = [s for s in streams if not s.concurrent]
     beside = [s for s in streams if s.concurrent]
     needed = {key for s in beside for key in s.waits_for if key in {x.key for x in serial}}
+    inventory = _Progress({s.key for s in serial})
+    beside_progress = _Progress({s.key for s in beside})
     helper: _Beside | None = None
     outcome: _Outcome | None = None
 
     def start_beside(done_key: str | None) -> None:
         nonlocal helper
         needed.discard(done_key or "")
-        if helper is None and beside and serial and not needed and _concurrent():
-            helper = _Beside(replace(ctx, client=provider.get_client(ctx.connection), stream_key=""), beside)
+        if done_key:
+            inventory.done(done_key)
+        if helper is None and beside and serial and not needed and concurrency_enabled():
+            helper = _Beside(replace(ctx, client=provider.get_client(ctx.connection), stream_key=""), beside,
+                             inventory, beside_progress)
+            ctx.shared[_BESIDE] = beside_progress
             helper.start()
 
     try:
@@ -382,8 +477,10 @@ def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | No
         finally:
             if outcome is not None:
                 ctx.stop.set()
+            inventory.end()
             if helper is not None:
                 helper.join()
+            ctx.close_shared()
         if helper is not None:
             if helper.error is not None:
                 raise helper.error
