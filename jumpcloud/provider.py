@@ -72,12 +72,15 @@ class JumpCloudProvider(Provider):
                provides=("administrators",), optional=True),
         Stream("app_assignments", "App assignments", _lazy("jumpcloud.sync.sync_app_assignments"),
                provides=("app_assignments",)),
-        Stream("events_directory", "Usage: directory events", _lazy("jumpcloud.sync.sync_directory_events"),
-               provides=("usage_directory", "last_used"), kind="events", optional=True, concurrent=True,
-               waits_for=("applications",), finish=_lazy("jumpcloud.sync.rollup_directory_usage")),
+        # SSO events first: assignment rows written once they are stored carry their last use.
         Stream("events_sso", "Usage: SSO events", _lazy("jumpcloud.sync.sync_sso_events"),
                provides=("usage_sso", "last_used"), kind="events", optional=True, concurrent=True,
-               waits_for=("applications",), finish=_lazy("jumpcloud.sync.rollup_sso_usage")),
+               waits_for=("applications",), finish=_lazy("jumpcloud.sync.rollup_sso_usage"),
+               finish_waits_for=("users", "app_assignments")),
+        Stream("events_directory", "Usage: directory events", _lazy("jumpcloud.sync.sync_directory_events"),
+               provides=("usage_directory", "last_used"), kind="events", optional=True, concurrent=True,
+               waits_for=("applications",), finish=_lazy("jumpcloud.sync.rollup_directory_usage"),
+               finish_waits_for=("users", "administrators")),
     )
     actions: ClassVar[tuple[Action, ...]] = (
         Action("create_user", "Create user", _lazy("jumpcloud.actions.create_user"), "action_create_user"),

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from django.conf import settings
 from django.db import connection as db
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Count
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -26,8 +29,9 @@ from integrations import bulk
 from integrations.models import Application, AppUser, Connection
 from integrations.prefetch import prefetch
 from integrations.services.connections import connection_credentials
-from integrations.services.sync import StreamSkipped, SyncContext
+from integrations.services.sync import StreamSkipped, SyncContext, concurrency_enabled
 from jumpcloud import errors
+from jumpcloud.assignment_reader import AssignmentReader, read_app, read_group
 from jumpcloud.event_pipeline import prepared_event_pages
 from jumpcloud.parsing import Administrator, AppBinding, SystemUser
 from jumpcloud.parsing import Application as JcApplication
@@ -125,6 +129,42 @@ def upsert_directory_users(connection: Connection, app: Application, users: Iter
                        conflict=("application_id", "external_id"), update=USER_UPDATE)
 
 
+# Where USER_UPDATE's values sit in a user_row() tuple, and the matching stored columns.
+_USER_UPDATE_AT = tuple(USER_COLUMNS.index(c) for c in USER_UPDATE)
+
+
+def _user_fingerprint(external_id: str, values: Iterable[Any]) -> bytes:
+    """What a directory row holds in USER_UPDATE's columns, comparable between a user_row() and a
+    stored row (timestamps as instants, `extra` as sorted JSON)."""
+    norm: list[Any] = [external_id]
+    for v in values:
+        if isinstance(v, datetime):
+            norm.append(v.timestamp())
+        elif isinstance(v, dict):
+            norm.append(json.dumps(v, sort_keys=True))
+        elif isinstance(v, Enum):  # the model's choices, e.g. AppUser.Status.ACTIVE
+            norm.append(v.value)
+        else:
+            norm.append(v)
+    return hashlib.blake2b(repr(norm).encode(), digest_size=16).digest()
+
+
+def _stored_user_fingerprints(app: Application) -> dict[str, bytes]:
+    rows = AppUser.objects.filter(application=app, kind=AppUser.Kind.USER).values_list("external_id", *USER_UPDATE)
+    return {row[0]: _user_fingerprint(row[0], row[1:]) for row in rows.iterator(chunk_size=5000)}
+
+
+def _changed_user_rows(rows: list[tuple[Any, ...]], stored: dict[str, bytes]) -> list[tuple[Any, ...]]:
+    """The rows that would change something: new users, or users whose stored values differ."""
+    extra_at = USER_COLUMNS.index("extra")
+    changed = []
+    for row in rows:
+        values = [json.loads(row[i]) if i == extra_at else row[i] for i in _USER_UPDATE_AT]
+        if stored.get(row[2]) != _user_fingerprint(row[2], values):
+            changed.append(row)
+    return changed
+
+
 def mark_removed(*, app: Application, kind: str, keep: set[str]) -> int:
     """Soft-delete rows of `app` absent from a complete listing (never after a partial one)."""
     now = timezone.now()
@@ -142,11 +182,24 @@ def mark_removed(*, app: Application, kind: str, keep: set[str]) -> int:
 
 
 def sync_users(ctx: SyncContext) -> None:
+    """Users of the directory. A resync compares each listed user with what is stored (one read
+    of the stored rows up front) and writes only new or changed ones; a first sync on PostgreSQL
+    COPYs the rows straight in."""
     app = directory_app(ctx.connection)
+    stored = _stored_user_fingerprints(app)
     seen: set[str] = set()
     for page in prefetch(ctx.client.iter_system_user_pages()):
-        with transaction.atomic():
-            created, updated = upsert_directory_users(ctx.connection, app, page.items)
+        rows = _changed_user_rows([user_row(ctx.connection.pk, app.pk, u) for u in page.items], stored)
+        created = updated = 0
+        if rows:
+            with transaction.atomic():
+                copied = bulk.copy_new(table=APPUSER_TABLE, columns=USER_COLUMNS, rows=rows) \
+                    if not stored and bulk.is_postgres() else None
+                if copied is not None:
+                    created = copied
+                else:
+                    created, updated = bulk.upsert(table=APPUSER_TABLE, columns=USER_COLUMNS, rows=rows,
+                                                   conflict=("application_id", "external_id"), update=USER_UPDATE)
         seen.update(u.id for u in page.items)
         ctx.add(fetched=len(page.items), skipped=page.skipped, created=created, updated=updated, pages=1)
         ctx.progress()
@@ -248,10 +301,25 @@ def sync_applications(ctx: SyncContext) -> None:
     ctx.add(removed=removed)
     if ctx.counters.get("created", 0):
         analyze(APPLICATION_TABLE)
+    _start_assignment_reader(ctx)
+
+
+ASSIGNMENT_READER = "jumpcloud.assignment_reader"
+
+
+def _start_assignment_reader(ctx: SyncContext) -> None:
+    """Read app assignments beside the users stream (jumpcloud.assignment_reader), when this run
+    will sync them and may use threads."""
+    pending = ctx.run.streams.get("app_assignments", {}).get("status") not in (None, "succeeded", "skipped")
+    if not pending or not concurrency_enabled() or ASSIGNMENT_READER in ctx.shared:
+        return
+    app_ids = list(Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO,
+                                              removed_at__isnull=True).values_list("external_id", flat=True))
+    ctx.shared[ASSIGNMENT_READER] = AssignmentReader(ctx.provider.get_client(ctx.connection), app_ids, ctx.stop)
 
 
 # --- app assignments ------------------------------------------------------------------------------
-ASSIGN_COLUMNS = USER_COLUMNS + ("directory_user_id",)
+ASSIGN_COLUMNS = USER_COLUMNS + ("directory_user_id", "last_used_at")
 ASSIGN_UPDATE = ("username", "email", "first_name", "last_name", "display_name", "status", "assignment", "removed_at",
                  "directory_user_id")
 
@@ -278,46 +346,60 @@ def sync_app_assignments(ctx: SyncContext) -> None:
     )
     tokens = person_tokens(people)
     memberships: dict[str, frozenset[str]] = {}
-    for app_pk, app_ext, digest_before in apps:
-        try:
-            direct, skipped_direct = _association_targets(ctx.client.iter_application_associations(app_ext, "user"), "user")
-            groups, skipped_groups = _association_targets(
-                ctx.client.iter_application_associations(app_ext, "user_group"), "user_group")
-        except errors.NotFound:
-            continue  # the app was deleted between the listing and now; the next full sync removes it
-        ctx.add(pages=2, skipped=skipped_direct + skipped_groups)
-        users = set(direct)
-        for group_id in groups:
-            if group_id not in memberships:
-                members: set[str] = set()
-                for page in ctx.client.iter_user_group_membership_pages(group_id):
-                    members.update(b.user_id for b in page.items)
-                    ctx.add(pages=1, skipped=page.skipped)
-                memberships[group_id] = frozenset(members)
-            users |= memberships[group_id]
-        ordered = sorted(users)
-        digest = assignments_digest(ordered, direct, tokens)
-        ctx.add(fetched=len(ordered))
-        if digest == digest_before and live.get(app_pk, 0) == len(ordered):
-            ctx.progress()  # what the last sync wrote, and still all there: nothing to write
-            continue
-        rows = [assignment_row(ctx.connection.pk, app_pk, AppBinding(user_id=uid, direct=uid in direct), people.get(uid))
-                for uid in ordered]
-        with transaction.atomic():
-            copied = None
-            if bulk.is_postgres() and not AppUser.objects.filter(application_id=app_pk).exists():
-                copied = bulk.copy_new(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows)  # a new app
-            if copied is not None:
-                created, updated, removed = copied, 0, 0
-            else:
-                created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows,
-                                               conflict=("application_id", "external_id"), update=ASSIGN_UPDATE)
-                removed = mark_removed(app=Application(pk=app_pk), kind=AppUser.Kind.USER, keep=users)
-            Application.objects.filter(pk=app_pk).update(assignments_digest=digest)
-        ctx.add(created=created, updated=updated, removed=removed)
-        ctx.progress()
+    reader = ctx.shared.get(ASSIGNMENT_READER)
+    last_used = _SsoLastUse(ctx)
+    try:
+        for app in apps:
+            _sync_app(ctx, app, reader, memberships, people, tokens, live, last_used)
+    finally:
+        last_used.close()
     if ctx.counters.get("created", 0) >= BIG_BATCH:
         analyze(APPUSER_TABLE)
+
+
+def _sync_app(ctx: SyncContext, app: tuple[int, str, str], reader: AssignmentReader | None,
+              memberships: dict[str, frozenset[str]], people: dict[str, tuple[Any, ...]], tokens: dict[str, bytes],
+              live: dict[int, int], last_used: _SsoLastUse) -> None:
+    app_pk, app_ext, digest_before = app
+    answer = reader.take(app_ext) if reader is not None and reader.covers(app_ext) else None
+    try:
+        if answer is None:
+            answer = read_app(ctx.client, app_ext, memberships)
+        elif answer.error is not None:
+            raise answer.error
+    except errors.NotFound:
+        return  # the app was deleted between the listing and now; the next full sync removes it
+    memberships.update(answer.memberships)
+    direct = answer.direct
+    ctx.add(pages=answer.pages, skipped=answer.skipped)
+    users = set(direct)
+    for group_id in answer.groups:
+        if group_id not in memberships:  # first read by the reader for an app not synced here
+            memberships[group_id], pages, skipped = read_group(ctx.client, group_id)
+            ctx.add(pages=pages, skipped=skipped)
+        users |= memberships[group_id]
+    ordered = sorted(users)
+    digest = assignments_digest(ordered, direct, tokens)
+    ctx.add(fetched=len(ordered))
+    if digest == digest_before and live.get(app_pk, 0) == len(ordered):
+        ctx.progress()  # what the last sync wrote, and still all there: nothing to write
+        return
+    used = last_used.of(app_ext)
+    rows = [assignment_row(ctx.connection.pk, app_pk, AppBinding(user_id=uid, direct=uid in direct), people.get(uid),
+                           used.get(uid)) for uid in ordered]
+    with transaction.atomic():
+        copied = None
+        if bulk.is_postgres() and not AppUser.objects.filter(application_id=app_pk).exists():
+            copied = bulk.copy_new(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows)  # a new app
+        if copied is not None:
+            created, updated, removed = copied, 0, 0
+        else:
+            created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows,
+                                           conflict=("application_id", "external_id"), update=ASSIGN_UPDATE)
+            removed = mark_removed(app=Application(pk=app_pk), kind=AppUser.Kind.USER, keep=users)
+        Application.objects.filter(pk=app_pk).update(assignments_digest=digest)
+    ctx.add(created=created, updated=updated, removed=removed)
+    ctx.progress()
 
 
 # Part of every digest: change it when assignment_row() changes what it writes.
@@ -337,26 +419,51 @@ def assignments_digest(ordered: list[str], direct: set[str], tokens: dict[str, b
     return h.hexdigest()
 
 
-def _association_targets(records: Iterable[dict[str, Any]], kind: str) -> tuple[set[str], int]:
-    """Ids of the associated objects of one type; malformed records are counted, not fatal."""
-    ids: set[str] = set()
-    skipped = 0
-    for record in records:
-        target = record.get("to") if isinstance(record, dict) else None
-        target_id = target.get("id") if isinstance(target, dict) else None
-        if not isinstance(target, dict) or not isinstance(target_id, str) or not target_id \
-                or target.get("type") not in (None, kind):
-            skipped += 1
-            continue
-        ids.add(target_id[:64])
-    return ids, skipped
-
-
-def assignment_row(connection_id: int, app_id: int, b: AppBinding, person: tuple[Any, ...] | None) -> tuple[Any, ...]:
+def assignment_row(connection_id: int, app_id: int, b: AppBinding, person: tuple[Any, ...] | None,
+                   last_used: datetime | None = None) -> tuple[Any, ...]:
+    """An assignment row in ASSIGN_COLUMNS order. `last_used` is only written when the row is new:
+    an existing row's last use is the SSO rollup's to move."""
     pk, username, email, first, last, display = person or (None, "", "", "", "", "")
     return (connection_id, app_id, b.user_id, AppUser.Kind.USER, username, email, first, last, display,
             AppUser.Status.ACTIVE, False, None, None, None, "{}", False, "", "",
-            "direct" if b.direct else "group", pk)
+            "direct" if b.direct else "group", pk, last_used)
+
+
+class _SsoLastUse:
+    """Each person's latest successful SSO login per app, from the events stored so far, for the
+    assignment rows about to be written: a new row starts with its last use instead of waiting for
+    the SSO stream's finish step, which then only moves it forward with the current window's
+    events (and still moves the rows that existed before). The aggregate is taken at the first
+    write and once more when the SSO events stream beside this one has stored its window, so on a
+    first sync most of some 400,000 last-use values are written with the assignment rows instead
+    of updated after them. PostgreSQL only (elsewhere the finish step alone sets last use)."""
+
+    TABLE = "torii_sso_last_use"
+
+    def __init__(self, ctx: SyncContext):
+        self.ctx = ctx
+        self.built = False
+        self.complete = False  # built after the SSO events of this run were stored
+
+    def of(self, app_external_id: str) -> dict[str, datetime]:
+        if not bulk.is_postgres():
+            return {}
+        complete = self.ctx.beside_done("events_sso")
+        if not self.built or (complete and not self.complete):
+            with db.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {self.TABLE}")
+                cursor.execute(_SSO_LAST_USE_TABLE.format(table=self.TABLE), {"c": self.ctx.connection.pk, "ok": True})
+                cursor.execute(f"CREATE INDEX ON {self.TABLE} (app)")
+            self.built, self.complete = True, complete
+        with db.cursor() as cursor:
+            cursor.execute(f"SELECT actor, ts FROM {self.TABLE} WHERE app = %s", [app_external_id])
+            return dict(cursor.fetchall())
+
+    def close(self) -> None:
+        if self.built:
+            with db.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {self.TABLE}")
+            self.built = False
 
 
 # --- usage events ---------------------------------------------------------------------------------
@@ -418,11 +525,15 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
     ctx.detect(usage_events=True)
     if ctx.counters.get("created", 0) >= BIG_BATCH:
         analyze(EVENT_TABLE)
+    clock = time.monotonic()
     with transaction.atomic():
-        # The window is done; what it changes in last used and daily usage is left to the
-        # stream's finish step (rollup_from stays until that has run).
+        # The window is done. Daily usage needs only the apps, synced before any event stream;
+        # last used lands on people and assignments, so it is left to the stream's finish step
+        # (rollup_from stays in the checkpoint until that has run).
+        daily_usage(connection=ctx.connection, kind=service, since=_parse_iso(state["rollup_from"]))
         ctx.save_checkpoint({"until": end.isoformat(), "rollup_from": state["rollup_from"],
                              **({"oldest": state["oldest"]} if state.get("oldest") else {})})
+    timing["daily_s"] = time.monotonic() - clock
     ctx.note(**{k: round(v, 2) for k, v in timing.items()})
 
 
@@ -433,8 +544,14 @@ def _rollup_events(ctx: SyncContext, service: str) -> None:
     if not state.get("rollup_from"):
         return
     clock = time.monotonic()
+    since = _parse_iso(state["rollup_from"])
+    # After a big window (a backfill), the SSO statement updates hundreds of thousands of rows:
+    # split it by app across two connections so PostgreSQL uses both cores. Each part is
+    # idempotent, so a part committed before a failure is simply recomputed on the retry.
+    parts = 2 if service == "sso" and ctx.counters.get("created", 0) >= BIG_BATCH and concurrency_enabled() else 1
     with transaction.atomic():
-        rollup_usage(connection=ctx.connection, kind=service, since=_parse_iso(state["rollup_from"]))
+        with _beside(parts > 1, rollup_last_used, connection=ctx.connection, kind=service, since=since, part=(1, parts)):
+            rollup_last_used(connection=ctx.connection, kind=service, since=since, part=(0, parts))
         ctx.save_checkpoint({k: v for k, v in state.items() if k != "rollup_from"})
     if ctx.counters.get("created", 0) >= BIG_BATCH:
         analyze(APPUSER_TABLE)  # the rollup just moved last_used_at on many rows
@@ -507,13 +624,14 @@ def rollup_sso_usage(ctx: SyncContext) -> None:
 
 
 # --- last used and daily usage, set-based -------------------------------------------------------------
-def rollup_usage(*, connection: Connection, kind: str, since: datetime) -> None:
-    """Recompute what new events change: last used per person and app, and daily usage.
+def rollup_last_used(*, connection: Connection, kind: str, since: datetime, part: tuple[int, int] = (0, 1)) -> None:
+    """Move last used forward for what events since `since` show; failed attempts never count.
 
-    Failed attempts never count as use. Both statements only write rows whose value changes.
-    """
+    `part` = (k, n): only SSO apps whose id % n == k (lets the SSO statement run in pieces).
+    Only rows whose value changes are written."""
     directory = directory_app(connection)
-    params: dict[str, Any] = {"c": connection.pk, "since": since, "app": directory.pk, "kind": kind, "ok": True}
+    params: dict[str, Any] = {"c": connection.pk, "since": since, "app": directory.pk, "ok": True,
+                              "part": part[0], "parts": part[1]}
     with db.cursor() as cursor:
         if bulk.is_postgres():
             # Aggregating a 90-day backfill sorts a million rows; keep the sort in memory.
@@ -523,8 +641,43 @@ def rollup_usage(*, connection: Connection, kind: str, since: datetime) -> None:
             cursor.execute(_LAST_USED_ADMIN, params)
         else:
             cursor.execute(_LAST_USED_SSO, params)
-        day0 = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        cursor.execute(_DAILY_PG if bulk.is_postgres() else _DAILY_SQLITE, {**params, "day0": day0})
+
+
+def daily_usage(*, connection: Connection, kind: str, since: datetime) -> None:
+    """Recompute daily logins and active users per app for the days from `since` on."""
+    day0 = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    with db.cursor() as cursor:
+        if bulk.is_postgres():
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(_DAILY_PG if bulk.is_postgres() else _DAILY_SQLITE, {"c": connection.pk, "kind": kind, "day0": day0})
+
+
+@contextmanager
+def _beside(enabled: bool, fn: Callable[..., Any], **kwargs: Any) -> Iterator[None]:
+    """Run fn(**kwargs) in a thread with its own database connection (committing on its own)
+    while the body runs; re-raise its error after the body."""
+    if not enabled:
+        yield
+        return
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with transaction.atomic():
+                fn(**kwargs)
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=work, name="sync-rollup-part", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 _LATER = "(au.{col} IS NULL OR au.{col} < m.ts)"
@@ -533,7 +686,7 @@ _LAST_USED_PORTAL = f"""
 UPDATE integrations_appuser AS au SET last_used_at = m.ts
 FROM (SELECT actor_external_id AS actor, MAX(occurred_at) AS ts FROM integrations_usageevent
       WHERE connection_id = %(c)s AND occurred_at >= %(since)s AND success = %(ok)s
-        AND event_type = 'user_login_attempt' AND actor_external_id <> ''
+        AND kind IN ('directory', '') AND event_type = 'user_login_attempt' AND actor_external_id <> ''
       GROUP BY actor_external_id) AS m
 WHERE au.application_id = %(app)s AND au.external_id = m.actor AND {_LATER.format(col="last_used_at")}
 """
@@ -543,7 +696,7 @@ UPDATE integrations_appuser AS au SET admin_last_login_at = m.ts,
   last_used_at = CASE WHEN au.last_used_at IS NULL OR au.last_used_at < m.ts THEN m.ts ELSE au.last_used_at END
 FROM (SELECT actor_external_id AS actor, MAX(occurred_at) AS ts FROM integrations_usageevent
       WHERE connection_id = %(c)s AND occurred_at >= %(since)s AND success = %(ok)s
-        AND event_type = 'admin_login_attempt' AND actor_external_id <> ''
+        AND kind IN ('directory', '') AND event_type = 'admin_login_attempt' AND actor_external_id <> ''
       GROUP BY actor_external_id) AS m
 WHERE au.application_id = %(app)s AND au.admin_external_id = m.actor AND {_LATER.format(col="admin_last_login_at")}
 """
@@ -556,8 +709,19 @@ FROM (SELECT a.id AS app_id, agg.actor, agg.ts
             WHERE connection_id = %(c)s AND kind = 'sso' AND occurred_at >= %(since)s AND event_type = 'sso_auth'
               AND success = %(ok)s AND application_external_id <> '' AND actor_external_id <> ''
             GROUP BY application_external_id, actor_external_id) AS agg
-      JOIN integrations_application a ON a.connection_id = %(c)s AND a.external_id = agg.app) AS m
+      JOIN integrations_application a ON a.connection_id = %(c)s AND a.external_id = agg.app
+      WHERE a.id %% %(parts)s = %(part)s) AS m
 WHERE au.application_id = m.app_id AND au.external_id = m.actor AND {_LATER.format(col="last_used_at")}
+"""
+
+# Same logins as _LAST_USED_SSO, over every stored event, into a temporary table (_SsoLastUse).
+_SSO_LAST_USE_TABLE = """
+CREATE TEMPORARY TABLE {table} AS
+SELECT application_external_id AS app, actor_external_id AS actor, MAX(occurred_at) AS ts
+FROM integrations_usageevent
+WHERE connection_id = %(c)s AND kind = 'sso' AND event_type = 'sso_auth' AND success = %(ok)s
+  AND application_external_id <> '' AND actor_external_id <> ''
+GROUP BY application_external_id, actor_external_id
 """
 
 _DAILY_PG = """

@@ -265,9 +265,9 @@ def test_malformed_records_are_counted_and_a_failed_page_is_never_half_committed
     with pytest.raises(RetryLater):
         sync_run_execute(run_id=run.pk)
     assert SyncRun.objects.get(pk=run.pk).status == SyncRun.Status.QUEUED  # parked for a retry
-    # Two pages committed, the third rolled back with its checkpoint.
+    # Two pages committed, the third rolled back with its checkpoint (SSO events are read first).
     committed = UsageEvent.objects.filter(connection=connection).count()
-    state = SyncCheckpoint.objects.get(connection=connection, stream="events_directory").state
+    state = SyncCheckpoint.objects.get(connection=connection, stream="events_sso").state
     assert committed > 0 and state.get("search_after")
     last = UsageEvent.objects.filter(connection=connection).order_by("-occurred_at").first()
     assert last.occurred_at <= datetime.fromtimestamp(state["search_after"][0] / 1000, UTC) + timedelta(seconds=1)

@@ -1,0 +1,151 @@
+"""What a full sync overlaps to save time, and that the overlap changes no result.
+
+Against the simulator over real HTTP, on the test database, with SYNC_CONCURRENT_STREAMS on:
+app assignments are read beside the users stream; users already stored as listed are not written
+again; the SSO last-used statement can run in two pieces by app.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from integrations.models import Application, AppUser, Connection, SyncRun
+from integrations.services.sync import RetryLater, sync_run_execute, sync_run_request
+from jumpcloud.parsing import parse_system_user
+from jumpcloud.simulator.config import FaultConfig
+from jumpcloud.sync import (
+    _changed_user_rows,
+    _stored_user_fingerprints,
+    directory_app,
+    rollup_last_used,
+    user_row,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+ACTOR = {"_id": "f" * 24, "email": "ops@example.test"}
+
+
+@pytest.fixture(autouse=True)
+def _concurrent_streams(settings, sim):
+    settings.SYNC_CONCURRENT_STREAMS = True
+    sim.set_faults(None)
+    yield
+    sim.set_faults(None)
+
+
+def run_sync(connection: Connection) -> SyncRun:
+    run = sync_run_request(connection=connection, kind="full", trigger="manual", enqueue=False)
+    return sync_run_execute(run_id=run.pk)
+
+
+def _assignments(connection: Connection) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for app_ext, user_ext in AppUser.objects.filter(
+        connection=connection, application__kind="sso", removed_at__isnull=True
+    ).values_list("application__external_id", "external_id"):
+        found.setdefault(app_ext, set()).add(user_ext)
+    return found
+
+
+def _expected_assignments(sim) -> dict[str, set[str]]:
+    tenant = sim.tenant("primary")
+    return {a["_id"]: set(tenant.app_user_ids(a["_id"])) for a in tenant.apps if tenant.app_user_ids(a["_id"])}
+
+
+def test_assignments_are_read_while_the_users_stream_runs(connect, sim):
+    connection = connect()
+    sim.clear_requests()
+    run = run_sync(connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+    requests = sim.requests
+    user_pages = [r.at for r in requests if r.path == "/api/systemusers"]
+    association_reads = [r.at for r in requests if r.path.startswith("/api/v2/applications/")]
+    assert len(user_pages) >= 3 and association_reads
+    # The reader started as soon as the applications were stored, before the users were done.
+    assert min(association_reads) < max(user_pages)
+    assert _assignments(connection) == _expected_assignments(sim)
+
+
+def test_an_error_met_while_reading_ahead_parks_the_run_and_the_retry_completes(connect, sim):
+    connection = connect()
+    # Every association read is throttled for an hour: the reader meets it first.
+    sim.set_faults(FaultConfig(rate_429=1.0, retry_after_share=1.0, retry_after_seconds=3600,
+                               path_prefixes=("/api/v2/applications/",)))
+    run = sync_run_request(connection=connection, kind="full", trigger="manual", enqueue=False)
+    with pytest.raises(RetryLater) as parked:
+        sync_run_execute(run_id=run.pk)
+    assert parked.value.countdown >= 60
+    run.refresh_from_db()
+    assert run.streams["users"]["status"] == "succeeded"
+    assert run.streams["app_assignments"]["status"] == "pending"
+    assert "rate" in run.streams["app_assignments"]["error"].lower() or "wait" in run.streams["app_assignments"]["error"].lower()
+    assert not AppUser.objects.filter(connection=connection, application__kind="sso").exists()
+
+    sim.set_faults(None)
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=None)
+    finished = sync_run_execute(run_id=run.pk)
+    assert finished is not None and finished.status == SyncRun.Status.SUCCEEDED, finished and finished.error_message
+    assert _assignments(connection) == _expected_assignments(sim)
+
+
+def test_users_stored_as_listed_are_not_written_again_and_a_change_is(connect, sim):
+    connection = connect()
+    assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
+    app = directory_app(connection)
+    tenant = sim.tenant("primary")
+    listed = [user_row(connection.pk, app.pk, parse_system_user(u)) for u in tenant.users]
+    stored = _stored_user_fingerprints(app)
+    assert len(stored) == len(listed)
+    assert _changed_user_rows(listed, stored) == []
+
+    target = tenant.users[3]
+    tenant.update_user(target["_id"], {"firstname": "Renamed", "department": "Skunkworks"}, actor=ACTOR,
+                       now_ms=int(datetime.now(UTC).timestamp() * 1000))
+    listed = [user_row(connection.pk, app.pk, parse_system_user(u)) for u in tenant.users]
+    assert [row[2] for row in _changed_user_rows(listed, stored)] == [target["_id"]]
+
+    second = run_sync(connection)
+    assert second.streams["users"]["updated"] == 1 and second.streams["users"]["created"] == 0
+    row = AppUser.objects.get(application=app, external_id=target["_id"])
+    assert row.first_name == "Renamed" and row.extra.get("department") == "Skunkworks"
+
+
+def test_sso_last_used_in_two_pieces_equals_one_statement(connect, sim):
+    connection = connect()
+    assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
+    sso = AppUser.objects.filter(connection=connection, application__kind="sso")
+    expected = dict(sso.values_list("pk", "last_used_at"))
+    assert sum(1 for v in expected.values() if v is not None) > 10
+    sso.update(last_used_at=None)
+    since = datetime.now(UTC) - timedelta(days=400)
+
+    rollup_last_used(connection=connection, kind="sso", since=since, part=(0, 2))
+    half = dict(sso.values_list("pk", "last_used_at"))
+    apps = dict(sso.values_list("pk", "application_id"))
+    for pk, value in half.items():
+        assert value == (expected[pk] if apps[pk] % 2 == 0 else None), pk
+    assert any(v is not None for v in half.values())
+
+    rollup_last_used(connection=connection, kind="sso", since=since, part=(1, 2))
+    assert dict(sso.values_list("pk", "last_used_at")) == expected
+    assert Application.objects.filter(connection=connection, kind="sso").count() >= 2
+
+
+def test_new_assignment_rows_start_with_their_last_use_from_every_stored_event(connect, sim):
+    connection = connect()
+    assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
+    used = AppUser.objects.filter(connection=connection, application__kind="sso", last_used_at__isnull=False)
+    app = used.values_list("application_id", flat=True).first()
+    expected = dict(AppUser.objects.filter(application_id=app).values_list("external_id", "last_used_at"))
+    assert sum(1 for v in expected.values() if v is not None) >= 1
+    # The app's rows are lost locally: the next full sync writes them again, as new rows. The SSO
+    # events window of that sync is only its last half hour; last use must come from all events.
+    AppUser.objects.filter(application_id=app).delete()
+    Application.objects.filter(pk=app).update(assignments_digest="")
+    second = run_sync(connection)
+    assert second.status == SyncRun.Status.SUCCEEDED, second.error_message
+    assert second.streams["app_assignments"]["created"] == len(expected)
+    assert dict(AppUser.objects.filter(application_id=app).values_list("external_id", "last_used_at")) == expected
