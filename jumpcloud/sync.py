@@ -7,7 +7,9 @@ nothing for rows already current); event streams resume mid-window from their ch
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import threading
 import time
@@ -320,6 +322,7 @@ def _start_assignment_reader(ctx: SyncContext) -> None:
 
 # --- app assignments ------------------------------------------------------------------------------
 ASSIGN_COLUMNS = USER_COLUMNS + ("directory_user_id", "last_used_at")
+ASSIGNMENT_AT = ASSIGN_COLUMNS.index("assignment")
 ASSIGN_UPDATE = ("username", "email", "first_name", "last_name", "display_name", "status", "assignment", "removed_at",
                  "directory_user_id")
 
@@ -348,9 +351,10 @@ def sync_app_assignments(ctx: SyncContext) -> None:
     memberships: dict[str, frozenset[str]] = {}
     reader = ctx.shared.get(ASSIGNMENT_READER)
     last_used = _SsoLastUse(ctx)
+    formatter = AssignmentCsv(ctx.connection.pk, people)
     try:
         for app in apps:
-            _sync_app(ctx, app, reader, memberships, people, tokens, live, last_used)
+            _sync_app(ctx, app, reader, memberships, people, tokens, live, last_used, formatter)
     finally:
         last_used.close()
     if ctx.counters.get("created", 0) >= BIG_BATCH:
@@ -359,7 +363,7 @@ def sync_app_assignments(ctx: SyncContext) -> None:
 
 def _sync_app(ctx: SyncContext, app: tuple[int, str, str], reader: AssignmentReader | None,
               memberships: dict[str, frozenset[str]], people: dict[str, tuple[Any, ...]], tokens: dict[str, bytes],
-              live: dict[int, int], last_used: _SsoLastUse) -> None:
+              live: dict[int, int], last_used: _SsoLastUse, formatter: AssignmentCsv) -> None:
     app_pk, app_ext, digest_before = app
     answer = reader.take(app_ext) if reader is not None and reader.covers(app_ext) else None
     try:
@@ -385,15 +389,17 @@ def _sync_app(ctx: SyncContext, app: tuple[int, str, str], reader: AssignmentRea
         ctx.progress()  # what the last sync wrote, and still all there: nothing to write
         return
     used = last_used.of(app_ext)
-    rows = [assignment_row(ctx.connection.pk, app_pk, AppBinding(user_id=uid, direct=uid in direct), people.get(uid),
-                           used.get(uid)) for uid in ordered]
+    new_app = bulk.is_postgres() and not AppUser.objects.filter(application_id=app_pk).exists()
     with transaction.atomic():
         copied = None
-        if bulk.is_postgres() and not AppUser.objects.filter(application_id=app_pk).exists():
-            copied = bulk.copy_new(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows)  # a new app
+        if new_app:
+            copied = bulk.copy_new(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS,
+                                   rows=formatter.csv(app_pk, ordered, direct, used))
         if copied is not None:
             created, updated, removed = copied, 0, 0
         else:
+            rows = [assignment_row(ctx.connection.pk, app_pk, AppBinding(user_id=uid, direct=uid in direct),
+                                   people.get(uid), used.get(uid)) for uid in ordered]
             created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows,
                                            conflict=("application_id", "external_id"), update=ASSIGN_UPDATE)
             removed = mark_removed(app=Application(pk=app_pk), kind=AppUser.Kind.USER, keep=users)
@@ -427,6 +433,38 @@ def assignment_row(connection_id: int, app_id: int, b: AppBinding, person: tuple
     return (connection_id, app_id, b.user_id, AppUser.Kind.USER, username, email, first, last, display,
             AppUser.Status.ACTIVE, False, None, None, None, "{}", False, "", "",
             "direct" if b.direct else "group", pk, last_used)
+
+
+class AssignmentCsv:
+    """COPY text of a new app's assignment rows, equal to csv-formatting assignment_row() tuples but
+    about ten times cheaper: a person's rows differ only in app, assignment type and last use, so
+    the rest of the line is formatted once per person per run (1.4M rows, 50,000 people)."""
+
+    def __init__(self, connection_id: int, people: dict[str, tuple[Any, ...]]):
+        self.connection_id = connection_id
+        self.people = people
+        self._parts: dict[str, tuple[str, str]] = {}
+
+    def _person(self, uid: str) -> tuple[str, str]:
+        parts = self._parts.get(uid)
+        if parts is None:
+            # Format a whole row with placeholders once; keep what lies between them.
+            row = assignment_row(0, 0, AppBinding(user_id=uid, direct=True), self.people.get(uid))
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerow(row[2:ASSIGNMENT_AT])
+            middle = buf.getvalue()[:-1]
+            pk = row[ASSIGNMENT_AT + 1]
+            parts = self._parts[uid] = (middle, "" if pk is None else str(pk))
+        return parts
+
+    def csv(self, app_id: int, ordered: list[str], direct: set[str], used: dict[str, datetime]) -> str:
+        head = f"{self.connection_id},{app_id},"
+        lines = []
+        for uid in ordered:
+            middle, pk = self._person(uid)
+            when = used.get(uid)
+            lines.append(f"{head}{middle},{'direct' if uid in direct else 'group'},{pk},{'' if when is None else when}\n")
+        return "".join(lines)
 
 
 class _SsoLastUse:
