@@ -14,13 +14,14 @@ string stays an empty string.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection as db
+
+from integrations.csvtext import csv_text
 
 _TEXT_COLUMNS: dict[str, str] = {}
 
@@ -31,12 +32,7 @@ def is_postgres() -> bool:
 
 def _csv_buffer(rows: Sequence[Sequence[Any]] | str) -> io.StringIO:
     """COPY input from rows, or from CSV text already formatted (jumpcloud.event_pipeline)."""
-    if isinstance(rows, str):
-        text = rows
-    else:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(rows)
-        text = buf.getvalue()
+    text = rows if isinstance(rows, str) else csv_text(rows)
     if "\x00" in text or "\\u0000" in text:
         # PostgreSQL text and jsonb cannot hold NUL (raw, or JSON-escaped in a serialised column):
         # one upstream value with it would fail the page on every retry. A C-speed scan per page.

@@ -15,8 +15,6 @@ status: the caller sees the same typed errors as from the client itself.
 
 from __future__ import annotations
 
-import csv
-import io
 import pickle
 import struct
 import subprocess
@@ -41,6 +39,7 @@ class PreparedPage:
 def _produce(send: Callable[[tuple[str, Any]], None], api_key: str, client_options: dict[str, Any], service: str,
              start: datetime, end: datetime, limit: int, search_after: list[Any] | None, connection_id: int,
              app_by_url: dict[str, str]) -> None:
+    from integrations.csvtext import csv_text
     from jumpcloud.client import JumpCloudClient
     from jumpcloud.rows import event_row
 
@@ -48,11 +47,9 @@ def _produce(send: Callable[[tuple[str, Any]], None], api_key: str, client_optio
         with JumpCloudClient(api_key, **client_options) as client:
             for page in client.iter_event_pages(service, start, end, limit=limit, search_after=search_after):
                 rows = [event_row(connection_id, e, app_by_url) for e in page.events]
-                buf = io.StringIO()
-                csv.writer(buf, lineterminator="\n").writerows(rows)
                 oldest = min(r[4] for r in rows).isoformat() if rows else None
                 # Plain tuples on the wire: this module runs as __main__ in the child.
-                send(("page", (buf.getvalue(), len(rows), page.skipped, page.search_after, oldest)))
+                send(("page", (csv_text(rows), len(rows), page.skipped, page.search_after, oldest)))
         send(("done", None))
     except errors.JumpCloudError as exc:
         send(("error", (type(exc).__name__, exc.message, exc.status, exc.request_id, getattr(exc, "retry_after", None))))

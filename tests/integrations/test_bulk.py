@@ -70,3 +70,19 @@ def test_copy_new_takes_preformatted_csv_and_replaces_nul():
     with transaction.atomic():
         assert bulk.copy_new(table="integrations_usageevent", columns=EVENT_COLUMNS, rows=buf.getvalue()) == 1
     assert UsageEvent.objects.get(external_id="e1").actor_username == "bad\ufffdname"
+
+
+def test_a_lone_carriage_return_in_a_value_survives_copy_and_the_staged_path():
+    connection = ConnectionFactory()
+    names = {"e-cr": "Line\rBreak", "e-crlf": "two\r\nlines", "e-lf": "only\nnewline"}
+    with transaction.atomic():
+        written = bulk.copy_new(table="integrations_usageevent", columns=EVENT_COLUMNS,
+                                rows=[_row(connection.pk, ext, actor_username=name) for ext, name in names.items()])
+    assert written == 3
+    with transaction.atomic():
+        inserted = bulk.insert_ignore(table="integrations_usageevent", columns=EVENT_COLUMNS,
+                                      rows=[_row(connection.pk, "e-cr2", actor_username="\r=1+1")],
+                                      conflict=("connection_id", "external_id"))
+    assert inserted == 1
+    stored = dict(UsageEvent.objects.filter(connection=connection).values_list("external_id", "actor_username"))
+    assert stored == {**names, "e-cr2": "\r=1+1"}
