@@ -368,7 +368,8 @@ class _Beside(threading.Thread):
 
     def _run_all(self) -> _Outcome | None:
         """Each stream, then its finish step at once if its inventory is done; the finish steps
-        still waiting once what they wait for is done."""
+        still waiting once what they wait for is done (unless the worker's thread, done with the
+        inventory, has taken one meanwhile: see _finish_beside)."""
         waiting: list[tuple[Stream, Callable[[SyncContext], Any]]] = []
         for stream in self.streams:
             outcome = _run_stream(self.ctx, stream, stream.run, last=stream.finish is None)
@@ -380,19 +381,54 @@ class _Beside(threading.Thread):
                 if not self.inventory.is_done(stream.finish_waits_for):
                     waiting.append((stream, finish))
                     continue
-                outcome = _run_stream(self.ctx, stream, finish, last=True)
-                if outcome is not None:
-                    return outcome
+                if _claim_finish(self.ctx, stream):
+                    outcome = _run_stream(self.ctx, stream, finish, last=True)
+                    if outcome is not None:
+                        return outcome
         for stream, finish in waiting:
             if not self.inventory.wait_for(stream.finish_waits_for, self.ctx.stop):
                 return None  # the inventory ended early: the run's outcome decides what follows
-            outcome = _run_stream(self.ctx, stream, finish, last=True)
-            if outcome is not None:
-                return outcome
+            if _claim_finish(self.ctx, stream):
+                outcome = _run_stream(self.ctx, stream, finish, last=True)
+                if outcome is not None:
+                    return outcome
         return None
 
     def _running(self, stream: Stream) -> bool:
         return self.ctx.run.streams.get(stream.key, {}).get("status") == "running"
+
+
+_FINISH_CLAIMS = "integrations.sync.finish_claims"  # SyncContext.shared: finish steps taken by a thread
+
+
+def _claim_finish(ctx: SyncContext, stream: Stream) -> bool:
+    """Take stream's finish step for this thread; False if the other thread took it."""
+    with ctx.lock:
+        claims = ctx.shared.setdefault(_FINISH_CLAIMS, set())
+        if stream.key in claims:
+            return False
+        claims.add(stream.key)
+        return True
+
+
+def _finish_beside(ctx: SyncContext, helper: _Beside, beside: list[Stream], progress: _Progress) -> _Outcome | None:
+    """The worker's thread, done with the inventory, runs the concurrent streams' finish steps that
+    are ready (their `run` is done) while the concurrent thread is still busy with another stream,
+    instead of waiting for it; the concurrent thread skips what was taken here."""
+    pending = [s for s in beside if s.finish is not None and s.finish_waits_for]
+    while helper.is_alive() and pending and not ctx.stop.is_set():
+        for stream in list(pending):
+            if not progress.is_done((stream.key,)):
+                continue
+            pending.remove(stream)
+            finish = stream.finish
+            running = ctx.run.streams.get(stream.key, {}).get("status") == "running"
+            if finish is not None and running and _claim_finish(ctx, stream):
+                outcome = _run_stream(ctx, stream, finish, last=True)
+                if outcome is not None:
+                    return outcome
+        helper.join(timeout=0.2)
+    return None
 
 
 class _Progress:
@@ -469,6 +505,9 @@ def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | No
         try:
             start_beside(None)
             outcome = _run_streams(ctx, serial, on_done=start_beside)
+            if outcome is None and helper is not None:
+                inventory.end()
+                outcome = _finish_beside(ctx, helper, beside, beside_progress)
         except StopRequested:
             pass  # the concurrent streams ended the run; their outcome or error is taken below
         except BaseException:
