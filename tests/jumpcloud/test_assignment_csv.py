@@ -1,10 +1,12 @@
-"""The fast COPY text of new assignment rows is exactly what csv-formatting the rows gives."""
+"""The fast COPY text of new assignment rows says what csv-formatting the rows says."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime
 
-from integrations.bulk import _csv_buffer
+from integrations.csvtext import csv_text
 from jumpcloud.parsing import AppBinding
 from jumpcloud.sync import AssignmentCsv, assignment_row
 
@@ -13,6 +15,8 @@ PEOPLE = {
     "b2": (12, "comma,user", 'quote"d@example.test', "Line\nBreak", "Ünïcödé", "Tab\there, and \"more\""),
     "c3": (13, "", "", "", "", ""),
     "d4": (14, "trailing\\", "x@example.test", "  spaced  ", "\r\n", "🙂"),
+    "e5": (15, "cr\ronly", "semi;colon@example.test", "'single'", "#hash", "{}"),
+    'quote"id': (16, "q", "q@example.test", "Q", "Q", "Q"),
 }
 
 
@@ -23,8 +27,19 @@ def test_assignment_csv_equals_formatted_rows():
     formatter = AssignmentCsv(7, PEOPLE)
     rows = [assignment_row(7, 42, AppBinding(user_id=uid, direct=uid in direct), PEOPLE.get(uid), used.get(uid))
             for uid in ordered]
-    expected = _csv_buffer(rows).getvalue()
-    assert formatter.csv(42, ordered, direct, used) == expected
-    # Cached per person: a second app gets its own id and assignment types, same people.
+    text = formatter.csv(42, ordered, direct, used)
+    # The same fields, row for row (csv_text ends rows in CRLF when a value holds a CR; this text
+    # keeps LF and quotes the CR, which COPY reads the same way).
+    assert _parsed(text) == _parsed(csv_text(rows))
+    assert '"cr\ronly"' in text and '"\r\n"' in text
+    plain = [row for row in rows if "\r" not in "".join(map(str, row))]
+    plain_ids = {row[2] for row in plain}
+    # Without a CR anywhere, the very same text.
+    assert formatter.csv(42, [u for u in ordered if u in plain_ids], direct, used) == csv_text(plain)
+    # A second app: its own id and assignment types, same people.
     rows = [assignment_row(7, 43, AppBinding(user_id=uid, direct=False), PEOPLE.get(uid)) for uid in ordered]
-    assert formatter.csv(43, ordered, set(), {}) == _csv_buffer(rows).getvalue()
+    assert _parsed(formatter.csv(43, ordered, set(), {})) == _parsed(csv_text(rows))
+
+
+def _parsed(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="")))
