@@ -43,6 +43,7 @@ from jumpcloud.rows import DIRECTORY_APP_ID, EVENT_COLUMNS, event_row
 EVENT_OVERLAP = timedelta(minutes=30)
 EVENT_LAG = timedelta(minutes=3)
 EVENT_BACKFILL = timedelta(days=90)  # what JumpCloud retains
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PROCESS_WINDOW = timedelta(days=1)
 EVENT_PAGE_SIZE = 10_000  # Directory Insights' maximum; settings.JUMPCLOUD_EVENT_PAGE_SIZE overrides (tests)
 
@@ -125,7 +126,10 @@ def user_row(connection_id: int, app_id: int, u: SystemUser) -> tuple[Any, ...]:
 
 
 def upsert_directory_users(connection: Connection, app: Application, users: Iterable[SystemUser]) -> tuple[int, int]:
-    rows = [user_row(connection.pk, app.pk, u) for u in users]
+    return _upsert_user_rows([user_row(connection.pk, app.pk, u) for u in users])
+
+
+def _upsert_user_rows(rows: list[tuple[Any, ...]]) -> tuple[int, int]:
     return bulk.upsert(table=APPUSER_TABLE, columns=USER_COLUMNS, rows=rows,
                        conflict=("application_id", "external_id"), update=USER_UPDATE)
 
@@ -199,8 +203,7 @@ def sync_users(ctx: SyncContext) -> None:
                 if copied is not None:
                     created = copied
                 else:
-                    created, updated = bulk.upsert(table=APPUSER_TABLE, columns=USER_COLUMNS, rows=rows,
-                                                   conflict=("application_id", "external_id"), update=USER_UPDATE)
+                    created, updated = _upsert_user_rows(rows)
         seen.update(u.id for u in page.items)
         ctx.add(fetched=len(page.items), skipped=page.skipped, created=created, updated=updated, pages=1)
         ctx.progress()
@@ -487,7 +490,9 @@ class _SsoLastUse:
         if not self.built or (complete and not self.complete):
             with db.cursor() as cursor:
                 cursor.execute(f"DROP TABLE IF EXISTS {self.TABLE}")
-                cursor.execute(_SSO_LAST_USE_TABLE.format(table=self.TABLE), {"c": self.ctx.connection.pk, "ok": True})
+                # The logins _LAST_USED_SSO aggregates, over every stored event.
+                cursor.execute(f"CREATE TEMPORARY TABLE {self.TABLE} AS {_SSO_LAST_LOGINS}",
+                               {"c": self.ctx.connection.pk, "ok": True, "since": EPOCH})
                 cursor.execute(f"CREATE INDEX ON {self.TABLE} (app)")
             self.built, self.complete = True, complete
         with db.cursor() as cursor:
@@ -585,7 +590,7 @@ def _rollup_events(ctx: SyncContext, service: str) -> None:
     # idempotent, so a part committed before a failure is simply recomputed on the retry.
     parts = 2 if service == "sso" and ctx.counters.get("created", 0) >= BIG_BATCH and concurrency_enabled() else 1
     with transaction.atomic():
-        with _beside(parts > 1, rollup_last_used, connection=ctx.connection, kind=service, since=since, part=(1, parts)):
+        with _alongside(parts > 1, rollup_last_used, connection=ctx.connection, kind=service, since=since, part=(1, parts)):
             rollup_last_used(connection=ctx.connection, kind=service, since=since, part=(0, parts))
         ctx.save_checkpoint({k: v for k, v in state.items() if k != "rollup_from"})
     if ctx.counters.get("created", 0) >= BIG_BATCH:
@@ -688,7 +693,7 @@ def daily_usage(*, connection: Connection, kind: str, since: datetime) -> None:
 
 
 @contextmanager
-def _beside(enabled: bool, fn: Callable[..., Any], **kwargs: Any) -> Iterator[None]:
+def _alongside(enabled: bool, fn: Callable[..., Any], **kwargs: Any) -> Iterator[None]:
     """Run fn(**kwargs) in a thread with its own database connection (committing on its own)
     while the body runs; re-raise its error after the body."""
     if not enabled:
@@ -736,27 +741,22 @@ FROM (SELECT actor_external_id AS actor, MAX(occurred_at) AS ts FROM integration
 WHERE au.application_id = %(app)s AND au.admin_external_id = m.actor AND {_LATER.format(col="admin_last_login_at")}
 """
 
+# Each person's latest successful SSO login per app (by external ids), from events since %(since)s.
+_SSO_LAST_LOGINS = """
+SELECT application_external_id AS app, actor_external_id AS actor, MAX(occurred_at) AS ts
+FROM integrations_usageevent
+WHERE connection_id = %(c)s AND kind = 'sso' AND occurred_at >= %(since)s AND event_type = 'sso_auth'
+  AND success = %(ok)s AND application_external_id <> '' AND actor_external_id <> ''
+GROUP BY application_external_id, actor_external_id
+"""
+
 _LAST_USED_SSO = f"""
 UPDATE integrations_appuser AS au SET last_used_at = m.ts
 FROM (SELECT a.id AS app_id, agg.actor, agg.ts
-      FROM (SELECT application_external_id AS app, actor_external_id AS actor, MAX(occurred_at) AS ts
-            FROM integrations_usageevent
-            WHERE connection_id = %(c)s AND kind = 'sso' AND occurred_at >= %(since)s AND event_type = 'sso_auth'
-              AND success = %(ok)s AND application_external_id <> '' AND actor_external_id <> ''
-            GROUP BY application_external_id, actor_external_id) AS agg
+      FROM ({_SSO_LAST_LOGINS}) AS agg
       JOIN integrations_application a ON a.connection_id = %(c)s AND a.external_id = agg.app
       WHERE a.id %% %(parts)s = %(part)s) AS m
 WHERE au.application_id = m.app_id AND au.external_id = m.actor AND {_LATER.format(col="last_used_at")}
-"""
-
-# Same logins as _LAST_USED_SSO, over every stored event, into a temporary table (_SsoLastUse).
-_SSO_LAST_USE_TABLE = """
-CREATE TEMPORARY TABLE {table} AS
-SELECT application_external_id AS app, actor_external_id AS actor, MAX(occurred_at) AS ts
-FROM integrations_usageevent
-WHERE connection_id = %(c)s AND kind = 'sso' AND event_type = 'sso_auth' AND success = %(ok)s
-  AND application_external_id <> '' AND actor_external_id <> ''
-GROUP BY application_external_id, actor_external_id
 """
 
 _DAILY_PG = """

@@ -377,7 +377,7 @@ class _Beside(threading.Thread):
                 return outcome
             self.progress.done(stream.key)
             finish = stream.finish
-            if finish is not None and stream.finish_waits_for and self._running(stream):
+            if finish is not None and stream.finish_waits_for and _finish_due(self.ctx.run, stream):
                 if not self.inventory.is_done(stream.finish_waits_for):
                     waiting.append((stream, finish))
                     continue
@@ -394,11 +394,14 @@ class _Beside(threading.Thread):
                     return outcome
         return None
 
-    def _running(self, stream: Stream) -> bool:
-        return self.ctx.run.streams.get(stream.key, {}).get("status") == "running"
-
 
 _FINISH_CLAIMS = "integrations.sync.finish_claims"  # SyncContext.shared: finish steps taken by a thread
+
+
+def _finish_due(run: SyncRun, stream: Stream) -> bool:
+    """The stream's run step is done and its finish step has not run yet (the stream stays
+    "running" between the two)."""
+    return run.streams.get(stream.key, {}).get("status") == "running"
 
 
 def _claim_finish(ctx: SyncContext, stream: Stream) -> bool:
@@ -422,8 +425,7 @@ def _finish_beside(ctx: SyncContext, helper: _Beside, beside: list[Stream], prog
                 continue
             pending.remove(stream)
             finish = stream.finish
-            running = ctx.run.streams.get(stream.key, {}).get("status") == "running"
-            if finish is not None and running and _claim_finish(ctx, stream):
+            if finish is not None and _finish_due(ctx.run, stream) and _claim_finish(ctx, stream):
                 outcome = _run_stream(ctx, stream, finish, last=True)
                 if outcome is not None:
                     return outcome
@@ -528,7 +530,7 @@ def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | No
             outcome = _run_streams(ctx, beside)
         if outcome is None:
             for stream in beside:
-                if stream.finish is not None and run.streams.get(stream.key, {}).get("status") == "running":
+                if stream.finish is not None and _finish_due(run, stream):
                     ctx.stream_key = stream.key
                     outcome = _run_stream(ctx, stream, stream.finish, last=True)
                     if outcome is not None:
