@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,7 @@ from jumpcloud.errors import (
     UpstreamError,
 )
 from jumpcloud.parsing import (
+    SYSTEM_USER_FIELDS,
     Administrator,
     AppBinding,
     Application,
@@ -155,6 +157,8 @@ class JumpCloudClient:
 
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
+        if self._owns_session:
+            self._environment_once()
         common: dict[str, Any] = {
             "max_retries": max_retries,
             "backoff_factor": backoff_factor,
@@ -178,6 +182,25 @@ class JumpCloudClient:
                 max_retries=_retry.build_retry(allowed_methods=_retry.QUERY_METHODS, **common),
             ),
         )
+
+    def _environment_once(self) -> None:
+        """Read the proxy and CA-bundle environment once, for this client's two hosts.
+
+        A session that trusts the environment re-reads it on every request (requests scans
+        os.environ for proxies each time: about a fifth of the client's CPU per page on a sync of
+        2,500 inventory pages). The same settings are resolved here once instead: HTTP(S)_PROXY /
+        ALL_PROXY with NO_PROXY, and REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE.
+        """
+        self._session.trust_env = False
+        for base in {self._console, self._di}:
+            parts = urlsplit(base)
+            found = requests.utils.get_environ_proxies(base)
+            proxy = found.get(parts.scheme) or found.get("all")
+            if proxy:
+                self._session.proxies[f"{parts.scheme}://{parts.hostname}"] = proxy
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self._session.verify = bundle
 
     # ----------------------------------------------------------------------------------------------
     # lifecycle
@@ -227,7 +250,8 @@ class JumpCloudClient:
     # v1 lists
 
     def iter_system_user_pages(self) -> Iterator[Page[SystemUser]]:
-        return self._iter_v1_pages("/api/systemusers", parse_system_user)
+        """Every system user, with the fields parse_system_user reads (a third of the bytes)."""
+        return self._iter_v1_pages("/api/systemusers", parse_system_user, {"fields": SYSTEM_USER_FIELDS})
 
     def iter_system_users(self) -> Iterator[SystemUser]:
         for page in self.iter_system_user_pages():

@@ -290,6 +290,13 @@ def parse_organization(raw: Any) -> Organization:
     return Organization(id=org_id, name=name.replace("\x00", "\ufffd"))
 
 
+# The fields parse_system_user reads, for a listing's `fields` projection (space-separated).
+SYSTEM_USER_FIELDS = (
+    "_id username email firstname lastname displayname state activated suspended account_locked "
+    "password_expired mfa totp_enabled mfaEnrollment created department jobTitle employeeType admin"
+)
+
+
 def parse_system_user(raw: Any) -> SystemUser:
     record = _require_dict(raw, "user")
     get = record.get

@@ -10,7 +10,7 @@ import responses
 from responses import matchers
 
 from jumpcloud.errors import UpstreamError
-from jumpcloud.parsing import AppBinding
+from jumpcloud.parsing import SYSTEM_USER_FIELDS, AppBinding
 
 from .conftest import CONSOLE, DI, users_page
 
@@ -45,19 +45,24 @@ def _di_headers(count: int, limit: int, cursor: list | None, *, style: str = "ca
 # v1
 
 
+def users_query(skip: int) -> dict[str, str]:
+    """The system-user listing asks only for the fields it parses."""
+    return {"limit": "100", "skip": str(skip), "sort": "_id", "fields": SYSTEM_USER_FIELDS}
+
+
 def test_empty_first_page(mocked, client):
     mocked.get(USERS, json={"totalCount": 0, "results": []})
     pages = list(client.iter_system_user_pages())
     assert [(p.items, p.skipped, p.raw_count) for p in pages] == [([], 0, 0)]
     assert len(mocked.calls) == 1
-    assert _params(mocked.calls[0]) == {"limit": "100", "skip": "0", "sort": "_id"}
+    assert _params(mocked.calls[0]) == users_query(0)
 
 
 def test_exactly_full_last_page_is_followed_by_an_empty_page(mocked, client):
     mocked.get(USERS, json=users_page(100), match=[matchers.query_param_matcher(
-        {"limit": "100", "skip": "0", "sort": "_id"})])
+        users_query(0))])
     mocked.get(USERS, json={"totalCount": 100, "results": []}, match=[matchers.query_param_matcher(
-        {"limit": "100", "skip": "100", "sort": "_id"})])
+        users_query(100))])
     users = list(client.iter_system_users())
     assert len(users) == 100 and len(mocked.calls) == 2
 
@@ -65,11 +70,11 @@ def test_exactly_full_last_page_is_followed_by_an_empty_page(mocked, client):
 def test_short_last_page_stops_and_total_count_is_ignored(mocked, client):
     # totalCount claims 5 (it lies): paging still follows page lengths
     mocked.get(USERS, json=users_page(100, total=5), match=[matchers.query_param_matcher(
-        {"limit": "100", "skip": "0", "sort": "_id"})])
+        users_query(0))])
     mocked.get(USERS, json=users_page(100, start=100, total=5), match=[matchers.query_param_matcher(
-        {"limit": "100", "skip": "100", "sort": "_id"})])
+        users_query(100))])
     mocked.get(USERS, json=users_page(37, start=200, total=100_000), match=[matchers.query_param_matcher(
-        {"limit": "100", "skip": "200", "sort": "_id"})])
+        users_query(200))])
     users = list(client.iter_system_users())
     assert len(users) == 237 and len(mocked.calls) == 3
     assert users[-1].id == "u00236"
@@ -79,7 +84,7 @@ def test_malformed_records_are_counted_not_fatal_and_do_not_stop_paging(mocked, 
     page = users_page(100)
     page["results"][3] = {"_id": None, "username": "ghost"}
     page["results"][50] = "not an object"
-    mocked.get(USERS, json=page, match=[matchers.query_param_matcher({"limit": "100", "skip": "0", "sort": "_id"})])
+    mocked.get(USERS, json=page, match=[matchers.query_param_matcher(users_query(0))])
     mocked.get(USERS, json=users_page(1, start=100))
     pages = list(client.iter_system_user_pages())
     assert [(len(p.items), p.skipped, p.raw_count) for p in pages] == [(98, 2, 100), (1, 0, 1)]

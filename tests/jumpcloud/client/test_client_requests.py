@@ -214,3 +214,29 @@ def test_last_request_id(mocked, client):
     mocked.get(f"{CONSOLE}/api/users/getSelf", json={}, headers={"x-request-id": "abc"})
     client.get_self()
     assert client.last_request_id == "abc"
+
+
+def test_proxy_and_ca_bundle_come_from_the_environment_once_per_client(monkeypatch):
+    """The environment is read when the client is built (not on every request): a proxy for its
+    hosts, NO_PROXY, and a CA bundle still apply."""
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
+                 "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")
+    client = JumpCloudClient(API_KEY, region="eu")
+    console, di = REGION_HOSTS["eu"]
+    session = client._session  # noqa: SLF001
+    assert session.trust_env is False
+    for base in (console, di):
+        assert session.proxies[f"https://{base.split('://')[1]}"] == "http://proxy.corp.example:3128"
+    assert session.verify == "/etc/corp/ca.pem"
+
+    monkeypatch.setenv("NO_PROXY", "jumpcloud.com")
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    bypassed = JumpCloudClient(API_KEY, region="eu")._session  # noqa: SLF001
+    assert bypassed.proxies == {} and bypassed.verify is True
+
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert JumpCloudClient(API_KEY, base_url="http://127.0.0.1:8765")._session.proxies == {}  # noqa: SLF001
