@@ -16,11 +16,10 @@ from integrations.services.sync import RetryLater, sync_run_execute, sync_run_re
 from jumpcloud.parsing import parse_system_user
 from jumpcloud.simulator.config import FaultConfig
 from jumpcloud.sync import (
-    _changed_user_rows,
-    _stored_user_fingerprints,
+    _changed_users,
+    _stored_user_states,
     directory_app,
     rollup_last_used,
-    user_row,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -96,16 +95,16 @@ def test_users_stored_as_listed_are_not_written_again_and_a_change_is(connect, s
     assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
     app = directory_app(connection)
     tenant = sim.tenant("primary")
-    listed = [user_row(connection.pk, app.pk, parse_system_user(u)) for u in tenant.users]
-    stored = _stored_user_fingerprints(app)
+    listed = [parse_system_user(u) for u in tenant.users]
+    stored = _stored_user_states(app)
     assert len(stored) == len(listed)
-    assert _changed_user_rows(listed, stored) == []
+    assert _changed_users(listed, stored) == []
 
     target = tenant.users[3]
     tenant.update_user(target["_id"], {"firstname": "Renamed", "department": "Skunkworks"}, actor=ACTOR,
                        now_ms=int(datetime.now(UTC).timestamp() * 1000))
-    listed = [user_row(connection.pk, app.pk, parse_system_user(u)) for u in tenant.users]
-    assert [row[2] for row in _changed_user_rows(listed, stored)] == [target["_id"]]
+    listed = [parse_system_user(u) for u in tenant.users]
+    assert [u.id for u in _changed_users(listed, stored)] == [target["_id"]]
 
     second = run_sync(connection)
     assert second.streams["users"]["updated"] == 1 and second.streams["users"]["created"] == 0

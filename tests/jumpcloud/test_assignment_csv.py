@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from integrations.csvtext import csv_text
 from jumpcloud.parsing import AppBinding
-from jumpcloud.sync import AssignmentCsv, assignment_row
+from jumpcloud.sync import AssignmentCsv, AssignmentDigests, assignment_row
 
 PEOPLE = {
     "a1": (11, "plain", "plain@example.test", "Plain", "Person", "Plain Person"),
@@ -43,3 +43,23 @@ def test_assignment_csv_equals_formatted_rows():
 
 def _parsed(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def test_assignment_digest_changes_exactly_when_the_rows_would():
+    people = {"u1": (1, "ann", "ann@x", "Ann", "A", "Ann A"), "u2": (2, "bob", "bob@x", "Bob", "B", "Bob B"),
+              "u3": (3, "cy", "cy@x", "Cy", "C", "Cy C")}
+    base = AssignmentDigests(people).of({"u1"}, {"g1": frozenset({"u2", "u3"})})
+    assert AssignmentDigests(people).of({"u1"}, {"g1": frozenset({"u3", "u2"})}) == base
+    # Who, how (direct or through a group), and what each person's row holds all count.
+    assert AssignmentDigests(people).of({"u1"}, {"g1": frozenset({"u2"})}) != base
+    assert AssignmentDigests(people).of({"u1", "u2"}, {"g1": frozenset({"u3"})}) != base
+    assert AssignmentDigests(people).of(set(), {"g1": frozenset({"u1", "u2", "u3"})}) != base
+    assert AssignmentDigests(people).of({"u1"}, {"g2": frozenset({"u2", "u3"})}) != base
+    renamed = {**people, "u3": (3, "cy", "cy@x", "Cyrus", "C", "Cyrus C")}
+    assert AssignmentDigests(renamed).of({"u1"}, {"g1": frozenset({"u2", "u3"})}) != base
+    # A person outside the directory (no row yet) differs from one in it.
+    assert AssignmentDigests({}).of({"u1"}, {"g1": frozenset({"u2", "u3"})}) != base
+    # An app without the renamed person keeps its digest.
+    other = AssignmentDigests(people).of({"u1"}, {})
+    assert AssignmentDigests(renamed).of({"u1"}, {}) == other
+
