@@ -16,11 +16,17 @@ reader stops reading.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from jumpcloud import errors
+from jumpcloud.client import PAGE_LIMIT
+
+# Membership pages of one group requested at once by the read-ahead thread (see read_group).
+GROUP_PAGES_AHEAD = 2
 
 
 @dataclass
@@ -55,7 +61,7 @@ class Stopped(Exception):
 
 
 def read_app(client: Any, app_id: str, known_groups: set[str] | dict[str, Any],
-             stop: threading.Event | None = None) -> AppAnswer:
+             stop: threading.Event | None = None, pool: ThreadPoolExecutor | None = None) -> AppAnswer:
     """Everything the assignment stream needs for one app; groups in `known_groups` are not re-read."""
     answer = AppAnswer()
     answer.direct, skipped_direct = association_targets(client.iter_application_associations(app_id, "user"), "user")
@@ -65,18 +71,56 @@ def read_app(client: Any, app_id: str, known_groups: set[str] | dict[str, Any],
     for group_id in sorted(answer.groups):
         if group_id in known_groups or group_id in answer.memberships:
             continue
-        members, pages, skipped = read_group(client, group_id, stop)
+        members, pages, skipped = read_group(client, group_id, stop, pool)
         answer.memberships[group_id] = members
         answer.pages += pages
         answer.skipped += skipped
     return answer
 
 
-def read_group(client: Any, group_id: str, stop: threading.Event | None = None) -> tuple[frozenset[str], int, int]:
-    """A group's resolved membership (nested groups included): (user ids, pages, malformed records)."""
+def read_group(client: Any, group_id: str, stop: threading.Event | None = None,
+               pool: ThreadPoolExecutor | None = None) -> tuple[frozenset[str], int, int]:
+    """A group's resolved membership (nested groups included): (user ids, pages, malformed records).
+
+    With a `pool`, GROUP_PAGES_AHEAD pages are requested at once (skip, skip + 100, ...): JumpCloud
+    prepares the next page while this process decodes the last one. A big group is hundreds of
+    pages, and one request at a time left each side idle half of the time. The requests past the
+    last page come back empty and are dropped."""
+    if pool is None:
+        return _read_group_pages(client.iter_user_group_membership_pages(group_id), stop)
     members: set[str] = set()
     pages = skipped = 0
-    for page in client.iter_user_group_membership_pages(group_id):
+    ahead: deque[Future[tuple[Any, Any]]] = deque()
+    next_skip = 0
+    previous_first: Any = None
+    try:
+        while True:
+            while len(ahead) < GROUP_PAGES_AHEAD:
+                ahead.append(pool.submit(client.user_group_membership_page, group_id, next_skip))
+                next_skip += PAGE_LIMIT
+            if stop is not None and stop.is_set():
+                raise Stopped()
+            page, first = ahead.popleft().result()
+            if pages and first is not None and first == previous_first:
+                raise errors.UpstreamError(
+                    "JumpCloud returned the same page twice while listing; the listing was stopped so no "
+                    "partial result is used. The sync will try again later."
+                )
+            previous_first = first
+            members.update(b.user_id for b in page.items)
+            pages += 1
+            skipped += page.skipped
+            if page.raw_count < PAGE_LIMIT:
+                return frozenset(members), pages, skipped
+    finally:
+        for future in ahead:
+            future.cancel()  # one already sent ends on its own; its page is not needed
+
+
+def _read_group_pages(page_iter: Iterable[Any], stop: threading.Event | None) -> tuple[frozenset[str], int, int]:
+    members: set[str] = set()
+    pages = skipped = 0
+    for page in page_iter:
         if stop is not None and stop.is_set():
             raise Stopped()
         members.update(b.user_id for b in page.items)
@@ -96,6 +140,7 @@ class AssignmentReader:
         self._stop = threading.Event()
         self._run_stop = run_stop
         self._done = False
+        self._pool = ThreadPoolExecutor(max_workers=GROUP_PAGES_AHEAD, thread_name_prefix="assignment-pages")
         self._thread = threading.Thread(target=self._read, name="assignment-reader", daemon=True)
         self._thread.start()
 
@@ -109,7 +154,7 @@ class AssignmentReader:
                 if self._stopping():
                     return
                 try:
-                    answer = read_app(self._client, app_id, seen, self._stop)
+                    answer = read_app(self._client, app_id, seen, self._stop, self._pool)
                 except Stopped:
                     return
                 except BaseException as exc:  # handed to the stream with this app's answer
@@ -124,6 +169,7 @@ class AssignmentReader:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
+            self._pool.shutdown(wait=True, cancel_futures=True)
             close = getattr(self._client, "close", None)
             if close:
                 close()

@@ -280,6 +280,17 @@ class JumpCloudClient:
         """Users of a group after JumpCloud resolves nested groups (same shape as app users)."""
         return self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/membership", parse_app_binding)
 
+    def user_group_membership_page(self, group_id: str, skip: int) -> tuple[Page[AppBinding], Any]:
+        """One page of a group's resolved membership from `skip`, and the key of its first record,
+        for a reader that keeps several pages in flight (it checks that pages advance, and stops
+        at the first page shorter than PAGE_LIMIT, as iter_user_group_membership_pages does)."""
+        response, payload = self._call(
+            "GET", f"/api/v2/usergroups/{_segment(group_id)}/membership", params={"limit": PAGE_LIMIT, "skip": skip}
+        )
+        if not isinstance(payload, list):
+            raise self._shape_error("list", response)
+        return _page(payload, parse_app_binding), _record_key(payload[0]) if payload else None
+
     def iter_user_group_members(self, group_id: str) -> Iterator[dict[str, Any]]:
         for page in self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/members", _raw_record):
             yield from page.items
