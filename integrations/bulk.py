@@ -30,6 +30,25 @@ def is_postgres() -> bool:
     return db.vendor == "postgresql"
 
 
+_HOLD_CONNECTION = "SELECT 1 FROM integrations_connection WHERE id = %s"
+
+
+def hold_connection(connection_id: int) -> bool:
+    """Inside a transaction about to write AppUser or UsageEvent rows of this connection: lock its
+    row until commit, or return False when it no longer exists.
+
+    Those two tables carry no foreign-key constraints (PostgreSQL checks one per row at commit,
+    seconds over a million-row backfill), so this does once per transaction what a constraint did
+    for every row: FOR KEY SHARE on the connection's row, the lock a constraint check takes. A
+    disconnect that deletes the data locks the row FOR UPDATE first, so it waits for a writing
+    transaction to commit and then deletes its rows too; a transaction that comes later finds
+    the connection gone and writes nothing. (SQLite writes one transaction at a time anyway.)
+    """
+    with db.cursor() as cursor:
+        cursor.execute(_HOLD_CONNECTION + (" FOR KEY SHARE" if is_postgres() else ""), [connection_id])
+        return cursor.fetchone() is not None
+
+
 def _csv_buffer(rows: Sequence[Sequence[Any]] | str) -> io.StringIO:
     """COPY input from rows, or from CSV text already formatted (jumpcloud.event_pipeline)."""
     text = rows if isinstance(rows, str) else csv_text(rows)

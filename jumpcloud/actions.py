@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from integrations import bulk
 from integrations.models import ActionRun, Application, AppUser, Connection
 from integrations.services.actions import ActionCheck, ActionOutcome
 from integrations.services.audit import action_run_snapshot, scrub_parameters
@@ -72,8 +73,10 @@ def mirror_user(*, connection: Connection, user: SystemUser) -> AppUser:
     """Upsert the directory row of `user` from what JumpCloud returned, through the sync's own
     path (jumpcloud.sync.upsert_directory_users), so the change shows at once and the next sync
     finds nothing to do."""
-    app = directory_app(connection)
     with transaction.atomic():
+        if not bulk.hold_connection(connection.pk):
+            raise Connection.DoesNotExist("The connection was deleted.")
+        app = directory_app(connection)
         upsert_directory_users(connection, app, [user])
     return AppUser.objects.get(application=app, external_id=user.id)
 

@@ -182,6 +182,7 @@ def sync_users(ctx: SyncContext) -> None:
         created = updated = 0
         if rows:
             with transaction.atomic():
+                ctx.hold_connection()
                 copied = bulk.copy_new(table=APPUSER_TABLE, columns=USER_COLUMNS, rows=rows) \
                     if not stored and bulk.is_postgres() else None
                 if copied is not None:
@@ -239,6 +240,7 @@ def sync_administrators(ctx: SyncContext) -> None:
             changed.append(AppUser(pk=user["pk"], is_admin=True, role=role, admin_external_id=a.id, admin_mfa_enabled=a.mfa_enabled))
     admin_only += [a for a in admins.values() if not a.email]
     with transaction.atomic():
+        ctx.hold_connection()
         if changed:
             AppUser.objects.bulk_update(changed, ["is_admin", "role", "admin_external_id", "admin_mfa_enabled"])
         rows = [
@@ -389,6 +391,10 @@ class _AssignmentStream:
         used = self.last_used.of(app_ext)
         new_app = bulk.is_postgres() and not AppUser.objects.filter(application_id=app_pk).exists()
         with transaction.atomic():
+            # First, and as the application's row lock: an app deleted meanwhile gets no rows.
+            if not Application.objects.filter(pk=app_pk).update(assignments_digest=digest):
+                return
+            ctx.hold_connection()
             copied = None
             if new_app:
                 copied = bulk.copy_new(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS,
@@ -401,7 +407,6 @@ class _AssignmentStream:
                 created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows,
                                                conflict=("application_id", "external_id"), update=ASSIGN_UPDATE)
                 removed = mark_removed(app=Application(pk=app_pk), kind=AppUser.Kind.USER, keep=users)
-            Application.objects.filter(pk=app_pk).update(assignments_digest=digest)
         ctx.add(created=created, updated=updated, removed=removed)
         ctx.progress()
 
@@ -567,6 +572,7 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
             if batch.oldest:
                 state["oldest"] = min(state.get("oldest") or batch.oldest, batch.oldest)
             with transaction.atomic():
+                ctx.hold_connection()
                 inserted = batch.write(new_after=state.get("until"))
                 state["search_after"] = batch.search_after
                 ctx.save_checkpoint(state)

@@ -25,6 +25,7 @@ from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from integrations import bulk
 from integrations.models import Connection, SyncCheckpoint, SyncRun
 from integrations.providers import Provider, Stream, registry
 from integrations.services.audit import audit_connection_event
@@ -182,6 +183,12 @@ class SyncContext:
     def checkpoint(self, stream: str | None = None) -> dict[str, Any]:
         row = SyncCheckpoint.objects.filter(connection=self.connection, stream=stream or self.stream_key).first()
         return dict(row.state) if row else {}
+
+    def hold_connection(self) -> None:
+        """Call inside a transaction that writes AppUser or UsageEvent rows, before writing them
+        (see bulk.hold_connection); stops the run if the connection was deleted."""
+        if not bulk.hold_connection(self.connection.pk):
+            raise LeaseLost(f"sync run {self.run.pk}: the connection was deleted")
 
     def save_checkpoint(self, state: dict[str, Any], stream: str | None = None) -> None:
         """Call inside the transaction that wrote the rows the checkpoint describes."""

@@ -1,0 +1,99 @@
+"""AppUser and UsageEvent carry no foreign-key constraints (a check per row costs seconds on a
+backfill); a sync's write transaction locks its connection's row instead (bulk.hold_connection).
+These tests race a write against a disconnect that deletes the data, on real PostgreSQL
+connections: no row may outlive its connection."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection as db
+from django.db import connections, transaction
+
+from integrations import bulk
+from integrations.models import Application, AppUser, Connection, SyncRun, UsageEvent
+from integrations.services.connections import connection_disconnect
+from integrations.services.sync import LeaseLost, SyncContext
+from jumpcloud.client import JumpCloudClient
+from jumpcloud.rows import EVENT_COLUMNS
+from jumpcloud.sync import _AssignmentStream
+from tests.factories import ConnectionFactory
+from tests.integrations.test_bulk import _row
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(db.vendor != "postgresql", reason="row locks between sessions are PostgreSQL's"),
+]
+
+
+def test_a_disconnect_waits_for_a_writing_transaction_and_deletes_its_rows_too():
+    connection = ConnectionFactory()
+    held, release = threading.Event(), threading.Event()
+    committed_at: list[float] = []
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with transaction.atomic():
+                assert bulk.hold_connection(connection.pk)
+                bulk.insert_ignore(table="integrations_usageevent", columns=EVENT_COLUMNS,
+                                   rows=[_row(connection.pk, "e1"), _row(connection.pk, "e2")],
+                                   conflict=("connection_id", "external_id"))
+                held.set()
+                release.wait(10)
+                time.sleep(0.3)  # the disconnect is waiting by now
+            committed_at.append(time.monotonic())
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert held.wait(10)
+    release.set()
+    connection_disconnect(connection=connection, delete_data=True)
+    deleted_at = time.monotonic()
+    writer.join(10)
+    assert not failures, failures
+    assert committed_at and committed_at[0] <= deleted_at, "the disconnect did not wait for the write"
+    assert not Connection.objects.filter(pk=connection.pk).exists()
+    assert not UsageEvent.objects.filter(connection_id=connection.pk).exists(), "events outlived their connection"
+
+
+def test_a_write_after_the_connection_was_deleted_stops_the_run_without_writing():
+    connection = ConnectionFactory()
+    run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
+                                 status=SyncRun.Status.RUNNING, streams={})
+    ctx = SyncContext(run=run, connection=connection, provider=None, client=None, lease="x")  # type: ignore[arg-type]
+    with transaction.atomic():
+        ctx.hold_connection()  # present: no error
+    Connection.objects.filter(pk=connection.pk).delete()
+    assert not bulk.hold_connection(connection.pk)
+    with pytest.raises(LeaseLost), transaction.atomic():
+        ctx.hold_connection()
+
+
+def test_an_app_deleted_while_its_assignments_are_written_gets_no_rows(sim):
+    """The assignment write takes its application's row lock first and skips an app that is gone."""
+    tenant_app = sim.tenant("primary").apps[0]["_id"]
+
+    def stream_for(connection: Connection) -> _AssignmentStream:
+        run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
+                                     status=SyncRun.Status.RUNNING, streams={"app_assignments": {}}, lease="x")
+        client = JumpCloudClient(sim.keys["admin"], base_url=sim.base_url)
+        ctx = SyncContext(run=run, connection=connection, provider=None, client=client, lease="x",  # type: ignore[arg-type]
+                          stream_key="app_assignments")
+        return _AssignmentStream(ctx, people={}, live={})
+
+    kept = Application.objects.create(connection=ConnectionFactory(), external_id=tenant_app, kind="sso", name="kept")
+    stream_for(kept.connection).sync_app((kept.pk, tenant_app, ""))
+    assert AppUser.objects.filter(application=kept).exists(), "the app has no assignments to write"
+
+    gone = Application.objects.create(connection=ConnectionFactory(), external_id=tenant_app, kind="sso", name="gone")
+    stream = stream_for(gone.connection)
+    Application.objects.filter(pk=gone.pk).delete()
+    stream.sync_app((gone.pk, tenant_app, ""))
+    assert not AppUser.objects.filter(application_id=gone.pk).exists()
