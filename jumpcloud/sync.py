@@ -778,7 +778,11 @@ UPDATE integrations_appuser AS au SET last_used_at = m.ts
 FROM (SELECT a.id AS app_id, agg.actor, agg.ts
       FROM ({_SSO_LAST_LOGINS}) AS agg
       JOIN integrations_application a ON a.connection_id = %(c)s AND a.external_id = agg.app
-      WHERE a.id %% %(parts)s = %(part)s) AS m
+      WHERE a.id %% %(parts)s = %(part)s
+      -- In the unique index's order: the probes then walk it (and the heap, written app by app
+      -- in external-id order) front to back instead of at random: 5.3 s -> 3.3 s for 220,000
+      -- probes of a 1.4-million-row table larger than shared_buffers.
+      ORDER BY a.id, agg.actor) AS m
 WHERE au.application_id = m.app_id AND au.external_id = m.actor AND {_LATER.format(col="last_used_at")}
 """
 
