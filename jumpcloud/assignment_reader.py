@@ -16,17 +16,13 @@ reader stops reading.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from jumpcloud import errors
-from jumpcloud.client import PAGE_LIMIT
-
-# Membership pages of one group requested at once by the read-ahead thread (see read_group).
-GROUP_PAGES_AHEAD = 2
+from jumpcloud.client import PAGES_AHEAD
 
 
 @dataclass
@@ -81,51 +77,21 @@ def read_app(client: Any, app_id: str, known_groups: set[str] | dict[str, Any],
 def read_group(client: Any, group_id: str, stop: threading.Event | None = None,
                pool: ThreadPoolExecutor | None = None) -> tuple[frozenset[str], int, int]:
     """A group's resolved membership (nested groups included): (user ids, pages, malformed records).
-
-    With a `pool`, GROUP_PAGES_AHEAD pages are requested at once (skip, skip + 100, ...): JumpCloud
-    prepares the next page while this process decodes the last one. A big group is hundreds of
-    pages, and one request at a time left each side idle half of the time. The requests past the
-    last page come back empty and are dropped."""
-    if pool is None:
-        return _read_group_pages(client.iter_user_group_membership_pages(group_id), stop)
+    With a `pool`, several of its pages are requested at once: a big group is hundreds of pages."""
     members: set[str] = set()
     pages = skipped = 0
-    ahead: deque[Future[tuple[Any, Any]]] = deque()
-    next_skip = 0
-    previous_first: Any = None
+    page_iter = client.iter_user_group_membership_pages(group_id, pool)
     try:
-        while True:
-            while len(ahead) < GROUP_PAGES_AHEAD:
-                ahead.append(pool.submit(client.user_group_membership_page, group_id, next_skip))
-                next_skip += PAGE_LIMIT
+        for page in page_iter:
             if stop is not None and stop.is_set():
                 raise Stopped()
-            page, first = ahead.popleft().result()
-            if pages and first is not None and first == previous_first:
-                raise errors.UpstreamError(
-                    "JumpCloud returned the same page twice while listing; the listing was stopped so no "
-                    "partial result is used. The sync will try again later."
-                )
-            previous_first = first
             members.update(b.user_id for b in page.items)
             pages += 1
             skipped += page.skipped
-            if page.raw_count < PAGE_LIMIT:
-                return frozenset(members), pages, skipped
     finally:
-        for future in ahead:
-            future.cancel()  # one already sent ends on its own; its page is not needed
-
-
-def _read_group_pages(page_iter: Iterable[Any], stop: threading.Event | None) -> tuple[frozenset[str], int, int]:
-    members: set[str] = set()
-    pages = skipped = 0
-    for page in page_iter:
-        if stop is not None and stop.is_set():
-            raise Stopped()
-        members.update(b.user_id for b in page.items)
-        pages += 1
-        skipped += page.skipped
+        close = getattr(page_iter, "close", None)
+        if close:
+            close()  # drops the requests asked ahead
     return frozenset(members), pages, skipped
 
 
@@ -140,7 +106,7 @@ class AssignmentReader:
         self._stop = threading.Event()
         self._run_stop = run_stop
         self._done = False
-        self._pool = ThreadPoolExecutor(max_workers=GROUP_PAGES_AHEAD, thread_name_prefix="assignment-pages")
+        self._pool = ThreadPoolExecutor(max_workers=PAGES_AHEAD, thread_name_prefix="assignment-pages")
         self._thread = threading.Thread(target=self._read, name="assignment-reader", daemon=True)
         self._thread.start()
 

@@ -15,7 +15,9 @@ import json
 import logging
 import os
 import random
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -77,6 +79,7 @@ REGION_HOSTS: dict[str, tuple[str, str]] = {
 
 DI_PREFIX = "/insights/directory/v1"
 PAGE_LIMIT = 100  # v1/v2 lists: the official SDKs page with 100; a higher maximum is unconfirmed
+PAGES_AHEAD = 2  # requests in flight when a list is read with an executor (see JumpCloudClient._pages)
 DI_MAX_LIMIT = 10_000
 # JumpCloud answers 403 when x-org-id is sent to these (API.md §7); no complete list exists.
 _NO_ORG_HEADER_PREFIXES = ("/api/organizations", "/api/v2/providers/", "/api/v2/organizations/")
@@ -276,20 +279,14 @@ class JumpCloudClient:
         for page in pages:
             yield from page.items
 
-    def iter_user_group_membership_pages(self, group_id: str) -> Iterator[Page[AppBinding]]:
-        """Users of a group after JumpCloud resolves nested groups (same shape as app users)."""
-        return self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/membership", parse_app_binding)
-
-    def user_group_membership_page(self, group_id: str, skip: int) -> tuple[Page[AppBinding], Any]:
-        """One page of a group's resolved membership from `skip`, and the key of its first record,
-        for a reader that keeps several pages in flight (it checks that pages advance, and stops
-        at the first page shorter than PAGE_LIMIT, as iter_user_group_membership_pages does)."""
-        response, payload = self._call(
-            "GET", f"/api/v2/usergroups/{_segment(group_id)}/membership", params={"limit": PAGE_LIMIT, "skip": skip}
+    def iter_user_group_membership_pages(
+        self, group_id: str, executor: Executor | None = None
+    ) -> Iterator[Page[AppBinding]]:
+        """Users of a group after JumpCloud resolves nested groups (same shape as app users).
+        With an `executor`, several pages are requested at once (see _pages)."""
+        return self._iter_v2_pages(
+            f"/api/v2/usergroups/{_segment(group_id)}/membership", parse_app_binding, executor=executor
         )
-        if not isinstance(payload, list):
-            raise self._shape_error("list", response)
-        return _page(payload, parse_app_binding), _record_key(payload[0]) if payload else None
 
     def iter_user_group_members(self, group_id: str) -> Iterator[dict[str, Any]]:
         for page in self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/members", _raw_record):
@@ -458,36 +455,72 @@ class JumpCloudClient:
         self, path: str, parse: Callable[[Any], T], params: dict[str, Any] | None = None
     ) -> Iterator[Page[T]]:
         """v1 `{totalCount, results}` lists. Stops on a short page; totalCount is not trusted for it."""
-        skip = 0
-        previous_first: Any = None
-        while True:
+
+        def fetch(skip: int) -> tuple[list[Any], requests.Response]:
             query = {"limit": PAGE_LIMIT, "skip": skip, "sort": "_id", **(params or {})}
             response, payload = self._call("GET", path, params=query)
             results = payload.get("results") if isinstance(payload, dict) else None
             if not isinstance(results, list):
                 raise self._shape_error("list", response)
-            previous_first = self._check_advancing(results, skip, previous_first, response)
-            yield _page(results, parse)
-            if len(results) < PAGE_LIMIT:
-                return
-            skip += len(results)
+            return results, response
+
+        return self._pages(fetch, parse, None)
 
     def _iter_v2_pages(
-        self, path: str, parse: Callable[[Any], T], params: dict[str, Any] | None = None
+        self, path: str, parse: Callable[[Any], T], params: dict[str, Any] | None = None,
+        executor: Executor | None = None,
     ) -> Iterator[Page[T]]:
         """v2 graph lists: bare arrays; stops on a short (or empty) page."""
-        skip = 0
-        previous_first: Any = None
-        while True:
-            query = {**(params or {}), "limit": PAGE_LIMIT, "skip": skip}
-            response, payload = self._call("GET", path, params=query)
+
+        def fetch(skip: int) -> tuple[list[Any], requests.Response]:
+            response, payload = self._call("GET", path, params={**(params or {}), "limit": PAGE_LIMIT, "skip": skip})
             if not isinstance(payload, list):
                 raise self._shape_error("list", response)
-            previous_first = self._check_advancing(payload, skip, previous_first, response)
-            yield _page(payload, parse)
-            if len(payload) < PAGE_LIMIT:
-                return
-            skip += len(payload)
+            return payload, response
+
+        return self._pages(fetch, parse, executor)
+
+    def _pages(
+        self, fetch: Callable[[int], tuple[list[Any], requests.Response]], parse: Callable[[Any], T],
+        executor: Executor | None,
+    ) -> Iterator[Page[T]]:
+        """Pages of PAGE_LIMIT records from skip 0 until a short one, parsed.
+
+        With an `executor`, PAGES_AHEAD requests are in flight at once (skip, skip + 100, ...), so
+        JumpCloud prepares the next page while this process parses the last one; the requests
+        past the last page come back empty and are dropped. Same pages, same checks, same errors.
+        """
+
+        def page_at(skip: int) -> tuple[list[Any], requests.Response, Page[T]]:
+            records, response = fetch(skip)
+            return records, response, _page(records, parse)
+
+        ahead: deque[Future[tuple[list[Any], requests.Response, Page[T]]]] = deque()
+        skip = next_skip = 0
+        previous_first: Any = None
+        try:
+            while True:
+                if executor is None:
+                    records, response, page = page_at(skip)
+                else:
+                    while len(ahead) < PAGES_AHEAD:
+                        ahead.append(executor.submit(page_at, next_skip))
+                        next_skip += PAGE_LIMIT
+                    records, response, page = ahead.popleft().result()
+                previous_first = self._check_advancing(records, skip, previous_first, response)
+                yield page
+                if len(records) < PAGE_LIMIT:
+                    return
+                if len(records) > PAGE_LIMIT and ahead:
+                    # A server that ignores `limit`: the pages asked ahead overlap; go one by one.
+                    for future in ahead:
+                        future.cancel()
+                    ahead.clear()
+                    executor = None
+                skip += len(records)
+        finally:
+            for future in ahead:
+                future.cancel()  # one already sent ends on its own; its page is not needed
 
     def _check_advancing(
         self, records: list[Any], skip: int, previous_first: Any, response: requests.Response

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import responses
 from responses import matchers
 
+from jumpcloud.client import PAGES_AHEAD
 from jumpcloud.errors import UpstreamError
 from jumpcloud.parsing import SYSTEM_USER_FIELDS, AppBinding
 
@@ -95,6 +97,45 @@ def test_a_page_served_twice_stops_the_listing(mocked, client):
     with pytest.raises(UpstreamError):
         list(client.iter_system_users())
     assert len(mocked.calls) == 2
+
+
+MEMBERSHIP = f"{CONSOLE}/api/v2/usergroups/g1/membership"
+
+
+def _members(count: int, start: int = 0) -> list[dict[str, object]]:
+    return [{"id": f"u{start + i:05d}", "type": "user"} for i in range(count)]
+
+
+def _at(skip: int) -> list[object]:
+    return [matchers.query_param_matcher({"limit": "100", "skip": str(skip)})]
+
+
+def test_pages_in_flight_read_the_same_pages_and_stop_at_the_short_one(mocked, client):
+    for skip, count in ((0, 100), (100, 100), (200, 37), (300, 0)):
+        mocked.get(MEMBERSHIP, json=_members(count, skip), match=_at(skip))
+    with ThreadPoolExecutor(PAGES_AHEAD) as pool:
+        pages = list(client.iter_user_group_membership_pages("g1", pool))
+    assert [p.raw_count for p in pages] == [100, 100, 37]
+    assert [b.user_id for p in pages for b in p.items] == [f"u{i:05d}" for i in range(237)]
+    # At most the requests asked ahead past the short page were sent besides; their answers are dropped.
+    assert len(mocked.calls) <= 3 + PAGES_AHEAD - 1
+
+
+def test_pages_in_flight_still_catch_a_server_that_ignores_skip(mocked, client):
+    mocked.get(MEMBERSHIP, json=_members(100))
+    with ThreadPoolExecutor(PAGES_AHEAD) as pool, pytest.raises(UpstreamError, match="same page twice"):
+        list(client.iter_user_group_membership_pages("g1", pool))
+
+
+def test_pages_in_flight_go_one_by_one_when_the_server_ignores_limit(mocked, client):
+    """150 records for limit=100: the page asked ahead at skip=100 overlaps, so reading goes on
+    from skip=150 one page at a time, without duplicates."""
+    mocked.get(MEMBERSHIP, json=_members(150), match=_at(0))
+    mocked.get(MEMBERSHIP, json=_members(100, 100), match=_at(100))
+    mocked.get(MEMBERSHIP, json=_members(20, 150), match=_at(150))
+    with ThreadPoolExecutor(PAGES_AHEAD) as pool:
+        ids = [b.user_id for p in client.iter_user_group_membership_pages("g1", pool) for b in p.items]
+    assert ids == [f"u{i:05d}" for i in range(170)]
 
 
 def test_pages_are_lazy(mocked, client):
