@@ -1,11 +1,11 @@
-"""Read who can use each SSO app ahead of the assignment stream, in a thread of its own.
+"""Read who can use each SSO app ahead of the assignment stream, in a process of its own.
 
 The app-assignment stream reads two association lists per app and the resolved membership of each
 group once per run: about 2,000 pages for a 300-app, 50,000-user tenant, one request at a time.
 None of that needs the database, only the list of apps, so a full sync starts this reader as soon
-as the applications are stored; it reads beside the users stream (its own client, so its own
-connection pool), and the assignment stream takes the answers in app order. The simulator, this
-process and PostgreSQL then keep two cores busy instead of waiting on each other in turn.
+as the applications are stored; it reads beside the users stream (in a child process with its own
+client), and the assignment stream takes the answers in app order. The simulator, this process
+and PostgreSQL then keep two cores busy instead of waiting on each other in turn.
 
 The reader never touches the database. An error for one app is handed to the stream with that
 app's answer and raised there, so the run's error policy (retry later, reconnect, skip a deleted
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jumpcloud import errors
+from jumpcloud.child import Child, Send, error_frame, rebuild_error, serve
 from jumpcloud.client import PAGES_AHEAD
 
 
@@ -95,50 +96,74 @@ def read_group(client: Any, group_id: str, stop: threading.Event | None = None,
     return frozenset(members), pages, skipped
 
 
-class AssignmentReader:
-    """Reads AppAnswers for `app_ids`, in order, in a daemon thread; `take(app_id)` waits for one."""
+def _produce(send: Send, api_key: str, client_options: dict[str, Any], app_ids: list[str]) -> None:
+    """Child side: one ("app", (app_id, answer, error)) frame per app, in order. A deleted app is
+    reported with its frame and reading goes on; any other error ends the child (jumpcloud.child
+    reports it, and the parent hands it to the first app without an answer)."""
+    from jumpcloud.client import JumpCloudClient
 
-    def __init__(self, client: Any, app_ids: list[str], run_stop: threading.Event):
-        self._client = client
+    seen: set[str] = set()
+    with JumpCloudClient(api_key, **client_options) as client, ThreadPoolExecutor(PAGES_AHEAD) as pool:
+        for app_id in app_ids:
+            try:
+                answer = read_app(client, app_id, seen, None, pool)
+            except errors.NotFound as exc:
+                send(("app", (app_id, None, error_frame(exc))))
+                continue
+            seen.update(answer.memberships)
+            memberships = {g: list(m) for g, m in answer.memberships.items()}
+            send(("app", (app_id, (list(answer.direct), list(answer.groups), answer.pages, answer.skipped,
+                                   memberships), None)))
+
+
+def _answer(values: tuple[Any, ...] | None, error: tuple[Any, ...] | None) -> AppAnswer:
+    if error is not None or values is None:
+        return AppAnswer(error=rebuild_error(*error) if error else errors.UpstreamError("No answer for an app."))
+    direct, groups, pages, skipped, memberships = values
+    return AppAnswer(direct=set(direct), groups=set(groups), pages=pages, skipped=skipped,
+                     memberships={g: frozenset(m) for g, m in memberships.items()})
+
+
+class AssignmentReader:
+    """Reads AppAnswers for `app_ids`, in order, in a child process (jumpcloud.child: the key on
+    its stdin, never argv), collected by a daemon thread; `take(app_id)` waits for one.
+
+    A process rather than a thread of this one: on a resync the sync is this process's Python
+    work (2,500 pages decoded and compared), and a thread would share the GIL with the users
+    stream; the child reads on the other core."""
+
+    def __init__(self, api_key: str, client_options: dict[str, Any], app_ids: list[str],
+                 run_stop: threading.Event):
         self._order = list(app_ids)
         self._answers: dict[str, AppAnswer] = {}
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._run_stop = run_stop
         self._done = False
-        self._pool = ThreadPoolExecutor(max_workers=PAGES_AHEAD, thread_name_prefix="assignment-pages")
+        self._child = Child("jumpcloud.assignment_reader",
+                            {"api_key": api_key, "client_options": client_options, "app_ids": self._order},
+                            "app-assignment reader")
         self._thread = threading.Thread(target=self._read, name="assignment-reader", daemon=True)
         self._thread.start()
 
-    def _stopping(self) -> bool:
-        return self._stop.is_set() or self._run_stop.is_set()
-
     def _read(self) -> None:
-        seen: set[str] = set()
+        answered = 0
         try:
-            for app_id in self._order:
-                if self._stopping():
-                    return
-                try:
-                    answer = read_app(self._client, app_id, seen, self._stop, self._pool)
-                except Stopped:
-                    return
-                except BaseException as exc:  # handed to the stream with this app's answer
-                    answer = AppAnswer(error=exc)
-                seen.update(answer.memberships)
+            for _kind, (app_id, values, error) in self._child.frames():
+                answer = _answer(values, error)
                 with self._cond:
                     self._answers[app_id] = answer
+                    answered += 1
                     self._cond.notify_all()
-                if answer.error is not None and not isinstance(answer.error, errors.NotFound):
-                    return  # the stream raises it; reading on would only repeat it
+        except BaseException as exc:  # handed to the stream with the next app's answer
+            if not self._stop.is_set() and answered < len(self._order):
+                with self._cond:
+                    self._answers[self._order[answered]] = AppAnswer(error=exc)
         finally:
+            self._child.stop()
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            close = getattr(self._client, "close", None)
-            if close:
-                close()
 
     def covers(self, app_id: str) -> bool:
         return app_id in self._order
@@ -153,7 +178,11 @@ class AssignmentReader:
             return self._answers.pop(app_id, None)
 
     def close(self) -> None:
-        """Stop reading. Waits for the request in flight (bounded: a retry may be sleeping); the
-        thread touches no database, so one left behind ends harmlessly at its next page."""
+        """Stop reading: ends the child (its requests in flight with it) and the collecting thread."""
         self._stop.set()
+        self._child.stop()
         self._thread.join(timeout=60)
+
+
+if __name__ == "__main__":
+    serve(_produce)

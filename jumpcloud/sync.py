@@ -305,7 +305,14 @@ def _start_assignment_reader(ctx: SyncContext) -> None:
         return
     app_ids = list(Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO,
                                               removed_at__isnull=True).values_list("external_id", flat=True))
-    ctx.shared[ASSIGNMENT_READER] = AssignmentReader(ctx.provider.get_client(ctx.connection), app_ids, ctx.stop)
+    ctx.shared[ASSIGNMENT_READER] = AssignmentReader(*_client_for_child(ctx), app_ids, ctx.stop)
+
+
+def _client_for_child(ctx: SyncContext) -> tuple[str, dict[str, Any]]:
+    """The API key and client options for a child process's own client (jumpcloud.child)."""
+    client = ctx.client
+    return (connection_credentials(ctx.connection).api_key,
+            {"region": client.region, "base_url": client.base_url, "org_id": client.org_id})
 
 
 # --- app assignments ------------------------------------------------------------------------------
@@ -654,10 +661,9 @@ def _event_batches(ctx: SyncContext, service: str, start: datetime, end: datetim
     SQLite, in a thread of this one — starting a process costs more than an hour of events."""
     connection_id = ctx.connection.pk
     if bulk.is_postgres() and settings.JUMPCLOUD_EVENT_FETCH_PROCESS and end - start > PROCESS_WINDOW:
-        client = ctx.client
+        api_key, client_options = _client_for_child(ctx)
         for page in prepared_event_pages(
-            api_key=connection_credentials(ctx.connection).api_key,
-            client_options={"region": client.region, "base_url": client.base_url, "org_id": client.org_id},
+            api_key=api_key, client_options=client_options,
             service=service, start=start, end=end, limit=page_size, search_after=search_after,
             connection_id=connection_id, app_by_url=app_by_url,
         ):

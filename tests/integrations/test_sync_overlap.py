@@ -56,6 +56,9 @@ def _expected_assignments(sim) -> dict[str, set[str]]:
 
 def test_assignments_are_read_while_the_users_stream_runs(connect, sim):
     connection = connect()
+    # Slow user pages stand in for a big directory: the reader (a process of its own, which takes
+    # a moment to start) must read while they are still being listed.
+    sim.set_faults(FaultConfig(latency_ms=300, path_prefixes=("/api/systemusers",)))
     sim.clear_requests()
     run = run_sync(connection)
     assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
