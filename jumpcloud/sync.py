@@ -456,9 +456,9 @@ class AssignmentDigests:
 
 
 def assignment_row(connection_id: int, app_id: int, b: AppBinding, person: tuple[Any, ...] | None,
-                   last_used: datetime | None = None) -> tuple[Any, ...]:
-    """An assignment row in ASSIGN_COLUMNS order. `last_used` is only written when the row is new:
-    an existing row's last use is the SSO rollup's to move."""
+                   last_used: datetime | str | None = None) -> tuple[Any, ...]:
+    """An assignment row in ASSIGN_COLUMNS order. `last_used` (a datetime, or PostgreSQL's text of
+    one) is only written when the row is new: an existing row's last use is the SSO rollup's to move."""
     pk, username, email, first, last, display = person or (None, "", "", "", "", "")
     return (connection_id, app_id, b.user_id, AppUser.Kind.USER, username, email, first, last, display,
             AppUser.Status.ACTIVE, False, None, None, None, "{}", False, "", "",
@@ -475,22 +475,32 @@ def _csv_field(value: str) -> str:
 
 class AssignmentCsv:
     """COPY text of a new app's assignment rows, equal to csv-formatting assignment_row() tuples
-    (tests/jumpcloud/test_assignment_csv.py holds the two together) at a third of the CPU: only a
-    person's five text fields need quoting, the rest of the row is the same for everyone."""
+    (tests/jumpcloud/test_assignment_csv.py holds the two together) at a fraction of the CPU: the
+    row is the same for everyone but a person's id and five text fields, and those are quoted only
+    for the few people whose values need it (found once per run)."""
 
     def __init__(self, connection_id: int, people: dict[str, tuple[Any, ...]]):
         self.connection_id = connection_id
         self.people = people
+        special = _CSV_SPECIAL.search
+        self.plain = {ext for ext, person in people.items()
+                      if not special(ext) and not any(special(v) for v in person[1:])}
 
-    def csv(self, app_id: int, ordered: list[str], direct: set[str], used: dict[str, datetime]) -> str:
+    def csv(self, app_id: int, ordered: list[str], direct: set[str], used: dict[str, Any]) -> str:
         head = f"{self.connection_id},{app_id},"
         q = _csv_field
+        people, plain = self.people, self.plain
         lines = []
         for uid in ordered:
-            pk, username, email, first, last, display = self.people.get(uid) or ("", "", "", "", "", "")
+            if uid in plain:
+                pk, username, email, first, last, display = people[uid]
+                person = f"{uid},user,{username},{email},{first},{last},{display}"
+            else:
+                pk, username, email, first, last, display = people.get(uid) or ("", "", "", "", "", "")
+                person = f"{q(uid)},user,{q(username)},{q(email)},{q(first)},{q(last)},{q(display)}"
             when = used.get(uid)
             lines.append(
-                f"{head}{q(uid)},user,{q(username)},{q(email)},{q(first)},{q(last)},{q(display)},active,False,,,,{{}},"
+                f"{head}{person},active,False,,,,{{}},"
                 f"False,,,{'direct' if uid in direct else 'group'},{pk},{'' if when is None else when}\n"
             )
         return "".join(lines)
@@ -512,7 +522,7 @@ class _SsoLastUse:
         self.built = False
         self.complete = False  # built after the SSO events of this run were stored
 
-    def of(self, app_external_id: str) -> dict[str, datetime]:
+    def of(self, app_external_id: str) -> dict[str, str]:
         if not bulk.is_postgres():
             return {}
         complete = self.ctx.beside_done("events_sso")
@@ -525,7 +535,9 @@ class _SsoLastUse:
                 cursor.execute(f"CREATE INDEX ON {self.TABLE} (app)")
             self.built, self.complete = True, complete
         with db.cursor() as cursor:
-            cursor.execute(f"SELECT actor, ts FROM {self.TABLE} WHERE app = %s", [app_external_id])
+            # As text (PostgreSQL's own timestamptz output, which COPY reads back): 400,000 values
+            # on a first sync, not worth turning into datetimes only to turn them into text again.
+            cursor.execute(f"SELECT actor, ts::text FROM {self.TABLE} WHERE app = %s", [app_external_id])
             return dict(cursor.fetchall())
 
     def close(self) -> None:
@@ -623,8 +635,10 @@ def _rollup_events(ctx: SyncContext, service: str) -> None:
         with _alongside(parts > 1, rollup_last_used, connection=ctx.connection, kind=service, since=since, part=(1, parts)):
             rollup_last_used(connection=ctx.connection, kind=service, since=since, part=(0, parts))
         ctx.save_checkpoint({k: v for k, v in state.items() if k != "rollup_from"})
-    if ctx.counters.get("created", 0) >= BIG_BATCH:
-        analyze(APPUSER_TABLE)  # the rollup just moved last_used_at on many rows
+    if service == "sso" and ctx.counters.get("created", 0) >= BIG_BATCH:
+        # The SSO rollup may just have moved last_used_at on hundreds of thousands of assignment
+        # rows; the directory one moves at most one row per person (autovacuum's analyze is enough).
+        analyze(APPUSER_TABLE)
     ctx.note(rollup_s=round(time.monotonic() - clock, 2))
 
 
