@@ -378,14 +378,18 @@ class _Beside(threading.Thread):
         still waiting once what they wait for is done (unless the worker's thread, done with the
         inventory, has taken one meanwhile: see _finish_beside)."""
         waiting: list[tuple[Stream, Callable[[SyncContext], Any]]] = []
-        for stream in self.streams:
+        for index, stream in enumerate(self.streams):
             outcome = _run_stream(self.ctx, stream, stream.run, last=stream.finish is None)
             if outcome is not None:
                 return outcome
             self.progress.done(stream.key)
             finish = stream.finish
             if finish is not None and stream.finish_waits_for and _finish_due(self.ctx.run, stream):
-                if not self.inventory.is_done(stream.finish_waits_for):
+                # Deferred while what it needs is still being written; and, once the whole
+                # inventory is done, left to the worker's thread (idle then: see _finish_beside)
+                # while this thread goes on with its next stream.
+                more = index < len(self.streams) - 1
+                if not self.inventory.is_done(stream.finish_waits_for) or (more and self.inventory.all_done()):
                     waiting.append((stream, finish))
                     continue
                 if _claim_finish(self.ctx, stream):
@@ -463,6 +467,10 @@ class _Progress:
     def is_done(self, keys: tuple[str, ...]) -> bool:
         with self._cond:
             return not self._pending.intersection(keys)
+
+    def all_done(self) -> bool:
+        with self._cond:
+            return not self._pending
 
     @property
     def ended(self) -> bool:
