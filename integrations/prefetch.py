@@ -22,11 +22,20 @@ class _Failure:
         self.exc = exc
 
 
-def prefetch(iterable: Iterable[T], depth: int = 2) -> Iterator[T]:
-    q: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class Prefetch(Iterator[T]):
+    """Items of `iterable`, produced up to `depth` ahead by a thread that starts at once (so the
+    first items are on their way while the caller prepares). Use it as a context manager, or call
+    close(): that stops the producer, whether or not iteration began or finished."""
 
-    def produce() -> None:
+    def __init__(self, iterable: Iterable[T], depth: int = 2):
+        self._q: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._produce, args=(iterable,), name="prefetch", daemon=True)
+        self._thread.start()
+
+    def _produce(self, iterable: Iterable[T]) -> None:
+        q, stop = self._q, self._stop
         try:
             for item in iterable:
                 while not stop.is_set():
@@ -41,20 +50,36 @@ def prefetch(iterable: Iterable[T], depth: int = 2) -> Iterator[T]:
         except BaseException as exc:  # handed to the consumer, re-raised there
             q.put(_Failure(exc))
 
-    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
+    def __next__(self) -> T:
+        if self._finished:
+            raise StopIteration
+        item = self._q.get()
+        if item is _DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self.close()
+            raise item.exc
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._finished = True
+        self._stop.set()
         # Drain so a blocked producer can finish; then wait for it so the client is free again.
-        while thread.is_alive():
+        while self._thread.is_alive():
             with contextlib.suppress(queue.Empty):
-                q.get(timeout=0.1)
-        thread.join()
+                self._q.get(timeout=0.1)
+        self._thread.join()
+
+    def __enter__(self) -> Prefetch[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def prefetch(iterable: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Items of `iterable`, produced up to `depth` ahead in a thread started on first use; the
+    producer stops when the loop ends, however it ends."""
+    with Prefetch(iterable, depth) as items:
+        yield from items

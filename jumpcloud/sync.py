@@ -27,13 +27,13 @@ from django.utils import timezone
 
 from integrations import bulk
 from integrations.models import Application, AppUser, Connection
-from integrations.prefetch import prefetch
+from integrations.prefetch import Prefetch, prefetch
 from integrations.services.connections import connection_credentials
 from integrations.services.sync import StreamSkipped, SyncContext, concurrency_enabled
 from jumpcloud import errors
 from jumpcloud.assignment_reader import AppAnswer, AssignmentReader, read_app, read_group
 from jumpcloud.event_pipeline import prepared_event_pages
-from jumpcloud.parsing import Administrator, AppBinding, SystemUser
+from jumpcloud.parsing import Administrator, AppBinding, Page, SystemUser
 from jumpcloud.parsing import Application as JcApplication
 from jumpcloud.rows import DIRECTORY_APP_ID, EVENT_COLUMNS, event_row
 
@@ -175,9 +175,20 @@ def sync_users(ctx: SyncContext) -> None:
     of the stored rows up front) and writes only new or changed ones; a first sync on PostgreSQL
     COPYs the rows straight in."""
     app = directory_app(ctx.connection)
-    stored = _stored_user_states(app)
     seen: set[str] = set()
-    for page in prefetch(ctx.client.iter_system_user_pages()):
+    # The first pages are on their way while the stored users are read.
+    with Prefetch(ctx.client.iter_system_user_pages()) as pages:
+        stored = _stored_user_states(app)
+        _sync_user_pages(ctx, app, stored, seen, pages)
+    with transaction.atomic():
+        ctx.add(removed=mark_removed(app=app, kind=AppUser.Kind.USER, keep=seen))
+    if ctx.counters.get("created", 0) >= BIG_BATCH:
+        analyze(APPUSER_TABLE)
+
+
+def _sync_user_pages(ctx: SyncContext, app: Application, stored: dict[str, tuple[Any, ...]], seen: set[str],
+                     pages: Iterable[Page[SystemUser]]) -> None:
+    for page in pages:
         rows = [user_row(ctx.connection.pk, app.pk, u) for u in _changed_users(page.items, stored)]
         created = updated = 0
         if rows:
@@ -192,10 +203,6 @@ def sync_users(ctx: SyncContext) -> None:
         seen.update(u.id for u in page.items)
         ctx.add(fetched=len(page.items), skipped=page.skipped, created=created, updated=updated, pages=1)
         ctx.progress()
-    with transaction.atomic():
-        ctx.add(removed=mark_removed(app=app, kind=AppUser.Kind.USER, keep=seen))
-    if ctx.counters.get("created", 0) >= BIG_BATCH:
-        analyze(APPUSER_TABLE)
 
 
 # --- administrators -------------------------------------------------------------------------------
@@ -482,9 +489,16 @@ class AssignmentCsv:
     def __init__(self, connection_id: int, people: dict[str, tuple[Any, ...]]):
         self.connection_id = connection_id
         self.people = people
-        special = _CSV_SPECIAL.search
-        self.plain = {ext for ext, person in people.items()
-                      if not special(ext) and not any(special(v) for v in person[1:])}
+        self._plain: set[str] | None = None
+
+    @property
+    def plain(self) -> set[str]:
+        """The people whose id and five text fields need no quoting (found at the first use)."""
+        if self._plain is None:
+            special = _CSV_SPECIAL.search
+            self._plain = {ext for ext, person in self.people.items()
+                           if not special(ext) and not any(special(v) for v in person[1:])}
+        return self._plain
 
     def csv(self, app_id: int, ordered: list[str], direct: set[str], used: dict[str, Any]) -> str:
         head = f"{self.connection_id},{app_id},"
