@@ -1,0 +1,89 @@
+"""The child processes a sync starts (app-assignment reader, Directory Insights fetcher): the key
+travels on stdin only, answers come back in order, and JumpCloud's errors arrive typed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jumpcloud import errors
+from jumpcloud.assignment_reader import AssignmentReader, read_app
+from jumpcloud.child import Child
+from jumpcloud.client import JumpCloudClient
+from jumpcloud.simulator import FaultConfig, Simulator, SimulatorConfig
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = Simulator(SimulatorConfig(seed=5, users=120, apps=5, days=1)).start(host="127.0.0.1", port=0)
+    yield simulator
+    simulator.stop()
+
+
+def test_the_key_is_in_neither_the_childs_command_line_nor_its_environment(sim):
+    key = sim.keys["admin"]
+    sim.set_faults(FaultConfig(latency_ms=400))  # keeps the child busy while it is looked at
+    apps = [a["_id"] for a in sim.tenant("primary").apps]
+    child = Child("jumpcloud.assignment_reader",
+                  {"api_key": key, "client_options": {"base_url": sim.base_url}, "app_ids": apps}, "reader")
+    try:
+        proc = Path(f"/proc/{child._process.pid}")  # noqa: SLF001
+        deadline = time.monotonic() + 5
+        while not sim.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sim.requests, "the child never called the simulator"
+        assert key.encode() not in (proc / "cmdline").read_bytes()
+        assert key.encode() not in (proc / "environ").read_bytes()
+    finally:
+        child.stop()
+
+
+def test_the_reader_answers_every_app_in_order_as_read_in_this_process(sim):
+    apps = [a["_id"] for a in sim.tenant("primary").apps]
+    expected = {}
+    seen: set[str] = set()
+    with JumpCloudClient(sim.keys["admin"], base_url=sim.base_url) as client:
+        for app_id in apps:
+            answer = read_app(client, app_id, seen)
+            seen.update(answer.memberships)
+            expected[app_id] = (answer.direct, answer.groups, answer.memberships)
+    reader = AssignmentReader(sim.keys["admin"], {"base_url": sim.base_url}, apps, _never())
+    try:
+        for app_id in apps:
+            answer = reader.take(app_id)
+            assert answer is not None and answer.error is None
+            assert (answer.direct, answer.groups, answer.memberships) == expected[app_id]
+    finally:
+        reader.close()
+
+
+def test_a_rejected_key_reaches_the_stream_as_the_same_error(sim):
+    apps = [a["_id"] for a in sim.tenant("primary").apps]
+    reader = AssignmentReader("0" * 40, {"base_url": sim.base_url}, apps, _never())
+    try:
+        answer = reader.take(apps[0])
+        assert answer is not None and isinstance(answer.error, errors.InvalidApiKey)
+        assert reader.take(apps[1]) is None  # the reader stopped: nothing more comes
+    finally:
+        reader.close()
+
+
+def test_a_rate_limit_keeps_its_retry_time(sim):
+    sim.set_faults(FaultConfig(rate_429=1.0, retry_after_share=1.0, retry_after_seconds=120))
+    apps = [a["_id"] for a in sim.tenant("primary").apps]
+    reader = AssignmentReader(sim.keys["admin"], {"base_url": sim.base_url, "retry_after_max": 1}, apps, _never())
+    try:
+        answer = reader.take(apps[0])
+        assert answer is not None and isinstance(answer.error, errors.RateLimited)
+        assert answer.error.retry_after is not None and answer.error.retry_after >= 60
+    finally:
+        reader.close()
+
+
+def _never():
+    import threading
+
+    return threading.Event()
