@@ -291,8 +291,9 @@ TORII_ACTION_TIMEOUT_SECONDS = env.int("TORII_ACTION_TIMEOUT_SECONDS", default=1
 # How long the dashboard may serve cached aggregates; every finished sync replaces them anyway.
 TORII_DASHBOARD_CACHE_SECONDS = env.int("TORII_DASHBOARD_CACHE_SECONDS", default=2 * 3600)
 # Run the event streams beside the inventory streams (a thread with its own database connection;
-# PostgreSQL only), and read app assignments ahead beside the users stream. Off in the test settings, whose test-case transactions a second connection
-# cannot see; tests that commit for real switch it on.
+# PostgreSQL only), and read app assignments ahead beside the users stream (in a child process).
+# Off in the test settings, whose test-case transactions a second connection cannot see; tests
+# that commit for real switch it on.
 SYNC_CONCURRENT_STREAMS = env.bool("SYNC_CONCURRENT_STREAMS", default=TORII_ENV != "test")
 SYNC_STALE_AFTER = timedelta(minutes=env.int("SYNC_STALE_AFTER_MINUTES", default=10))
 
