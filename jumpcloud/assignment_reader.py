@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,12 +54,8 @@ def association_targets(records: Iterable[dict[str, Any]], kind: str) -> tuple[s
     return ids, skipped
 
 
-class Stopped(Exception):
-    """The reader was closed before it answered for an app."""
-
-
 def read_app(client: Any, app_id: str, known_groups: set[str] | dict[str, Any],
-             stop: threading.Event | None = None, pool: ThreadPoolExecutor | None = None) -> AppAnswer:
+             pool: ThreadPoolExecutor | None = None) -> AppAnswer:
     """Everything the assignment stream needs for one app; groups in `known_groups` are not re-read."""
     answer = AppAnswer()
     answer.direct, skipped_direct = association_targets(client.iter_application_associations(app_id, "user"), "user")
@@ -68,31 +65,24 @@ def read_app(client: Any, app_id: str, known_groups: set[str] | dict[str, Any],
     for group_id in sorted(answer.groups):
         if group_id in known_groups or group_id in answer.memberships:
             continue
-        members, pages, skipped = read_group(client, group_id, stop, pool)
+        members, pages, skipped = read_group(client, group_id, pool)
         answer.memberships[group_id] = members
         answer.pages += pages
         answer.skipped += skipped
     return answer
 
 
-def read_group(client: Any, group_id: str, stop: threading.Event | None = None,
-               pool: ThreadPoolExecutor | None = None) -> tuple[frozenset[str], int, int]:
+def read_group(client: Any, group_id: str, pool: ThreadPoolExecutor | None = None) -> tuple[frozenset[str], int, int]:
     """A group's resolved membership (nested groups included): (user ids, pages, malformed records).
     With a `pool`, several of its pages are requested at once: a big group is hundreds of pages."""
     members: set[str] = set()
     pages = skipped = 0
-    page_iter = client.iter_user_group_membership_pages(group_id, pool)
-    try:
+    # Closing the listing drops the requests asked ahead.
+    with closing(client.iter_user_group_membership_pages(group_id, pool)) as page_iter:
         for page in page_iter:
-            if stop is not None and stop.is_set():
-                raise Stopped()
             members.update(b.user_id for b in page.items)
             pages += 1
             skipped += page.skipped
-    finally:
-        close = getattr(page_iter, "close", None)
-        if close:
-            close()  # drops the requests asked ahead
     return frozenset(members), pages, skipped
 
 
@@ -106,7 +96,7 @@ def _produce(send: Send, api_key: str, client_options: dict[str, Any], app_ids: 
     with JumpCloudClient(api_key, **client_options) as client, ThreadPoolExecutor(PAGES_AHEAD) as pool:
         for app_id in app_ids:
             try:
-                answer = read_app(client, app_id, seen, None, pool)
+                answer = read_app(client, app_id, seen, pool)
             except errors.NotFound as exc:
                 send(("app", (app_id, None, error_frame(exc))))
                 continue

@@ -394,9 +394,9 @@ class _AssignmentStream:
         except errors.NotFound:
             return  # the app was deleted between the listing and now; the next full sync removes it
         direct = answer.direct
-        groups = [self.memberships[g] for g in answer.groups]
-        users = set(direct).union(*groups)
-        digest = self.digests.of(direct, {g: self.memberships[g] for g in answer.groups})
+        groups = {g: self.memberships[g] for g in answer.groups}
+        users = set(direct).union(*groups.values())
+        digest = self.digests.of(direct, groups)
         ctx.add(fetched=len(users))
         if digest == digest_before and self.live.get(app_pk, 0) == len(users):
             ctx.progress()  # what the last sync wrote, and still all there: nothing to write

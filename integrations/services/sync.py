@@ -392,17 +392,15 @@ class _Beside(threading.Thread):
                 if not self.inventory.is_done(stream.finish_waits_for) or (more and self.inventory.all_done()):
                     waiting.append((stream, finish))
                     continue
-                if _claim_finish(self.ctx, stream):
-                    outcome = _run_stream(self.ctx, stream, finish, last=True)
-                    if outcome is not None:
-                        return outcome
+                outcome = _run_claimed_finish(self.ctx, stream, finish)
+                if outcome is not None:
+                    return outcome
         for stream, finish in waiting:
             if not self.inventory.wait_for(stream.finish_waits_for, self.ctx.stop):
                 return None  # the inventory ended early: the run's outcome decides what follows
-            if _claim_finish(self.ctx, stream):
-                outcome = _run_stream(self.ctx, stream, finish, last=True)
-                if outcome is not None:
-                    return outcome
+            outcome = _run_claimed_finish(self.ctx, stream, finish)
+            if outcome is not None:
+                return outcome
         return None
 
 
@@ -415,14 +413,14 @@ def _finish_due(run: SyncRun, stream: Stream) -> bool:
     return run.streams.get(stream.key, {}).get("status") == "running"
 
 
-def _claim_finish(ctx: SyncContext, stream: Stream) -> bool:
-    """Take stream's finish step for this thread; False if the other thread took it."""
+def _run_claimed_finish(ctx: SyncContext, stream: Stream, finish: Callable[[SyncContext], Any]) -> _Outcome | None:
+    """Run stream's finish step in this thread unless the other thread has taken it already."""
     with ctx.lock:
         claims = ctx.shared.setdefault(_FINISH_CLAIMS, set())
         if stream.key in claims:
-            return False
+            return None
         claims.add(stream.key)
-        return True
+    return _run_stream(ctx, stream, finish, last=True)
 
 
 def _finish_beside(ctx: SyncContext, helper: _Beside, beside: list[Stream], progress: _Progress) -> _Outcome | None:
@@ -436,8 +434,8 @@ def _finish_beside(ctx: SyncContext, helper: _Beside, beside: list[Stream], prog
                 continue
             pending.remove(stream)
             finish = stream.finish
-            if finish is not None and _finish_due(ctx.run, stream) and _claim_finish(ctx, stream):
-                outcome = _run_stream(ctx, stream, finish, last=True)
+            if finish is not None and _finish_due(ctx.run, stream):
+                outcome = _run_claimed_finish(ctx, stream, finish)
                 if outcome is not None:
                     return outcome
         helper.join(timeout=0.2)
