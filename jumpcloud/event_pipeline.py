@@ -27,6 +27,7 @@ class PreparedPage:
     skipped: int
     search_after: list[Any] | None
     oldest: str | None  # ISO time of the page's oldest event
+    newest: str | None  # ... and of its newest
 
 
 def _produce(send: Send, api_key: str, client_options: dict[str, Any], service: str, start: datetime,
@@ -39,9 +40,17 @@ def _produce(send: Send, api_key: str, client_options: dict[str, Any], service: 
     with JumpCloudClient(api_key, **client_options) as client:
         for page in client.iter_event_pages(service, start, end, limit=limit, search_after=search_after):
             rows = [event_row(connection_id, e, app_by_url) for e in page.events]
-            oldest = min(r[4] for r in rows).isoformat() if rows else None
+            oldest, newest = event_span(rows)
             # Plain tuples on the wire: this module runs as __main__ in the child.
-            send(("page", (csv_text(rows), len(rows), page.skipped, page.search_after, oldest)))
+            send(("page", (csv_text(rows), len(rows), page.skipped, page.search_after, oldest, newest)))
+
+
+def event_span(rows: list[tuple[Any, ...]]) -> tuple[str | None, str | None]:
+    """ISO times of the oldest and the newest of these event rows (None, None for no rows)."""
+    if not rows:
+        return None, None
+    times = [r[4] for r in rows]
+    return min(times).isoformat(), max(times).isoformat()
 
 
 def prepared_event_pages(*, api_key: str, client_options: dict[str, Any], service: str, start: datetime,

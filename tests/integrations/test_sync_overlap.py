@@ -13,13 +13,13 @@ import pytest
 
 from integrations.models import Application, AppUser, Connection, SyncRun
 from integrations.services.sync import RetryLater, sync_run_execute, sync_run_request
+from jumpcloud.last_use import rollup_last_used
 from jumpcloud.parsing import parse_system_user
 from jumpcloud.simulator.config import FaultConfig
 from jumpcloud.sync import (
     _changed_users,
     _stored_user_states,
     directory_app,
-    rollup_last_used,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
