@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -22,6 +24,8 @@ T = TypeVar("T")
 # hourly usage sync, which re-warms the cache when it finishes (integrations.services.sync), so
 # the pages are served from the cache, not computed on the request.
 DEFAULT_CACHE_SECONDS = 2 * 3600
+# An aggregate about to expire is recomputed rather than carried forward (carry_forward).
+MIN_CARRY_SECONDS = 60
 
 
 def cache_seconds() -> int:
@@ -41,6 +45,18 @@ def _ts(value: datetime | None) -> str:
     return value.isoformat() if value else "-"
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """A cached aggregate and when it was computed (a carried-forward entry keeps its expiry)."""
+
+    computed_at: float
+    value: Any
+
+
+def _key(name: str, version: str, extra: str) -> str:
+    return f"torii:dash:{name}:{version}:{extra}"
+
+
 def cached(
     name: str,
     connections: Iterable[Connection],
@@ -54,12 +70,29 @@ def cached(
     ttl = cache_seconds()
     if ttl <= 0:
         return compute()
-    key = f"torii:dash:{name}:{data_version(connections)}:{extra}"
-    value = None if refresh else cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, timeout=ttl)
-    return value
+    key = _key(name, data_version(connections), extra)
+    entry = None if refresh else cache.get(key)
+    if not isinstance(entry, _Entry):
+        entry = _Entry(time.time(), compute())
+        cache.set(key, entry, timeout=ttl)
+    return cast(T, entry.value)
+
+
+def carry_forward(names: Iterable[tuple[str, str]], old_version: str, new_version: str) -> bool:
+    """Serve the aggregates cached under `old_version` under `new_version` too, until they would
+    have expired anyway: for a sync that wrote nothing, whose new markers change the key but not
+    the data. `names`: (name, extra) pairs. False (nothing carried) unless every one is cached
+    with a useful time left."""
+    ttl = cache_seconds()
+    if ttl <= 0:
+        return False
+    now = time.time()
+    entries = {pair: cache.get(_key(pair[0], old_version, pair[1])) for pair in names}
+    if not all(isinstance(e, _Entry) and ttl - (now - e.computed_at) >= MIN_CARRY_SECONDS for e in entries.values()):
+        return False
+    cache.set_many({_key(name, new_version, extra): e for (name, extra), e in entries.items()},
+                   timeout=min(ttl - (now - e.computed_at) for e in entries.values()))
+    return True
 
 
 def directory_app_ids() -> list[int]:
@@ -103,6 +136,7 @@ CONNECTION_SUMMARY_FIELDS = (
 __all__ = [
     "cache_seconds",
     "cached",
+    "carry_forward",
     "data_version",
     "days_ago",
     "directory_app_ids",

@@ -361,6 +361,10 @@ def action_run_execute(*, run_id: int) -> ActionRun:
             error_message="torii hit an unexpected error; whether JumpCloud applied the action is unknown. "
             "Check the user in JumpCloud before trying again.",
         )
+    if outcome.succeeded:
+        # The action mirrored its change into the synced rows: move the data version the
+        # dashboard's cached aggregates are keyed on (selectors.common.data_version).
+        Connection.objects.filter(pk=connection.pk).update(updated_at=timezone.now())
     return action_run_complete(
         run=run,
         succeeded=outcome.succeeded,

@@ -152,6 +152,9 @@ class SyncContext:
     # Run-scoped helpers one stream starts for a later one (e.g. a read-ahead thread); anything
     # with a close() here is closed when the run's execution ends, however it ends.
     shared: dict[str, Any] = field(default_factory=dict)
+    # The dashboard cache's data version before and just after this attempt marked its start
+    # (selectors.common.data_version): what _finish may carry the cached aggregates forward from.
+    dashboard_versions: tuple[str | None, str | None] = (None, None)
 
     def beside_done(self, key: str) -> bool:
         """False while stream `key` is still running in this run's concurrent thread (its `run`
@@ -260,13 +263,16 @@ def sync_run_execute(*, run_id: int) -> SyncRun | None:
     if run.attempts > MAX_ATTEMPTS:
         return _finish(run, lease, SyncRun.Status.FAILED, f"Gave up after {MAX_ATTEMPTS} attempts.")
     provider = registry.get(connection.provider)
+    version_before = _dashboard_version()
     Connection.objects.filter(pk=connection.pk).update(last_sync_at=timezone.now())
+    versions = (version_before, _dashboard_version() if version_before else None)
     try:
         client = provider.get_client(connection)
     except Exception as exc:  # credentials unreadable: a configuration problem, not upstream
         logger.error("sync run %s: cannot build a client: %s", run_id, type(exc).__name__)
         return _finish(run, lease, SyncRun.Status.FAILED, str(exc), connection_status=Connection.Status.FAILED)
-    ctx = SyncContext(run=run, connection=connection, client=client, provider=provider, lease=lease)
+    ctx = SyncContext(run=run, connection=connection, client=client, provider=provider, lease=lease,
+                      dashboard_versions=versions)
     # A big sync allocates millions of short-lived objects (decoded JSON, rows); with the default
     # thresholds the cyclic collector runs thousands of times and walks every live object each
     # time. Collect far less often for the length of the run.
@@ -592,6 +598,8 @@ def _finish(
 ) -> SyncRun:
     now = timezone.now()
     connection = run.connection
+    warm = status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL)
+    unchanged_since = _unchanged_since(run, ctx) if warm else None
     with transaction.atomic():
         updated = SyncRun.objects.filter(pk=run.pk, lease=lease).update(
             status=status, finished_at=now, error_message=message[:4000], streams=run.streams,
@@ -621,17 +629,44 @@ def _finish(
         Connection.objects.filter(pk=connection.pk).exclude(status=Connection.Status.DISCONNECTED).update(**fields)
     run.refresh_from_db()
     logger.info("sync run %s finished: %s", run.pk, status)
-    if status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
-        _warm_dashboard()
+    if warm:
+        _warm_dashboard(unchanged_since)
     return run
 
 
-def _warm_dashboard() -> None:
-    """Recompute the dashboard's cached aggregates here, off the request path."""
+def _unchanged_since(run: SyncRun, ctx: SyncContext | None) -> str | None:
+    """The data version the dashboard's cached aggregates may be carried forward from: the one
+    from before this attempt started, when the run wrote nothing (every stream counted no row
+    created, updated or removed; finish steps count theirs as updated) and nothing else moved the
+    version meanwhile (an action, another connection's sync). None otherwise: recompute."""
+    if ctx is None or None in ctx.dashboard_versions:
+        return None
+    wrote = any(
+        state.get(counter) for state in run.streams.values() if isinstance(state, dict)
+        for counter in ("created", "updated", "removed")
+    )
+    if wrote or _dashboard_version() != ctx.dashboard_versions[1]:
+        return None
+    return ctx.dashboard_versions[0]
+
+
+def _dashboard_version() -> str | None:
+    from integrations.selectors.warm import dashboard_version
+
+    try:
+        return dashboard_version()
+    except Exception:  # a cache problem must never fail a finished sync
+        logger.exception("reading the dashboard cache's data version failed")
+        return None
+
+
+def _warm_dashboard(unchanged_since: str | None = None) -> None:
+    """Recompute the dashboard's cached aggregates here, off the request path (or carry them
+    forward: see dashboard_cache_warm)."""
     from integrations.selectors.warm import dashboard_cache_warm
 
     try:
-        dashboard_cache_warm()
+        dashboard_cache_warm(unchanged_since=unchanged_since)
     except Exception:  # a cache problem must never fail a finished sync
         logger.exception("warming the dashboard cache failed")
 

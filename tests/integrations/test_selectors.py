@@ -345,6 +345,60 @@ def test_warming_fills_the_cache_the_pages_read(settings, django_assert_max_num_
         usage_sel.inactive_people_count(connections=conns, days=30)
 
 
+def _new_version() -> list[Connection]:
+    """What a finished sync does to the data version: its markers move."""
+    Connection.objects.update(last_success_at=timezone.now() + dt.timedelta(seconds=1))
+    return list(Connection.objects.all())
+
+
+def test_carry_forward_serves_the_old_values_under_the_new_version_with_their_expiry(settings, monkeypatch):
+    from integrations.selectors import common
+
+    settings.TORII_DASHBOARD_CACHE_SECONDS = 300
+    build_tenant(people=1, apps=0)
+    conns = list(Connection.objects.all())
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(common.time, "time", lambda: clock[0])
+    assert cached("a", conns, compute) == 1
+    assert cached("b", conns, compute, extra="30") == 2
+    old = data_version(conns)
+    conns = _new_version()
+    clock[0] += 100
+    assert common.carry_forward([("a", ""), ("b", "30")], old, data_version(conns))
+    assert cached("a", conns, compute) == 1 and cached("b", conns, compute, extra="30") == 2
+    assert len(calls) == 2, "carried values were recomputed"
+    entry = common.cache.get(common._key("a", data_version(conns), ""))
+    assert entry.computed_at == 1_000_000.0  # keeps its age: the windows in it do not drift longer
+
+    # Too close to its expiry (less than MIN_CARRY_SECONDS left): recomputed instead.
+    old = data_version(conns)
+    conns = _new_version()
+    clock[0] += 300 - common.MIN_CARRY_SECONDS - 100 + 1
+    assert not common.carry_forward([("a", "")], old, data_version(conns))
+    assert cached("a", conns, compute) == 3
+
+
+def test_carry_forward_needs_every_value(settings):
+    from integrations.selectors import common
+
+    settings.TORII_DASHBOARD_CACHE_SECONDS = 300
+    build_tenant(people=1, apps=0)
+    conns = list(Connection.objects.all())
+    cached("a", conns, lambda: 1)
+    old = data_version(conns)
+    conns = _new_version()
+    assert not common.carry_forward([("a", ""), ("missing", "")], old, data_version(conns))
+    assert cached("a", conns, lambda: 2) == 2  # nothing was carried
+    settings.TORII_DASHBOARD_CACHE_SECONDS = 0
+    assert not common.carry_forward([("a", "")], data_version(conns), "other")
+
+
 @pytest.mark.parametrize("ordering", ["-last_used", "last_used"])
 @pytest.mark.parametrize("params", [{}, {"status": "active"}, {"inactive_days": "3"}, {"q": "pat"}])
 def test_last_use_fast_path_gives_the_same_pages_as_sorting_everyone(monkeypatch, ordering, params):

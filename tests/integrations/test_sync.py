@@ -132,6 +132,36 @@ def test_second_sync_without_upstream_change_writes_nothing(connect, sim):
     assert _table_counts(connection) == before
 
 
+def test_a_sync_that_writes_nothing_carries_the_dashboard_cache_forward(connect, sim, settings):
+    """The warm-up after a sync recomputes the dashboard's aggregates; after a sync that wrote
+    nothing it moves them to the new data version as they are (same values, same age), and a
+    sync that wrote something recomputes them."""
+    from integrations.selectors import common
+    from integrations.selectors.warm import DATA_AGGREGATES
+
+    settings.TORII_DASHBOARD_CACHE_SECONDS = 300
+    connection = connect()
+
+    def entries() -> dict[tuple[str, str], common._Entry]:
+        version = common.data_version(Connection.objects.all())
+        return {pair: common.cache.get(common._key(pair[0], version, pair[1])) for pair in DATA_AGGREGATES}
+
+    run_sync(connection)
+    first = entries()
+    assert all(isinstance(e, common._Entry) for e in first.values()), first
+    second = run_sync(connection)
+    assert second.status == SyncRun.Status.SUCCEEDED
+    carried = entries()
+    assert carried == first  # under the new version: the same values, computed at the same time
+
+    ids = sim.add_events(count=5, service="sso", spread_seconds=60,
+                         at=datetime.now(UTC) - EVENT_LAG - timedelta(minutes=2))
+    third = run_sync(connection, kind="events")
+    assert third.streams["events_sso"]["created"] == len(ids)
+    recomputed = entries()
+    assert all(e.computed_at > first[pair].computed_at for pair, e in recomputed.items())
+
+
 def test_incremental_events_sync_picks_up_new_and_late_events(connect, sim):
     connection = connect()
     run_sync(connection)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from integrations.models import ActionRun, AppUser, Connection
+from integrations.selectors.common import data_version
 from integrations.services import actions as services
 from integrations.services.audit import action_run_start
 from jumpcloud.client import JumpCloudClient
@@ -51,7 +52,10 @@ def _key(n: int = 0) -> str:
 
 # --- suspend / unsuspend ---------------------------------------------------------------------
 def test_suspend_sends_state_and_suspended_updates_mirror_and_audits(sim, connection, target, admin_user):
+    version = data_version(Connection.objects.all())
     result = services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=_key())
+    # The mirrored change moves the data version the dashboard's cached aggregates are keyed on.
+    assert data_version(Connection.objects.all()) != version
 
     run = result.run
     assert not result.replayed
