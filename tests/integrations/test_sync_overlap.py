@@ -151,3 +151,51 @@ def test_new_assignment_rows_start_with_their_last_use_from_every_stored_event(c
     assert second.status == SyncRun.Status.SUCCEEDED, second.error_message
     assert second.streams["app_assignments"]["created"] == len(expected)
     assert dict(AppUser.objects.filter(application_id=app).values_list("external_id", "last_used_at")) == expected
+
+
+def test_apps_are_written_smallest_first_while_sso_events_are_still_coming(connect, sim, monkeypatch):
+    """A row written before its person's latest SSO login is stored is rewritten later; so while
+    the SSO events stream is still running beside, the assignment stream writes the apps with the
+    fewest people first, and otherwise in primary-key order. Either way every app gets its rows."""
+    from integrations.services.sync import _BESIDE, SyncContext, _Progress
+    from jumpcloud import sync as jc_sync
+    from jumpcloud.client import JumpCloudClient
+
+    connection = connect()
+    assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
+    expected = _assignments(connection)
+    sso_apps = Application.objects.filter(connection=connection, kind="sso")
+    written: list[tuple[int, int]] = []
+    write = jc_sync._AssignmentStream.write
+
+    def spy(self, app, answer):
+        written.append((self.size(answer), app[0]))
+        return write(self, app, answer)
+
+    monkeypatch.setattr(jc_sync._AssignmentStream, "write", spy)
+
+    def assignments_again(sso_running: bool) -> None:
+        AppUser.objects.filter(connection=connection, application__kind="sso").delete()
+        sso_apps.update(assignments_digest="")
+        run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
+                                     status=SyncRun.Status.RUNNING, streams={"app_assignments": {}}, lease="x")
+        with JumpCloudClient(sim.keys["admin"], base_url=sim.base_url) as client:
+            ctx = SyncContext(run=run, connection=connection, provider=None, client=client,  # type: ignore[arg-type]
+                              lease="x", stream_key="app_assignments")
+            progress = _Progress({"events_sso"})
+            if not sso_running:
+                progress.done("events_sso")
+            ctx.shared[_BESIDE] = progress
+            written.clear()
+            jc_sync.sync_app_assignments(ctx)
+        run.delete()
+
+    assignments_again(sso_running=True)
+    sizes = [size for size, _ in written]
+    assert len(set(sizes)) > 1 and sizes == sorted(sizes)
+    assert _assignments(connection) == expected
+
+    assignments_again(sso_running=False)
+    pks = [pk for _, pk in written]
+    assert pks == sorted(pks) and pks != [pk for _, pk in sorted(written)]
+    assert _assignments(connection) == expected
