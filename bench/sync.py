@@ -180,6 +180,28 @@ def timed_child(env: dict[str, str], *args: str) -> tuple[float, float, str]:
     return seconds, peak, text
 
 
+def require_complete(db: str) -> dict[str, dict[str, float]]:
+    """Stop unless the initial sync succeeded with every stream: a figure from a run that failed
+    part-way (a stream skipped or failed, a child process lost) would look fast. (The stored events
+    can be a handful fewer than the limit fetched: the sync's 90-day window starts a little later.)
+    Returns each stream's timeline (seconds from the run's start) and counters."""
+    with closing(pg(db)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT status, streams, error_message FROM integrations_syncrun ORDER BY id DESC LIMIT 1")
+        status, streams, error = cur.fetchone()
+    bad = {key: s.get("status") for key, s in streams.items() if s.get("status") != "succeeded"}
+    if status != "succeeded" or bad:
+        raise SystemExit(f"the initial sync did not complete: {status} {bad} {error}")
+    t0 = min(datetime.fromisoformat(s["started_at"]) for s in streams.values())
+    return {
+        key: {
+            "from_s": round((datetime.fromisoformat(s["started_at"]) - t0).total_seconds(), 1),
+            "to_s": round((datetime.fromisoformat(s["finished_at"]) - t0).total_seconds(), 1),
+            **{k: s[k] for k in ("created", "updated", "wait_s", "write_s", "rollup_s") if k in s},
+        }
+        for key, s in streams.items()
+    }
+
+
 def rows_written(db: str) -> int:
     with closing(pg(db)) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_stat_clear_snapshot()")
@@ -312,6 +334,7 @@ def main() -> None:
         connection_id = manage(env, "jumpcloud_connect", "--base-url", base_url, "--name", "bench", "--no-sync").stdout.strip()
         before = rows_written(args.db)
         initial_s, initial_rss, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--wait")
+        initial_streams = require_complete(args.db)
         after_initial = wait_stats_flushed(args.db, before)
         initial_cpu = dict(CPU)
         print(f"initial sync: {initial_s:.1f} s, peak RSS {initial_rss:.0f} MB; CPU seconds: "
@@ -343,7 +366,8 @@ def main() -> None:
                    "assignments": limit["bindings"], "events": limit["events"], "days": args.days},
         "limit": limit,
         "initial": {"seconds": initial_s, "events_per_s": events_per_s, "ratio_to_limit": initial_s / limit["limit_s"],
-                    "peak_rss_mb": initial_rss, "rows_written": after_initial - before, "cpu": initial_cpu},
+                    "peak_rss_mb": initial_rss, "rows_written": after_initial - before, "cpu": initial_cpu,
+                    "streams": initial_streams},
         "second_full": {"seconds": second_s, "rows_written": second_rows, "share_of_initial": second_s / initial_s,
                         "peak_rss_mb": second_rss},
         "second_events_only": {"seconds": events_again_s, "rows_written": after_events_again - after_second,
