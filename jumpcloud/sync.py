@@ -370,7 +370,12 @@ def sync_app_assignments(ctx: SyncContext) -> None:
             # its person's latest login is in must be rewritten later (the finish step), which
             # costs ten times its COPY. So every app is read first, then written smallest first:
             # the apps with the most people go last, when most or all of the SSO events are in.
-            answered = [(app, answer) for app in apps if (answer := stream.answer(app)) is not None]
+            answered = []
+            for app in apps:
+                answer = stream.answer(app)
+                if answer is not None:
+                    answered.append((app, answer))
+                ctx.progress()  # the heartbeat, while the answers come in
             answered.sort(key=lambda item: stream.size(item[1]))
             for app, answer in answered:
                 stream.write(app, answer)
