@@ -303,8 +303,10 @@ class JumpCloudClient:
         *,
         limit: int = DI_MAX_LIMIT,
         search_after: list[Any] | None = None,
+        newest_first: bool = False,
     ) -> Iterator[EventPage]:
-        """Events of one service in [start, end], oldest first, one EventPage per response.
+        """Events of one service in [start, end], oldest first (or newest first), one EventPage per
+        response. A `search_after` cursor only continues a listing in the order it came from.
 
         Times are sent in whole seconds, start rounded down and end up: the documented format, and
         a window that only ever widens (duplicates are harmless, callers dedupe on event id).
@@ -318,7 +320,7 @@ class JumpCloudClient:
             "start_time": _rfc3339(start, round_up=False),
             "end_time": _rfc3339(end, round_up=True),
             "limit": limit,
-            "sort": "ASC",
+            "sort": "DESC" if newest_first else "ASC",
         }
         cursor = search_after
         while True:

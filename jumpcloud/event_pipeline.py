@@ -32,13 +32,14 @@ class PreparedPage:
 
 def _produce(send: Send, api_key: str, client_options: dict[str, Any], service: str, start: datetime,
              end: datetime, limit: int, search_after: list[Any] | None, connection_id: int,
-             app_by_url: dict[str, str]) -> None:
+             app_by_url: dict[str, str], newest_first: bool = False) -> None:
     from integrations.csvtext import csv_text
     from jumpcloud.client import JumpCloudClient
     from jumpcloud.rows import event_row
 
     with JumpCloudClient(api_key, **client_options) as client:
-        for page in client.iter_event_pages(service, start, end, limit=limit, search_after=search_after):
+        for page in client.iter_event_pages(service, start, end, limit=limit, search_after=search_after,
+                                            newest_first=newest_first):
             rows = [event_row(connection_id, e, app_by_url) for e in page.events]
             oldest, newest = event_span(rows)
             # Plain tuples on the wire: this module runs as __main__ in the child.
@@ -55,11 +56,11 @@ def event_span(rows: list[tuple[Any, ...]]) -> tuple[str | None, str | None]:
 
 def prepared_event_pages(*, api_key: str, client_options: dict[str, Any], service: str, start: datetime,
                          end: datetime, limit: int, search_after: list[Any] | None, connection_id: int,
-                         app_by_url: dict[str, str]) -> Iterator[PreparedPage]:
+                         app_by_url: dict[str, str], newest_first: bool = False) -> Iterator[PreparedPage]:
     """Pages of one service's events in [start, end], each ready for COPY. Raises the client's
     typed errors. Leaving the loop early stops the fetching process."""
     params = {"api_key": api_key, "client_options": client_options, "service": service, "start": start, "end": end,
-              "limit": limit, "search_after": search_after, "connection_id": connection_id, "app_by_url": app_by_url}
+              "limit": limit, "search_after": search_after, "connection_id": connection_id, "app_by_url": app_by_url, "newest_first": newest_first}
     for _kind, payload in frames("jumpcloud.event_pipeline", params, "Directory Insights fetcher"):
         yield PreparedPage(*payload)
 

@@ -50,6 +50,11 @@ EVENT_LAG = timedelta(minutes=3)
 EVENT_BACKFILL = timedelta(days=90)  # what JumpCloud retains
 PROCESS_WINDOW = timedelta(days=1)
 EVENT_PAGE_SIZE = 10_000  # Directory Insights' maximum; settings.JUMPCLOUD_EVENT_PAGE_SIZE overrides (tests)
+# Services listed newest first. SSO: the assignment rows written while the SSO events are stored
+# take their last use from the events stored so far (SsoLastUse). Newest first, a person's latest
+# login to an app is stored early, and older ones never change it; oldest first, it comes last,
+# and every row written before it has to be moved again by the finish step.
+NEWEST_FIRST = frozenset({"sso"})
 
 APPUSER_TABLE = AppUser._meta.db_table
 APPLICATION_TABLE = Application._meta.db_table
@@ -587,7 +592,7 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
             return
         rollup_from = min(_parse_iso(state["rollup_from"]), start) if state.get("rollup_from") else start
         state = {**state, "window": [start.isoformat(), end.isoformat()], "search_after": None,
-                 "rollup_from": rollup_from.isoformat()}
+                 "rollup_from": rollup_from.isoformat(), "newest_first": service in NEWEST_FIRST}
         with transaction.atomic():
             ctx.save_checkpoint(state)
     ctx.note(window=[start.isoformat(), end.isoformat()])
@@ -596,7 +601,9 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
         .exclude(sso_url="").values_list("external_id", "sso_url")
     }
     page_size = getattr(settings, "JUMPCLOUD_EVENT_PAGE_SIZE", EVENT_PAGE_SIZE)
-    batches = _event_batches(ctx, service, start, end, page_size, search_after, app_by_url)
+    # A cursor continues the listing in the order it was started in (windows of older code: ASC).
+    newest_first = bool(state.get("newest_first"))
+    batches = _event_batches(ctx, service, start, end, page_size, search_after, app_by_url, newest_first)
     # Where the time goes (kept in the run's counters): waiting for JumpCloud vs writing here.
     timing = {"wait_s": 0.0, "write_s": 0.0}
     clock = time.monotonic()
@@ -621,7 +628,7 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
     except errors.DirectoryInsightsUnavailable as exc:
         ctx.detect(usage_events=False)
         with transaction.atomic():
-            ctx.save_checkpoint({k: v for k, v in state.items() if k not in ("window", "search_after")})
+            ctx.save_checkpoint({k: v for k, v in state.items() if k not in ("window", "search_after", "newest_first")})
         raise StreamSkipped("No Directory Insights for this organization: usage is unavailable.") from exc
     ctx.detect(usage_events=True)
     if ctx.counters.get("created", 0) >= BIG_BATCH:
@@ -696,7 +703,8 @@ class _Batch:
 
 
 def _event_batches(ctx: SyncContext, service: str, start: datetime, end: datetime, page_size: int,
-                   search_after: list[Any] | None, app_by_url: dict[str, str]) -> Iterator[_Batch]:
+                   search_after: list[Any] | None, app_by_url: dict[str, str],
+                   newest_first: bool = False) -> Iterator[_Batch]:
     """Pages of events ready to write. Long windows (backfills, catch-ups) on PostgreSQL are
     fetched and formatted in a separate process (jumpcloud.event_pipeline); short ones, and
     SQLite, in a thread of this one — starting a process costs more than an hour of events."""
@@ -706,11 +714,12 @@ def _event_batches(ctx: SyncContext, service: str, start: datetime, end: datetim
         for page in prepared_event_pages(
             api_key=api_key, client_options=client_options,
             service=service, start=start, end=end, limit=page_size, search_after=search_after,
-            connection_id=connection_id, app_by_url=app_by_url,
+            connection_id=connection_id, app_by_url=app_by_url, newest_first=newest_first,
         ):
             yield _Batch(page.count, page.skipped, page.search_after, page.oldest, page.newest, csv_text=page.csv)
         return
-    pages = ctx.client.iter_event_pages(service, start, end, limit=page_size, search_after=search_after)
+    pages = ctx.client.iter_event_pages(service, start, end, limit=page_size, search_after=search_after,
+                                        newest_first=newest_first)
     for page in prefetch(pages):
         rows = [event_row(connection_id, e, app_by_url) for e in page.events]
         yield _Batch(len(rows), page.skipped, page.search_after, *event_span(rows), rows=rows)

@@ -176,6 +176,32 @@ def test_incremental_events_sync_picks_up_new_and_late_events(connect, sim):
     assert "until" in state and "window" not in state
 
 
+def test_an_sso_window_begun_oldest_first_is_resumed_oldest_first(connect, sim, settings):
+    """A window that older code began (oldest first, no order in its checkpoint) goes on in that
+    order: its cursor means "after this event" only in the order it came from."""
+    connection = connect()
+    assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
+    sso = UsageEvent.objects.filter(connection=connection, kind="sso")
+    listed = list(sso.order_by("occurred_at", "external_id").values_list("external_id", "occurred_at"))
+    assert len(listed) > 40
+    # Interrupted after its first page of 20, oldest first.
+    page = listed[:20]
+    sso.exclude(external_id__in=[ext for ext, _ in page]).delete()
+    checkpoint = SyncCheckpoint.objects.get(connection=connection, stream="events_sso")
+    start = listed[0][1] - timedelta(seconds=1)
+    end = datetime.fromisoformat(checkpoint.state["until"])
+    last_ext, last_at = page[-1]
+    checkpoint.state = {"window": [start.isoformat(), end.isoformat()], "rollup_from": start.isoformat(),
+                        "search_after": [int(last_at.timestamp() * 1000), last_ext]}
+    checkpoint.save()
+    settings.JUMPCLOUD_EVENT_PAGE_SIZE = 20
+
+    assert run_sync(connection, kind="events").status == SyncRun.Status.SUCCEEDED
+    assert set(sso.values_list("external_id", flat=True)) >= {ext for ext, _ in listed}
+    state = SyncCheckpoint.objects.get(connection=connection, stream="events_sso").state
+    assert "window" not in state and "newest_first" not in state and "search_after" not in state
+
+
 def test_users_that_vanish_are_soft_deleted_and_restored(connect, sim):
     connection = connect(permission="read_write")
     run_sync(connection)

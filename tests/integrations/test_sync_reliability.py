@@ -269,8 +269,11 @@ def test_malformed_records_are_counted_and_a_failed_page_is_never_half_committed
     committed = UsageEvent.objects.filter(connection=connection).count()
     state = SyncCheckpoint.objects.get(connection=connection, stream="events_sso").state
     assert committed > 0 and state.get("search_after")
-    last = UsageEvent.objects.filter(connection=connection).order_by("-occurred_at").first()
-    assert last.occurred_at <= datetime.fromtimestamp(state["search_after"][0] / 1000, UTC) + timedelta(seconds=1)
+    # SSO events are listed newest first (and the checkpoint says so, for the resume): what was
+    # committed lies at or after the cursor, the event the second page ended with.
+    assert state.get("newest_first") is True
+    oldest = UsageEvent.objects.filter(connection=connection).order_by("occurred_at").first()
+    assert oldest.occurred_at >= datetime.fromtimestamp(state["search_after"][0] / 1000, UTC) - timedelta(seconds=1)
 
     monkeypatch.setattr(jc_sync._Batch, "write", real_write)
     SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=None)  # the retry time has come

@@ -243,6 +243,16 @@ def test_events_follow_the_latest_cursor_until_a_short_page(mocked, client, styl
     assert mocked.calls[0].request.headers["Content-Type"] == "application/json"
 
 
+def test_events_newest_first_ask_for_descending_order_and_keep_it_with_the_cursor(mocked, client):
+    mocked.post(f"{DI}/events", json=[_event(2), _event(1)], headers=_di_headers(2, 2, [2, "b"]))
+    mocked.post(f"{DI}/events", json=[_event(0)], headers=_di_headers(1, 2, [1, "a"]))
+    pages = list(client.iter_event_pages("sso", START, END, limit=2, newest_first=True))
+    assert [len(p.events) for p in pages] == [2, 1]
+    bodies = _bodies(mocked)
+    assert bodies[0]["sort"] == "DESC"
+    assert bodies[1] == {**bodies[0], "search_after": [2, "b"]}
+
+
 def test_events_empty_window(mocked, client):
     mocked.post(f"{DI}/events", json=[], headers=_di_headers(0, 10000, None))
     [page] = client.iter_event_pages("directory", START, END)
