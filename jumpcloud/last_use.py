@@ -108,9 +108,9 @@ def rollup_last_used(*, connection: Connection, kind: str, since: datetime, part
                      skip_apps: Iterable[int] = ()) -> int:
     """Move last used forward for what events since `since` show; failed attempts never count.
 
-    `part` = (k, n): only SSO apps whose id % n == k (lets the SSO statement run in pieces);
-    `skip_apps`: SSO apps (ids) known to be current already. Only rows whose value changes are
-    written; returns how many."""
+    `part` = (k, n): only SSO apps whose id % n == k, or one n-th of the people for the directory
+    (PostgreSQL; lets the statement run in pieces); `skip_apps`: SSO apps (ids) known to be current
+    already. Only rows whose value changes are written; returns how many."""
     directory = Application.objects.filter(connection=connection, external_id=DIRECTORY_APP_ID).values_list(
         "pk", flat=True).first()
     params: dict[str, Any] = {"c": connection.pk, "since": since, "app": directory, "ok": True,
@@ -120,11 +120,24 @@ def rollup_last_used(*, connection: Connection, kind: str, since: datetime, part
             # Aggregating a 90-day backfill sorts a million rows; keep the sort in memory.
             cursor.execute("SET LOCAL work_mem = '64MB'")
         if kind == "directory":
-            cursor.execute(_LAST_USED_PORTAL, params)
+            cursor.execute(_LAST_USED_PORTAL if part[1] == 1 else _LAST_USED_PORTAL_PART, params)
             moved = cursor.rowcount
-            cursor.execute(_LAST_USED_ADMIN, params)
-            return moved + cursor.rowcount
+            # A few dozen administrators, whose rows may be any part's: after the parts, whole
+            # (two parts updating one row would wait on each other's commit).
+            if part[1] == 1:
+                cursor.execute(_LAST_USED_ADMIN, params)
+                moved += cursor.rowcount
+            return moved
         cursor.execute(_LAST_USED_SSO, params)
+        return cursor.rowcount
+
+
+def rollup_admin_last_login(*, connection: Connection, since: datetime) -> int:
+    """The administrators' part of rollup_last_used("directory"), for a run of it split in parts."""
+    directory = Application.objects.filter(connection=connection, external_id=DIRECTORY_APP_ID).values_list(
+        "pk", flat=True).first()
+    with db.cursor() as cursor:
+        cursor.execute(_LAST_USED_ADMIN, {"c": connection.pk, "since": since, "app": directory, "ok": True})
         return cursor.rowcount
 
 
@@ -171,14 +184,18 @@ def alongside(enabled: bool, fn: Callable[..., Any], **kwargs: Any) -> Iterator[
 
 _LATER = "(au.{col} IS NULL OR au.{col} < m.ts)"
 
-_LAST_USED_PORTAL = f"""
+_LAST_USED_PORTAL_TEMPLATE = f"""
 UPDATE integrations_appuser AS au SET last_used_at = m.ts
 FROM (SELECT actor_external_id AS actor, MAX(occurred_at) AS ts FROM integrations_usageevent
       WHERE connection_id = %(c)s AND occurred_at >= %(since)s AND success = %(ok)s
-        AND kind IN ('directory', '') AND event_type = 'user_login_attempt' AND actor_external_id <> ''
+        AND kind IN ('directory', '') AND event_type = 'user_login_attempt' AND actor_external_id <> ''{{part}}
       GROUP BY actor_external_id) AS m
 WHERE au.application_id = %(app)s AND au.external_id = m.actor AND {_LATER.format(col="last_used_at")}
 """
+_LAST_USED_PORTAL = _LAST_USED_PORTAL_TEMPLATE.format(part="")
+# One of %(parts)s pieces, by person (PostgreSQL).
+_LAST_USED_PORTAL_PART = _LAST_USED_PORTAL_TEMPLATE.format(
+    part="\n        AND (hashtext(actor_external_id) & 2147483647) %% %(parts)s = %(part)s")
 
 _LAST_USED_ADMIN = f"""
 UPDATE integrations_appuser AS au SET admin_last_login_at = m.ts,

@@ -37,6 +37,7 @@ from jumpcloud.last_use import (
     alongside,
     daily_usage,
     note_sso_page,
+    rollup_admin_last_login,
     rollup_last_used,
 )
 from jumpcloud.parsing import Administrator, AppBinding, Page, SystemUser
@@ -654,10 +655,11 @@ def _rollup_events(ctx: SyncContext, service: str) -> None:
         return
     clock = time.monotonic()
     since = _parse_iso(state["rollup_from"])
-    # After a big window (a backfill), the SSO statement updates hundreds of thousands of rows:
-    # split it by app across two connections so PostgreSQL uses both cores. Each part is
-    # idempotent, so a part committed before a failure is simply recomputed on the retry.
-    parts = 2 if service == "sso" and ctx.counters.get("created", 0) >= BIG_BATCH and concurrency_enabled() else 1
+    # After a big window (a backfill), the statement updates tens or hundreds of thousands of rows:
+    # split it (SSO by app, directory by person) across two connections so PostgreSQL uses both
+    # cores. Each part is idempotent, so a part committed before a failure is simply recomputed on
+    # the retry.
+    parts = 2 if ctx.counters.get("created", 0) >= BIG_BATCH and concurrency_enabled() else 1
     # Apps whose rows this run wrote with every SSO event of the run already stored: nothing to move.
     with ctx.lock:
         skip = sorted(ctx.shared.get(SSO_FINAL_APPS, ())) if service == "sso" else []
@@ -666,6 +668,8 @@ def _rollup_events(ctx: SyncContext, service: str) -> None:
                         part=(1, parts), skip_apps=skip) as other_part:
             moved = rollup_last_used(connection=ctx.connection, kind=service, since=since, part=(0, parts),
                                      skip_apps=skip)
+        if service == "directory" and parts > 1:
+            moved += rollup_admin_last_login(connection=ctx.connection, since=since)
         ctx.save_checkpoint({k: v for k, v in state.items() if k != "rollup_from"})
     ctx.add(updated=moved + sum(other_part))
     if service == "sso" and ctx.counters.get("created", 0) >= BIG_BATCH:

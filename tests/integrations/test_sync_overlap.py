@@ -13,7 +13,7 @@ import pytest
 
 from integrations.models import Application, AppUser, Connection, SyncRun
 from integrations.services.sync import RetryLater, sync_run_execute, sync_run_request
-from jumpcloud.last_use import rollup_last_used
+from jumpcloud.last_use import rollup_admin_last_login, rollup_last_used
 from jumpcloud.parsing import parse_system_user
 from jumpcloud.simulator.config import FaultConfig
 from jumpcloud.sync import (
@@ -134,6 +134,31 @@ def test_sso_last_used_in_two_pieces_equals_one_statement(connect, sim):
     rollup_last_used(connection=connection, kind="sso", since=since, part=(1, 2))
     assert dict(sso.values_list("pk", "last_used_at")) == expected
     assert Application.objects.filter(connection=connection, kind="sso").count() >= 2
+
+
+def test_directory_last_used_in_two_pieces_equals_one_statement(connect, sim):
+    connection = connect()
+    assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
+    rows = AppUser.objects.filter(application=directory_app(connection))
+    expected = dict(rows.values_list("pk", "last_used_at"))
+    admins = dict(rows.values_list("pk", "admin_last_login_at"))
+    assert sum(1 for v in expected.values() if v is not None) > 10
+    assert any(v is not None for v in admins.values())
+    rows.update(last_used_at=None, admin_last_login_at=None)
+    since = datetime.now(UTC) - timedelta(days=400)
+
+    # Each part moves its share of the people; the administrators' logins come after the parts.
+    first = rollup_last_used(connection=connection, kind="directory", since=since, part=(0, 2))
+    half = dict(rows.values_list("pk", "last_used_at"))
+    assert 0 < first == sum(1 for v in half.values() if v is not None) < sum(1 for v in expected.values() if v)
+    assert all(v == expected[pk] for pk, v in half.items() if v is not None and admins[pk] is None)
+    assert not any(rows.values_list("admin_last_login_at", flat=True))
+    second = rollup_last_used(connection=connection, kind="directory", since=since, part=(1, 2))
+    assert second > 0
+    admin_moved = rollup_admin_last_login(connection=connection, since=since)
+    assert admin_moved == sum(1 for v in admins.values() if v is not None)
+    assert dict(rows.values_list("pk", "last_used_at")) == expected
+    assert dict(rows.values_list("pk", "admin_last_login_at")) == admins
 
 
 def test_new_assignment_rows_start_with_their_last_use_from_every_stored_event(connect, sim):
