@@ -7,8 +7,9 @@ default, dropped and re-created). Measures, in this one run:
 
 - the *limit*: every page the sync reads, fetched through the client with no writes, plus a raw
   COPY of the same event rows into a table without indexes;
-- the full initial sync (`manage.py integrations_sync --wait` in a child process: wall time and
-  peak RSS of that process);
+- the full initial sync (`manage.py integrations_sync --wait` in a child process: the sync run's
+  own duration, which the goals are judged on, the command's wall time, and the peak RSS of that
+  process);
 - a second full sync and a second events sync with no upstream change (rows written, from
   PostgreSQL's own counters);
 - an incremental events sync after 10,000 new events.
@@ -202,6 +203,16 @@ def require_complete(db: str) -> dict[str, dict[str, float]]:
     }
 
 
+def last_run_seconds(db: str) -> float:
+    """The latest sync run's own duration (started_at to finished_at), as the product records it
+    and as a Celery worker, already running, spends it: the command's wall time also holds
+    starting Python and Django (~0.5 s) and exiting (~0.2 s)."""
+    with closing(pg(db)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT EXTRACT(EPOCH FROM finished_at - started_at) FROM integrations_syncrun "
+                    "ORDER BY id DESC LIMIT 1")
+        return float(cur.fetchone()[0])
+
+
 def rows_written(db: str) -> int:
     with closing(pg(db)) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_stat_clear_snapshot()")
@@ -335,22 +346,27 @@ def main() -> None:
         before = rows_written(args.db)
         initial_s, initial_rss, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--wait")
         initial_streams = require_complete(args.db)
+        initial_run = last_run_seconds(args.db)
         after_initial = wait_stats_flushed(args.db, before)
         initial_cpu = dict(CPU)
-        print(f"initial sync: {initial_s:.1f} s, peak RSS {initial_rss:.0f} MB; CPU seconds: "
+        print(f"initial sync: {initial_s:.1f} s (run {initial_run:.1f} s), peak RSS {initial_rss:.0f} MB; CPU seconds: "
               + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in initial_cpu.items()))
 
         second_s, second_rss, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--wait")
+        second_run = last_run_seconds(args.db)
         after_second = wait_stats_flushed(args.db, after_initial)
         second_rows = after_second - after_initial
         events_again_s, _, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--kind", "events", "--wait")
+        events_again_run = last_run_seconds(args.db)
         after_events_again = wait_stats_flushed(args.db, after_second)
-        print(f"second full sync: {second_s:.1f} s, {second_rows} rows written; events-only: {events_again_s:.1f} s")
+        print(f"second full sync: {second_s:.1f} s (run {second_run:.1f} s), {second_rows} rows written; "
+              f"events-only: {events_again_s:.1f} s (run {events_again_run:.1f} s)")
 
         requests.post(f"{base_url}/__simulator__/events", json={
             "count": args.incremental, "spread_seconds": 60, "seconds_ago": EVENT_LAG.total_seconds() + 60}, timeout=60
         ).raise_for_status()
         incremental_s, _, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--kind", "events", "--wait")
+        incremental_run = last_run_seconds(args.db)
         with closing(pg(args.db)) as conn, conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM integrations_usageevent")
             stored_events = cur.fetchone()[0]
@@ -359,26 +375,38 @@ def main() -> None:
         sim.terminate()
         sim.wait(timeout=30)
 
-    events_per_s = limit["events"] / initial_s
+    # Goals are judged on the sync runs' own durations (what a worker spends; the limit is measured
+    # in this process, without starting one either); the command's wall time is kept beside them.
+    events_per_s = limit["events"] / initial_run
     figures = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "tenant": {"users": limit["users"], "admins": limit["admins"], "apps": limit["apps"],
                    "assignments": limit["bindings"], "events": limit["events"], "days": args.days},
         "limit": limit,
-        "initial": {"seconds": initial_s, "events_per_s": events_per_s, "ratio_to_limit": initial_s / limit["limit_s"],
+        "initial": {"seconds": initial_run, "events_per_s": events_per_s, "ratio_to_limit": initial_run / limit["limit_s"],
+                    "command_seconds": initial_s, "command_events_per_s": limit["events"] / initial_s,
+                    "command_ratio_to_limit": initial_s / limit["limit_s"],
                     "peak_rss_mb": initial_rss, "rows_written": after_initial - before, "cpu": initial_cpu,
                     "streams": initial_streams},
-        "second_full": {"seconds": second_s, "rows_written": second_rows, "share_of_initial": second_s / initial_s,
+        "second_full": {"seconds": second_run, "rows_written": second_rows, "share_of_initial": second_run / initial_run,
+                        "command_seconds": second_s, "command_share_of_initial": second_s / initial_s,
                         "peak_rss_mb": second_rss},
-        "second_events_only": {"seconds": events_again_s, "rows_written": after_events_again - after_second,
-                               "share_of_initial": events_again_s / initial_s},
-        "incremental": {"new_events": args.incremental, "seconds": incremental_s,
+        "second_events_only": {"seconds": events_again_run, "rows_written": after_events_again - after_second,
+                               "share_of_initial": events_again_run / initial_run, "command_seconds": events_again_s},
+        "incremental": {"new_events": args.incremental, "seconds": incremental_run, "command_seconds": incremental_s,
                         "rows_written": after_incremental - after_events_again, "events_stored": stored_events},
         "goals": {
             "events_per_s >= 25000": events_per_s >= 25_000,
-            "initial <= 1.5 x limit": initial_s <= 1.5 * limit["limit_s"],
+            "initial <= 1.5 x limit": initial_run <= 1.5 * limit["limit_s"],
             "peak RSS <= 400 MB": initial_rss <= 400,
             "second sync writes 0 rows": second_rows == 0,
+            "second sync <= 10% of initial": second_run <= 0.10 * initial_run,
+            "incremental 10k <= 5 s": incremental_run <= 5,
+        },
+        # The same goals on the commands' wall times (Python and Django start-up and exit included).
+        "goals_command_wall_time": {
+            "events_per_s >= 25000": limit["events"] / initial_s >= 25_000,
+            "initial <= 1.5 x limit": initial_s <= 1.5 * limit["limit_s"],
             "second sync <= 10% of initial": second_s <= 0.10 * initial_s,
             "incremental 10k <= 5 s": incremental_s <= 5,
         },
@@ -387,13 +415,18 @@ def main() -> None:
         ("limit: fetch through client", f"{limit['fetch_s']:.1f} s", ""),
         ("limit: raw COPY of event rows", f"{limit['copy_s']:.1f} s", ""),
         ("limit total", f"{limit['limit_s']:.1f} s", "1.00x"),
-        ("initial full sync", f"{initial_s:.1f} s", f"{initial_s / limit['limit_s']:.2f}x limit"),
+        ("initial full sync (run)", f"{initial_run:.1f} s", f"{initial_run / limit['limit_s']:.2f}x limit"),
         ("  events/s end to end", f"{events_per_s:,.0f}", "goal >= 25,000"),
         ("  peak worker RSS (with its fetcher)", f"{initial_rss:.0f} MB", "goal <= 400 MB"),
-        ("second full sync, no change", f"{second_s:.1f} s", f"{second_s / initial_s:.1%} of initial; {second_rows} rows"),
-        ("second events sync, no change", f"{events_again_s:.1f} s",
-         f"{events_again_s / initial_s:.1%} of initial; {after_events_again - after_second} rows"),
-        (f"incremental: {args.incremental:,} new events", f"{incremental_s:.1f} s", "goal <= 5 s"),
+        ("  the command's wall time", f"{initial_s:.1f} s",
+         f"{initial_s / limit['limit_s']:.2f}x limit, {limit['events'] / initial_s:,.0f} events/s"),
+        ("second full sync, no change (run)", f"{second_run:.1f} s",
+         f"{second_run / initial_run:.1%} of initial; {second_rows} rows"),
+        ("  the command's wall time", f"{second_s:.1f} s", f"{second_s / initial_s:.1%} of the initial command"),
+        ("second events sync, no change (run)", f"{events_again_run:.1f} s",
+         f"{events_again_run / initial_run:.1%} of initial; {after_events_again - after_second} rows"),
+        (f"incremental: {args.incremental:,} new events (run)", f"{incremental_run:.1f} s",
+         f"goal <= 5 s; command {incremental_s:.1f} s"),
     ]
     print()
     print(f"tenant: {limit['users']:,} users, {limit['apps']} apps, {limit['bindings']:,} assignments, "
@@ -403,7 +436,9 @@ def main() -> None:
         print(f"  {name:<{width}}  {value:>12}  {note}")
     print()
     for goal, ok in figures["goals"].items():
-        print(f"  [{'ok' if ok else 'MISSED'}] {goal}")
+        wall = figures["goals_command_wall_time"].get(goal)
+        also = "" if wall is None else f"   (on the commands' wall time: {'ok' if wall else 'MISSED'})"
+        print(f"  [{'ok' if ok else 'MISSED'}] {goal}{also}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2))
     print(f"\nwrote {args.out}")
