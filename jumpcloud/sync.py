@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,13 +20,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection as db
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Count
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from integrations import bulk
-from integrations.models import Application, AppUser, Connection
+from integrations.models import Application, AppUser, Connection, SyncCheckpoint
 from integrations.prefetch import Prefetch, prefetch
 from integrations.services.connections import connection_credentials
 from integrations.services.sync import StreamSkipped, SyncContext, concurrency_enabled
@@ -57,6 +59,8 @@ EVENT_PAGE_SIZE = 10_000  # Directory Insights' maximum; settings.JUMPCLOUD_EVEN
 # and every row written before it has to be moved again by the finish step.
 NEWEST_FIRST = frozenset({"sso"})
 
+logger = logging.getLogger(__name__)
+
 APPUSER_TABLE = AppUser._meta.db_table
 APPLICATION_TABLE = Application._meta.db_table
 EVENT_TABLE = "integrations_usageevent"
@@ -71,6 +75,16 @@ def analyze(table: str) -> None:
     if bulk.is_postgres():
         with db.cursor() as cursor:
             cursor.execute(f'ANALYZE "{table}"')
+
+
+def estimated_rows(table: str) -> int:
+    """The planner's row count of `table` (PostgreSQL; 0 elsewhere or before any statistics)."""
+    if not bulk.is_postgres():
+        return 0
+    with db.cursor() as cursor:
+        cursor.execute("SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass", [table])
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
 
 
 def directory_app(connection: Connection) -> Application:
@@ -632,24 +646,102 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
             ctx.save_checkpoint({k: v for k, v in state.items() if k not in ("window", "search_after", "newest_first")})
         raise StreamSkipped("No Directory Insights for this organization: usage is unavailable.") from exc
     ctx.detect(usage_events=True)
-    if ctx.counters.get("created", 0) >= BIG_BATCH:
-        analyze(EVENT_TABLE)
+    big = ctx.counters.get("created", 0) >= BIG_BATCH
+    done = {"until": end.isoformat(), "rollup_from": state["rollup_from"],
+            **({"oldest": state["oldest"]} if state.get("oldest") else {})}
     clock = time.monotonic()
+    if big and concurrency_enabled():
+        # After a backfill, the statistics and the daily rollup take a second or two of
+        # PostgreSQL: on a connection of their own, while this thread goes on with the next
+        # stream. The window is done; daily_from stays in the checkpoint until they are (see
+        # _DailyBeside), and the stream's finish step waits for them.
+        with transaction.atomic():
+            ctx.save_checkpoint({**done, "daily_from": state["rollup_from"]})
+        with ctx.lock:
+            ctx.shared[_DAILY_BESIDE + ctx.stream_key] = _DailyBeside(ctx, service)
+        timing["daily_beside"] = True
+    else:
+        if big:
+            analyze(EVENT_TABLE)
+        with transaction.atomic():
+            # The window is done. Daily usage needs only the apps, synced before any event
+            # stream; last used lands on people and assignments, so it is left to the stream's
+            # finish step (rollup_from stays in the checkpoint until that has run).
+            days = daily_usage(connection=ctx.connection, kind=service, since=_parse_iso(state["rollup_from"]))
+            ctx.save_checkpoint(done)
+        timing["daily_s"] = time.monotonic() - clock
+        ctx.add(updated=days)  # day rows written (a resync that changes nothing writes none)
+    ctx.note(**{k: round(v, 2) if isinstance(v, float) else v for k, v in timing.items()})
+
+
+_DAILY_BESIDE = "jumpcloud.daily_beside:"  # ctx.shared key, + the stream's key
+
+
+class _DailyBeside:
+    """ANALYZE of the events and the daily rollup of an event stream's finished window, run in a
+    thread with its own database connection. Commits the day rows with the checkpoint's
+    daily_from removed, and counts them on the stream. A failure leaves daily_from in place: the
+    stream's finish step (or, if that never runs, the next window, from rollup_from) computes
+    them again. close() waits for it (the run's end closes what is left in ctx.shared)."""
+
+    def __init__(self, ctx: SyncContext, service: str):
+        self.ctx, self.service, self.key = ctx, service, ctx.stream_key
+        self.error: BaseException | None = None
+        self.analyzed = threading.Event()  # set once the statistics are fresh (or it failed)
+        self._thread = threading.Thread(target=self._run, name=f"sync-{ctx.run.pk}-daily-{service}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            try:
+                analyze(EVENT_TABLE)
+            finally:
+                self.analyzed.set()
+            _daily_pending(self.ctx, self.service, self.key)
+        except BaseException as exc:  # left to the finish step; never lost
+            self.error = exc
+        finally:
+            connections.close_all()  # this thread's connection only
+
+    def close(self) -> None:
+        self._thread.join()
+
+
+def _daily_pending(ctx: SyncContext, service: str, key: str) -> None:
+    """The daily rollup a finished window left to do (checkpoint daily_from), if any."""
     with transaction.atomic():
-        # The window is done. Daily usage needs only the apps, synced before any event stream;
-        # last used lands on people and assignments, so it is left to the stream's finish step
-        # (rollup_from stays in the checkpoint until that has run).
-        days = daily_usage(connection=ctx.connection, kind=service, since=_parse_iso(state["rollup_from"]))
-        ctx.save_checkpoint({"until": end.isoformat(), "rollup_from": state["rollup_from"],
-                             **({"oldest": state["oldest"]} if state.get("oldest") else {})})
-    timing["daily_s"] = time.monotonic() - clock
-    ctx.add(updated=days)  # day rows written (a resync that changes nothing writes none)
-    ctx.note(**{k: round(v, 2) for k, v in timing.items()})
+        row = SyncCheckpoint.objects.select_for_update().filter(connection=ctx.connection, stream=key).first()
+        state = dict(row.state) if row else {}
+        if not state.get("daily_from"):
+            return
+        days = daily_usage(connection=ctx.connection, kind=service, since=_parse_iso(state.pop("daily_from")))
+        ctx.save_checkpoint(state, stream=key)
+    with ctx.lock:
+        counters = ctx.run.streams.setdefault(key, {})
+        counters["updated"] = counters.get("updated", 0) + days
 
 
 def _rollup_events(ctx: SyncContext, service: str) -> None:
     """Finish step of an event stream: runs once the inventory streams have written the people
-    and assignments that last used lands on. Idempotent: rollup_from is cleared with the result."""
+    and assignments that last used lands on. Idempotent: rollup_from is cleared with the result.
+    A daily rollup left beside (_DailyBeside) runs on while last use is moved; it is waited for
+    before the checkpoint is written, and done here if it failed."""
+    with ctx.lock:
+        daily = ctx.shared.pop(_DAILY_BESIDE + ctx.stream_key, None)
+    try:
+        if daily is not None:
+            daily.analyzed.wait()  # fresh statistics for the statements below
+        _move_last_used(ctx, service, daily)
+    finally:
+        if daily is not None:
+            daily.close()
+    if daily is not None and daily.error is not None:
+        logger.warning("sync run %s: the %s daily usage beside failed (%s); computing it here",
+                       ctx.run.pk, service, type(daily.error).__name__)
+    _daily_pending(ctx, service, ctx.stream_key)
+
+
+def _move_last_used(ctx: SyncContext, service: str, daily: _DailyBeside | None) -> None:
     state = ctx.checkpoint()
     if not state.get("rollup_from"):
         return
@@ -670,11 +762,17 @@ def _rollup_events(ctx: SyncContext, service: str) -> None:
                                      skip_apps=skip)
         if service == "directory" and parts > 1:
             moved += rollup_admin_last_login(connection=ctx.connection, since=since)
+        if daily is not None:
+            daily.close()  # it commits the same checkpoint: read it again once it has
+            state = ctx.checkpoint()
         ctx.save_checkpoint({k: v for k, v in state.items() if k != "rollup_from"})
-    ctx.add(updated=moved + sum(other_part))
-    if service == "sso" and ctx.counters.get("created", 0) >= BIG_BATCH:
+    moved += sum(other_part)
+    ctx.add(updated=moved)
+    if service == "sso" and moved >= BIG_BATCH and moved * 10 >= estimated_rows(APPUSER_TABLE):
         # The SSO rollup may just have moved last_used_at on hundreds of thousands of assignment
-        # rows; the directory one moves at most one row per person (autovacuum's analyze is enough).
+        # rows; the directory one moves at most one row per person. Less than a tenth of the
+        # table is left to autovacuum, whose own threshold that is (a first sync's rows were
+        # written with most of their last uses: the statistics taken then still hold).
         analyze(APPUSER_TABLE)
     ctx.note(rollup_s=round(time.monotonic() - clock, 2))
 

@@ -2,21 +2,25 @@
 
 Against the simulator over real HTTP, on the test database, with SYNC_CONCURRENT_STREAMS on:
 app assignments are read beside the users stream; users already stored as listed are not written
-again; the SSO last-used statement can run in two pieces by app.
+again; the last-used statements can run in two pieces; after a backfill the daily rollup runs
+beside the next stream.
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import OperationalError
 
-from integrations.models import Application, AppUser, Connection, SyncRun
+from integrations.models import Application, AppUser, Connection, DailyUsage, SyncCheckpoint, SyncRun
 from integrations.services.sync import RetryLater, sync_run_execute, sync_run_request
-from jumpcloud.last_use import rollup_admin_last_login, rollup_last_used
+from jumpcloud.last_use import daily_usage, rollup_admin_last_login, rollup_last_used
 from jumpcloud.parsing import parse_system_user
 from jumpcloud.simulator.config import FaultConfig
 from jumpcloud.sync import (
+    DIRECTORY_APP_ID,
     _changed_users,
     _stored_user_states,
     directory_app,
@@ -224,3 +228,70 @@ def test_apps_are_written_smallest_first_while_sso_events_are_still_coming(conne
     pks = [pk for _, pk in written]
     assert pks == sorted(pks) and pks != [pk for _, pk in sorted(written)]
     assert _assignments(connection) == expected
+
+
+def _daily_rows(connection: Connection) -> list[tuple[object, ...]]:
+    return sorted(DailyUsage.objects.filter(connection=connection).values_list(
+        "application__external_id", "day", "successes", "failures", "active_users"))
+
+
+def _recomputed_daily_rows(connection: Connection) -> list[tuple[object, ...]]:
+    DailyUsage.objects.filter(connection=connection).delete()
+    for kind in ("sso", "directory"):
+        daily_usage(connection=connection, kind=kind, since=datetime.now(UTC) - timedelta(days=400))
+    return _daily_rows(connection)
+
+
+def _assert_event_checkpoints_done(connection: Connection) -> None:
+    for key in ("events_sso", "events_directory"):
+        state = SyncCheckpoint.objects.get(connection=connection, stream=key).state
+        assert "until" in state and "daily_from" not in state and "rollup_from" not in state, (key, state)
+
+
+def test_after_a_backfill_the_daily_rollup_runs_beside_and_equals_the_inline_one(connect, sim, monkeypatch):
+    from jumpcloud import sync as jc_sync
+
+    monkeypatch.setattr(jc_sync, "BIG_BATCH", 1)  # every window is a backfill
+    started: list[str] = []
+    real_init = jc_sync._DailyBeside.__init__
+
+    def spy(self, ctx, service):
+        started.append(service)
+        real_init(self, ctx, service)
+
+    monkeypatch.setattr(jc_sync._DailyBeside, "__init__", spy)
+    connection = connect()
+    run = run_sync(connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+    assert sorted(started) == ["directory", "sso"]
+    _assert_event_checkpoints_done(connection)
+    beside = _daily_rows(connection)
+    sso_days = sum(1 for row in beside if row[0] != DIRECTORY_APP_ID)
+    assert sso_days > 0 and len(beside) > sso_days
+    # Counted on their streams, with the last uses the finish steps moved.
+    assert run.streams["events_sso"]["updated"] >= sso_days
+    assert run.streams["events_directory"]["updated"] >= len(beside) - sso_days
+    assert beside == _recomputed_daily_rows(connection)
+
+
+def test_a_daily_rollup_that_failed_beside_is_done_by_the_finish_step(connect, sim, monkeypatch):
+    from jumpcloud import sync as jc_sync
+
+    monkeypatch.setattr(jc_sync, "BIG_BATCH", 1)
+    real_daily = jc_sync.daily_usage
+    failed: list[str] = []
+
+    def flaky(**kwargs):
+        if "-daily-" in threading.current_thread().name:
+            failed.append(kwargs["kind"])
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_daily(**kwargs)
+
+    monkeypatch.setattr(jc_sync, "daily_usage", flaky)
+    connection = connect()
+    run = run_sync(connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+    assert sorted(failed) == ["directory", "sso"]
+    _assert_event_checkpoints_done(connection)
+    done = _daily_rows(connection)
+    assert done and done == _recomputed_daily_rows(connection)
