@@ -111,10 +111,8 @@ def rollup_last_used(*, connection: Connection, kind: str, since: datetime, part
     `part` = (k, n): only SSO apps whose id % n == k, or one n-th of the people for the directory
     (PostgreSQL; lets the statement run in pieces); `skip_apps`: SSO apps (ids) known to be current
     already. Only rows whose value changes are written; returns how many."""
-    directory = Application.objects.filter(connection=connection, external_id=DIRECTORY_APP_ID).values_list(
-        "pk", flat=True).first()
-    params: dict[str, Any] = {"c": connection.pk, "since": since, "app": directory, "ok": True,
-                              "part": part[0], "parts": part[1], "skip": list(skip_apps)}
+    params: dict[str, Any] = {**_directory_params(connection, since), "part": part[0], "parts": part[1],
+                              "skip": list(skip_apps)}
     with db.cursor() as cursor:
         if bulk.is_postgres():
             # Aggregating a 90-day backfill sorts a million rows; keep the sort in memory.
@@ -134,11 +132,16 @@ def rollup_last_used(*, connection: Connection, kind: str, since: datetime, part
 
 def rollup_admin_last_login(*, connection: Connection, since: datetime) -> int:
     """The administrators' part of rollup_last_used("directory"), for a run of it split in parts."""
+    with db.cursor() as cursor:
+        cursor.execute(_LAST_USED_ADMIN, _directory_params(connection, since))
+        return cursor.rowcount
+
+
+def _directory_params(connection: Connection, since: datetime) -> dict[str, Any]:
+    """The parameters every last-use statement takes: the connection, the directory app, since."""
     directory = Application.objects.filter(connection=connection, external_id=DIRECTORY_APP_ID).values_list(
         "pk", flat=True).first()
-    with db.cursor() as cursor:
-        cursor.execute(_LAST_USED_ADMIN, {"c": connection.pk, "since": since, "app": directory, "ok": True})
-        return cursor.rowcount
+    return {"c": connection.pk, "since": since, "app": directory, "ok": True}
 
 
 def daily_usage(*, connection: Connection, kind: str, since: datetime) -> int:

@@ -716,9 +716,7 @@ def _daily_pending(ctx: SyncContext, service: str, key: str) -> None:
             return
         days = daily_usage(connection=ctx.connection, kind=service, since=_parse_iso(state.pop("daily_from")))
         ctx.save_checkpoint(state, stream=key)
-    with ctx.lock:
-        counters = ctx.run.streams.setdefault(key, {})
-        counters["updated"] = counters.get("updated", 0) + days
+    ctx.add(stream=key, updated=days)
 
 
 def _rollup_events(ctx: SyncContext, service: str) -> None:

@@ -173,9 +173,11 @@ class SyncContext:
     def counters(self) -> dict[str, Any]:
         return self.run.streams[self.stream_key]
 
-    def add(self, **amounts: int) -> None:
+    def add(self, stream: str | None = None, **amounts: int) -> None:
+        """Add to this stream's counters (or to `stream`'s, from a helper that outlives this
+        context's current stream)."""
         with self.lock:
-            c = self.counters
+            c = self.run.streams.setdefault(stream, {}) if stream else self.counters
             for k, v in amounts.items():
                 c[k] = c.get(k, 0) + v
 

@@ -248,10 +248,17 @@ def _assert_event_checkpoints_done(connection: Connection) -> None:
         assert "until" in state and "daily_from" not in state and "rollup_from" not in state, (key, state)
 
 
-def test_after_a_backfill_the_daily_rollup_runs_beside_and_equals_the_inline_one(connect, sim, monkeypatch):
+@pytest.fixture
+def every_window_a_backfill(monkeypatch):
     from jumpcloud import sync as jc_sync
 
-    monkeypatch.setattr(jc_sync, "BIG_BATCH", 1)  # every window is a backfill
+    monkeypatch.setattr(jc_sync, "BIG_BATCH", 1)
+    return jc_sync
+
+
+def test_after_a_backfill_the_daily_rollup_runs_beside_and_equals_the_inline_one(connect, sim, monkeypatch,
+                                                                                 every_window_a_backfill):
+    jc_sync = every_window_a_backfill
     started: list[str] = []
     real_init = jc_sync._DailyBeside.__init__
 
@@ -274,10 +281,9 @@ def test_after_a_backfill_the_daily_rollup_runs_beside_and_equals_the_inline_one
     assert beside == _recomputed_daily_rows(connection)
 
 
-def test_a_daily_rollup_that_failed_beside_is_done_by_the_finish_step(connect, sim, monkeypatch):
-    from jumpcloud import sync as jc_sync
-
-    monkeypatch.setattr(jc_sync, "BIG_BATCH", 1)
+def test_a_daily_rollup_that_failed_beside_is_done_by_the_finish_step(connect, sim, monkeypatch,
+                                                                      every_window_a_backfill):
+    jc_sync = every_window_a_backfill
     real_daily = jc_sync.daily_usage
     failed: list[str] = []
 
