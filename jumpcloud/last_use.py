@@ -97,6 +97,12 @@ class SsoLastUse:
                            [app_external_id])
             return dict(cursor.fetchall())
 
+    def catch_up(self) -> None:
+        """Take in the SSO event pages committed since the last look (or build the table)."""
+        if bulk.is_postgres() and not self.complete:
+            with db.cursor() as cursor:
+                self._refresh(cursor)
+
     def close(self) -> None:
         if self.built:
             with db.cursor() as cursor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import re
 import threading
 import time
@@ -69,6 +70,8 @@ EVENT_TABLE = "integrations_usageevent"
 # After this many new rows the planner's statistics are stale enough to pick nested loops over
 # hundreds of thousands of rows (seconds instead of milliseconds): refresh them first.
 BIG_BATCH = 20_000
+# Connections writing the app assignments of a first sync at once (see sync_app_assignments).
+ASSIGNMENT_WRITERS = 2
 
 
 def analyze(table: str) -> None:
@@ -387,18 +390,22 @@ def sync_app_assignments(ctx: SyncContext) -> None:
                 stream.sync_app(app)
         else:
             # The SSO events are still being stored beside this stream, and a row written before
-            # its person's latest login is in must be rewritten later (the finish step), which
-            # costs ten times its COPY. So every app is read first, then written smallest first:
-            # the apps with the most people go last, when most or all of the SSO events are in.
+            # its person's latest login is in must be rewritten by the finish step: a new row
+            # version and an entry in each of the table's five indexes, ten times its COPY. So
+            # every app is read first, then the stream waits for the SSO events and writes each
+            # row once, with its final last use, on two connections (biggest apps first, so that
+            # both end together): the finish step has nothing left to move.
             answered = []
             for app in apps:
                 answer = stream.answer(app)
                 if answer is not None:
                     answered.append((app, answer))
                 ctx.progress()  # the heartbeat, while the answers come in
-            answered.sort(key=lambda item: stream.size(item[1]))
-            for app, answer in answered:
-                stream.write(app, answer)
+            # Meanwhile the last-use table takes in the SSO pages as they are committed, so that
+            # little is left to aggregate when the writing starts.
+            ctx.wait_beside("events_sso", tick=stream.last_used.catch_up)
+            answered.sort(key=lambda item: -stream.size(item[1]))
+            stream.write_all(answered, writers=ASSIGNMENT_WRITERS if concurrency_enabled() else 1)
     finally:
         stream.last_used.close()
     if ctx.counters.get("created", 0) >= BIG_BATCH:
@@ -450,7 +457,62 @@ class _AssignmentStream:
         if answer is not None:
             self.write(app, answer)
 
+    def write_all(self, answered: list[tuple[tuple[int, str, str], AppAnswer]], writers: int) -> None:
+        """Write the apps in this order; with `writers` > 1, store them on that many threads with
+        a database connection each. This thread prepares each app's rows (its last uses are
+        looked up on this thread's connection, where the last-use table is, and its COPY text is
+        formatted here, so the writers' Python time does not contend for the GIL) at most one
+        app ahead of each writer."""
+        if writers < 2 or len(answered) < 2:
+            for app, answer in answered:
+                self.write(app, answer)
+            return
+        work: queue.Queue[_AppRows | None] = queue.Queue(writers)
+        errors_seen: list[BaseException] = []
+
+        def writer() -> None:
+            # Drains the queue to the end whatever happens, so that this thread never waits on it.
+            try:
+                while (item := work.get()) is not None:
+                    if errors_seen:
+                        continue
+                    try:
+                        self.store(item)
+                    except BaseException as exc:  # handed to this thread, which stops feeding
+                        errors_seen.append(exc)
+            finally:
+                connections.close_all()  # this thread's connection only
+
+        threads = [threading.Thread(target=writer, name=f"sync-{self.ctx.run.pk}-assignments-{n}", daemon=True)
+                   for n in range(writers)]
+        for thread in threads:
+            thread.start()
+        try:
+            for app, answer in answered:
+                if errors_seen:
+                    break
+                rows = self.prepare(app, answer)
+                while rows is not None and not errors_seen:
+                    try:
+                        work.put(rows, timeout=0.5)
+                        break
+                    except queue.Full:
+                        self.ctx.progress()
+        finally:
+            for _ in threads:
+                work.put(None)  # the writers drain what is queued, skipping it after an error
+            for thread in threads:
+                thread.join()
+        if errors_seen:
+            raise errors_seen[0]
+
     def write(self, app: tuple[int, str, str], answer: AppAnswer) -> None:
+        rows = self.prepare(app, answer)
+        if rows is not None:
+            self.store(rows)
+
+    def prepare(self, app: tuple[int, str, str], answer: AppAnswer) -> _AppRows | None:
+        """What to store for one app, or None when what the last sync stored is still all there."""
         ctx = self.ctx
         app_pk, app_ext, digest_before = app
         direct = answer.direct
@@ -460,32 +522,53 @@ class _AssignmentStream:
         ctx.add(fetched=len(users))
         if digest == digest_before and self.live.get(app_pk, 0) == len(users):
             ctx.progress()  # what the last sync wrote, and still all there: nothing to write
-            return
+            return None
         ordered = sorted(users)
         used = self.last_used.of(app_ext)
         new_app = bulk.is_postgres() and not AppUser.objects.filter(application_id=app_pk).exists()
+        return _AppRows(app_pk=app_pk, digest=digest, users=users, ordered=ordered, direct=direct, used=used,
+                        csv=self.formatter.csv(app_pk, ordered, direct, used) if new_app else None,
+                        final=self.last_used.complete)
+
+    def store(self, rows: _AppRows) -> None:
+        """Store one app's rows in one transaction (on the calling thread's connection)."""
+        ctx = self.ctx
         with transaction.atomic():
             # First, and as the application's row lock: an app deleted meanwhile gets no rows.
-            if not Application.objects.filter(pk=app_pk).update(assignments_digest=digest):
+            if not Application.objects.filter(pk=rows.app_pk).update(assignments_digest=rows.digest):
                 return
             ctx.hold_connection()
             copied = None
-            if new_app:
-                copied = bulk.copy_new(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS,
-                                       rows=self.formatter.csv(app_pk, ordered, direct, used))
+            if rows.csv is not None:
+                copied = bulk.copy_new(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows.csv)
             if copied is not None:
                 created, updated, removed = copied, 0, 0
             else:
-                rows = [assignment_row(ctx.connection.pk, app_pk, AppBinding(user_id=uid, direct=uid in direct),
-                                       self.people.get(uid), used.get(uid)) for uid in ordered]
-                created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=rows,
+                table = [assignment_row(ctx.connection.pk, rows.app_pk,
+                                        AppBinding(user_id=uid, direct=uid in rows.direct), self.people.get(uid),
+                                        rows.used.get(uid)) for uid in rows.ordered]
+                created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=table,
                                                conflict=("application_id", "external_id"), update=ASSIGN_UPDATE)
-                removed = mark_removed(app=Application(pk=app_pk), kind=AppUser.Kind.USER, keep=users)
-        if copied is not None and self.last_used.complete:
+                removed = mark_removed(app=Application(pk=rows.app_pk), kind=AppUser.Kind.USER, keep=rows.users)
+        if copied is not None and rows.final:
             with ctx.lock:
-                ctx.shared.setdefault(SSO_FINAL_APPS, set()).add(app_pk)
+                ctx.shared.setdefault(SSO_FINAL_APPS, set()).add(rows.app_pk)
         ctx.add(created=created, updated=updated, removed=removed)
         ctx.progress()
+
+
+@dataclass
+class _AppRows:
+    """One app's rows, ready to store (_AssignmentStream.prepare)."""
+
+    app_pk: int
+    digest: str
+    users: set[str]
+    ordered: list[str]
+    direct: set[str]
+    used: dict[str, Any]  # last uses by person
+    csv: str | None  # their COPY text, when the app has no rows yet (PostgreSQL)
+    final: bool  # the last uses hold every SSO event of the run
 
 
 # Part of every digest: change it when assignment_row() or the digest's layout changes.
@@ -753,11 +836,13 @@ def _move_last_used(ctx: SyncContext, service: str, daily: _DailyBeside | None) 
     # Apps whose rows this run wrote with every SSO event of the run already stored: nothing to move.
     with ctx.lock:
         skip = sorted(ctx.shared.get(SSO_FINAL_APPS, ())) if service == "sso" else []
+    if skip and not _rows_beyond(ctx.connection, skip):
+        parts = 0  # every SSO app's rows are final (a first sync): not even the aggregate to run
     with transaction.atomic():
         with alongside(parts > 1, rollup_last_used, connection=ctx.connection, kind=service, since=since,
                         part=(1, parts), skip_apps=skip) as other_part:
             moved = rollup_last_used(connection=ctx.connection, kind=service, since=since, part=(0, parts),
-                                     skip_apps=skip)
+                                     skip_apps=skip) if parts else 0
         if service == "directory" and parts > 1:
             moved += rollup_admin_last_login(connection=ctx.connection, since=since)
         if daily is not None:
@@ -773,6 +858,13 @@ def _move_last_used(ctx: SyncContext, service: str, daily: _DailyBeside | None) 
         # written with most of their last uses: the statistics taken then still hold).
         analyze(APPUSER_TABLE)
     ctx.note(rollup_s=round(time.monotonic() - clock, 2))
+
+
+def _rows_beyond(connection: Connection, apps: list[int]) -> bool:
+    """Does any SSO app of the connection but `apps` have assignment rows?"""
+    others = list(Application.objects.filter(connection=connection, kind=Application.Kind.SSO)
+                  .exclude(pk__in=apps).values_list("pk", flat=True))
+    return bool(others) and AppUser.objects.filter(application_id__in=others).exists()
 
 
 @dataclass

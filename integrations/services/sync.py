@@ -162,6 +162,18 @@ class SyncContext:
         progress = self.shared.get(_BESIDE)
         return progress is None or progress.ended or progress.is_done((key,))
 
+    def wait_beside(self, key: str, tick: Callable[[], Any] | None = None, poll: float = 1.0) -> None:
+        """Wait until beside_done(key), keeping the run's heartbeat meanwhile (progress() also
+        raises StopRequested when the run is told to stop) and calling `tick` about every `poll`
+        seconds (work that can be done ahead while waiting)."""
+        while not self.beside_done(key):
+            self.progress()
+            if tick is not None:
+                tick()
+            progress = self.shared.get(_BESIDE)
+            if progress is not None:
+                progress.wait((key,), timeout=poll)
+
     def close_shared(self) -> None:
         for helper in list(self.shared.values()):
             close = getattr(helper, "close", None)
@@ -473,6 +485,12 @@ class _Progress:
     def is_done(self, keys: tuple[str, ...]) -> bool:
         with self._cond:
             return not self._pending.intersection(keys)
+
+    def wait(self, keys: tuple[str, ...], timeout: float) -> None:
+        """Return once every stream in `keys` is done or this side ended, or after `timeout`."""
+        with self._cond:
+            if self._pending.intersection(keys) and not self._ended:
+                self._cond.wait(timeout)
 
     def all_done(self) -> bool:
         with self._cond:

@@ -9,6 +9,7 @@ beside the next stream.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -182,52 +183,135 @@ def test_new_assignment_rows_start_with_their_last_use_from_every_stored_event(c
     assert dict(AppUser.objects.filter(application_id=app).values_list("external_id", "last_used_at")) == expected
 
 
-def test_apps_are_written_smallest_first_while_sso_events_are_still_coming(connect, sim, monkeypatch):
+def test_while_sso_events_are_still_coming_apps_wait_for_them_then_two_connections_write_them(
+        connect, sim, monkeypatch):
     """A row written before its person's latest SSO login is stored is rewritten later; so while
-    the SSO events stream is still running beside, the assignment stream writes the apps with the
-    fewest people first, and otherwise in primary-key order. Either way every app gets its rows."""
+    the SSO events stream is still running beside, the assignment stream reads every app, waits
+    for the SSO events, then writes the apps biggest first on two connections, each row with its
+    final last use. Otherwise it writes them as it reads them, in primary-key order, on its own
+    connection. Either way every app gets its rows."""
+    from integrations.services.sync import _BESIDE, SyncContext, _Progress
+    from jumpcloud import sync as jc_sync
+    from jumpcloud.client import JumpCloudClient
+    from jumpcloud.last_use import SSO_FINAL_APPS, SsoLastUse
+
+    connection = connect()
+    assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
+    expected = _assignments(connection)
+    sso_rows = AppUser.objects.filter(connection=connection, application__kind="sso")
+    last_uses = {(a, e): t for a, e, t in sso_rows.values_list("application_id", "external_id", "last_used_at")}
+    assert sum(1 for t in last_uses.values() if t is not None) > 0
+    sso_apps = Application.objects.filter(connection=connection, kind="sso")
+    prepared: list[tuple[int, int]] = []  # (people, app) in the order the stream prepared them
+    written: list[tuple[int, str, float]] = []  # (app, thread, when) as they were stored
+    prepare, store = jc_sync._AssignmentStream.prepare, jc_sync._AssignmentStream.store
+    catch_up = SsoLastUse.catch_up
+    caught_up: list[bool] = []
+
+    def counting(self):
+        caught_up.append(self.complete)
+        return catch_up(self)
+
+    monkeypatch.setattr(SsoLastUse, "catch_up", counting)
+
+    def spy_prepare(self, app, answer):
+        prepared.append((self.size(answer), app[0]))
+        return prepare(self, app, answer)
+
+    def spy_store(self, rows):
+        written.append((rows.app_pk, threading.current_thread().name, time.monotonic()))
+        return store(self, rows)
+
+    monkeypatch.setattr(jc_sync._AssignmentStream, "prepare", spy_prepare)
+    monkeypatch.setattr(jc_sync._AssignmentStream, "store", spy_store)
+
+    def assignments_again(sso_running: bool) -> tuple[float, set[int]]:
+        AppUser.objects.filter(connection=connection, application__kind="sso").delete()
+        sso_apps.update(assignments_digest="")
+        run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
+                                     status=SyncRun.Status.RUNNING, streams={"app_assignments": {}}, lease="x")
+        sso_done_at = [0.0]
+        with JumpCloudClient(sim.keys["admin"], base_url=sim.base_url) as client:
+            ctx = SyncContext(run=run, connection=connection, provider=None, client=client,  # type: ignore[arg-type]
+                              lease="x", stream_key="app_assignments")
+            progress = _Progress({"events_sso"})
+            timer = None
+            if sso_running:
+                def sso_done() -> None:
+                    sso_done_at[0] = time.monotonic()
+                    progress.done("events_sso")
+                timer = threading.Timer(1.5, sso_done)
+                timer.start()
+            else:
+                progress.done("events_sso")
+            ctx.shared[_BESIDE] = progress
+            prepared.clear()
+            written.clear()
+            try:
+                jc_sync.sync_app_assignments(ctx)
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        run.delete()
+        return sso_done_at[0], set(ctx.shared.get(SSO_FINAL_APPS, ()))
+
+    sso_done_at, final = assignments_again(sso_running=True)
+    sizes = [size for size, _ in prepared]
+    assert len(set(sizes)) > 1 and sizes == sorted(sizes, reverse=True)
+    assert min(at for _, _, at in written) >= sso_done_at > 0
+    assert len({thread for _, thread, _ in written} - {threading.current_thread().name}) == 2
+    assert final == {pk for pk, _, _ in written} == set(sso_apps.values_list("pk", flat=True))
+    assert _assignments(connection) == expected
+    # The last-use table took in the stored events while the stream waited; the writers got them.
+    assert caught_up and not any(caught_up)
+    assert {(a, e): t for a, e, t in sso_rows.values_list("application_id", "external_id", "last_used_at")} \
+        == last_uses
+
+    assignments_again(sso_running=False)
+    pks = [pk for _, pk in prepared]
+    assert pks == sorted(pks) and pks != [pk for _, pk in sorted(prepared)]
+    assert [pk for pk, _, _ in written] == pks
+    assert {thread for _, thread, _ in written} == {threading.current_thread().name}
+    assert _assignments(connection) == expected
+
+
+def test_a_writer_that_fails_fails_the_assignment_stream_and_the_other_writes_no_further_app(
+        connect, sim, monkeypatch):
     from integrations.services.sync import _BESIDE, SyncContext, _Progress
     from jumpcloud import sync as jc_sync
     from jumpcloud.client import JumpCloudClient
 
     connection = connect()
     assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
-    expected = _assignments(connection)
-    sso_apps = Application.objects.filter(connection=connection, kind="sso")
-    written: list[tuple[int, int]] = []
-    write = jc_sync._AssignmentStream.write
+    AppUser.objects.filter(connection=connection, application__kind="sso").delete()
+    Application.objects.filter(connection=connection, kind="sso").update(assignments_digest="")
+    store = jc_sync._AssignmentStream.store
+    calls: list[int] = []
 
-    def spy(self, app, answer):
-        written.append((self.size(answer), app[0]))
-        return write(self, app, answer)
+    def failing(self, rows):
+        calls.append(rows.app_pk)
+        if len(calls) == 2:
+            raise OperationalError("the database went away")
+        return store(self, rows)
 
-    monkeypatch.setattr(jc_sync._AssignmentStream, "write", spy)
-
-    def assignments_again(sso_running: bool) -> None:
-        AppUser.objects.filter(connection=connection, application__kind="sso").delete()
-        sso_apps.update(assignments_digest="")
-        run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
-                                     status=SyncRun.Status.RUNNING, streams={"app_assignments": {}}, lease="x")
-        with JumpCloudClient(sim.keys["admin"], base_url=sim.base_url) as client:
-            ctx = SyncContext(run=run, connection=connection, provider=None, client=client,  # type: ignore[arg-type]
-                              lease="x", stream_key="app_assignments")
-            progress = _Progress({"events_sso"})
-            if not sso_running:
-                progress.done("events_sso")
-            ctx.shared[_BESIDE] = progress
-            written.clear()
+    monkeypatch.setattr(jc_sync._AssignmentStream, "store", failing)
+    run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
+                                 status=SyncRun.Status.RUNNING, streams={"app_assignments": {}}, lease="x")
+    with JumpCloudClient(sim.keys["admin"], base_url=sim.base_url) as client:
+        ctx = SyncContext(run=run, connection=connection, provider=None, client=client,  # type: ignore[arg-type]
+                          lease="x", stream_key="app_assignments")
+        progress = _Progress({"events_sso"})
+        ctx.shared[_BESIDE] = progress
+        threading.Timer(0.2, progress.done, args=("events_sso",)).start()
+        with pytest.raises(OperationalError, match="went away"):
             jc_sync.sync_app_assignments(ctx)
-        run.delete()
-
-    assignments_again(sso_running=True)
-    sizes = [size for size, _ in written]
-    assert len(set(sizes)) > 1 and sizes == sorted(sizes)
-    assert _assignments(connection) == expected
-
-    assignments_again(sso_running=False)
-    pks = [pk for _, pk in written]
-    assert pks == sorted(pks) and pks != [pk for _, pk in sorted(written)]
-    assert _assignments(connection) == expected
+    run.delete()
+    apps = Application.objects.filter(connection=connection, kind="sso").count()
+    # At most the apps already handed to the two writers (one each, one queued each) were tried.
+    assert 2 <= len(calls) <= 2 + 2 * 2 < apps
+    written = set(AppUser.objects.filter(connection=connection, application__kind="sso")
+                  .values_list("application_id", flat=True))
+    assert written <= set(calls) and len(written) <= len(calls) - 1
 
 
 def _daily_rows(connection: Connection) -> list[tuple[object, ...]]:
