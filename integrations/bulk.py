@@ -49,14 +49,17 @@ def hold_connection(connection_id: int) -> bool:
         return cursor.fetchone() is not None
 
 
-def _csv_buffer(rows: Sequence[Sequence[Any]] | str) -> io.StringIO:
-    """COPY input from rows, or from CSV text already formatted (jumpcloud.event_pipeline)."""
+def _csv_buffer(rows: Sequence[Sequence[Any]] | str) -> io.BytesIO:
+    """COPY input from rows, or from CSV text already formatted (jumpcloud.event_pipeline).
+
+    As UTF-8 bytes (the connection's encoding): io.StringIO keeps four bytes a character, so an
+    app's 50,000 assignment rows (7 MB of text) took 30 MB more while two writers COPY them."""
     text = rows if isinstance(rows, str) else csv_text(rows)
     if "\x00" in text or "\\u0000" in text:
         # PostgreSQL text and jsonb cannot hold NUL (raw, or JSON-escaped in a serialised column):
         # one upstream value with it would fail the page on every retry. A C-speed scan per page.
         text = text.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd")
-    return io.StringIO(text)
+    return io.BytesIO(text.encode())
 
 
 def _copy_options(cursor: Any, relation: str) -> str:

@@ -461,13 +461,13 @@ class _AssignmentStream:
         """Write the apps in this order; with `writers` > 1, store them on that many threads with
         a database connection each. This thread prepares each app's rows (its last uses are
         looked up on this thread's connection, where the last-use table is, and its COPY text is
-        formatted here, so the writers' Python time does not contend for the GIL) at most one
-        app ahead of each writer."""
+        formatted here, so the writers' Python time does not contend for the GIL) one app ahead."""
         if writers < 2 or len(answered) < 2:
             for app, answer in answered:
                 self.write(app, answer)
             return
-        work: queue.Queue[_AppRows | None] = queue.Queue(writers)
+        # One app waiting beside those being stored: each holds up to 7 MB of COPY text.
+        work: queue.Queue[_AppRows | None] = queue.Queue(1)
         errors_seen: list[BaseException] = []
 
         def writer() -> None:
