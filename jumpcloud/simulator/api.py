@@ -339,7 +339,13 @@ def _v1_list(ctx: Context, tenant: Tenant | None, kind: str, records: Callable[[
             rows = [r for r in rows if any(_term_matches(r, t) for t in or_terms)]
         return sorted_records(rows, sort) if sort else list(rows)
 
-    rows = tenant.cached((kind, and_terms, or_terms, sort), build) if tenant is not None else build()
+    key = (kind, and_terms, or_terms, sort)
+    if tenant is not None and not ctx.malform.rate:
+        # Each record rendered once per data version (rendered() forgets them at the next write).
+        texts: list[str] = tenant.rendered(("v1", *key, fields), lambda: [
+            json.dumps(r, separators=(",", ":")) for r in _project_v1(tenant.cached(key, build), fields)])
+        return Response.raw_json(f'{{"totalCount":{len(texts)},"results":[{",".join(texts[skip:skip + limit])}]}}')
+    rows = tenant.cached(key, build) if tenant is not None else build()
     page = ctx.malform.records(_project_v1(rows[skip:skip + limit], fields), "_id")
     return Response.json({"totalCount": len(rows), "results": page})
 
@@ -677,13 +683,22 @@ class JumpCloudAPI:
         t = ctx.tenant
         gid = self._group_or_404(ctx)
         limit, skip = _v2_paging(ctx.request)
-        ordered = t.cached(("membership", gid), lambda: sorted(
-            (u for u in t.group_user_set(gid) if t.user(u) is not None), key=lambda u: t.users_position(u)))
-        items = [{"id": uid, "type": "user", "compiledAttributes": {},
-                  "paths": [[*(_to(g, "user_group") for g in chain[1:]), _to(uid, "user")]
-                            for chain in t.group_paths(gid, uid)]}
-                 for uid in ordered[skip:skip + limit]]
-        return _graph(ctx, items)
+
+        def ordered() -> list[str]:
+            return t.cached(("membership", gid), lambda: sorted(  # type: ignore[no-any-return]
+                (u for u in t.group_user_set(gid) if t.user(u) is not None), key=lambda u: t.users_position(u)))
+
+        def item(uid: str) -> dict[str, Any]:
+            return {"id": uid, "type": "user", "compiledAttributes": {},
+                    "paths": [[*(_to(g, "user_group") for g in chain[1:]), _to(uid, "user")]
+                              for chain in t.group_paths(gid, uid)]}
+
+        if ctx.malform.rate:
+            return _graph(ctx, [item(uid) for uid in ordered()[skip:skip + limit]])
+        # Rendered once per data version: a sync reads every group's members, page by page.
+        texts: list[str] = t.rendered(("membership", gid), lambda: [
+            json.dumps(item(uid), separators=(",", ":")) for uid in ordered()])
+        return Response.raw_json("[" + ",".join(texts[skip:skip + limit]) + "]")
 
     # --- Directory Insights -----------------------------------------------------------------------
 

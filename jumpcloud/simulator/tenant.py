@@ -141,6 +141,8 @@ class Tenant:
         self._cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._group_sets: dict[str, frozenset[str]] = {}
         self._group_sets_version = 0
+        self._rendered: dict[tuple[Any, ...], Any] = {}
+        self._rendered_version = 0
         self.org = self._make_org()
         rng = random.Random(seed64(spec.seed, spec.name, "tenant"))
         generated = self._generate_users(rng)
@@ -595,6 +597,23 @@ class Tenant:
             while len(self._cache) > 64:
                 self._cache.popitem(last=False)
         return value
+
+    def rendered(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """What build() renders (the JSON texts of a list's records), kept until the next write.
+        Unlike cached(), nothing is evicted: every group's membership stays rendered, so a client
+        paging through all of them does not make the server render each record again."""
+        with self.lock:
+            version = self.version
+            if self._rendered_version != version:
+                self._rendered = {}
+                self._rendered_version = version
+            found = self._rendered.get(key)
+        if found is None:
+            found = build()
+            with self.lock:
+                if self._rendered_version == version == self.version:
+                    self._rendered[key] = found
+        return found
 
     def group_user_set(self, group_id: str) -> frozenset[str]:
         """Users reachable from a group through any nesting (few groups: cached apart from the LRU)."""
