@@ -337,3 +337,26 @@ def test_chunked_request_bodies_are_read_whole(fresh_sim: Simulator) -> None:
     assert r.status_code == 200 and r.json()["username"] == "chunky.user"
     # The same keep-alive connection still works afterwards.
     assert a.get("/api/organizations").status_code == 200
+
+
+def test_listed_records_are_rendered_once_and_forgotten_at_the_next_write(fresh_sim: Simulator) -> None:
+    """Lists are served from records rendered at their first request (Tenant.rendered): a write
+    in between must show in the next page, in the v1 list and in a group's membership."""
+    a = Api(fresh_sim)
+    group = next(g for g in fresh_sim.tenant().groups if g.user_ids)
+    uid = group.user_ids[0]
+
+    def listed() -> dict[str, dict[str, object]]:
+        page = a.get("/api/systemusers", params={"limit": 100, "fields": "state suspended"}).json()
+        return {u["_id"]: u for u in page["results"]}
+
+    def members() -> set[str]:
+        return {m["id"] for m in a.get(f"/api/v2/usergroups/{group.id}/membership", params={"limit": 100}).json()}
+
+    before = listed()
+    assert before[uid] == {"_id": uid, "state": "ACTIVATED", "suspended": False} and uid in members()
+    assert listed() == before  # served again from what was rendered
+    assert a.put(f"/api/systemusers/{uid}", json={"suspended": True}).status_code == 200
+    assert listed()[uid] == {"_id": uid, "state": "SUSPENDED", "suspended": True}
+    assert a.delete(f"/api/systemusers/{uid}").status_code == 200
+    assert uid not in listed() and uid not in members()
