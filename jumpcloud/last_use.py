@@ -47,15 +47,16 @@ class SsoLastUse:
     the SSO stream's finish step, which then only moves it forward with the current window's
     events (and still moves the rows that existed before).
 
-    The aggregate is built at the first write and then kept current while the SSO events stream
-    beside this one commits its pages: each refresh adds the aggregate of the events in the span
-    of times of the pages committed since the last one (note_sso_page), which holds every event
-    of those pages whatever their order; the lookup takes each person's latest time, so an overlap
-    is harmless. So each app's rows are written with the last uses stored by then, and on a first
-    sync the finish step moves far fewer of some 400,000 values (each move rewrites a row and an
-    entry in each of the table's indexes), and none in the apps written once every SSO event of
-    the run was stored (SSO_FINAL_APPS). Correctness does not rest on this: the finish step still
-    aggregates the whole window. PostgreSQL only (elsewhere the finish step alone sets last use)."""
+    The aggregate is built at the first lookup (or catch_up, while the assignment stream waits
+    for the SSO events) and then kept current while the SSO events stream beside this one commits
+    its pages: each refresh adds the aggregate of the events in the span of times of the pages
+    committed since the last one (note_sso_page), which holds every event of those pages whatever
+    their order; the lookup takes each person's latest time, so an overlap is harmless. So each
+    app's rows are written with the last uses stored by then, and the finish step moves none of
+    some 400,000 values (each move rewrites a row and an entry in each of the table's indexes) in
+    the apps written once every SSO event of the run was stored (SSO_FINAL_APPS: on a first sync,
+    all of them). Correctness does not rest on this: the finish step still aggregates the whole
+    window for any other app. PostgreSQL only (elsewhere the finish step alone sets last use)."""
 
     TABLE = "torii_sso_last_use"
 
