@@ -307,8 +307,9 @@ def test_a_writer_that_fails_fails_the_assignment_stream_and_the_other_writes_no
             jc_sync.sync_app_assignments(ctx)
     run.delete()
     apps = Application.objects.filter(connection=connection, kind="sso").count()
-    # At most the apps already handed to the two writers (one each, one queued each) were tried.
-    assert 2 <= len(calls) <= 2 + 2 * 2 < apps
+    # The failing app, the one the other writer was storing, and at most one it took up before it
+    # saw the error: the stream stopped preparing, and the writers skip what was still queued.
+    assert 2 <= len(calls) <= 3 < apps
     written = set(AppUser.objects.filter(connection=connection, application__kind="sso")
                   .values_list("application_id", flat=True))
     assert written <= set(calls) and len(written) <= len(calls) - 1
