@@ -341,8 +341,8 @@ def _v1_list(ctx: Context, tenant: Tenant | None, kind: str, records: Callable[[
 
     key = (kind, and_terms, or_terms, sort)
     if tenant is not None and not ctx.malform.rate:
-        # Each record rendered once per data version (rendered() forgets them at the next write).
-        texts: list[str] = tenant.rendered(("v1", *key, fields), lambda: [
+        # Each record rendered once per data version (kept() forgets them at the next write).
+        texts: list[str] = tenant.kept(("v1", *key, fields), lambda: [
             json.dumps(r, separators=(",", ":")) for r in _project_v1(tenant.cached(key, build), fields)])
         return Response.raw_json(f'{{"totalCount":{len(texts)},"results":[{",".join(texts[skip:skip + limit])}]}}')
     rows = tenant.cached(key, build) if tenant is not None else build()
@@ -696,7 +696,7 @@ class JumpCloudAPI:
         if ctx.malform.rate:
             return _graph(ctx, [item(uid) for uid in ordered()[skip:skip + limit]])
         # Rendered once per data version: a sync reads every group's members, page by page.
-        texts: list[str] = t.rendered(("membership", gid), lambda: [
+        texts: list[str] = t.kept(("membership", gid), lambda: [
             json.dumps(item(uid), separators=(",", ":")) for uid in ordered()])
         return Response.raw_json("[" + ",".join(texts[skip:skip + limit]) + "]")
 

@@ -139,10 +139,8 @@ class Tenant:
         self.app_groups: dict[str, list[str]] = {}
         self._new_ids = 0
         self._cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-        self._group_sets: dict[str, frozenset[str]] = {}
-        self._group_sets_version = 0
-        self._rendered: dict[tuple[Any, ...], Any] = {}
-        self._rendered_version = 0
+        self._kept: dict[tuple[Any, ...], Any] = {}
+        self._kept_version = 0
         self.org = self._make_org()
         rng = random.Random(seed64(spec.seed, spec.name, "tenant"))
         generated = self._generate_users(rng)
@@ -598,37 +596,33 @@ class Tenant:
                 self._cache.popitem(last=False)
         return value
 
-    def rendered(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
-        """What build() renders (the JSON texts of a list's records), kept until the next write.
-        Unlike cached(), nothing is evicted: every group's membership stays rendered, so a client
-        paging through all of them does not make the server render each record again."""
+    def kept(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """What build() gives, kept until the next write. Unlike cached(), nothing is evicted: what
+        is kept here is wanted for every group (their resolved members, their rendered membership
+        pages) or is one rendering of a whole list's records, so a client paging through all of
+        them does not make the server compute each again."""
         with self.lock:
             version = self.version
-            if self._rendered_version != version:
-                self._rendered = {}
-                self._rendered_version = version
-            found = self._rendered.get(key)
+            if self._kept_version != version:
+                self._kept = {}
+                self._kept_version = version
+            found = self._kept.get(key)
         if found is None:
             found = build()
             with self.lock:
-                if self._rendered_version == version == self.version:
-                    self._rendered[key] = found
+                if self._kept_version == version == self.version:
+                    self._kept[key] = found
         return found
 
     def group_user_set(self, group_id: str) -> frozenset[str]:
-        """Users reachable from a group through any nesting (few groups: cached apart from the LRU)."""
-        with self.lock:
-            if self._group_sets_version != self.version:
-                self._group_sets = {}
-                self._group_sets_version = self.version
-            found = self._group_sets.get(group_id)
-            if found is None:
-                group = self._groups_by_id[group_id]
-                members = set(group.user_ids)
-                for child in group.group_ids:
-                    members |= self.group_user_set(child)
-                found = self._group_sets[group_id] = frozenset(members)
-            return found
+        """Users reachable from a group through any nesting."""
+        def build() -> frozenset[str]:
+            group = self._groups_by_id[group_id]
+            members = set(group.user_ids)
+            for child in group.group_ids:
+                members |= self.group_user_set(child)
+            return frozenset(members)
+        return self.kept(("group-users", group_id), build)  # type: ignore[no-any-return]
 
     def app_user_ids(self, app_id: str) -> list[str]:
         """Users bound to an app directly or through groups, in user creation order."""

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import OperationalError
 
 from integrations.models import Application, AppUser, Connection, DailyUsage, SyncCheckpoint, SyncRun
-from integrations.services.sync import RetryLater, sync_run_execute, sync_run_request
+from integrations.services.sync import RetryLater, SyncContext, sync_run_execute, sync_run_request
 from jumpcloud.last_use import daily_usage, rollup_admin_last_login, rollup_last_used
 from jumpcloud.parsing import parse_system_user
 from jumpcloud.simulator.config import FaultConfig
@@ -183,6 +185,23 @@ def test_new_assignment_rows_start_with_their_last_use_from_every_stored_event(c
     assert dict(AppUser.objects.filter(application_id=app).values_list("external_id", "last_used_at")) == expected
 
 
+@contextmanager
+def _assignment_stream(connection: Connection, sim, progress) -> Iterator[SyncContext]:
+    """A SyncContext for running the assignment stream alone, with `progress` standing for the
+    concurrent streams beside it (the SSO events); the run row is removed afterwards."""
+    from integrations.services.sync import _BESIDE
+    from jumpcloud.client import JumpCloudClient
+
+    run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
+                                 status=SyncRun.Status.RUNNING, streams={"app_assignments": {}}, lease="x")
+    with JumpCloudClient(sim.keys["admin"], base_url=sim.base_url) as client:
+        ctx = SyncContext(run=run, connection=connection, provider=None, client=client,  # type: ignore[arg-type]
+                          lease="x", stream_key="app_assignments")
+        ctx.shared[_BESIDE] = progress
+        yield ctx
+    run.delete()
+
+
 def test_while_sso_events_are_still_coming_apps_wait_for_them_then_two_connections_write_them(
         connect, sim, monkeypatch):
     """A row written before its person's latest SSO login is stored is rewritten later; so while
@@ -190,9 +209,8 @@ def test_while_sso_events_are_still_coming_apps_wait_for_them_then_two_connectio
     for the SSO events, then writes the apps biggest first on two connections, each row with its
     final last use. Otherwise it writes them as it reads them, in primary-key order, on its own
     connection. Either way every app gets its rows."""
-    from integrations.services.sync import _BESIDE, SyncContext, _Progress
+    from integrations.services.sync import _Progress
     from jumpcloud import sync as jc_sync
-    from jumpcloud.client import JumpCloudClient
     from jumpcloud.last_use import SSO_FINAL_APPS, SsoLastUse
 
     connection = connect()
@@ -228,32 +246,27 @@ def test_while_sso_events_are_still_coming_apps_wait_for_them_then_two_connectio
     def assignments_again(sso_running: bool) -> tuple[float, set[int]]:
         AppUser.objects.filter(connection=connection, application__kind="sso").delete()
         sso_apps.update(assignments_digest="")
-        run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
-                                     status=SyncRun.Status.RUNNING, streams={"app_assignments": {}}, lease="x")
         sso_done_at = [0.0]
-        with JumpCloudClient(sim.keys["admin"], base_url=sim.base_url) as client:
-            ctx = SyncContext(run=run, connection=connection, provider=None, client=client,  # type: ignore[arg-type]
-                              lease="x", stream_key="app_assignments")
-            progress = _Progress({"events_sso"})
-            timer = None
-            if sso_running:
-                def sso_done() -> None:
-                    sso_done_at[0] = time.monotonic()
-                    progress.done("events_sso")
-                timer = threading.Timer(1.5, sso_done)
-                timer.start()
-            else:
+        progress = _Progress({"events_sso"})
+        timer = None
+        if sso_running:
+            def sso_done() -> None:
+                sso_done_at[0] = time.monotonic()
                 progress.done("events_sso")
-            ctx.shared[_BESIDE] = progress
-            prepared.clear()
-            written.clear()
+            timer = threading.Timer(1.5, sso_done)
+            timer.start()
+        else:
+            progress.done("events_sso")
+        prepared.clear()
+        written.clear()
+        with _assignment_stream(connection, sim, progress) as ctx:
             try:
                 jc_sync.sync_app_assignments(ctx)
             finally:
                 if timer is not None:
                     timer.cancel()
-        run.delete()
-        return sso_done_at[0], set(ctx.shared.get(SSO_FINAL_APPS, ()))
+            final = set(ctx.shared.get(SSO_FINAL_APPS, ()))
+        return sso_done_at[0], final
 
     sso_done_at, final = assignments_again(sso_running=True)
     sizes = [size for size, _ in prepared]
@@ -277,9 +290,8 @@ def test_while_sso_events_are_still_coming_apps_wait_for_them_then_two_connectio
 
 def test_a_writer_that_fails_fails_the_assignment_stream_and_the_other_writes_no_further_app(
         connect, sim, monkeypatch):
-    from integrations.services.sync import _BESIDE, SyncContext, _Progress
+    from integrations.services.sync import _Progress
     from jumpcloud import sync as jc_sync
-    from jumpcloud.client import JumpCloudClient
 
     connection = connect()
     assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
@@ -295,17 +307,11 @@ def test_a_writer_that_fails_fails_the_assignment_stream_and_the_other_writes_no
         return store(self, rows)
 
     monkeypatch.setattr(jc_sync._AssignmentStream, "store", failing)
-    run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
-                                 status=SyncRun.Status.RUNNING, streams={"app_assignments": {}}, lease="x")
-    with JumpCloudClient(sim.keys["admin"], base_url=sim.base_url) as client:
-        ctx = SyncContext(run=run, connection=connection, provider=None, client=client,  # type: ignore[arg-type]
-                          lease="x", stream_key="app_assignments")
-        progress = _Progress({"events_sso"})
-        ctx.shared[_BESIDE] = progress
+    progress = _Progress({"events_sso"})
+    with _assignment_stream(connection, sim, progress) as ctx:
         threading.Timer(0.2, progress.done, args=("events_sso",)).start()
         with pytest.raises(OperationalError, match="went away"):
             jc_sync.sync_app_assignments(ctx)
-    run.delete()
     apps = Application.objects.filter(connection=connection, kind="sso").count()
     # The failing app, the one the other writer was storing, and at most one it took up before it
     # saw the error: the stream stopped preparing, and the writers skip what was still queued.
@@ -333,6 +339,15 @@ def _assert_event_checkpoints_done(connection: Connection) -> None:
         assert "until" in state and "daily_from" not in state and "rollup_from" not in state, (key, state)
 
 
+def _backfilled(connect) -> tuple[Connection, SyncRun]:
+    """A first sync that succeeded and closed both event windows (rollups done)."""
+    connection = connect()
+    run = run_sync(connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+    _assert_event_checkpoints_done(connection)
+    return connection, run
+
+
 @pytest.fixture
 def every_window_a_backfill(monkeypatch):
     from jumpcloud import sync as jc_sync
@@ -352,11 +367,8 @@ def test_after_a_backfill_the_daily_rollup_runs_beside_and_equals_the_inline_one
         real_init(self, ctx, service)
 
     monkeypatch.setattr(jc_sync._DailyBeside, "__init__", spy)
-    connection = connect()
-    run = run_sync(connection)
-    assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+    connection, run = _backfilled(connect)
     assert sorted(started) == ["directory", "sso"]
-    _assert_event_checkpoints_done(connection)
     beside = _daily_rows(connection)
     sso_days = sum(1 for row in beside if row[0] != DIRECTORY_APP_ID)
     assert sso_days > 0 and len(beside) > sso_days
@@ -379,10 +391,7 @@ def test_a_daily_rollup_that_failed_beside_is_done_by_the_finish_step(connect, s
         return real_daily(**kwargs)
 
     monkeypatch.setattr(jc_sync, "daily_usage", flaky)
-    connection = connect()
-    run = run_sync(connection)
-    assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+    connection, _ = _backfilled(connect)
     assert sorted(failed) == ["directory", "sso"]
-    _assert_event_checkpoints_done(connection)
     done = _daily_rows(connection)
     assert done and done == _recomputed_daily_rows(connection)

@@ -340,7 +340,7 @@ def test_chunked_request_bodies_are_read_whole(fresh_sim: Simulator) -> None:
 
 
 def test_listed_records_are_rendered_once_and_forgotten_at_the_next_write(fresh_sim: Simulator) -> None:
-    """Lists are served from records rendered at their first request (Tenant.rendered): a write
+    """Lists are served from records rendered at their first request (Tenant.kept): a write
     in between must show in the next page, in the v1 list and in a group's membership."""
     a = Api(fresh_sim)
     group = next(g for g in fresh_sim.tenant().groups if g.user_ids)
