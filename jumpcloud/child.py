@@ -13,6 +13,7 @@ frame or two ahead of its reader.
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 import subprocess
@@ -45,12 +46,12 @@ def serve(produce: Callable[..., None]) -> None:
     """Child side: `produce(send, **params)` with params from stdin; frames to stdout. A JumpCloud
     error or any other failure is reported as a frame, never as a traceback on stderr."""
     params = pickle.load(sys.stdin.buffer)  # noqa: S301 - written by our own parent process
-    out = sys.stdout.buffer
+    out = sys.stdout.fileno()
 
     def send(message: tuple[str, Any]) -> None:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        out.write(_FRAME.pack(len(data)) + data)
-        out.flush()
+        _write_all(out, _FRAME.pack(len(data)))
+        _write_all(out, data)
 
     try:
         produce(send, **params)
@@ -59,6 +60,15 @@ def serve(produce: Callable[..., None]) -> None:
         send(("error", error_frame(exc)))
     except BaseException as exc:  # reported to the parent, which raises it as an upstream failure
         send(("crash", type(exc).__name__))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """All of `data` to the pipe, unbuffered. A stop signal (Ctrl-Z on `integrations_sync --wait`,
+    a paused container, a sampling profiler) ends a big pipe write part-way; through sys.stdout's
+    buffered writer the frame then arrived corrupted (tests/jumpcloud/test_child.py)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class Child:

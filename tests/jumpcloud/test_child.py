@@ -3,6 +3,10 @@ travels on stdin only, answers come back in order, and JumpCloud's errors arrive
 
 from __future__ import annotations
 
+import hashlib
+import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +85,36 @@ def test_a_rate_limit_keeps_its_retry_time(sim):
         assert answer.error.retry_after is not None and answer.error.retry_after >= 60
     finally:
         reader.close()
+
+
+def test_frames_arrive_whole_while_the_child_is_stopped_and_continued():
+    """SIGSTOP/SIGCONT (Ctrl-Z and fg on `integrations_sync --wait`, a paused container, a
+    sampling profiler) interrupts the child's big pipe writes part-way; every frame must still
+    arrive whole and in order. Python's buffered stdout lost bytes of a frame there."""
+    child = Child("tests.jumpcloud.frame_source", {"count": 30, "size": 4_000_000}, "test source")
+    pid = child._process.pid  # noqa: SLF001
+    reading = threading.Event()
+
+    def poke() -> None:
+        while not reading.is_set():
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                return
+            time.sleep(0.003)
+
+    poker = threading.Thread(target=poke, daemon=True)
+    poker.start()
+    try:
+        received = [payload for _kind, payload in child.frames()]
+    finally:
+        reading.set()
+        poker.join()
+        child.stop()
+    assert [n for n, _, _ in received] == list(range(30))
+    for _n, text, digest in received:
+        assert len(text) == 4_000_000 and hashlib.sha256(text.encode()).hexdigest() == digest
 
 
 def _never():
