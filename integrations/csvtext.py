@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -21,3 +22,13 @@ def csv_text(rows: Iterable[Sequence[Any]]) -> str:
         csv.writer(buf, lineterminator="\r\n").writerows(rows)
         text = buf.getvalue()
     return text
+
+
+# What makes csv.writer (QUOTE_MINIMAL, ',' and '"') quote a field, and a lone CR, which it leaves
+# bare but COPY would take for the end of the line.
+CSV_SPECIAL = re.compile(r'[,"\r\n]')
+
+
+def csv_field(value: str) -> str:
+    """A text field as csv.writer writes it, with a CR quoted as well: COPY reads it back as it was."""
+    return '"' + value.replace('"', '""') + '"' if CSV_SPECIAL.search(value) else value

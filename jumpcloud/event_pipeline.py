@@ -33,17 +33,21 @@ class PreparedPage:
 def _produce(send: Send, api_key: str, client_options: dict[str, Any], service: str, start: datetime,
              end: datetime, limit: int, search_after: list[Any] | None, connection_id: int,
              app_by_url: dict[str, str], newest_first: bool = False) -> None:
-    from integrations.csvtext import csv_text
     from jumpcloud.client import JumpCloudClient
-    from jumpcloud.rows import event_row
+    from jumpcloud.rows import events_csv
 
     with JumpCloudClient(api_key, **client_options) as client:
         for page in client.iter_event_pages(service, start, end, limit=limit, search_after=search_after,
                                             newest_first=newest_first):
-            rows = [event_row(connection_id, e, app_by_url) for e in page.events]
-            oldest, newest = event_span(rows)
+            events = page.events
+            if events:
+                times = [e.timestamp for e in events]
+                oldest, newest = min(times).isoformat(), max(times).isoformat()
+            else:
+                oldest = newest = None
             # Plain tuples on the wire: this module runs as __main__ in the child.
-            send(("page", (csv_text(rows), len(rows), page.skipped, page.search_after, oldest, newest)))
+            send(("page", (events_csv(connection_id, events, app_by_url), len(events), page.skipped,
+                           page.search_after, oldest, newest)))
 
 
 def event_span(rows: list[tuple[Any, ...]]) -> tuple[str | None, str | None]:
