@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from jumpcloud import errors
 from jumpcloud.assignment_reader import AssignmentReader, read_app
 from jumpcloud.child import Child
 from jumpcloud.client import JumpCloudClient
+from jumpcloud.event_pipeline import prepared_event_pages
+from jumpcloud.rows import events_csv
 from jumpcloud.simulator import FaultConfig, Simulator, SimulatorConfig
 
 
@@ -85,6 +88,23 @@ def test_a_rate_limit_keeps_its_retry_time(sim):
         assert answer.error.retry_after is not None and answer.error.retry_after >= 60
     finally:
         reader.close()
+
+
+def test_the_event_fetcher_sends_every_page_formatted_and_jumpcloud_errors_typed(sim):
+    end = datetime.now(UTC)
+    start = end - timedelta(days=2)
+    options = {"base_url": sim.base_url}
+    params = {"client_options": options, "service": "sso", "start": start, "end": end, "limit": 40,
+              "search_after": None, "connection_id": 3, "app_by_url": {}}
+    pages = list(prepared_event_pages(api_key=sim.keys["admin"], **params))
+    with JumpCloudClient(sim.keys["admin"], **options) as client:
+        expected = list(client.iter_event_pages("sso", start, end, limit=40))
+    assert len(expected) >= 3  # the next page was requested while the last was formatted
+    assert [p.csv for p in pages] == [events_csv(3, page.events, {}) for page in expected]
+    assert [p.count for p in pages] == [len(page.events) for page in expected]
+    assert [p.search_after for p in pages] == [page.search_after for page in expected]
+    with pytest.raises(errors.InvalidApiKey):
+        list(prepared_event_pages(api_key="0" * 40, **params))
 
 
 def test_frames_arrive_whole_while_the_child_is_stopped_and_continued():
