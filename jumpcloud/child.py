@@ -97,7 +97,10 @@ class Child:
             if len(header) < _FRAME.size:
                 raise errors.UpstreamError(f"The {self.what} stopped unexpectedly.")
             (size,) = _FRAME.unpack(header)
-            kind, payload = pickle.loads(out.read(size))  # noqa: S301 - our own child's frames
+            try:
+                kind, payload = pickle.loads(out.read(size))  # noqa: S301 - our own child's frames
+            except Exception as exc:  # a damaged frame: JumpCloud's answer was not read whole; retried
+                raise errors.UpstreamError(f"The {self.what} sent a damaged answer.") from exc
             if kind == "done":
                 return
             if kind == "error":

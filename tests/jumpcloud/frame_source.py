@@ -9,7 +9,15 @@ import os
 from jumpcloud.child import Send, serve
 
 
-def _produce(send: Send, count: int, size: int) -> None:
+def _produce(send: Send, count: int, size: int, damaged: bool = False) -> None:
+    if damaged:  # a frame whose length is right and whose bytes are not a pickle
+        import struct
+        import sys
+
+        data = b"\x80\x05not a pickle"
+        sys.stdout.buffer.write(struct.pack("!I", len(data)) + data)
+        sys.stdout.buffer.flush()
+        return
     for n in range(count):
         text = os.urandom(size // 2).hex()
         send(("page", (n, text, hashlib.sha256(text.encode()).hexdigest())))

@@ -137,6 +137,15 @@ def test_frames_arrive_whole_while_the_child_is_stopped_and_continued():
         assert len(text) == 4_000_000 and hashlib.sha256(text.encode()).hexdigest() == digest
 
 
+def test_a_damaged_frame_is_an_upstream_error_the_sync_retries():
+    child = Child("tests.jumpcloud.frame_source", {"count": 0, "size": 0, "damaged": True}, "test source")
+    try:
+        with pytest.raises(errors.UpstreamError, match="test source sent a damaged answer"):
+            list(child.frames())
+    finally:
+        child.stop()
+
+
 def _never():
     import threading
 
