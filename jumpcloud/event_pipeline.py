@@ -47,6 +47,8 @@ def _produce(send: Send, api_key: str, client_options: dict[str, Any], service: 
                                         newest_first=newest_first)
         for page in prefetch(pages, depth=1):
             events = page.events
+            oldest: str | None
+            newest: str | None
             if events:
                 times = [e.timestamp for e in events]
                 oldest, newest = min(times).isoformat(), max(times).isoformat()

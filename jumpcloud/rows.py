@@ -39,7 +39,7 @@ def events_csv(connection_id: int, events: Iterable[Event], app_by_url: dict[str
     spends that time in the fetching process, which is what the event streams wait on. Each line is
     formatted plainly, then checked as a whole: only the rare one with a comma, a quote or a line
     break in a value is formatted again with those values quoted."""
-    lines = []
+    lines: list[str] = []
     append = lines.append
     q = csv_field
     for e in events:
