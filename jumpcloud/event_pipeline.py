@@ -47,23 +47,16 @@ def _produce(send: Send, api_key: str, client_options: dict[str, Any], service: 
                                         newest_first=newest_first)
         for page in prefetch(pages, depth=1):
             events = page.events
-            oldest: str | None
-            newest: str | None
-            if events:
-                times = [e.timestamp for e in events]
-                oldest, newest = min(times).isoformat(), max(times).isoformat()
-            else:
-                oldest = newest = None
+            oldest, newest = event_span([e.timestamp for e in events])
             # Plain tuples on the wire: this module runs as __main__ in the child.
             send(("page", (events_csv(connection_id, events, app_by_url), len(events), page.skipped,
                            page.search_after, oldest, newest)))
 
 
-def event_span(rows: list[tuple[Any, ...]]) -> tuple[str | None, str | None]:
-    """ISO times of the oldest and the newest of these event rows (None, None for no rows)."""
-    if not rows:
+def event_span(times: list[datetime]) -> tuple[str | None, str | None]:
+    """ISO times of the oldest and the newest of these event times (None, None for none)."""
+    if not times:
         return None, None
-    times = [r[4] for r in rows]
     return min(times).isoformat(), max(times).isoformat()
 
 

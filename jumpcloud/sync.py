@@ -899,7 +899,8 @@ def _event_batches(ctx: SyncContext, service: str, start: datetime, end: datetim
                                         newest_first=newest_first)
     for page in prefetch(pages):
         rows = [event_row(connection_id, e, app_by_url) for e in page.events]
-        yield _Batch(len(rows), page.skipped, page.search_after, *event_span(rows), rows=rows)
+        yield _Batch(len(rows), page.skipped, page.search_after, *event_span([e.timestamp for e in page.events]),
+                     rows=rows)
 
 
 def sync_directory_events(ctx: SyncContext) -> None:

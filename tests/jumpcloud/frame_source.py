@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
+import sys
 
 from jumpcloud.child import Send, serve
 
 
 def _produce(send: Send, count: int, size: int, damaged: bool = False) -> None:
     if damaged:  # a frame whose length is right and whose bytes are not a pickle
-        import struct
-        import sys
-
         data = b"\x80\x05not a pickle"
         sys.stdout.buffer.write(struct.pack("!I", len(data)) + data)
         sys.stdout.buffer.flush()
