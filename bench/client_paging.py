@@ -57,18 +57,30 @@ def main() -> int:
                     skipped += page.skipped
                     pages += 1
             events_s = time.perf_counter() - t0
-            results.update(events=events, event_pages=pages, events_skipped=skipped, events_seconds=events_s,
-                           events_per_second=events / events_s if events_s else 0.0)
-            print(f"events: {events:>9,} in {events_s:6.2f} s  = {events / events_s:>10,.0f} events/s "
-                  f"({pages} pages, {skipped} skipped)")
+            results.update(
+                events=events,
+                event_pages=pages,
+                events_skipped=skipped,
+                events_seconds=events_s,
+                events_per_second=events / events_s if events_s else 0.0,
+            )
+            print(
+                f"events: {events:>9,} in {events_s:6.2f} s  = {events / events_s:>10,.0f} events/s "
+                f"({pages} pages, {skipped} skipped)"
+            )
 
             # parse_event alone, on one page of real simulator output decoded once.
             # One raw page, decoded once, for the parse-only measurement.
             response = client._session.post(
                 f"{sim.base_url}/insights/directory/v1/events",
-                json={"service": ["all"], "start_time": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                      "end_time": end.strftime("%Y-%m-%dT%H:%M:%SZ"), "limit": 10_000},
-                headers={"x-api-key": sim.keys["admin"]}, timeout=60,
+                json={
+                    "service": ["all"],
+                    "start_time": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "end_time": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "limit": 10_000,
+                },
+                headers={"x-api-key": sim.keys["admin"]},
+                timeout=60,
             )
             sample = response.json()
         if sample:

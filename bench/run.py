@@ -16,9 +16,16 @@ def main() -> int:
     sync = subprocess.run([sys.executable, "bench/sync.py", "--db", DB, "--keep", *sys.argv[1:]], cwd=ROOT)
     if sync.returncode:
         return sync.returncode
-    env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}", "DEBUG": "false",
-           "TORII_ENV": "development", "LOG_LEVEL": "WARNING"}
-    return subprocess.run([sys.executable, "bench/dashboard_pages.py", "-n", "20"], cwd=ROOT, env=env).returncode
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
+        "DEBUG": "false",
+        "TORII_ENV": "development",
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.run(
+        [sys.executable, "bench/dashboard_pages.py", "-n", "20"], cwd=ROOT, env=env
+    ).returncode
 
 
 if __name__ == "__main__":

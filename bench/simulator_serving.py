@@ -131,11 +131,15 @@ def main() -> int:
                 f"events: {events:>9,} in {dt:6.2f}s = {events / dt:>9,.0f} events/s "
                 f"({pages} pages of {args.event_page}; {len(seen):,} unique ids)"
             )
-            print(f"        client waited {waiting:.2f}s for responses ({events / waiting:,.0f} events/s served incl. "
-                  f"transfer), spent {parsing:.2f}s in r.json()")
+            print(
+                f"        client waited {waiting:.2f}s for responses ({events / waiting:,.0f} events/s served incl. "
+                f"transfer), spent {parsing:.2f}s in r.json()"
+            )
 
             # The first catalogue app (slack) is bound to All Staff: every user, through nested groups.
-            apps = session.get(f"{base}/api/applications", params={"filter": "name:$eq:slack"}).json()["results"]
+            apps = session.get(f"{base}/api/applications", params={"filter": "name:$eq:slack"}).json()[
+                "results"
+            ]
             biggest = apps[0]["_id"] if apps else None
             if biggest:
                 t0 = time.perf_counter()

@@ -46,7 +46,12 @@ EVENT_LAG = timedelta(minutes=3)
 EVENT_BACKFILL = timedelta(days=90)
 
 SIMULATOR_PID = [0]
-DATA_TABLES = ("integrations_appuser", "integrations_application", "integrations_usageevent", "integrations_dailyusage")
+DATA_TABLES = (
+    "integrations_appuser",
+    "integrations_application",
+    "integrations_usageevent",
+    "integrations_dailyusage",
+)
 
 
 def pg(dsn_db: str, *, autocommit: bool = True):  # type: ignore[no-untyped-def]
@@ -63,8 +68,9 @@ def recreate_database(name: str) -> None:
 
 
 def manage(env: dict[str, str], *args: str, capture: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=capture, check=True)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True, capture_output=capture, check=True
+    )
 
 
 def _tree_rss_mb(pid: int) -> float:
@@ -132,8 +138,13 @@ def _postgres_cpu() -> dict[int, tuple[str, float]]:
         role = title.split(": ", 1)[1].strip() if title.startswith("postgres: ") else "postmaster"
         if role.split(" ", 1)[0].endswith(":"):  # "15/main: checkpointer" (cluster name first)
             role = role.split(" ", 1)[1]
-        role = "client backends" if role.startswith("postgres ") else " ".join(role.split(" ")[:2]) \
-            if role.startswith("autovacuum") else role
+        role = (
+            "client backends"
+            if role.startswith("postgres ")
+            else " ".join(role.split(" ")[:2])
+            if role.startswith("autovacuum")
+            else role
+        )
         found[int(entry.name)] = (role, _cpu_s(int(entry.name)))
     return found
 
@@ -146,8 +157,14 @@ def timed_child(env: dict[str, str], *args: str) -> tuple[float, float, str]:
     benchmark process's size into the child across fork+exec."""
     with tempfile.TemporaryFile(mode="w+") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         peak = 0.0
         busy0, sim0 = _machine_busy_s(), _cpu_s(SIMULATOR_PID[0])
         tree_cpu: dict[int, float] = {}
@@ -171,10 +188,16 @@ def timed_child(env: dict[str, str], *args: str) -> tuple[float, float, str]:
         by_role: dict[str, float] = {}
         for pid, (role, value) in pg_seen.items():
             by_role[role] = by_role.get(role, 0.0) + value - pg_start.get(pid, (role, 0.0))[1]
-        CPU.update(machine_busy_s=busy, simulator_s=sim, sync_processes_s=worker,
-                   postgres_s=sum(by_role.values()),
-                   other_s=max(busy - sim - worker - sum(by_role.values()), 0.0),
-                   postgres_by_role={k: round(v, 1) for k, v in sorted(by_role.items(), key=lambda kv: -kv[1]) if v >= 0.1})
+        CPU.update(
+            machine_busy_s=busy,
+            simulator_s=sim,
+            sync_processes_s=worker,
+            postgres_s=sum(by_role.values()),
+            other_s=max(busy - sim - worker - sum(by_role.values()), 0.0),
+            postgres_by_role={
+                k: round(v, 1) for k, v in sorted(by_role.items(), key=lambda kv: -kv[1]) if v >= 0.1
+            },
+        )
         out.seek(0)
         text = out.read()
     if proc.returncode != 0:
@@ -188,7 +211,9 @@ def require_complete(db: str) -> dict[str, dict[str, float]]:
     can be a handful fewer than the limit fetched: the sync's 90-day window starts a little later.)
     Returns each stream's timeline (seconds from the run's start) and counters."""
     with closing(pg(db)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT status, streams, error_message FROM integrations_syncrun ORDER BY id DESC LIMIT 1")
+        cur.execute(
+            "SELECT status, streams, error_message FROM integrations_syncrun ORDER BY id DESC LIMIT 1"
+        )
         status, streams, error = cur.fetchone()
     bad = {key: s.get("status") for key, s in streams.items() if s.get("status") != "succeeded"}
     if status != "succeeded" or bad:
@@ -209,8 +234,10 @@ def last_run_seconds(db: str) -> float:
     and as a Celery worker, already running, spends it: the command's wall time also holds
     starting Python and Django (~0.5 s) and exiting (~0.2 s)."""
     with closing(pg(db)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT EXTRACT(EPOCH FROM finished_at - started_at) FROM integrations_syncrun "
-                    "ORDER BY id DESC LIMIT 1")
+        cur.execute(
+            "SELECT EXTRACT(EPOCH FROM finished_at - started_at) FROM integrations_syncrun "
+            "ORDER BY id DESC LIMIT 1"
+        )
         return float(cur.fetchone()[0])
 
 
@@ -279,9 +306,21 @@ def measure_limit(base_url: str, key: str, db: str, start: datetime, end: dateti
         for page in client.iter_event_pages(service, start, end, limit=10_000):
             events += len(page.events)
             writer.writerows(
-                (e.id, e.service, e.event_type, e.timestamp.isoformat(), "t" if e.success else "f" if e.success is False else r"\N",
-                 e.actor_id, e.actor_type, e.actor_username, e.actor_email, e.app_id, e.app_label or e.app_name, e.client_ip,
-                 e.error_message)
+                (
+                    e.id,
+                    e.service,
+                    e.event_type,
+                    e.timestamp.isoformat(),
+                    "t" if e.success else "f" if e.success is False else r"\N",
+                    e.actor_id,
+                    e.actor_type,
+                    e.actor_username,
+                    e.actor_email,
+                    e.app_id,
+                    e.app_label or e.app_name,
+                    e.client_ip,
+                    e.error_message,
+                )
                 for e in page.events
             )
     fetch_s = time.perf_counter() - t0
@@ -301,12 +340,21 @@ def measure_limit(base_url: str, key: str, db: str, start: datetime, end: dateti
         copy_s = time.perf_counter() - t1
         cur.execute("DROP TABLE scratch_events")
         conn.commit()
-    return {"fetch_s": fetch_s, "fetch_inventory_s": inventory_s, "fetch_cpu": fetch_cpu, "copy_s": copy_s,
-            "limit_s": fetch_s + copy_s, **inventory, "events": events}
+    return {
+        "fetch_s": fetch_s,
+        "fetch_inventory_s": inventory_s,
+        "fetch_cpu": fetch_cpu,
+        "copy_s": copy_s,
+        "limit_s": fetch_s + copy_s,
+        **inventory,
+        "events": events,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--apps", type=int, default=300)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -315,7 +363,9 @@ def main() -> None:
     parser.add_argument("--db", default="torii_bench")
     parser.add_argument("--incremental", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sync.json")
-    parser.add_argument("--keep", action="store_true", help="keep the database (e.g. for bench/dashboard_pages.py)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database (e.g. for bench/dashboard_pages.py)"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="torii-bench-"))
@@ -324,10 +374,30 @@ def main() -> None:
     # holds every generated event and nothing arrives late during the run.
     anchor = (datetime.now(UTC) - 2 * EVENT_LAG).replace(microsecond=0)
     sim = subprocess.Popen(
-        [sys.executable, "-m", "jumpcloud.simulator", "--port", "0", "--seed", str(args.seed), "--users", str(args.users),
-         "--apps", str(args.apps), "--events", str(args.events), "--days", str(args.days), "--anchor", anchor.isoformat(),
-         "--keys-file", str(keys_file)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "jumpcloud.simulator",
+            "--port",
+            "0",
+            "--seed",
+            str(args.seed),
+            "--users",
+            str(args.users),
+            "--apps",
+            str(args.apps),
+            "--events",
+            str(args.events),
+            "--days",
+            str(args.days),
+            "--anchor",
+            anchor.isoformat(),
+            "--keys-file",
+            str(keys_file),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     SIMULATOR_PID[0] = sim.pid
     try:
@@ -358,32 +428,56 @@ def main() -> None:
         print(f"warm-up: the inventory fetched once, untimed, in {warm_up(base_url, key):.1f} s")
         now = datetime.now(UTC)
         limit = measure_limit(base_url, key, args.db, now - EVENT_BACKFILL, now - EVENT_LAG)
-        print(f"limit: fetch {limit['fetch_s']:.1f} s (inventory {limit['fetch_inventory_s']:.1f} s; CPU {limit['fetch_cpu']}) + COPY {limit['copy_s']:.1f} s ({limit['events']} events)")
+        print(
+            f"limit: fetch {limit['fetch_s']:.1f} s (inventory {limit['fetch_inventory_s']:.1f} s; CPU {limit['fetch_cpu']}) + COPY {limit['copy_s']:.1f} s ({limit['events']} events)"
+        )
 
-        connection_id = manage(env, "jumpcloud_connect", "--base-url", base_url, "--name", "bench", "--no-sync").stdout.strip()
+        connection_id = manage(
+            env, "jumpcloud_connect", "--base-url", base_url, "--name", "bench", "--no-sync"
+        ).stdout.strip()
         before = rows_written(args.db)
-        initial_s, initial_rss, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--wait")
+        initial_s, initial_rss, _ = timed_child(
+            env, "integrations_sync", "--connection", connection_id, "--wait"
+        )
         initial_streams = require_complete(args.db)
         initial_run = last_run_seconds(args.db)
         after_initial = wait_stats_flushed(args.db, before)
         initial_cpu = dict(CPU)
-        print(f"initial sync: {initial_s:.1f} s (run {initial_run:.1f} s), peak RSS {initial_rss:.0f} MB; CPU seconds: "
-              + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in initial_cpu.items()))
+        print(
+            f"initial sync: {initial_s:.1f} s (run {initial_run:.1f} s), peak RSS {initial_rss:.0f} MB; CPU seconds: "
+            + ", ".join(
+                f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in initial_cpu.items()
+            )
+        )
 
-        second_s, second_rss, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--wait")
+        second_s, second_rss, _ = timed_child(
+            env, "integrations_sync", "--connection", connection_id, "--wait"
+        )
         second_run = last_run_seconds(args.db)
         after_second = wait_stats_flushed(args.db, after_initial)
         second_rows = after_second - after_initial
-        events_again_s, _, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--kind", "events", "--wait")
+        events_again_s, _, _ = timed_child(
+            env, "integrations_sync", "--connection", connection_id, "--kind", "events", "--wait"
+        )
         events_again_run = last_run_seconds(args.db)
         after_events_again = wait_stats_flushed(args.db, after_second)
-        print(f"second full sync: {second_s:.1f} s (run {second_run:.1f} s), {second_rows} rows written; "
-              f"events-only: {events_again_s:.1f} s (run {events_again_run:.1f} s)")
+        print(
+            f"second full sync: {second_s:.1f} s (run {second_run:.1f} s), {second_rows} rows written; "
+            f"events-only: {events_again_s:.1f} s (run {events_again_run:.1f} s)"
+        )
 
-        requests.post(f"{base_url}/__simulator__/events", json={
-            "count": args.incremental, "spread_seconds": 60, "seconds_ago": EVENT_LAG.total_seconds() + 60}, timeout=60
+        requests.post(
+            f"{base_url}/__simulator__/events",
+            json={
+                "count": args.incremental,
+                "spread_seconds": 60,
+                "seconds_ago": EVENT_LAG.total_seconds() + 60,
+            },
+            timeout=60,
         ).raise_for_status()
-        incremental_s, _, _ = timed_child(env, "integrations_sync", "--connection", connection_id, "--kind", "events", "--wait")
+        incremental_s, _, _ = timed_child(
+            env, "integrations_sync", "--connection", connection_id, "--kind", "events", "--wait"
+        )
         incremental_run = last_run_seconds(args.db)
         with closing(pg(args.db)) as conn, conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM integrations_usageevent")
@@ -398,21 +492,48 @@ def main() -> None:
     events_per_s = limit["events"] / initial_run
     figures = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "tenant": {"users": limit["users"], "admins": limit["admins"], "apps": limit["apps"],
-                   "assignments": limit["bindings"], "events": limit["events"], "days": args.days},
+        "tenant": {
+            "users": limit["users"],
+            "admins": limit["admins"],
+            "apps": limit["apps"],
+            "assignments": limit["bindings"],
+            "events": limit["events"],
+            "days": args.days,
+        },
         "limit": limit,
-        "initial": {"seconds": initial_run, "events_per_s": events_per_s, "ratio_to_limit": initial_run / limit["limit_s"],
-                    "command_seconds": initial_s, "command_events_per_s": limit["events"] / initial_s,
-                    "command_ratio_to_limit": initial_s / limit["limit_s"],
-                    "peak_rss_mb": initial_rss, "rows_written": after_initial - before, "cpu": initial_cpu,
-                    "streams": initial_streams},
-        "second_full": {"seconds": second_run, "rows_written": second_rows, "share_of_initial": second_run / initial_run,
-                        "command_seconds": second_s, "command_share_of_initial": second_s / initial_s,
-                        "peak_rss_mb": second_rss},
-        "second_events_only": {"seconds": events_again_run, "rows_written": after_events_again - after_second,
-                               "share_of_initial": events_again_run / initial_run, "command_seconds": events_again_s},
-        "incremental": {"new_events": args.incremental, "seconds": incremental_run, "command_seconds": incremental_s,
-                        "rows_written": after_incremental - after_events_again, "events_stored": stored_events},
+        "initial": {
+            "seconds": initial_run,
+            "events_per_s": events_per_s,
+            "ratio_to_limit": initial_run / limit["limit_s"],
+            "command_seconds": initial_s,
+            "command_events_per_s": limit["events"] / initial_s,
+            "command_ratio_to_limit": initial_s / limit["limit_s"],
+            "peak_rss_mb": initial_rss,
+            "rows_written": after_initial - before,
+            "cpu": initial_cpu,
+            "streams": initial_streams,
+        },
+        "second_full": {
+            "seconds": second_run,
+            "rows_written": second_rows,
+            "share_of_initial": second_run / initial_run,
+            "command_seconds": second_s,
+            "command_share_of_initial": second_s / initial_s,
+            "peak_rss_mb": second_rss,
+        },
+        "second_events_only": {
+            "seconds": events_again_run,
+            "rows_written": after_events_again - after_second,
+            "share_of_initial": events_again_run / initial_run,
+            "command_seconds": events_again_s,
+        },
+        "incremental": {
+            "new_events": args.incremental,
+            "seconds": incremental_run,
+            "command_seconds": incremental_s,
+            "rows_written": after_incremental - after_events_again,
+            "events_stored": stored_events,
+        },
         "goals": {
             "events_per_s >= 25000": events_per_s >= 25_000,
             "initial <= 1.5 x limit": initial_run <= 1.5 * limit["limit_s"],
@@ -436,19 +557,37 @@ def main() -> None:
         ("initial full sync (run)", f"{initial_run:.1f} s", f"{initial_run / limit['limit_s']:.2f}x limit"),
         ("  events/s end to end", f"{events_per_s:,.0f}", "goal >= 25,000"),
         ("  peak worker RSS (with its fetcher)", f"{initial_rss:.0f} MB", "goal <= 400 MB"),
-        ("  the command's wall time", f"{initial_s:.1f} s",
-         f"{initial_s / limit['limit_s']:.2f}x limit, {limit['events'] / initial_s:,.0f} events/s"),
-        ("second full sync, no change (run)", f"{second_run:.1f} s",
-         f"{second_run / initial_run:.1%} of initial; {second_rows} rows"),
-        ("  the command's wall time", f"{second_s:.1f} s", f"{second_s / initial_s:.1%} of the initial command"),
-        ("second events sync, no change (run)", f"{events_again_run:.1f} s",
-         f"{events_again_run / initial_run:.1%} of initial; {after_events_again - after_second} rows"),
-        (f"incremental: {args.incremental:,} new events (run)", f"{incremental_run:.1f} s",
-         f"goal <= 5 s; command {incremental_s:.1f} s"),
+        (
+            "  the command's wall time",
+            f"{initial_s:.1f} s",
+            f"{initial_s / limit['limit_s']:.2f}x limit, {limit['events'] / initial_s:,.0f} events/s",
+        ),
+        (
+            "second full sync, no change (run)",
+            f"{second_run:.1f} s",
+            f"{second_run / initial_run:.1%} of initial; {second_rows} rows",
+        ),
+        (
+            "  the command's wall time",
+            f"{second_s:.1f} s",
+            f"{second_s / initial_s:.1%} of the initial command",
+        ),
+        (
+            "second events sync, no change (run)",
+            f"{events_again_run:.1f} s",
+            f"{events_again_run / initial_run:.1%} of initial; {after_events_again - after_second} rows",
+        ),
+        (
+            f"incremental: {args.incremental:,} new events (run)",
+            f"{incremental_run:.1f} s",
+            f"goal <= 5 s; command {incremental_s:.1f} s",
+        ),
     ]
     print()
-    print(f"tenant: {limit['users']:,} users, {limit['apps']} apps, {limit['bindings']:,} assignments, "
-          f"{limit['events']:,} events over {args.days} days")
+    print(
+        f"tenant: {limit['users']:,} users, {limit['apps']} apps, {limit['bindings']:,} assignments, "
+        f"{limit['events']:,} events over {args.days} days"
+    )
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:
         print(f"  {name:<{width}}  {value:>12}  {note}")

@@ -46,8 +46,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     measures = {}
     for label, read, _ in MEASURES:
         values = [read(r) for r in runs]
-        measures[label.strip()] = {"runs": values, "min": min(values), "median": statistics.median(values),
-                                   "max": max(values)}
+        measures[label.strip()] = {
+            "runs": values,
+            "min": min(values),
+            "median": statistics.median(values),
+            "max": max(values),
+        }
     goals = {goal: sum(1 for r in runs if r["goals"][goal]) for goal in runs[0]["goals"]}
     return {"runs": len(runs), "measures": measures, "goals_met": goals}
 
@@ -86,8 +90,9 @@ def main() -> int:
         runs.append(json.loads(out.read_text()))
     summary = summarise(runs)
     print_table(runs, summary)
-    (RESULTS / "sync-repeat.json").write_text(json.dumps(
-        {"when": datetime.now(UTC).isoformat(timespec="seconds"), **summary}, indent=2))
+    (RESULTS / "sync-repeat.json").write_text(
+        json.dumps({"when": datetime.now(UTC).isoformat(timespec="seconds"), **summary}, indent=2)
+    )
     print(f"\nwrote {RESULTS / 'sync-repeat.json'}")
     return 0
 

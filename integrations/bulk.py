@@ -93,7 +93,9 @@ def copy_new(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         raw = cursor.cursor if hasattr(cursor, "cursor") else cursor
         raw.execute("SAVEPOINT torii_copy_new")
         try:
-            raw.copy_expert(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN WITH ({options})', _csv_buffer(rows))
+            raw.copy_expert(
+                f'COPY "{table}" ({", ".join(columns)}) FROM STDIN WITH ({options})', _csv_buffer(rows)
+            )
         except psycopg2.errors.UniqueViolation:
             raw.execute("ROLLBACK TO SAVEPOINT torii_copy_new")
             return None
@@ -144,7 +146,9 @@ def _sqlite_row(row: Sequence[Any]) -> tuple[Any, ...]:
     )
 
 
-def insert_ignore(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str]) -> int:
+def insert_ignore(
+    *, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str]
+) -> int:
     """Insert rows, skipping those whose conflict key exists. Returns how many were inserted.
     Must run inside a transaction."""
     if not rows:

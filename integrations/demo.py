@@ -17,14 +17,17 @@ DEMO_NAME = "Demo (JumpCloud simulator)"
 def connect_demo(*, base_url: str, api_key: str) -> Connection | None:
     """Idempotent: reuse a live demo connection to this simulator, else connect one."""
     origin = normalize_origin(base_url)
-    existing = Connection.objects.filter(base_url=origin).exclude(status=Connection.Status.DISCONNECTED).first()
+    existing = (
+        Connection.objects.filter(base_url=origin).exclude(status=Connection.Status.DISCONNECTED).first()
+    )
     if existing:
         with contextlib.suppress(SyncAlreadyRunning, SyncNotAllowed):
             sync_run_request(connection=existing, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL)
         return existing
     try:
-        return connection_create(name=DEMO_NAME, api_key=api_key, permission=Connection.Permission.READ_WRITE,
-                                 base_url=origin)
+        return connection_create(
+            name=DEMO_NAME, api_key=api_key, permission=Connection.Permission.READ_WRITE, base_url=origin
+        )
     except CredentialsError as exc:
         logger.error("demo account not connected: %s", exc.message)
         return None

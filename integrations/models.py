@@ -99,7 +99,9 @@ class SyncRun(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.FULL)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -147,7 +149,9 @@ class SyncCheckpoint(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["connection", "stream"], name="uniq_checkpoint_per_stream")]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "stream"], name="uniq_checkpoint_per_stream")
+        ]
 
     def __str__(self) -> str:
         return f"{self.connection_id}:{self.stream}"
@@ -171,7 +175,9 @@ class ActionRun(models.Model):
 
     category = models.CharField(max_length=16, choices=Category.choices, default=Category.USER_ACTION)
     action = models.CharField(max_length=64)
-    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="action_runs")
+    connection = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="action_runs"
+    )
     connection_name = models.CharField(max_length=100, blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     actor_username = models.CharField(max_length=150, blank=True)
@@ -202,7 +208,9 @@ class Application(models.Model):
         DIRECTORY = "directory", "Directory"
         SSO = "sso", "SSO application"
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="applications", db_index=False)
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="applications", db_index=False
+    )
     external_id = models.CharField(max_length=64)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SSO)
     name = models.CharField(max_length=255, blank=True)
@@ -214,11 +222,15 @@ class Application(models.Model):
     first_seen_at = models.DateTimeField(auto_now_add=True)
     # Digest of the assignment rows the last full sync wrote for this app: a resync that computes
     # the same digest (and finds as many live rows) has nothing to write.
-    assignments_digest = models.CharField(max_length=64, blank=True, default="", db_default="", editable=False)
+    assignments_digest = models.CharField(
+        max_length=64, blank=True, default="", db_default="", editable=False
+    )
 
     class Meta:
         ordering = ["label", "name", "id"]
-        constraints = [models.UniqueConstraint(fields=["connection", "external_id"], name="uniq_app_per_connection")]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "external_id"], name="uniq_app_per_connection")
+        ]
 
     def __str__(self) -> str:
         return self.label or self.name or self.external_id
@@ -249,13 +261,20 @@ class AppUser(models.Model):
     # application) and nulls (directory_user); a sync's write transaction locks its connection
     # row instead, once (SyncContext.hold_connection), and an assignment write its application
     # row, so a concurrent delete cannot leave rows behind.
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="app_users", db_index=False,
-                                   db_constraint=False)
-    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="app_users", db_index=False,
-                                    db_constraint=False)
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="app_users", db_index=False, db_constraint=False
+    )
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="app_users", db_index=False, db_constraint=False
+    )
     external_id = models.CharField(max_length=64)
     directory_user = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="app_memberships", db_index=False,
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="app_memberships",
+        db_index=False,
         db_constraint=False,
     )
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.USER)
@@ -280,15 +299,26 @@ class AppUser(models.Model):
 
     class Meta:
         ordering = ["username", "id"]
-        constraints = [models.UniqueConstraint(fields=["application", "external_id"], name="uniq_appuser_per_app")]
+        constraints = [
+            models.UniqueConstraint(fields=["application", "external_id"], name="uniq_appuser_per_app")
+        ]
         indexes = [
             # Directory rows only (SSO rows carry a copy of these for display).
-            models.Index(fields=["connection", "email"], name="appuser_dir_email",
-                         condition=Q(directory_user__isnull=True)),
-            models.Index(fields=["connection", "username"], name="appuser_dir_username",
-                         condition=Q(directory_user__isnull=True)),
-            models.Index(fields=["connection", "admin_external_id"], name="appuser_admin_id",
-                         condition=~Q(admin_external_id="")),
+            models.Index(
+                fields=["connection", "email"],
+                name="appuser_dir_email",
+                condition=Q(directory_user__isnull=True),
+            ),
+            models.Index(
+                fields=["connection", "username"],
+                name="appuser_dir_username",
+                condition=Q(directory_user__isnull=True),
+            ),
+            models.Index(
+                fields=["connection", "admin_external_id"],
+                name="appuser_admin_id",
+                condition=~Q(admin_external_id=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -299,8 +329,9 @@ class UsageEvent(models.Model):
     """One ingested usage event. At-least-once on the wire, exactly once here."""
 
     # No database-level constraint (see AppUser): a million rows per backfill, one check each.
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="usage_events", db_index=False,
-                                   db_constraint=False)
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="usage_events", db_index=False, db_constraint=False
+    )
     external_id = models.CharField(max_length=64)
     kind = models.CharField(max_length=16, help_text="Provider's event family, e.g. directory / sso.")
     event_type = models.CharField(max_length=64)
@@ -318,13 +349,17 @@ class UsageEvent(models.Model):
 
     class Meta:
         ordering = ["-occurred_at"]
-        constraints = [models.UniqueConstraint(fields=["connection", "external_id"], name="uniq_event_per_connection")]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "external_id"], name="uniq_event_per_connection")
+        ]
         indexes = [
             # By kind first: each event stream writes its kind in time order, so inserts land on
             # the right edge of this index (a BRIN index was tried: the two streams interleave
             # months of time in the heap, and it stopped pruning anything).
             models.Index(fields=["connection", "kind", "occurred_at"], name="usageevent_kind_time"),
-            models.Index(fields=["connection", "actor_external_id", "occurred_at"], name="usageevent_actor_time"),
+            models.Index(
+                fields=["connection", "actor_external_id", "occurred_at"], name="usageevent_actor_time"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -110,9 +110,7 @@ class Provider:
 
     @classmethod
     def secret_fields(cls) -> tuple[str, ...]:
-        return tuple(
-            f.name for f in dataclasses.fields(cls.credentials_class) if f.metadata.get("secret")
-        )
+        return tuple(f.name for f in dataclasses.fields(cls.credentials_class) if f.metadata.get("secret"))
 
     @classmethod
     def capability_statuses(cls, connection: Connection | None) -> list[CapabilityStatus]:
@@ -148,7 +146,9 @@ class Provider:
         return ""
 
     # --- behaviour a provider implements ------------------------------------------------------
-    def validate_credentials(self, *, credentials: Any, region: str, base_url: str, org_id: str = "") -> ValidatedAccount:
+    def validate_credentials(
+        self, *, credentials: Any, region: str, base_url: str, org_id: str = ""
+    ) -> ValidatedAccount:
         raise NotImplementedError
 
     def get_client(self, connection: Connection) -> Any:

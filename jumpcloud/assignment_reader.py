@@ -46,21 +46,29 @@ def association_targets(records: Iterable[dict[str, Any]], kind: str) -> tuple[s
     for record in records:
         target = record.get("to") if isinstance(record, dict) else None
         target_id = target.get("id") if isinstance(target, dict) else None
-        if not isinstance(target, dict) or not isinstance(target_id, str) or not target_id \
-                or target.get("type") not in (None, kind):
+        if (
+            not isinstance(target, dict)
+            or not isinstance(target_id, str)
+            or not target_id
+            or target.get("type") not in (None, kind)
+        ):
             skipped += 1
             continue
         ids.add(target_id[:64])
     return ids, skipped
 
 
-def read_app(client: Any, app_id: str, known_groups: set[str] | dict[str, Any],
-             pool: ThreadPoolExecutor | None = None) -> AppAnswer:
+def read_app(
+    client: Any, app_id: str, known_groups: set[str] | dict[str, Any], pool: ThreadPoolExecutor | None = None
+) -> AppAnswer:
     """Everything the assignment stream needs for one app; groups in `known_groups` are not re-read."""
     answer = AppAnswer()
-    answer.direct, skipped_direct = association_targets(client.iter_application_associations(app_id, "user"), "user")
+    answer.direct, skipped_direct = association_targets(
+        client.iter_application_associations(app_id, "user"), "user"
+    )
     answer.groups, skipped_groups = association_targets(
-        client.iter_application_associations(app_id, "user_group"), "user_group")
+        client.iter_application_associations(app_id, "user_group"), "user_group"
+    )
     answer.pages, answer.skipped = 2, skipped_direct + skipped_groups
     for group_id in sorted(answer.groups):
         if group_id in known_groups or group_id in answer.memberships:
@@ -72,7 +80,9 @@ def read_app(client: Any, app_id: str, known_groups: set[str] | dict[str, Any],
     return answer
 
 
-def read_group(client: Any, group_id: str, pool: ThreadPoolExecutor | None = None) -> tuple[frozenset[str], int, int]:
+def read_group(
+    client: Any, group_id: str, pool: ThreadPoolExecutor | None = None
+) -> tuple[frozenset[str], int, int]:
     """A group's resolved membership (nested groups included): (user ids, pages, malformed records).
     With a `pool`, several of its pages are requested at once: a big group is hundreds of pages."""
     members: set[str] = set()
@@ -102,16 +112,31 @@ def _produce(send: Send, api_key: str, client_options: dict[str, Any], app_ids: 
                 continue
             seen.update(answer.memberships)
             memberships = {g: list(m) for g, m in answer.memberships.items()}
-            send(("app", (app_id, (list(answer.direct), list(answer.groups), answer.pages, answer.skipped,
-                                   memberships), None)))
+            send(
+                (
+                    "app",
+                    (
+                        app_id,
+                        (list(answer.direct), list(answer.groups), answer.pages, answer.skipped, memberships),
+                        None,
+                    ),
+                )
+            )
 
 
 def _answer(values: tuple[Any, ...] | None, error: tuple[Any, ...] | None) -> AppAnswer:
     if error is not None or values is None:
-        return AppAnswer(error=rebuild_error(*error) if error else errors.UpstreamError("No answer for an app."))
+        return AppAnswer(
+            error=rebuild_error(*error) if error else errors.UpstreamError("No answer for an app.")
+        )
     direct, groups, pages, skipped, memberships = values
-    return AppAnswer(direct=set(direct), groups=set(groups), pages=pages, skipped=skipped,
-                     memberships={g: frozenset(m) for g, m in memberships.items()})
+    return AppAnswer(
+        direct=set(direct),
+        groups=set(groups),
+        pages=pages,
+        skipped=skipped,
+        memberships={g: frozenset(m) for g, m in memberships.items()},
+    )
 
 
 class AssignmentReader:
@@ -122,17 +147,20 @@ class AssignmentReader:
     work (2,500 pages decoded and compared), and a thread would share the GIL with the users
     stream; the child reads on the other core."""
 
-    def __init__(self, api_key: str, client_options: dict[str, Any], app_ids: list[str],
-                 run_stop: threading.Event):
+    def __init__(
+        self, api_key: str, client_options: dict[str, Any], app_ids: list[str], run_stop: threading.Event
+    ):
         self._order = list(app_ids)
         self._answers: dict[str, AppAnswer] = {}
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._run_stop = run_stop
         self._done = False
-        self._child = Child("jumpcloud.assignment_reader",
-                            {"api_key": api_key, "client_options": client_options, "app_ids": self._order},
-                            "app-assignment reader")
+        self._child = Child(
+            "jumpcloud.assignment_reader",
+            {"api_key": api_key, "client_options": client_options, "app_ids": self._order},
+            "app-assignment reader",
+        )
         self._thread = threading.Thread(target=self._read, name="assignment-reader", daemon=True)
         self._thread.start()
 

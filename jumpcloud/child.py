@@ -33,7 +33,9 @@ def error_frame(exc: errors.JumpCloudError) -> tuple[str, str | None, int | None
     return (type(exc).__name__, exc.message, exc.status, exc.request_id, getattr(exc, "retry_after", None))
 
 
-def rebuild_error(name: str, message: str, status: int | None, request_id: str, retry_after: float | None) -> Exception:
+def rebuild_error(
+    name: str, message: str, status: int | None, request_id: str, retry_after: float | None
+) -> Exception:
     cls = getattr(errors, name, errors.UpstreamError)
     if not (isinstance(cls, type) and issubclass(cls, errors.JumpCloudError)):
         cls = errors.UpstreamError
@@ -68,7 +70,7 @@ def _write_all(fd: int, data: bytes) -> None:
     buffered writer the frame then arrived corrupted (tests/jumpcloud/test_child.py)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 class Child:
@@ -78,7 +80,9 @@ class Child:
     def __init__(self, module: str, params: dict[str, Any], what: str):
         self.what = what
         self._process = subprocess.Popen(  # noqa: S603 - our own module, no shell, no user input in argv
-            [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", module],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         assert self._process.stdin is not None
         try:

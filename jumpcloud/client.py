@@ -469,13 +469,18 @@ class JumpCloudClient:
         return self._pages(fetch, parse, None)
 
     def _iter_v2_pages(
-        self, path: str, parse: Callable[[Any], T], params: dict[str, Any] | None = None,
+        self,
+        path: str,
+        parse: Callable[[Any], T],
+        params: dict[str, Any] | None = None,
         executor: Executor | None = None,
     ) -> Iterator[Page[T]]:
         """v2 graph lists: bare arrays; stops on a short (or empty) page."""
 
         def fetch(skip: int) -> tuple[list[Any], requests.Response]:
-            response, payload = self._call("GET", path, params={**(params or {}), "limit": PAGE_LIMIT, "skip": skip})
+            response, payload = self._call(
+                "GET", path, params={**(params or {}), "limit": PAGE_LIMIT, "skip": skip}
+            )
             if not isinstance(payload, list):
                 raise self._shape_error("list", response)
             return payload, response
@@ -483,7 +488,9 @@ class JumpCloudClient:
         return self._pages(fetch, parse, executor)
 
     def _pages(
-        self, fetch: Callable[[int], tuple[list[Any], requests.Response]], parse: Callable[[Any], T],
+        self,
+        fetch: Callable[[int], tuple[list[Any], requests.Response]],
+        parse: Callable[[Any], T],
         executor: Executor | None,
     ) -> Iterator[Page[T]]:
         """Pages of PAGE_LIMIT records from skip 0 until a short one, parsed.

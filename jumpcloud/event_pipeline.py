@@ -33,9 +33,19 @@ class PreparedPage:
     newest: str | None  # ... and of its newest
 
 
-def _produce(send: Send, api_key: str, client_options: dict[str, Any], service: str, start: datetime,
-             end: datetime, limit: int, search_after: list[Any] | None, connection_id: int,
-             app_by_url: dict[str, str], newest_first: bool = False) -> None:
+def _produce(
+    send: Send,
+    api_key: str,
+    client_options: dict[str, Any],
+    service: str,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    search_after: list[Any] | None,
+    connection_id: int,
+    app_by_url: dict[str, str],
+    newest_first: bool = False,
+) -> None:
     from integrations.prefetch import prefetch
     from jumpcloud.client import JumpCloudClient
     from jumpcloud.rows import events_csv
@@ -43,14 +53,26 @@ def _produce(send: Send, api_key: str, client_options: dict[str, Any], service: 
     with JumpCloudClient(api_key, **client_options) as client:
         # The next page is requested (and decoded) by a thread while this one formats and sends the
         # last: JumpCloud's time to answer overlaps this process's work instead of adding to it.
-        pages = client.iter_event_pages(service, start, end, limit=limit, search_after=search_after,
-                                        newest_first=newest_first)
+        pages = client.iter_event_pages(
+            service, start, end, limit=limit, search_after=search_after, newest_first=newest_first
+        )
         for page in prefetch(pages, depth=1):
             events = page.events
             oldest, newest = event_span([e.timestamp for e in events])
             # Plain tuples on the wire: this module runs as __main__ in the child.
-            send(("page", (events_csv(connection_id, events, app_by_url), len(events), page.skipped,
-                           page.search_after, oldest, newest)))
+            send(
+                (
+                    "page",
+                    (
+                        events_csv(connection_id, events, app_by_url),
+                        len(events),
+                        page.skipped,
+                        page.search_after,
+                        oldest,
+                        newest,
+                    ),
+                )
+            )
 
 
 def event_span(times: list[datetime]) -> tuple[str | None, str | None]:
@@ -60,13 +82,33 @@ def event_span(times: list[datetime]) -> tuple[str | None, str | None]:
     return min(times).isoformat(), max(times).isoformat()
 
 
-def prepared_event_pages(*, api_key: str, client_options: dict[str, Any], service: str, start: datetime,
-                         end: datetime, limit: int, search_after: list[Any] | None, connection_id: int,
-                         app_by_url: dict[str, str], newest_first: bool = False) -> Iterator[PreparedPage]:
+def prepared_event_pages(
+    *,
+    api_key: str,
+    client_options: dict[str, Any],
+    service: str,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    search_after: list[Any] | None,
+    connection_id: int,
+    app_by_url: dict[str, str],
+    newest_first: bool = False,
+) -> Iterator[PreparedPage]:
     """Pages of one service's events in [start, end], each ready for COPY. Raises the client's
     typed errors. Leaving the loop early stops the fetching process."""
-    params = {"api_key": api_key, "client_options": client_options, "service": service, "start": start, "end": end,
-              "limit": limit, "search_after": search_after, "connection_id": connection_id, "app_by_url": app_by_url, "newest_first": newest_first}
+    params = {
+        "api_key": api_key,
+        "client_options": client_options,
+        "service": service,
+        "start": start,
+        "end": end,
+        "limit": limit,
+        "search_after": search_after,
+        "connection_id": connection_id,
+        "app_by_url": app_by_url,
+        "newest_first": newest_first,
+    }
     for _kind, payload in frames("jumpcloud.event_pipeline", params, "Directory Insights fetcher"):
         yield PreparedPage(*payload)
 

@@ -38,7 +38,9 @@ def note_sso_page(ctx: SyncContext, oldest: datetime, newest: datetime) -> None:
     """The SSO events stream committed a page whose events lie in [oldest, newest]."""
     with ctx.lock:
         span = ctx.shared.get(SSO_PAGES_SPAN)
-        ctx.shared[SSO_PAGES_SPAN] = (oldest, newest) if span is None else (min(span[0], oldest), max(span[1], newest))
+        ctx.shared[SSO_PAGES_SPAN] = (
+            (oldest, newest) if span is None else (min(span[0], oldest), max(span[1], newest))
+        )
 
 
 class SsoLastUse:
@@ -82,8 +84,10 @@ class SsoLastUse:
             span = (EPOCH, FAR_FUTURE)
             self.built = True
         if span is not None:
-            cursor.execute(f"INSERT INTO {self.TABLE} {_SSO_LAST_LOGINS_BETWEEN}",
-                           {**params, "since": span[0], "until": span[1]})
+            cursor.execute(
+                f"INSERT INTO {self.TABLE} {_SSO_LAST_LOGINS_BETWEEN}",
+                {**params, "since": span[0], "until": span[1]},
+            )
         self.complete = complete
 
     def of(self, app_external_id: str) -> dict[str, str]:
@@ -94,8 +98,10 @@ class SsoLastUse:
                 self._refresh(cursor)
             # As text (PostgreSQL's own timestamptz output, which COPY reads back): 400,000 values
             # on a first sync, not worth turning into datetimes only to turn them into text again.
-            cursor.execute(f"SELECT actor, MAX(ts)::text FROM {self.TABLE} WHERE app = %s GROUP BY actor",
-                           [app_external_id])
+            cursor.execute(
+                f"SELECT actor, MAX(ts)::text FROM {self.TABLE} WHERE app = %s GROUP BY actor",
+                [app_external_id],
+            )
             return dict(cursor.fetchall())
 
     def catch_up(self) -> None:
@@ -111,15 +117,25 @@ class SsoLastUse:
             self.built = False
 
 
-def rollup_last_used(*, connection: Connection, kind: str, since: datetime, part: tuple[int, int] = (0, 1),
-                     skip_apps: Iterable[int] = ()) -> int:
+def rollup_last_used(
+    *,
+    connection: Connection,
+    kind: str,
+    since: datetime,
+    part: tuple[int, int] = (0, 1),
+    skip_apps: Iterable[int] = (),
+) -> int:
     """Move last used forward for what events since `since` show; failed attempts never count.
 
     `part` = (k, n): only SSO apps whose id % n == k, or one n-th of the people for the directory
     (PostgreSQL; lets the statement run in pieces); `skip_apps`: SSO apps (ids) known to be current
     already. Only rows whose value changes are written; returns how many."""
-    params: dict[str, Any] = {**_directory_params(connection, since), "part": part[0], "parts": part[1],
-                              "skip": list(skip_apps)}
+    params: dict[str, Any] = {
+        **_directory_params(connection, since),
+        "part": part[0],
+        "parts": part[1],
+        "skip": list(skip_apps),
+    }
     with db.cursor() as cursor:
         if bulk.is_postgres():
             # Aggregating a 90-day backfill sorts a million rows; keep the sort in memory.
@@ -146,8 +162,11 @@ def rollup_admin_last_login(*, connection: Connection, since: datetime) -> int:
 
 def _directory_params(connection: Connection, since: datetime) -> dict[str, Any]:
     """The parameters every last-use statement takes: the connection, the directory app, since."""
-    directory = Application.objects.filter(connection=connection, external_id=DIRECTORY_APP_ID).values_list(
-        "pk", flat=True).first()
+    directory = (
+        Application.objects.filter(connection=connection, external_id=DIRECTORY_APP_ID)
+        .values_list("pk", flat=True)
+        .first()
+    )
     return {"c": connection.pk, "since": since, "app": directory, "ok": True}
 
 
@@ -158,7 +177,10 @@ def daily_usage(*, connection: Connection, kind: str, since: datetime) -> int:
     with db.cursor() as cursor:
         if bulk.is_postgres():
             cursor.execute("SET LOCAL work_mem = '64MB'")
-        cursor.execute(_DAILY_PG if bulk.is_postgres() else _DAILY_SQLITE, {"c": connection.pk, "kind": kind, "day0": day0})
+        cursor.execute(
+            _DAILY_PG if bulk.is_postgres() else _DAILY_SQLITE,
+            {"c": connection.pk, "kind": kind, "day0": day0},
+        )
         return max(cursor.rowcount, 0)
 
 
@@ -205,7 +227,8 @@ WHERE au.application_id = %(app)s AND au.external_id = m.actor AND {_LATER.forma
 _LAST_USED_PORTAL = _LAST_USED_PORTAL_TEMPLATE.format(part="")
 # One of %(parts)s pieces, by person (PostgreSQL).
 _LAST_USED_PORTAL_PART = _LAST_USED_PORTAL_TEMPLATE.format(
-    part="\n        AND (hashtext(actor_external_id) & 2147483647) %% %(parts)s = %(part)s")
+    part="\n        AND (hashtext(actor_external_id) & 2147483647) %% %(parts)s = %(part)s"
+)
 
 _LAST_USED_ADMIN = f"""
 UPDATE integrations_appuser AS au SET admin_last_login_at = m.ts,
@@ -270,4 +293,3 @@ ON CONFLICT (application_id, day) DO UPDATE SET successes = excluded.successes, 
 WHERE integrations_dailyusage.successes IS NOT excluded.successes OR integrations_dailyusage.failures IS NOT excluded.failures
   OR integrations_dailyusage.active_users IS NOT excluded.active_users
 """
-

@@ -19,26 +19,48 @@ class JumpCloudCredentials:
 CAPABILITIES = (
     Capability("users", "Users", "Every JumpCloud user (system user) of the organization."),
     Capability("roles", "Roles", "User or administrator, with the administrator's role name."),
-    Capability("statuses", "Statuses", "Active, invited (staged), suspended, locked, password expired, removed."),
     Capability(
-        "last_used", "Last used date", "Latest successful portal or SSO login per person and app.",
-        requires_detected="usage_events", unavailable_reason="No Directory Insights for this organization",
+        "statuses", "Statuses", "Active, invited (staged), suspended, locked, password expired, removed."
     ),
-    Capability("administrators", "Administrators", "JumpCloud console administrators and their roles.",
-               requires_detected="administrators", unavailable_reason="The administrator of this key cannot list administrators"),
+    Capability(
+        "last_used",
+        "Last used date",
+        "Latest successful portal or SSO login per person and app.",
+        requires_detected="usage_events",
+        unavailable_reason="No Directory Insights for this organization",
+    ),
+    Capability(
+        "administrators",
+        "Administrators",
+        "JumpCloud console administrators and their roles.",
+        requires_detected="administrators",
+        unavailable_reason="The administrator of this key cannot list administrators",
+    ),
     Capability("applications", "Applications", "SSO (SAML) applications configured in JumpCloud."),
-    Capability("app_assignments", "App assignments", "Who can use each SSO app, directly or through user groups."),
     Capability(
-        "usage_directory", "Usage: directory events", "User Portal and Admin Console logins (Directory Insights).",
-        requires_detected="usage_events", unavailable_reason="No Directory Insights for this organization",
+        "app_assignments", "App assignments", "Who can use each SSO app, directly or through user groups."
     ),
     Capability(
-        "usage_sso", "Usage: SSO events", "Logins to SSO applications (Directory Insights sso_auth).",
-        requires_detected="usage_events", unavailable_reason="No Directory Insights for this organization",
+        "usage_directory",
+        "Usage: directory events",
+        "User Portal and Admin Console logins (Directory Insights).",
+        requires_detected="usage_events",
+        unavailable_reason="No Directory Insights for this organization",
+    ),
+    Capability(
+        "usage_sso",
+        "Usage: SSO events",
+        "Logins to SSO applications (Directory Insights sso_auth).",
+        requires_detected="usage_events",
+        unavailable_reason="No Directory Insights for this organization",
     ),
     Capability("action_create_user", "Action: create user", "Create a JumpCloud user.", requires_write=True),
-    Capability("action_suspend_user", "Action: suspend user", "Suspend a JumpCloud user.", requires_write=True),
-    Capability("action_unsuspend_user", "Action: unsuspend user", "Unsuspend a JumpCloud user.", requires_write=True),
+    Capability(
+        "action_suspend_user", "Action: suspend user", "Suspend a JumpCloud user.", requires_write=True
+    ),
+    Capability(
+        "action_unsuspend_user", "Action: unsuspend user", "Unsuspend a JumpCloud user.", requires_write=True
+    ),
     Capability("action_delete_user", "Action: delete user", "Delete a JumpCloud user.", requires_write=True),
 )
 
@@ -66,27 +88,70 @@ class JumpCloudProvider(Provider):
         Stream("organization", "Organization", _lazy("jumpcloud.sync.sync_organization")),
         # Applications first: the event streams start beside the rest once they can attribute
         # sso_auth events that carry only an sso_url.
-        Stream("applications", "Applications", _lazy("jumpcloud.sync.sync_applications"), provides=("applications",)),
+        Stream(
+            "applications",
+            "Applications",
+            _lazy("jumpcloud.sync.sync_applications"),
+            provides=("applications",),
+        ),
         Stream("users", "Users", _lazy("jumpcloud.sync.sync_users"), provides=("users", "roles", "statuses")),
-        Stream("administrators", "Administrators", _lazy("jumpcloud.sync.sync_administrators"),
-               provides=("administrators",), optional=True),
-        Stream("app_assignments", "App assignments", _lazy("jumpcloud.sync.sync_app_assignments"),
-               provides=("app_assignments",)),
+        Stream(
+            "administrators",
+            "Administrators",
+            _lazy("jumpcloud.sync.sync_administrators"),
+            provides=("administrators",),
+            optional=True,
+        ),
+        Stream(
+            "app_assignments",
+            "App assignments",
+            _lazy("jumpcloud.sync.sync_app_assignments"),
+            provides=("app_assignments",),
+        ),
         # SSO events first: assignment rows written once they are stored carry their last use.
-        Stream("events_sso", "Usage: SSO events", _lazy("jumpcloud.sync.sync_sso_events"),
-               provides=("usage_sso", "last_used"), kind="events", optional=True, concurrent=True,
-               waits_for=("applications",), finish=_lazy("jumpcloud.sync.rollup_sso_usage"),
-               finish_waits_for=("users", "app_assignments")),
-        Stream("events_directory", "Usage: directory events", _lazy("jumpcloud.sync.sync_directory_events"),
-               provides=("usage_directory", "last_used"), kind="events", optional=True, concurrent=True,
-               waits_for=("applications",), finish=_lazy("jumpcloud.sync.rollup_directory_usage"),
-               finish_waits_for=("users", "administrators")),
+        Stream(
+            "events_sso",
+            "Usage: SSO events",
+            _lazy("jumpcloud.sync.sync_sso_events"),
+            provides=("usage_sso", "last_used"),
+            kind="events",
+            optional=True,
+            concurrent=True,
+            waits_for=("applications",),
+            finish=_lazy("jumpcloud.sync.rollup_sso_usage"),
+            finish_waits_for=("users", "app_assignments"),
+        ),
+        Stream(
+            "events_directory",
+            "Usage: directory events",
+            _lazy("jumpcloud.sync.sync_directory_events"),
+            provides=("usage_directory", "last_used"),
+            kind="events",
+            optional=True,
+            concurrent=True,
+            waits_for=("applications",),
+            finish=_lazy("jumpcloud.sync.rollup_directory_usage"),
+            finish_waits_for=("users", "administrators"),
+        ),
     )
     actions: ClassVar[tuple[Action, ...]] = (
         Action("create_user", "Create user", _lazy("jumpcloud.actions.create_user"), "action_create_user"),
-        Action("suspend_user", "Suspend user", _lazy("jumpcloud.actions.suspend_user"), "action_suspend_user"),
-        Action("unsuspend_user", "Unsuspend user", _lazy("jumpcloud.actions.unsuspend_user"), "action_unsuspend_user"),
-        Action("delete_user", "Delete user", _lazy("jumpcloud.actions.delete_user"), "action_delete_user", destructive=True),
+        Action(
+            "suspend_user", "Suspend user", _lazy("jumpcloud.actions.suspend_user"), "action_suspend_user"
+        ),
+        Action(
+            "unsuspend_user",
+            "Unsuspend user",
+            _lazy("jumpcloud.actions.unsuspend_user"),
+            "action_unsuspend_user",
+        ),
+        Action(
+            "delete_user",
+            "Delete user",
+            _lazy("jumpcloud.actions.delete_user"),
+            "action_delete_user",
+            destructive=True,
+        ),
     )
 
     def validate_credentials(self, *, credentials: Any, region: str, base_url: str, org_id: str = "") -> Any:
@@ -103,8 +168,7 @@ class JumpCloudProvider(Provider):
 READ_ONLY_ROLES = frozenset({"read only", "billing only", "command runner", "command runner with billing"})
 
 
-def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str,
-              org_id: str = "") -> Any:
+def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str, org_id: str = "") -> Any:
     from datetime import timedelta
 
     from django.utils import timezone
@@ -114,8 +178,14 @@ def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str,
     from jumpcloud.client import JumpCloudClient
 
     def client_for(org: str | None) -> JumpCloudClient:
-        return JumpCloudClient(credentials.api_key, region=region if region in REGIONS else "us",
-                               base_url=base_url or None, org_id=org, timeout=(5.0, 20.0), max_retries=2)
+        return JumpCloudClient(
+            credentials.api_key,
+            region=region if region in REGIONS else "us",
+            base_url=base_url or None,
+            org_id=org,
+            timeout=(5.0, 20.0),
+            max_retries=2,
+        )
 
     with client_for(None) as discovery:
         try:
@@ -133,7 +203,9 @@ def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str,
                 code="no_rights",
             ) from None
         except errors.JumpCloudError as exc:
-            raise CredentialsError(f"Could not reach JumpCloud to check the key: {exc.message}", code="upstream") from None
+            raise CredentialsError(
+                f"Could not reach JumpCloud to check the key: {exc.message}", code="upstream"
+            ) from None
     choices = [(o.id, o.name) for o in orgs]
     listing = ", ".join(f"{name} ({oid})" for oid, name in choices)
     if org_id:
@@ -142,18 +214,22 @@ def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str,
             raise CredentialsError(
                 f"Organization ID {org_id} is not one this key can manage. "
                 + (f"It manages: {listing}." if choices else ""),
-                code="org_not_found", choices=choices,
+                code="org_not_found",
+                choices=choices,
             )
         org = match[0]
     elif len(orgs) > 1:
         raise CredentialsError(
             f"This key manages {len(orgs)} organizations; choose the one to connect: {listing}.",
-            code="org_required", choices=choices,
+            code="org_required",
+            choices=choices,
         )
     elif len(orgs) == 1:
         org = orgs[0]
     else:
-        raise CredentialsError("This key does not give access to any JumpCloud organization.", code="org_not_found")
+        raise CredentialsError(
+            "This key does not give access to any JumpCloud organization.", code="org_not_found"
+        )
 
     multi_tenant = len(orgs) > 1
     detected: dict[str, Any] = {"multi_tenant": multi_tenant}
@@ -171,10 +247,14 @@ def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str,
             next(iter(client.iter_system_user_pages()), None)
         except errors.OrganizationRequired:
             raise CredentialsError(
-                f"This key manages several organizations; choose one: {listing}.", code="org_required", choices=choices
+                f"This key manages several organizations; choose one: {listing}.",
+                code="org_required",
+                choices=choices,
             ) from None
         except errors.OrganizationNotFound:
-            raise CredentialsError(f"Organization ID {org.id} was not found.", code="org_not_found", choices=choices) from None
+            raise CredentialsError(
+                f"Organization ID {org.id} was not found.", code="org_not_found", choices=choices
+            ) from None
         except errors.PermissionDenied:
             raise CredentialsError(
                 f"This key's administrator{f' ({role})' if role else ''} cannot read JumpCloud users. "
@@ -182,7 +262,9 @@ def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str,
                 code="no_rights",
             ) from None
         except errors.JumpCloudError as exc:
-            raise CredentialsError(f"JumpCloud answered with an error: {exc.message}", code="upstream") from None
+            raise CredentialsError(
+                f"JumpCloud answered with an error: {exc.message}", code="upstream"
+            ) from None
         try:
             next(iter(client.iter_administrator_pages()), None)
             detected["administrators"] = True
@@ -218,4 +300,3 @@ def client_for_connection(connection: Any, **options: Any) -> Any:
         org_id=connection.org_id if multi_tenant else None,
         **options,
     )
-

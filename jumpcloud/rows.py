@@ -14,8 +14,20 @@ DIRECTORY_APP_ID = "directory"
 LOGIN_EVENT_TYPES = {"user_login_attempt": DIRECTORY_APP_ID, "admin_login_attempt": DIRECTORY_APP_ID}
 
 EVENT_COLUMNS = (
-    "connection_id", "external_id", "kind", "event_type", "occurred_at", "success", "actor_external_id", "actor_type",
-    "actor_username", "actor_email", "application_external_id", "application_name", "client_ip", "error_message",
+    "connection_id",
+    "external_id",
+    "kind",
+    "event_type",
+    "occurred_at",
+    "success",
+    "actor_external_id",
+    "actor_type",
+    "actor_username",
+    "actor_email",
+    "application_external_id",
+    "application_name",
+    "client_ip",
+    "error_message",
 )
 
 
@@ -27,9 +39,20 @@ def event_row(connection_id: int, e: Event, app_by_url: dict[str, str]) -> tuple
     else:
         app_id = LOGIN_EVENT_TYPES.get(e.event_type, "")
     return (
-        connection_id, e.id[:64], e.service[:16], e.event_type[:64], e.timestamp, e.success, e.actor_id[:64],
-        e.actor_type[:32], e.actor_username[:255], e.actor_email[:320], app_id[:64],
-        (e.app_label or e.app_name)[:255], e.client_ip[:64], e.error_message[:512],
+        connection_id,
+        e.id[:64],
+        e.service[:16],
+        e.event_type[:64],
+        e.timestamp,
+        e.success,
+        e.actor_id[:64],
+        e.actor_type[:32],
+        e.actor_username[:255],
+        e.actor_email[:320],
+        app_id[:64],
+        (e.app_label or e.app_name)[:255],
+        e.client_ip[:64],
+        e.error_message[:512],
     )
 
 

@@ -85,14 +85,17 @@ def estimated_rows(table: str) -> int:
     if not bulk.is_postgres():
         return 0
     with db.cursor() as cursor:
-        cursor.execute("SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass", [table])
+        cursor.execute(
+            "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass", [table]
+        )
         row = cursor.fetchone()
         return int(row[0]) if row else 0
 
 
 def directory_app(connection: Connection) -> Application:
     app, _ = Application.objects.get_or_create(
-        connection=connection, external_id=DIRECTORY_APP_ID,
+        connection=connection,
+        external_id=DIRECTORY_APP_ID,
         defaults={"kind": Application.Kind.DIRECTORY, "name": "jumpcloud", "label": "JumpCloud"},
     )
     return app
@@ -131,23 +134,67 @@ def user_status(user: SystemUser) -> str:
 
 
 USER_COLUMNS = (
-    "connection_id", "application_id", "external_id", "kind", "username", "email", "first_name", "last_name",
-    "display_name", "status", "password_expired", "mfa_enabled", "upstream_created_at", "removed_at", "extra",
-    "is_admin", "role", "admin_external_id", "assignment",
+    "connection_id",
+    "application_id",
+    "external_id",
+    "kind",
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "status",
+    "password_expired",
+    "mfa_enabled",
+    "upstream_created_at",
+    "removed_at",
+    "extra",
+    "is_admin",
+    "role",
+    "admin_external_id",
+    "assignment",
 )
 USER_UPDATE = (
-    "username", "email", "first_name", "last_name", "display_name", "status", "password_expired", "mfa_enabled",
-    "upstream_created_at", "removed_at", "extra",
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "status",
+    "password_expired",
+    "mfa_enabled",
+    "upstream_created_at",
+    "removed_at",
+    "extra",
 )
 
 
 def _user_values(u: SystemUser) -> tuple[Any, ...]:
     """A listed user as a directory row holds it in USER_UPDATE's columns (`extra` as a dict)."""
-    extra = {k: v for k, v in (("department", u.department), ("job_title", u.job_title),
-                               ("employee_type", u.employee_type), ("state", u.state)) if v}
+    extra = {
+        k: v
+        for k, v in (
+            ("department", u.department),
+            ("job_title", u.job_title),
+            ("employee_type", u.employee_type),
+            ("state", u.state),
+        )
+        if v
+    }
     display = u.displayname or " ".join(p for p in (u.firstname, u.lastname) if p)
-    return (_clip(u.username, 255), _clip(u.email, 320), _clip(u.firstname, 255), _clip(u.lastname, 255),
-            _clip(display, 1024), user_status(u), bool(u.password_expired), u.mfa_enabled, u.created, None, extra)
+    return (
+        _clip(u.username, 255),
+        _clip(u.email, 320),
+        _clip(u.firstname, 255),
+        _clip(u.lastname, 255),
+        _clip(display, 1024),
+        user_status(u),
+        bool(u.password_expired),
+        u.mfa_enabled,
+        u.created,
+        None,
+        extra,
+    )
 
 
 def user_row(connection_id: int, app_id: int, u: SystemUser) -> tuple[Any, ...]:
@@ -155,13 +202,20 @@ def user_row(connection_id: int, app_id: int, u: SystemUser) -> tuple[Any, ...]:
     return (connection_id, app_id, u.id, AppUser.Kind.USER, *values, json.dumps(extra), False, "User", "", "")
 
 
-def upsert_directory_users(connection: Connection, app: Application, users: Iterable[SystemUser]) -> tuple[int, int]:
+def upsert_directory_users(
+    connection: Connection, app: Application, users: Iterable[SystemUser]
+) -> tuple[int, int]:
     return _upsert_user_rows([user_row(connection.pk, app.pk, u) for u in users])
 
 
 def _upsert_user_rows(rows: list[tuple[Any, ...]]) -> tuple[int, int]:
-    return bulk.upsert(table=APPUSER_TABLE, columns=USER_COLUMNS, rows=rows,
-                       conflict=("application_id", "external_id"), update=USER_UPDATE)
+    return bulk.upsert(
+        table=APPUSER_TABLE,
+        columns=USER_COLUMNS,
+        rows=rows,
+        conflict=("application_id", "external_id"),
+        update=USER_UPDATE,
+    )
 
 
 def _comparable(values: tuple[Any, ...] | list[Any]) -> tuple[Any, ...]:
@@ -173,7 +227,9 @@ def _comparable(values: tuple[Any, ...] | list[Any]) -> tuple[Any, ...]:
 
 def _stored_user_states(app: Application) -> dict[str, tuple[Any, ...]]:
     """Every stored directory user of `app`, by external id, in _comparable form."""
-    rows = AppUser.objects.filter(application=app, kind=AppUser.Kind.USER).values_list("external_id", *USER_UPDATE)
+    rows = AppUser.objects.filter(application=app, kind=AppUser.Kind.USER).values_list(
+        "external_id", *USER_UPDATE
+    )
     return {row[0]: _comparable(row[1:]) for row in rows.iterator(chunk_size=5000)}
 
 
@@ -217,16 +273,24 @@ def sync_users(ctx: SyncContext) -> None:
         analyze(APPUSER_TABLE)
 
 
-def _sync_user_pages(ctx: SyncContext, app: Application, stored: dict[str, tuple[Any, ...]], seen: set[str],
-                     pages: Iterable[Page[SystemUser]]) -> None:
+def _sync_user_pages(
+    ctx: SyncContext,
+    app: Application,
+    stored: dict[str, tuple[Any, ...]],
+    seen: set[str],
+    pages: Iterable[Page[SystemUser]],
+) -> None:
     for page in pages:
         rows = [user_row(ctx.connection.pk, app.pk, u) for u in _changed_users(page.items, stored)]
         created = updated = 0
         if rows:
             with transaction.atomic():
                 ctx.hold_connection()
-                copied = bulk.copy_new(table=APPUSER_TABLE, columns=USER_COLUMNS, rows=rows) \
-                    if not stored and bulk.is_postgres() else None
+                copied = (
+                    bulk.copy_new(table=APPUSER_TABLE, columns=USER_COLUMNS, rows=rows)
+                    if not stored and bulk.is_postgres()
+                    else None
+                )
                 if copied is not None:
                     created = copied
                 else:
@@ -239,8 +303,18 @@ def _sync_user_pages(ctx: SyncContext, app: Application, stored: dict[str, tuple
 # --- administrators -------------------------------------------------------------------------------
 ADMIN_ONLY_COLUMNS = USER_COLUMNS + ("admin_mfa_enabled",)
 ADMIN_ONLY_UPDATE = (
-    "username", "email", "first_name", "last_name", "display_name", "status", "upstream_created_at", "removed_at",
-    "is_admin", "role", "admin_external_id", "admin_mfa_enabled",
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "status",
+    "upstream_created_at",
+    "removed_at",
+    "is_admin",
+    "role",
+    "admin_external_id",
+    "admin_mfa_enabled",
 )
 
 
@@ -260,8 +334,10 @@ def sync_administrators(ctx: SyncContext) -> None:
     ctx.detect(administrators=True)
     by_email = {a.email.lower(): a for a in admins.values() if a.email}
     users = {
-        row["le"]: row for row in AppUser.objects.filter(application=app, kind=AppUser.Kind.USER)
-        .annotate(le=Lower("email")).filter(le__in=list(by_email))
+        row["le"]: row
+        for row in AppUser.objects.filter(application=app, kind=AppUser.Kind.USER)
+        .annotate(le=Lower("email"))
+        .filter(le__in=list(by_email))
         .values("pk", "le", "is_admin", "role", "admin_external_id", "admin_mfa_enabled")
     }
     changed: list[AppUser] = []
@@ -275,38 +351,93 @@ def sync_administrators(ctx: SyncContext) -> None:
         want = (True, role, a.id, a.mfa_enabled)
         have = (user["is_admin"], user["role"], user["admin_external_id"], user["admin_mfa_enabled"])
         if want != have:
-            changed.append(AppUser(pk=user["pk"], is_admin=True, role=role, admin_external_id=a.id, admin_mfa_enabled=a.mfa_enabled))
+            changed.append(
+                AppUser(
+                    pk=user["pk"],
+                    is_admin=True,
+                    role=role,
+                    admin_external_id=a.id,
+                    admin_mfa_enabled=a.mfa_enabled,
+                )
+            )
     admin_only += [a for a in admins.values() if not a.email]
     with transaction.atomic():
         ctx.hold_connection()
         if changed:
-            AppUser.objects.bulk_update(changed, ["is_admin", "role", "admin_external_id", "admin_mfa_enabled"])
+            AppUser.objects.bulk_update(
+                changed, ["is_admin", "role", "admin_external_id", "admin_mfa_enabled"]
+            )
         rows = [
-            (ctx.connection.pk, app.pk, a.id, AppUser.Kind.ADMIN_ONLY, _clip(a.email, 255), _clip(a.email, 320),
-             _clip(a.firstname, 255), _clip(a.lastname, 255), _clip(" ".join(p for p in (a.firstname, a.lastname) if p), 1024),
-             AppUser.Status.SUSPENDED if a.suspended else AppUser.Status.ACTIVE, False, None, a.created, None, "{}",
-             True, a.role_name or "Administrator", a.id, "", a.mfa_enabled)
+            (
+                ctx.connection.pk,
+                app.pk,
+                a.id,
+                AppUser.Kind.ADMIN_ONLY,
+                _clip(a.email, 255),
+                _clip(a.email, 320),
+                _clip(a.firstname, 255),
+                _clip(a.lastname, 255),
+                _clip(" ".join(p for p in (a.firstname, a.lastname) if p), 1024),
+                AppUser.Status.SUSPENDED if a.suspended else AppUser.Status.ACTIVE,
+                False,
+                None,
+                a.created,
+                None,
+                "{}",
+                True,
+                a.role_name or "Administrator",
+                a.id,
+                "",
+                a.mfa_enabled,
+            )
             for a in admin_only
         ]
-        created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ADMIN_ONLY_COLUMNS, rows=rows,
-                                       conflict=("application_id", "external_id"), update=ADMIN_ONLY_UPDATE)
+        created, updated = bulk.upsert(
+            table=APPUSER_TABLE,
+            columns=ADMIN_ONLY_COLUMNS,
+            rows=rows,
+            conflict=("application_id", "external_id"),
+            update=ADMIN_ONLY_UPDATE,
+        )
         # Users who are no longer administrators (role revoked or admin deleted).
-        demoted = AppUser.objects.filter(application=app, kind=AppUser.Kind.USER, is_admin=True).exclude(
-            admin_external_id__in=[a.id for a in admins.values() if a.email.lower() in users]
-        ).update(is_admin=False, role="User", admin_external_id="", admin_mfa_enabled=None)
+        demoted = (
+            AppUser.objects.filter(application=app, kind=AppUser.Kind.USER, is_admin=True)
+            .exclude(admin_external_id__in=[a.id for a in admins.values() if a.email.lower() in users])
+            .update(is_admin=False, role="User", admin_external_id="", admin_mfa_enabled=None)
+        )
         removed = mark_removed(app=app, kind=AppUser.Kind.ADMIN_ONLY, keep={a.id for a in admin_only})
     ctx.add(created=created, updated=updated + len(changed) + demoted, removed=removed)
 
 
 # --- applications ---------------------------------------------------------------------------------
-APP_COLUMNS = ("connection_id", "external_id", "kind", "name", "label", "sso_url", "active", "upstream_created_at",
-               "removed_at", "first_seen_at")
+APP_COLUMNS = (
+    "connection_id",
+    "external_id",
+    "kind",
+    "name",
+    "label",
+    "sso_url",
+    "active",
+    "upstream_created_at",
+    "removed_at",
+    "first_seen_at",
+)
 APP_UPDATE = ("name", "label", "sso_url", "active", "upstream_created_at", "removed_at")
 
 
 def app_row(connection_id: int, a: JcApplication, now: datetime) -> tuple[Any, ...]:
-    return (connection_id, a.id, Application.Kind.SSO, _clip(a.name, 255), _clip(a.display_label, 1024),
-            _clip(a.sso_url, 2048), bool(a.active), a.created, None, now)
+    return (
+        connection_id,
+        a.id,
+        Application.Kind.SSO,
+        _clip(a.name, 255),
+        _clip(a.display_label, 1024),
+        _clip(a.sso_url, 2048),
+        bool(a.active),
+        a.created,
+        None,
+        now,
+    )
 
 
 def sync_applications(ctx: SyncContext) -> None:
@@ -316,15 +447,21 @@ def sync_applications(ctx: SyncContext) -> None:
     for page in ctx.client.iter_application_pages():
         with transaction.atomic():
             created, updated = bulk.upsert(
-                table=APPLICATION_TABLE, columns=APP_COLUMNS, rows=[app_row(ctx.connection.pk, a, now) for a in page.items],
-                conflict=("connection_id", "external_id"), update=APP_UPDATE,
+                table=APPLICATION_TABLE,
+                columns=APP_COLUMNS,
+                rows=[app_row(ctx.connection.pk, a, now) for a in page.items],
+                conflict=("connection_id", "external_id"),
+                update=APP_UPDATE,
             )
         seen.update(a.id for a in page.items)
         ctx.add(fetched=len(page.items), skipped=page.skipped, created=created, updated=updated, pages=1)
         ctx.progress()
     removed = (
-        Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO, removed_at__isnull=True)
-        .exclude(external_id__in=seen).update(removed_at=now, active=False)
+        Application.objects.filter(
+            connection=ctx.connection, kind=Application.Kind.SSO, removed_at__isnull=True
+        )
+        .exclude(external_id__in=seen)
+        .update(removed_at=now, active=False)
     )
     ctx.add(removed=removed)
     if ctx.counters.get("created", 0):
@@ -341,22 +478,38 @@ def _start_assignment_reader(ctx: SyncContext) -> None:
     pending = ctx.run.streams.get("app_assignments", {}).get("status") not in (None, "succeeded", "skipped")
     if not pending or not concurrency_enabled() or ASSIGNMENT_READER in ctx.shared:
         return
-    app_ids = list(Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO,
-                                              removed_at__isnull=True).order_by("pk").values_list("external_id", flat=True))
+    app_ids = list(
+        Application.objects.filter(
+            connection=ctx.connection, kind=Application.Kind.SSO, removed_at__isnull=True
+        )
+        .order_by("pk")
+        .values_list("external_id", flat=True)
+    )
     ctx.shared[ASSIGNMENT_READER] = AssignmentReader(*_client_for_child(ctx), app_ids, ctx.stop)
 
 
 def _client_for_child(ctx: SyncContext) -> tuple[str, dict[str, Any]]:
     """The API key and client options for a child process's own client (jumpcloud.child)."""
     client = ctx.client
-    return (connection_credentials(ctx.connection).api_key,
-            {"region": client.region, "base_url": client.base_url, "org_id": client.org_id})
+    return (
+        connection_credentials(ctx.connection).api_key,
+        {"region": client.region, "base_url": client.base_url, "org_id": client.org_id},
+    )
 
 
 # --- app assignments ------------------------------------------------------------------------------
 ASSIGN_COLUMNS = USER_COLUMNS + ("directory_user_id", "last_used_at")
-ASSIGN_UPDATE = ("username", "email", "first_name", "last_name", "display_name", "status", "assignment", "removed_at",
-                 "directory_user_id")
+ASSIGN_UPDATE = (
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "status",
+    "assignment",
+    "removed_at",
+    "directory_user_id",
+)
 
 
 def sync_app_assignments(ctx: SyncContext) -> None:
@@ -377,11 +530,20 @@ def sync_app_assignments(ctx: SyncContext) -> None:
     # the right end of the indexes that lead with the application, instead of splitting pages in
     # their middle (COPY ~0.4 s faster, the unique index 77 MB instead of 143), unless the SSO
     # events are still being stored (below).
-    apps = list(Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO, removed_at__isnull=True)
-                .order_by("pk").values_list("pk", "external_id", "assignments_digest"))
+    apps = list(
+        Application.objects.filter(
+            connection=ctx.connection, kind=Application.Kind.SSO, removed_at__isnull=True
+        )
+        .order_by("pk")
+        .values_list("pk", "external_id", "assignments_digest")
+    )
     live = dict(
-        AppUser.objects.filter(application_id__in=[pk for pk, _, digest in apps if digest], removed_at__isnull=True)
-        .values("application_id").annotate(n=Count("id")).values_list("application_id", "n")
+        AppUser.objects.filter(
+            application_id__in=[pk for pk, _, digest in apps if digest], removed_at__isnull=True
+        )
+        .values("application_id")
+        .annotate(n=Count("id"))
+        .values_list("application_id", "n")
     )
     stream = _AssignmentStream(ctx, people, live)
     try:
@@ -483,8 +645,10 @@ class _AssignmentStream:
             finally:
                 connections.close_all()  # this thread's connection only
 
-        threads = [threading.Thread(target=writer, name=f"sync-{self.ctx.run.pk}-assignments-{n}", daemon=True)
-                   for n in range(writers)]
+        threads = [
+            threading.Thread(target=writer, name=f"sync-{self.ctx.run.pk}-assignments-{n}", daemon=True)
+            for n in range(writers)
+        ]
         for thread in threads:
             thread.start()
         try:
@@ -526,9 +690,16 @@ class _AssignmentStream:
         ordered = sorted(users)
         used = self.last_used.of(app_ext)
         new_app = bulk.is_postgres() and not AppUser.objects.filter(application_id=app_pk).exists()
-        return _AppRows(app_pk=app_pk, digest=digest, users=users, ordered=ordered, direct=direct, used=used,
-                        csv=self.formatter.csv(app_pk, ordered, direct, used) if new_app else None,
-                        final=self.last_used.complete)
+        return _AppRows(
+            app_pk=app_pk,
+            digest=digest,
+            users=users,
+            ordered=ordered,
+            direct=direct,
+            used=used,
+            csv=self.formatter.csv(app_pk, ordered, direct, used) if new_app else None,
+            final=self.last_used.complete,
+        )
 
     def store(self, rows: _AppRows) -> None:
         """Store one app's rows in one transaction (on the calling thread's connection)."""
@@ -544,12 +715,26 @@ class _AssignmentStream:
             if copied is not None:
                 created, updated, removed = copied, 0, 0
             else:
-                table = [assignment_row(ctx.connection.pk, rows.app_pk,
-                                        AppBinding(user_id=uid, direct=uid in rows.direct), self.people.get(uid),
-                                        rows.used.get(uid)) for uid in rows.ordered]
-                created, updated = bulk.upsert(table=APPUSER_TABLE, columns=ASSIGN_COLUMNS, rows=table,
-                                               conflict=("application_id", "external_id"), update=ASSIGN_UPDATE)
-                removed = mark_removed(app=Application(pk=rows.app_pk), kind=AppUser.Kind.USER, keep=rows.users)
+                table = [
+                    assignment_row(
+                        ctx.connection.pk,
+                        rows.app_pk,
+                        AppBinding(user_id=uid, direct=uid in rows.direct),
+                        self.people.get(uid),
+                        rows.used.get(uid),
+                    )
+                    for uid in rows.ordered
+                ]
+                created, updated = bulk.upsert(
+                    table=APPUSER_TABLE,
+                    columns=ASSIGN_COLUMNS,
+                    rows=table,
+                    conflict=("application_id", "external_id"),
+                    update=ASSIGN_UPDATE,
+                )
+                removed = mark_removed(
+                    app=Application(pk=rows.app_pk), kind=AppUser.Kind.USER, keep=rows.users
+                )
         if copied is not None and rows.final:
             with ctx.lock:
                 ctx.shared.setdefault(SSO_FINAL_APPS, set()).add(rows.app_pk)
@@ -586,7 +771,9 @@ class AssignmentDigests:
     """
 
     def __init__(self, people: dict[str, tuple[Any, ...]]):
-        self.tokens = {ext: "\t".join(map(str, (ext, *person))).encode() + b"\n" for ext, person in people.items()}
+        self.tokens = {
+            ext: "\t".join(map(str, (ext, *person))).encode() + b"\n" for ext, person in people.items()
+        }
         self.groups: dict[str, bytes] = {}
 
     def _tokens(self, ids: Iterable[str]) -> bytes:
@@ -608,14 +795,39 @@ class AssignmentDigests:
         return h.hexdigest()
 
 
-def assignment_row(connection_id: int, app_id: int, b: AppBinding, person: tuple[Any, ...] | None,
-                   last_used: datetime | str | None = None) -> tuple[Any, ...]:
+def assignment_row(
+    connection_id: int,
+    app_id: int,
+    b: AppBinding,
+    person: tuple[Any, ...] | None,
+    last_used: datetime | str | None = None,
+) -> tuple[Any, ...]:
     """An assignment row in ASSIGN_COLUMNS order. `last_used` (a datetime, or PostgreSQL's text of
     one) is only written when the row is new: an existing row's last use is the SSO rollup's to move."""
     pk, username, email, first, last, display = person or (None, "", "", "", "", "")
-    return (connection_id, app_id, b.user_id, AppUser.Kind.USER, username, email, first, last, display,
-            AppUser.Status.ACTIVE, False, None, None, None, "{}", False, "", "",
-            "direct" if b.direct else "group", pk, last_used)
+    return (
+        connection_id,
+        app_id,
+        b.user_id,
+        AppUser.Kind.USER,
+        username,
+        email,
+        first,
+        last,
+        display,
+        AppUser.Status.ACTIVE,
+        False,
+        None,
+        None,
+        None,
+        "{}",
+        False,
+        "",
+        "",
+        "direct" if b.direct else "group",
+        pk,
+        last_used,
+    )
 
 
 class AssignmentCsv:
@@ -647,7 +859,9 @@ class AssignmentCsv:
         for uid in ordered:
             before, after = cells.get(uid) or self._cell(uid)
             when = used.get(uid)
-            lines.append(f"{head}{before}{'direct' if uid in direct else 'group'}{after}{'' if when is None else when}\n")
+            lines.append(
+                f"{head}{before}{'direct' if uid in direct else 'group'}{after}{'' if when is None else when}\n"
+            )
         return "".join(lines)
 
 
@@ -674,14 +888,21 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
             ctx.note(window=[start.isoformat(), end.isoformat()])
             return
         rollup_from = min(_parse_iso(state["rollup_from"]), start) if state.get("rollup_from") else start
-        state = {**state, "window": [start.isoformat(), end.isoformat()], "search_after": None,
-                 "rollup_from": rollup_from.isoformat(), "newest_first": service in NEWEST_FIRST}
+        state = {
+            **state,
+            "window": [start.isoformat(), end.isoformat()],
+            "search_after": None,
+            "rollup_from": rollup_from.isoformat(),
+            "newest_first": service in NEWEST_FIRST,
+        }
         with transaction.atomic():
             ctx.save_checkpoint(state)
     ctx.note(window=[start.isoformat(), end.isoformat()])
     app_by_url = {
-        url: ext for ext, url in Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO)
-        .exclude(sso_url="").values_list("external_id", "sso_url")
+        url: ext
+        for ext, url in Application.objects.filter(connection=ctx.connection, kind=Application.Kind.SSO)
+        .exclude(sso_url="")
+        .values_list("external_id", "sso_url")
     }
     page_size = getattr(settings, "JUMPCLOUD_EVENT_PAGE_SIZE", EVENT_PAGE_SIZE)
     # A cursor continues the listing in the order it was started in (windows of older code: ASC).
@@ -711,12 +932,17 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
     except errors.DirectoryInsightsUnavailable as exc:
         ctx.detect(usage_events=False)
         with transaction.atomic():
-            ctx.save_checkpoint({k: v for k, v in state.items() if k not in ("window", "search_after", "newest_first")})
+            ctx.save_checkpoint(
+                {k: v for k, v in state.items() if k not in ("window", "search_after", "newest_first")}
+            )
         raise StreamSkipped("No Directory Insights for this organization: usage is unavailable.") from exc
     ctx.detect(usage_events=True)
     big = ctx.counters.get("created", 0) >= BIG_BATCH
-    done = {"until": end.isoformat(), "rollup_from": state["rollup_from"],
-            **({"oldest": state["oldest"]} if state.get("oldest") else {})}
+    done = {
+        "until": end.isoformat(),
+        "rollup_from": state["rollup_from"],
+        **({"oldest": state["oldest"]} if state.get("oldest") else {}),
+    }
     clock = time.monotonic()
     if big and concurrency_enabled():
         # After a backfill, the statistics and the daily rollup take a second or two of
@@ -735,7 +961,9 @@ def _sync_events(ctx: SyncContext, service: str) -> None:
             # The window is done. Daily usage needs only the apps, synced before any event
             # stream; last used lands on people and assignments, so it is left to the stream's
             # finish step (rollup_from stays in the checkpoint until that has run).
-            days = daily_usage(connection=ctx.connection, kind=service, since=_parse_iso(state["rollup_from"]))
+            days = daily_usage(
+                connection=ctx.connection, kind=service, since=_parse_iso(state["rollup_from"])
+            )
             ctx.save_checkpoint(done)
         timing["daily_s"] = time.monotonic() - clock
         ctx.add(updated=days)  # day rows written (a resync that changes nothing writes none)
@@ -756,7 +984,9 @@ class _DailyBeside:
         self.ctx, self.service, self.key = ctx, service, ctx.stream_key
         self.error: BaseException | None = None
         self.analyzed = threading.Event()  # set once the statistics are fresh (or it failed)
-        self._thread = threading.Thread(target=self._run, name=f"sync-{ctx.run.pk}-daily-{service}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"sync-{ctx.run.pk}-daily-{service}", daemon=True
+        )
         self._thread.start()
 
     def _run(self) -> None:
@@ -802,8 +1032,12 @@ def _rollup_events(ctx: SyncContext, service: str) -> None:
         if daily is not None:
             daily.close()
     if daily is not None and daily.error is not None:
-        logger.warning("sync run %s: the %s daily usage beside failed (%s); computing it here",
-                       ctx.run.pk, service, type(daily.error).__name__)
+        logger.warning(
+            "sync run %s: the %s daily usage beside failed (%s); computing it here",
+            ctx.run.pk,
+            service,
+            type(daily.error).__name__,
+        )
     _daily_pending(ctx, service, ctx.stream_key)
 
 
@@ -824,10 +1058,22 @@ def _move_last_used(ctx: SyncContext, service: str, daily: _DailyBeside | None) 
     if skip and not _rows_beyond(ctx.connection, skip):
         parts = 0  # every SSO app's rows are final (a first sync): not even the aggregate to run
     with transaction.atomic():
-        with alongside(parts > 1, rollup_last_used, connection=ctx.connection, kind=service, since=since,
-                        part=(1, parts), skip_apps=skip) as other_part:
-            moved = rollup_last_used(connection=ctx.connection, kind=service, since=since, part=(0, parts),
-                                     skip_apps=skip) if parts else 0
+        with alongside(
+            parts > 1,
+            rollup_last_used,
+            connection=ctx.connection,
+            kind=service,
+            since=since,
+            part=(1, parts),
+            skip_apps=skip,
+        ) as other_part:
+            moved = (
+                rollup_last_used(
+                    connection=ctx.connection, kind=service, since=since, part=(0, parts), skip_apps=skip
+                )
+                if parts
+                else 0
+            )
         if service == "directory" and parts > 1:
             moved += rollup_admin_last_login(connection=ctx.connection, since=since)
         if daily is not None:
@@ -847,8 +1093,11 @@ def _move_last_used(ctx: SyncContext, service: str, daily: _DailyBeside | None) 
 
 def _rows_beyond(connection: Connection, apps: list[int]) -> bool:
     """Does any SSO app of the connection but `apps` have assignment rows?"""
-    others = list(Application.objects.filter(connection=connection, kind=Application.Kind.SSO)
-                  .exclude(pk__in=apps).values_list("pk", flat=True))
+    others = list(
+        Application.objects.filter(connection=connection, kind=Application.Kind.SSO)
+        .exclude(pk__in=apps)
+        .values_list("pk", flat=True)
+    )
     return bool(others) and AppUser.objects.filter(application_id__in=others).exists()
 
 
@@ -866,22 +1115,39 @@ class _Batch:
         """Insert the page's events, ignoring those already stored. `new_after`: the end of the
         previous window (ISO), after which nothing can be stored yet; None on a first sync."""
         conflict = ("connection_id", "external_id")
-        if bulk.is_postgres() and self.oldest and (new_after is None or _parse_iso(self.oldest) > _parse_iso(new_after)):
+        if (
+            bulk.is_postgres()
+            and self.oldest
+            and (new_after is None or _parse_iso(self.oldest) > _parse_iso(new_after))
+        ):
             # A page wholly past the last window (all of a backfill, all but the overlap of a
             # catch-up) cannot hold a stored event: COPY it straight in.
-            written = bulk.copy_new(table=EVENT_TABLE, columns=EVENT_COLUMNS,
-                                    rows=self.csv_text if self.csv_text is not None else self.rows or [])
+            written = bulk.copy_new(
+                table=EVENT_TABLE,
+                columns=EVENT_COLUMNS,
+                rows=self.csv_text if self.csv_text is not None else self.rows or [],
+            )
             if written is not None:
                 return written
         if self.csv_text is not None:
-            return bulk.insert_ignore_csv(table=EVENT_TABLE, columns=EVENT_COLUMNS, csv_text=self.csv_text,
-                                          conflict=conflict)
-        return bulk.insert_ignore(table=EVENT_TABLE, columns=EVENT_COLUMNS, rows=self.rows or [], conflict=conflict)
+            return bulk.insert_ignore_csv(
+                table=EVENT_TABLE, columns=EVENT_COLUMNS, csv_text=self.csv_text, conflict=conflict
+            )
+        return bulk.insert_ignore(
+            table=EVENT_TABLE, columns=EVENT_COLUMNS, rows=self.rows or [], conflict=conflict
+        )
 
 
-def _event_batches(ctx: SyncContext, service: str, start: datetime, end: datetime, page_size: int,
-                   search_after: list[Any] | None, app_by_url: dict[str, str],
-                   newest_first: bool = False) -> Iterator[_Batch]:
+def _event_batches(
+    ctx: SyncContext,
+    service: str,
+    start: datetime,
+    end: datetime,
+    page_size: int,
+    search_after: list[Any] | None,
+    app_by_url: dict[str, str],
+    newest_first: bool = False,
+) -> Iterator[_Batch]:
     """Pages of events ready to write. Long windows (backfills, catch-ups) on PostgreSQL are
     fetched and formatted in a separate process (jumpcloud.event_pipeline); short ones, and
     SQLite, in a thread of this one — starting a process costs more than an hour of events."""
@@ -889,18 +1155,33 @@ def _event_batches(ctx: SyncContext, service: str, start: datetime, end: datetim
     if bulk.is_postgres() and settings.JUMPCLOUD_EVENT_FETCH_PROCESS and end - start > PROCESS_WINDOW:
         api_key, client_options = _client_for_child(ctx)
         for page in prepared_event_pages(
-            api_key=api_key, client_options=client_options,
-            service=service, start=start, end=end, limit=page_size, search_after=search_after,
-            connection_id=connection_id, app_by_url=app_by_url, newest_first=newest_first,
+            api_key=api_key,
+            client_options=client_options,
+            service=service,
+            start=start,
+            end=end,
+            limit=page_size,
+            search_after=search_after,
+            connection_id=connection_id,
+            app_by_url=app_by_url,
+            newest_first=newest_first,
         ):
-            yield _Batch(page.count, page.skipped, page.search_after, page.oldest, page.newest, csv_text=page.csv)
+            yield _Batch(
+                page.count, page.skipped, page.search_after, page.oldest, page.newest, csv_text=page.csv
+            )
         return
-    pages = ctx.client.iter_event_pages(service, start, end, limit=page_size, search_after=search_after,
-                                        newest_first=newest_first)
+    pages = ctx.client.iter_event_pages(
+        service, start, end, limit=page_size, search_after=search_after, newest_first=newest_first
+    )
     for page in prefetch(pages):
         rows = [event_row(connection_id, e, app_by_url) for e in page.events]
-        yield _Batch(len(rows), page.skipped, page.search_after, *event_span([e.timestamp for e in page.events]),
-                     rows=rows)
+        yield _Batch(
+            len(rows),
+            page.skipped,
+            page.search_after,
+            *event_span([e.timestamp for e in page.events]),
+            rows=rows,
+        )
 
 
 def sync_directory_events(ctx: SyncContext) -> None:

@@ -24,7 +24,9 @@ CHROMIUM = os.environ.get("TORII_CHROMIUM", "/usr/bin/chromium")
 def reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2
+        ):
             return True
     except OSError:
         return False
@@ -43,8 +45,10 @@ def ensure_chromium() -> None:
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
     else:
-        say(f"WARNING: {CHROMIUM} is missing and cannot be installed here; browser tests will fail. "
-            "Install Debian's chromium (sudo apt-get install chromium).")
+        say(
+            f"WARNING: {CHROMIUM} is missing and cannot be installed here; browser tests will fail. "
+            "Install Debian's chromium (sudo apt-get install chromium)."
+        )
 
 
 def main(argv: list[str]) -> int:

@@ -28,9 +28,14 @@ def database_url() -> str:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "TORII_ENV": "test", "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1",
-           # The worker builds clients only for allowed origins (the SSRF guard): the test's simulator.
-           "JUMPCLOUD_ALLOWED_BASE_URLS": ",".join(settings.JUMPCLOUD_ALLOWED_BASE_URLS)}
+    env = {
+        **os.environ,
+        "TORII_ENV": "test",
+        "DATABASE_URL": database_url(),
+        "PYTHONUNBUFFERED": "1",
+        # The worker builds clients only for allowed origins (the SSRF guard): the test's simulator.
+        "JUMPCLOUD_ALLOWED_BASE_URLS": ",".join(settings.JUMPCLOUD_ALLOWED_BASE_URLS),
+    }
     env.update(extra)
     return env
 
@@ -43,11 +48,22 @@ class CeleryProcess:
         self.log_path = log
         cmd = [sys.executable, "-m", "celery", "-A", "torii", kind, "--loglevel=INFO", *args]
         if kind == "worker":
-            cmd += ["--pool=prefork", "--concurrency=1", "--without-gossip", "--without-mingle",
-                    f"--hostname=test-{os.getpid()}-{time.monotonic_ns()}@%h"]
+            cmd += [
+                "--pool=prefork",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                f"--hostname=test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            ]
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env or child_env(), stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env or child_env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -58,9 +74,13 @@ class CeleryProcess:
             if text in self.log():
                 return
             if self.proc.poll() is not None:
-                raise AssertionError(f"celery {self.kind} exited ({self.proc.returncode}):\n{self.log()[-4000:]}")
+                raise AssertionError(
+                    f"celery {self.kind} exited ({self.proc.returncode}):\n{self.log()[-4000:]}"
+                )
             time.sleep(0.2)
-        raise AssertionError(f"celery {self.kind} did not log {text!r} within {timeout}s:\n{self.log()[-4000:]}")
+        raise AssertionError(
+            f"celery {self.kind} did not log {text!r} within {timeout}s:\n{self.log()[-4000:]}"
+        )
 
     def kill(self) -> None:
         """SIGKILL the whole process group: the worker gets no chance to clean up."""

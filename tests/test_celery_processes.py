@@ -60,7 +60,9 @@ def test_beat_starts_and_sends_the_schedule(redis_required, tmp_path):
     from tests.processes import child_env
 
     env = child_env(TORII_VAR_DIR=str(tmp_path / "var"))
-    beat = CeleryProcess("beat", "--schedule", str(tmp_path / "beat-schedule"), log=tmp_path / "beat.log", env=env)
+    beat = CeleryProcess(
+        "beat", "--schedule", str(tmp_path / "beat-schedule"), log=tmp_path / "beat.log", env=env
+    )
     try:
         beat.wait_for_log("beat: Starting", timeout=60)
         beat.wait_for_log("Sending due task", timeout=90)

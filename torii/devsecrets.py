@@ -18,7 +18,9 @@ def persistent_secret(var_dir: Path, name: str, *, fernet: bool = False) -> str:
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    value = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() if fernet else secrets.token_urlsafe(50)
+    value = (
+        base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() if fernet else secrets.token_urlsafe(50)
+    )
     path.write_text(value)
     path.chmod(0o600)
     return value

@@ -104,7 +104,9 @@ TEMPLATES = [
 ]
 
 # --- Data stores -------------------------------------------------------------------------------
-DATABASES = {"default": env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DATABASES = {
+    "default": env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -248,7 +250,10 @@ CELERY_BEAT_SCHEDULE = {
     "recover-stale-syncs": {"task": "integrations.tasks.recover_stale_syncs", "schedule": 300.0},
     "worker-heartbeat": {"task": "integrations.tasks.worker_heartbeat", "schedule": 60.0},
     "close-abandoned-actions": {"task": "integrations.tasks.close_abandoned_actions", "schedule": 300.0},
-    "prune-sync-history": {"task": "integrations.tasks.prune_sync_history", "schedule": crontab(hour=3, minute=17)},
+    "prune-sync-history": {
+        "task": "integrations.tasks.prune_sync_history",
+        "schedule": crontab(hour=3, minute=17),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -279,7 +284,9 @@ SPECTACULAR_SETTINGS = {
 # --- torii -------------------------------------------------------------------------------------
 # Origins (scheme://host:port) that a connection may use instead of JumpCloud's own hosts. Empty in
 # production: only the local simulator's origin is ever listed here.
-JUMPCLOUD_ALLOWED_BASE_URLS = env.list("JUMPCLOUD_ALLOWED_BASE_URLS", default=[] if PRODUCTION else ["http://127.0.0.1:8765"])
+JUMPCLOUD_ALLOWED_BASE_URLS = env.list(
+    "JUMPCLOUD_ALLOWED_BASE_URLS", default=[] if PRODUCTION else ["http://127.0.0.1:8765"]
+)
 JUMPCLOUD_SIMULATOR_URL = env.str("JUMPCLOUD_SIMULATOR_URL", default="http://127.0.0.1:8765")
 # Connect attempts (each one calls JumpCloud with a candidate key) per user per hour.
 CONNECT_ATTEMPTS_PER_HOUR = env.int("CONNECT_ATTEMPTS_PER_HOUR", default=10)

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,242 +14,532 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Application',
+            name="Application",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=64)),
-                ('kind', models.CharField(choices=[('directory', 'Directory'), ('sso', 'SSO application')], default='sso', max_length=16)),
-                ('name', models.CharField(blank=True, max_length=255)),
-                ('label', models.CharField(blank=True, max_length=1024)),
-                ('sso_url', models.CharField(blank=True, max_length=2048)),
-                ('active', models.BooleanField(default=True)),
-                ('upstream_created_at', models.DateTimeField(blank=True, null=True)),
-                ('removed_at', models.DateTimeField(blank=True, null=True)),
-                ('first_seen_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=64)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("directory", "Directory"), ("sso", "SSO application")],
+                        default="sso",
+                        max_length=16,
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=255)),
+                ("label", models.CharField(blank=True, max_length=1024)),
+                ("sso_url", models.CharField(blank=True, max_length=2048)),
+                ("active", models.BooleanField(default=True)),
+                ("upstream_created_at", models.DateTimeField(blank=True, null=True)),
+                ("removed_at", models.DateTimeField(blank=True, null=True)),
+                ("first_seen_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['label', 'name', 'id'],
+                "ordering": ["label", "name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Connection',
+            name="Connection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=32)),
-                ('name', models.CharField(max_length=100)),
-                ('region', models.CharField(default='us', max_length=16)),
-                ('base_url', models.CharField(blank=True, help_text='Only origins the server allows.', max_length=200)),
-                ('org_id', models.CharField(blank=True, max_length=64)),
-                ('org_name', models.CharField(blank=True, max_length=200)),
-                ('credentials', models.TextField(blank=True, editable=False)),
-                ('secret_hint', models.CharField(blank=True, help_text='Masked suffix of the key.', max_length=16)),
-                ('permission', models.CharField(choices=[('read_only', 'Read only'), ('read_write', 'Read and take action')], default='read_only', max_length=16)),
-                ('status', models.CharField(choices=[('pending', 'Connecting'), ('connected', 'Connected'), ('partial', 'Partial'), ('failed', 'Needs attention'), ('needs_reconnect', 'Reconnect'), ('disconnected', 'Disconnected')], default='pending', max_length=20)),
-                ('status_message', models.TextField(blank=True)),
-                ('capabilities', models.JSONField(blank=True, default=dict)),
-                ('events_interval_minutes', models.PositiveIntegerField(default=60)),
-                ('full_sync_interval_hours', models.PositiveIntegerField(default=24)),
-                ('next_events_sync_at', models.DateTimeField(blank=True, null=True)),
-                ('next_full_sync_at', models.DateTimeField(blank=True, null=True)),
-                ('last_sync_at', models.DateTimeField(blank=True, null=True)),
-                ('last_success_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('disconnected_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=32)),
+                ("name", models.CharField(max_length=100)),
+                ("region", models.CharField(default="us", max_length=16)),
+                (
+                    "base_url",
+                    models.CharField(blank=True, help_text="Only origins the server allows.", max_length=200),
+                ),
+                ("org_id", models.CharField(blank=True, max_length=64)),
+                ("org_name", models.CharField(blank=True, max_length=200)),
+                ("credentials", models.TextField(blank=True, editable=False)),
+                (
+                    "secret_hint",
+                    models.CharField(blank=True, help_text="Masked suffix of the key.", max_length=16),
+                ),
+                (
+                    "permission",
+                    models.CharField(
+                        choices=[("read_only", "Read only"), ("read_write", "Read and take action")],
+                        default="read_only",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Connecting"),
+                            ("connected", "Connected"),
+                            ("partial", "Partial"),
+                            ("failed", "Needs attention"),
+                            ("needs_reconnect", "Reconnect"),
+                            ("disconnected", "Disconnected"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("status_message", models.TextField(blank=True)),
+                ("capabilities", models.JSONField(blank=True, default=dict)),
+                ("events_interval_minutes", models.PositiveIntegerField(default=60)),
+                ("full_sync_interval_hours", models.PositiveIntegerField(default=24)),
+                ("next_events_sync_at", models.DateTimeField(blank=True, null=True)),
+                ("next_full_sync_at", models.DateTimeField(blank=True, null=True)),
+                ("last_sync_at", models.DateTimeField(blank=True, null=True)),
+                ("last_success_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("disconnected_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='AppUser',
+            name="AppUser",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=64)),
-                ('kind', models.CharField(choices=[('user', 'User'), ('admin', 'Administrator only')], default='user', max_length=8)),
-                ('username', models.CharField(blank=True, max_length=255)),
-                ('email', models.CharField(blank=True, max_length=320)),
-                ('first_name', models.CharField(blank=True, max_length=255)),
-                ('last_name', models.CharField(blank=True, max_length=255)),
-                ('display_name', models.CharField(blank=True, max_length=1024)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('invited', 'Invited'), ('suspended', 'Suspended'), ('locked', 'Locked'), ('removed', 'Removed')], default='active', max_length=16)),
-                ('password_expired', models.BooleanField(default=False)),
-                ('mfa_enabled', models.BooleanField(null=True)),
-                ('is_admin', models.BooleanField(default=False)),
-                ('admin_mfa_enabled', models.BooleanField(help_text='MFA of the administrator account.', null=True)),
-                ('role', models.CharField(blank=True, help_text="'User', or the administrator role name.", max_length=100)),
-                ('admin_external_id', models.CharField(blank=True, max_length=64)),
-                ('assignment', models.CharField(blank=True, help_text='direct / group, for SSO rows.', max_length=8)),
-                ('upstream_created_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('admin_last_login_at', models.DateTimeField(blank=True, null=True)),
-                ('removed_at', models.DateTimeField(blank=True, null=True)),
-                ('extra', models.JSONField(blank=True, default=dict)),
-                ('application', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='app_users', to='integrations.application')),
-                ('directory_user', models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='app_memberships', to='integrations.appuser')),
-                ('connection', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='app_users', to='integrations.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=64)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("user", "User"), ("admin", "Administrator only")],
+                        default="user",
+                        max_length=8,
+                    ),
+                ),
+                ("username", models.CharField(blank=True, max_length=255)),
+                ("email", models.CharField(blank=True, max_length=320)),
+                ("first_name", models.CharField(blank=True, max_length=255)),
+                ("last_name", models.CharField(blank=True, max_length=255)),
+                ("display_name", models.CharField(blank=True, max_length=1024)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("invited", "Invited"),
+                            ("suspended", "Suspended"),
+                            ("locked", "Locked"),
+                            ("removed", "Removed"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("password_expired", models.BooleanField(default=False)),
+                ("mfa_enabled", models.BooleanField(null=True)),
+                ("is_admin", models.BooleanField(default=False)),
+                (
+                    "admin_mfa_enabled",
+                    models.BooleanField(help_text="MFA of the administrator account.", null=True),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        blank=True, help_text="'User', or the administrator role name.", max_length=100
+                    ),
+                ),
+                ("admin_external_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "assignment",
+                    models.CharField(blank=True, help_text="direct / group, for SSO rows.", max_length=8),
+                ),
+                ("upstream_created_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("admin_last_login_at", models.DateTimeField(blank=True, null=True)),
+                ("removed_at", models.DateTimeField(blank=True, null=True)),
+                ("extra", models.JSONField(blank=True, default=dict)),
+                (
+                    "application",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="app_users",
+                        to="integrations.application",
+                    ),
+                ),
+                (
+                    "directory_user",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="app_memberships",
+                        to="integrations.appuser",
+                    ),
+                ),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="app_users",
+                        to="integrations.connection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['username', 'id'],
+                "ordering": ["username", "id"],
             },
         ),
         migrations.AddField(
-            model_name='application',
-            name='connection',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='applications', to='integrations.connection'),
+            model_name="application",
+            name="connection",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="applications",
+                to="integrations.connection",
+            ),
         ),
         migrations.CreateModel(
-            name='ActionRun',
+            name="ActionRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('category', models.CharField(choices=[('user_action', 'User action'), ('connection', 'Connection event')], default='user_action', max_length=16)),
-                ('action', models.CharField(max_length=64)),
-                ('connection_name', models.CharField(blank=True, max_length=100)),
-                ('actor_username', models.CharField(blank=True, max_length=150)),
-                ('target_external_id', models.CharField(blank=True, max_length=64)),
-                ('target_username', models.CharField(blank=True, max_length=255)),
-                ('parameters', models.JSONField(blank=True, default=dict)),
-                ('result', models.JSONField(blank=True, default=dict)),
-                ('snapshot', models.JSONField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('error_message', models.TextField(blank=True)),
-                ('request_id', models.CharField(blank=True, max_length=128)),
-                ('idempotency_key', models.CharField(blank=True, max_length=64, null=True, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('connection', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='action_runs', to='integrations.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[("user_action", "User action"), ("connection", "Connection event")],
+                        default="user_action",
+                        max_length=16,
+                    ),
+                ),
+                ("action", models.CharField(max_length=64)),
+                ("connection_name", models.CharField(blank=True, max_length=100)),
+                ("actor_username", models.CharField(blank=True, max_length=150)),
+                ("target_external_id", models.CharField(blank=True, max_length=64)),
+                ("target_username", models.CharField(blank=True, max_length=255)),
+                ("parameters", models.JSONField(blank=True, default=dict)),
+                ("result", models.JSONField(blank=True, default=dict)),
+                ("snapshot", models.JSONField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("succeeded", "Succeeded"), ("failed", "Failed")],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("error_message", models.TextField(blank=True)),
+                ("request_id", models.CharField(blank=True, max_length=128)),
+                ("idempotency_key", models.CharField(blank=True, max_length=64, null=True, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="action_runs",
+                        to="integrations.connection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='DailyUsage',
+            name="DailyUsage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField()),
-                ('successes', models.PositiveIntegerField(default=0)),
-                ('failures', models.PositiveIntegerField(default=0)),
-                ('active_users', models.PositiveIntegerField(default=0)),
-                ('application', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='daily_usage', to='integrations.application')),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='daily_usage', to='integrations.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("day", models.DateField()),
+                ("successes", models.PositiveIntegerField(default=0)),
+                ("failures", models.PositiveIntegerField(default=0)),
+                ("active_users", models.PositiveIntegerField(default=0)),
+                (
+                    "application",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="daily_usage",
+                        to="integrations.application",
+                    ),
+                ),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="daily_usage",
+                        to="integrations.connection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['day'],
+                "ordering": ["day"],
             },
         ),
         migrations.CreateModel(
-            name='SyncCheckpoint',
+            name="SyncCheckpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stream', models.CharField(max_length=64)),
-                ('state', models.JSONField(blank=True, default=dict)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='checkpoints', to='integrations.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("stream", models.CharField(max_length=64)),
+                ("state", models.JSONField(blank=True, default=dict)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="checkpoints",
+                        to="integrations.connection",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='SyncRun',
+            name="SyncRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('full', 'Full'), ('events', 'Usage events')], default='full', max_length=16)),
-                ('trigger', models.CharField(choices=[('schedule', 'Schedule'), ('manual', 'Sync now'), ('connect', 'First sync'), ('resume', 'Resumed')], default='schedule', max_length=16)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('partial', 'Partial'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('current_stream', models.CharField(blank=True, max_length=64)),
-                ('streams', models.JSONField(blank=True, default=dict)),
-                ('error_message', models.TextField(blank=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('lease', models.CharField(blank=True, max_length=32)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sync_runs', to='integrations.connection')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("full", "Full"), ("events", "Usage events")], default="full", max_length=16
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("schedule", "Schedule"),
+                            ("manual", "Sync now"),
+                            ("connect", "First sync"),
+                            ("resume", "Resumed"),
+                        ],
+                        default="schedule",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("partial", "Partial"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("current_stream", models.CharField(blank=True, max_length=64)),
+                ("streams", models.JSONField(blank=True, default=dict)),
+                ("error_message", models.TextField(blank=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("lease", models.CharField(blank=True, max_length=32)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sync_runs",
+                        to="integrations.connection",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='UsageEvent',
+            name="UsageEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=64)),
-                ('kind', models.CharField(help_text="Provider's event family, e.g. directory / sso.", max_length=16)),
-                ('event_type', models.CharField(max_length=64)),
-                ('occurred_at', models.DateTimeField()),
-                ('success', models.BooleanField(null=True)),
-                ('actor_external_id', models.CharField(blank=True, max_length=64)),
-                ('actor_type', models.CharField(blank=True, max_length=32)),
-                ('actor_username', models.CharField(blank=True, max_length=255)),
-                ('actor_email', models.CharField(blank=True, max_length=320)),
-                ('application_external_id', models.CharField(blank=True, max_length=64)),
-                ('application_name', models.CharField(blank=True, max_length=255)),
-                ('client_ip', models.CharField(blank=True, max_length=64)),
-                ('error_message', models.CharField(blank=True, max_length=512)),
-                ('connection', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='usage_events', to='integrations.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=64)),
+                (
+                    "kind",
+                    models.CharField(
+                        help_text="Provider's event family, e.g. directory / sso.", max_length=16
+                    ),
+                ),
+                ("event_type", models.CharField(max_length=64)),
+                ("occurred_at", models.DateTimeField()),
+                ("success", models.BooleanField(null=True)),
+                ("actor_external_id", models.CharField(blank=True, max_length=64)),
+                ("actor_type", models.CharField(blank=True, max_length=32)),
+                ("actor_username", models.CharField(blank=True, max_length=255)),
+                ("actor_email", models.CharField(blank=True, max_length=320)),
+                ("application_external_id", models.CharField(blank=True, max_length=64)),
+                ("application_name", models.CharField(blank=True, max_length=255)),
+                ("client_ip", models.CharField(blank=True, max_length=64)),
+                ("error_message", models.CharField(blank=True, max_length=512)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="usage_events",
+                        to="integrations.connection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-occurred_at'],
+                "ordering": ["-occurred_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='connection',
-            constraint=models.UniqueConstraint(condition=models.Q(models.Q(('status', 'disconnected'), _negated=True), models.Q(('org_id', ''), _negated=True)), fields=('provider', 'region', 'base_url', 'org_id'), name='one_live_connection_per_org'),
+            model_name="connection",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    models.Q(("status", "disconnected"), _negated=True),
+                    models.Q(("org_id", ""), _negated=True),
+                ),
+                fields=("provider", "region", "base_url", "org_id"),
+                name="one_live_connection_per_org",
+            ),
         ),
         migrations.AddIndex(
-            model_name='appuser',
-            index=models.Index(condition=models.Q(('directory_user__isnull', True)), fields=['connection', 'email'], name='appuser_dir_email'),
+            model_name="appuser",
+            index=models.Index(
+                condition=models.Q(("directory_user__isnull", True)),
+                fields=["connection", "email"],
+                name="appuser_dir_email",
+            ),
         ),
         migrations.AddIndex(
-            model_name='appuser',
-            index=models.Index(condition=models.Q(('directory_user__isnull', True)), fields=['connection', 'username'], name='appuser_dir_username'),
+            model_name="appuser",
+            index=models.Index(
+                condition=models.Q(("directory_user__isnull", True)),
+                fields=["connection", "username"],
+                name="appuser_dir_username",
+            ),
         ),
         migrations.AddIndex(
-            model_name='appuser',
-            index=models.Index(condition=models.Q(('admin_external_id', ''), _negated=True), fields=['connection', 'admin_external_id'], name='appuser_admin_id'),
+            model_name="appuser",
+            index=models.Index(
+                condition=models.Q(("admin_external_id", ""), _negated=True),
+                fields=["connection", "admin_external_id"],
+                name="appuser_admin_id",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='appuser',
-            constraint=models.UniqueConstraint(fields=('application', 'external_id'), name='uniq_appuser_per_app'),
+            model_name="appuser",
+            constraint=models.UniqueConstraint(
+                fields=("application", "external_id"), name="uniq_appuser_per_app"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='application',
-            constraint=models.UniqueConstraint(fields=('connection', 'external_id'), name='uniq_app_per_connection'),
+            model_name="application",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "external_id"), name="uniq_app_per_connection"
+            ),
         ),
         migrations.AddIndex(
-            model_name='dailyusage',
-            index=models.Index(fields=['connection', 'day'], name='integration_connect_6be19f_idx'),
+            model_name="dailyusage",
+            index=models.Index(fields=["connection", "day"], name="integration_connect_6be19f_idx"),
         ),
         migrations.AddConstraint(
-            model_name='dailyusage',
-            constraint=models.UniqueConstraint(fields=('application', 'day'), name='uniq_daily_usage'),
+            model_name="dailyusage",
+            constraint=models.UniqueConstraint(fields=("application", "day"), name="uniq_daily_usage"),
         ),
         migrations.AddConstraint(
-            model_name='synccheckpoint',
-            constraint=models.UniqueConstraint(fields=('connection', 'stream'), name='uniq_checkpoint_per_stream'),
+            model_name="synccheckpoint",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "stream"), name="uniq_checkpoint_per_stream"
+            ),
         ),
         migrations.AddIndex(
-            model_name='syncrun',
-            index=models.Index(fields=['connection', '-created_at'], name='integration_connect_1bde4c_idx'),
+            model_name="syncrun",
+            index=models.Index(fields=["connection", "-created_at"], name="integration_connect_1bde4c_idx"),
         ),
         migrations.AddConstraint(
-            model_name='syncrun',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['queued', 'running'])), fields=('connection',), name='one_active_sync_per_connection'),
+            model_name="syncrun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ["queued", "running"])),
+                fields=("connection",),
+                name="one_active_sync_per_connection",
+            ),
         ),
         migrations.AddIndex(
-            model_name='usageevent',
-            index=models.Index(fields=['connection', 'kind', 'occurred_at'], name='usageevent_kind_time'),
+            model_name="usageevent",
+            index=models.Index(fields=["connection", "kind", "occurred_at"], name="usageevent_kind_time"),
         ),
         migrations.AddIndex(
-            model_name='usageevent',
-            index=models.Index(fields=['connection', 'actor_external_id', 'occurred_at'], name='usageevent_actor_time'),
+            model_name="usageevent",
+            index=models.Index(
+                fields=["connection", "actor_external_id", "occurred_at"], name="usageevent_actor_time"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='usageevent',
-            constraint=models.UniqueConstraint(fields=('connection', 'external_id'), name='uniq_event_per_connection'),
+            model_name="usageevent",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "external_id"), name="uniq_event_per_connection"
+            ),
         ),
     ]

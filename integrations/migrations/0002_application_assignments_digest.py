@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0001_initial'),
+        ("integrations", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='application',
-            name='assignments_digest',
-            field=models.CharField(blank=True, db_default='', default='', editable=False, max_length=64),
+            model_name="application",
+            name="assignments_digest",
+            field=models.CharField(blank=True, db_default="", default="", editable=False, max_length=64),
         ),
     ]

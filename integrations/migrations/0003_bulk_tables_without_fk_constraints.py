@@ -5,20 +5,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0002_application_assignments_digest'),
+        ("integrations", "0002_application_assignments_digest"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='appuser',
-            name='application',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='app_users', to='integrations.application'),
+            model_name="appuser",
+            name="application",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="app_users",
+                to="integrations.application",
+            ),
         ),
         migrations.AlterField(
-            model_name='usageevent',
-            name='connection',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='usage_events', to='integrations.connection'),
+            model_name="usageevent",
+            name="connection",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="usage_events",
+                to="integrations.connection",
+            ),
         ),
     ]

@@ -88,10 +88,14 @@ def carry_forward(names: Iterable[tuple[str, str]], old_version: str, new_versio
         return False
     now = time.time()
     entries = {pair: cache.get(_key(pair[0], old_version, pair[1])) for pair in names}
-    if not all(isinstance(e, _Entry) and ttl - (now - e.computed_at) >= MIN_CARRY_SECONDS for e in entries.values()):
+    if not all(
+        isinstance(e, _Entry) and ttl - (now - e.computed_at) >= MIN_CARRY_SECONDS for e in entries.values()
+    ):
         return False
-    cache.set_many({_key(name, new_version, extra): e for (name, extra), e in entries.items()},
-                   timeout=min(ttl - (now - e.computed_at) for e in entries.values()))
+    cache.set_many(
+        {_key(name, new_version, extra): e for (name, extra), e in entries.items()},
+        timeout=min(ttl - (now - e.computed_at) for e in entries.values()),
+    )
     return True
 
 

@@ -23,7 +23,11 @@ from integrations.selectors.connections import connection_counts, connection_gap
 from integrations.selectors.usage import INACTIVE_WINDOWS, inactive_people_count
 
 # The cached aggregates computed from synced rows alone (their names and extras in selectors).
-DATA_AGGREGATES = (("app-stats", ""), ("connection-counts", ""), *(("inactive-count", str(d)) for d in INACTIVE_WINDOWS))
+DATA_AGGREGATES = (
+    ("app-stats", ""),
+    ("connection-counts", ""),
+    *(("inactive-count", str(d)) for d in INACTIVE_WINDOWS),
+)
 
 
 def _connections() -> list[Connection]:
@@ -44,7 +48,9 @@ def dashboard_cache_warm(*, unchanged_since: str | None = None) -> None:
     connections = _connections()
     if not connections:
         return
-    if unchanged_since is not None and carry_forward(DATA_AGGREGATES, unchanged_since, data_version(connections)):
+    if unchanged_since is not None and carry_forward(
+        DATA_AGGREGATES, unchanged_since, data_version(connections)
+    ):
         connection_gaps(connections, refresh=True)
         return
     application_stats(connections, refresh=True)

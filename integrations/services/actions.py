@@ -483,13 +483,17 @@ def action_runs_close_abandoned(*, older_than: timedelta = timedelta(minutes=15)
     for run in stale:
         if (run.result or {}).get("sent_at"):
             action_run_complete(
-                run=run, succeeded=False, result={"outcome": "unknown"},
+                run=run,
+                succeeded=False,
+                result={"outcome": "unknown"},
                 error_message="torii stopped while JumpCloud was being called; whether JumpCloud applied the "
                 "action is unknown. Check the user in JumpCloud (the next sync shows its state).",
             )
         else:
             action_run_complete(
-                run=run, succeeded=False, result={"outcome": "not_applied"},
+                run=run,
+                succeeded=False,
+                result={"outcome": "not_applied"},
                 error_message="torii stopped before sending this action; nothing was sent to JumpCloud.",
             )
         closed += 1

@@ -67,7 +67,9 @@ def connection_check_endpoint(*, provider_key: str, region: str, base_url: str) 
             )
         return "custom", origin
     if region not in provider.regions:
-        raise CredentialsError(f"Unknown region {region!r}; choose one of: {', '.join(provider.regions)}.", code="region")
+        raise CredentialsError(
+            f"Unknown region {region!r}; choose one of: {', '.join(provider.regions)}.", code="region"
+        )
     return region, ""
 
 
@@ -110,7 +112,14 @@ def _check_connect_rate(user: Any) -> None:
 
 @sensitive_variables("api_key")
 def connection_validate(
-    *, provider_key: str, api_key: str, region: str, base_url: str, org_id: str, permission: str, user: Any = None
+    *,
+    provider_key: str,
+    api_key: str,
+    region: str,
+    base_url: str,
+    org_id: str,
+    permission: str,
+    user: Any = None,
 ) -> ValidatedAccount:
     """Ask the provider whether this key opens an account; every failure says what to do."""
     _check_connect_rate(user)
@@ -150,10 +159,12 @@ def _duplicate_message(existing: Connection) -> str:
     )
 
 
-def _find_live_duplicate(*, provider_key: str, region: str, base_url: str, org_id: str, exclude: int | None = None) -> Connection | None:
-    qs = Connection.objects.filter(provider=provider_key, region=region, base_url=base_url, org_id=org_id).exclude(
-        status=Connection.Status.DISCONNECTED
-    )
+def _find_live_duplicate(
+    *, provider_key: str, region: str, base_url: str, org_id: str, exclude: int | None = None
+) -> Connection | None:
+    qs = Connection.objects.filter(
+        provider=provider_key, region=region, base_url=base_url, org_id=org_id
+    ).exclude(status=Connection.Status.DISCONNECTED)
     if exclude:
         qs = qs.exclude(pk=exclude)
     return qs.first()
@@ -176,11 +187,18 @@ def connection_create(
     if permission not in Connection.Permission.values:
         raise CredentialsError("Choose Read only or Read and take action.", code="permission")
     account = connection_validate(
-        provider_key=provider_key, api_key=api_key, region=region, base_url=base_url,
-        org_id=org_id, permission=permission, user=created_by,
+        provider_key=provider_key,
+        api_key=api_key,
+        region=region,
+        base_url=base_url,
+        org_id=org_id,
+        permission=permission,
+        user=created_by,
     )
     region, base_url = connection_check_endpoint(provider_key=provider_key, region=region, base_url=base_url)
-    existing = _find_live_duplicate(provider_key=provider_key, region=region, base_url=base_url, org_id=account.org_id)
+    existing = _find_live_duplicate(
+        provider_key=provider_key, region=region, base_url=base_url, org_id=account.org_id
+    )
     if existing:
         raise CredentialsError(_duplicate_message(existing), code="duplicate")
     try:
@@ -200,16 +218,33 @@ def connection_create(
                 created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
             )
             audit_connection_event(
-                connection=connection, action="connection.connected", actor=created_by,
-                parameters={"permission": permission, "region": region, "base_url": base_url, "org_id": account.org_id},
+                connection=connection,
+                action="connection.connected",
+                actor=created_by,
+                parameters={
+                    "permission": permission,
+                    "region": region,
+                    "base_url": base_url,
+                    "org_id": account.org_id,
+                },
             )
             if start_sync:
                 from integrations.services.sync import sync_run_request
 
-                sync_run_request(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.CONNECT, requested_by=created_by)
+                sync_run_request(
+                    connection=connection,
+                    kind=SyncRun.Kind.FULL,
+                    trigger=SyncRun.Trigger.CONNECT,
+                    requested_by=created_by,
+                )
     except IntegrityError:
-        existing = _find_live_duplicate(provider_key=provider_key, region=region, base_url=base_url, org_id=account.org_id)
-        raise CredentialsError(_duplicate_message(existing) if existing else "This organization is already connected.", code="duplicate") from None
+        existing = _find_live_duplicate(
+            provider_key=provider_key, region=region, base_url=base_url, org_id=account.org_id
+        )
+        raise CredentialsError(
+            _duplicate_message(existing) if existing else "This organization is already connected.",
+            code="duplicate",
+        ) from None
     logger.info("connection %s created for org %s", connection.pk, connection.org_id)
     return connection
 
@@ -227,22 +262,32 @@ def connection_update(
 ) -> Connection:
     """Edit a connection. A new key or a wider permission is validated against the provider first."""
     if not connection.is_live:
-        raise CredentialsError("This connection is disconnected; connect the account again instead.", code="disconnected")
+        raise CredentialsError(
+            "This connection is disconnected; connect the account again instead.", code="disconnected"
+        )
     changes: dict[str, Any] = {}
     new_permission = permission or connection.permission
     if permission and permission not in Connection.Permission.values:
         raise CredentialsError("Choose Read only or Read and take action.", code="permission")
     rotated = bool(api_key and api_key.strip())
-    if rotated or (permission and permission != connection.permission and permission == Connection.Permission.READ_WRITE):
+    if rotated or (
+        permission and permission != connection.permission and permission == Connection.Permission.READ_WRITE
+    ):
         key = api_key.strip() if rotated else connection_credentials(connection).api_key  # type: ignore[union-attr]
         account = connection_validate(
-            provider_key=connection.provider, api_key=key, region=connection.region, base_url=connection.base_url,
-            org_id=connection.org_id, permission=new_permission, user=actor,
+            provider_key=connection.provider,
+            api_key=key,
+            region=connection.region,
+            base_url=connection.base_url,
+            org_id=connection.org_id,
+            permission=new_permission,
+            user=actor,
         )
         if account.org_id != connection.org_id:
             raise CredentialsError(
                 "This key opens a different organization. A connection stays with one organization; "
-                "connect the other one separately.", code="other_org",
+                "connect the other one separately.",
+                code="other_org",
             )
         connection.capabilities = {**connection.capabilities, **account.detected}
         if rotated:
@@ -259,36 +304,64 @@ def connection_update(
         connection.permission = permission
     if events_interval_minutes is not None and events_interval_minutes != connection.events_interval_minutes:
         if not 5 <= events_interval_minutes <= 24 * 60:
-            raise CredentialsError("Usage sync interval must be between 5 minutes and 24 hours.", code="interval")
+            raise CredentialsError(
+                "Usage sync interval must be between 5 minutes and 24 hours.", code="interval"
+            )
         changes["events_interval_minutes"] = [connection.events_interval_minutes, events_interval_minutes]
         connection.events_interval_minutes = events_interval_minutes
         connection.next_events_sync_at = None
-    if full_sync_interval_hours is not None and full_sync_interval_hours != connection.full_sync_interval_hours:
+    if (
+        full_sync_interval_hours is not None
+        and full_sync_interval_hours != connection.full_sync_interval_hours
+    ):
         if not 1 <= full_sync_interval_hours <= 24 * 7:
             raise CredentialsError("Full sync interval must be between 1 hour and 7 days.", code="interval")
         changes["full_sync_interval_hours"] = [connection.full_sync_interval_hours, full_sync_interval_hours]
         connection.full_sync_interval_hours = full_sync_interval_hours
         connection.next_full_sync_at = None
-    fields = ["name", "permission", "capabilities", "events_interval_minutes", "full_sync_interval_hours",
-              "next_events_sync_at", "next_full_sync_at", "updated_at"]
+    fields = [
+        "name",
+        "permission",
+        "capabilities",
+        "events_interval_minutes",
+        "full_sync_interval_hours",
+        "next_events_sync_at",
+        "next_full_sync_at",
+        "updated_at",
+    ]
     if rotated:
         fields += ["credentials", "secret_hint", "status", "status_message"]
     with transaction.atomic():
         connection.save(update_fields=fields)
         if rotated:
-            audit_connection_event(connection=connection, action="connection.key_rotated", actor=actor,
-                                   parameters={"secret_hint": connection.secret_hint})
+            audit_connection_event(
+                connection=connection,
+                action="connection.key_rotated",
+                actor=actor,
+                parameters={"secret_hint": connection.secret_hint},
+            )
         if "permission" in changes:
-            audit_connection_event(connection=connection, action="connection.permission_changed", actor=actor,
-                                   parameters={"from": changes["permission"][0], "to": changes["permission"][1]})
+            audit_connection_event(
+                connection=connection,
+                action="connection.permission_changed",
+                actor=actor,
+                parameters={"from": changes["permission"][0], "to": changes["permission"][1]},
+            )
         other = {k: v for k, v in changes.items() if k != "permission"}
         if other:
-            audit_connection_event(connection=connection, action="connection.updated", actor=actor, parameters=other)
+            audit_connection_event(
+                connection=connection, action="connection.updated", actor=actor, parameters=other
+            )
         if rotated and connection.status == Connection.Status.PENDING:
             from integrations.services.sync import SyncAlreadyRunning, sync_run_request
 
             with contextlib.suppress(SyncAlreadyRunning):
-                sync_run_request(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL, requested_by=actor)
+                sync_run_request(
+                    connection=connection,
+                    kind=SyncRun.Kind.FULL,
+                    trigger=SyncRun.Trigger.MANUAL,
+                    requested_by=actor,
+                )
     return connection
 
 
@@ -298,10 +371,14 @@ def connection_disconnect(*, connection: Connection, actor: Any = None, delete_d
         connection = Connection.objects.select_for_update().get(pk=connection.pk)
         now = timezone.now()
         connection.sync_runs.filter(status__in=SyncRun.ACTIVE).update(
-            status=SyncRun.Status.CANCELLED, finished_at=now, error_message="Cancelled: the connection was disconnected."
+            status=SyncRun.Status.CANCELLED,
+            finished_at=now,
+            error_message="Cancelled: the connection was disconnected.",
         )
         audit_connection_event(
-            connection=connection, action="connection.disconnected", actor=actor,
+            connection=connection,
+            action="connection.disconnected",
+            actor=actor,
             parameters={"delete_data": delete_data, "org_id": connection.org_id},
         )
         if delete_data:

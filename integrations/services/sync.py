@@ -85,8 +85,17 @@ def peak_rss_mb() -> int | None:
 # --- request ---------------------------------------------------------------------------------
 def _initial_streams(provider: Provider, kind: str) -> dict[str, Any]:
     return {
-        s.key: {"label": s.label, "status": "pending", "fetched": 0, "created": 0, "updated": 0,
-                "removed": 0, "skipped": 0, "pages": 0, "error": ""}
+        s.key: {
+            "label": s.label,
+            "status": "pending",
+            "fetched": 0,
+            "created": 0,
+            "updated": 0,
+            "removed": 0,
+            "skipped": 0,
+            "pages": 0,
+            "error": "",
+        }
         for s in streams_for(provider, kind)
     }
 
@@ -98,8 +107,12 @@ def streams_for(provider: Provider, kind: str) -> list[Stream]:
 
 
 def sync_run_request(
-    *, connection: Connection, kind: str = SyncRun.Kind.FULL, trigger: str = SyncRun.Trigger.MANUAL,
-    requested_by: Any = None, enqueue: bool = True,
+    *,
+    connection: Connection,
+    kind: str = SyncRun.Kind.FULL,
+    trigger: str = SyncRun.Trigger.MANUAL,
+    requested_by: Any = None,
+    enqueue: bool = True,
 ) -> SyncRun:
     """Queue a sync. Raises SyncAlreadyRunning if one is queued or running for the connection.
 
@@ -114,12 +127,19 @@ def sync_run_request(
     try:
         with transaction.atomic():
             run = SyncRun.objects.create(
-                connection=connection, kind=kind, trigger=trigger, requested_by=user,
+                connection=connection,
+                kind=kind,
+                trigger=trigger,
+                requested_by=user,
                 streams=_initial_streams(provider, kind),
             )
             if trigger == SyncRun.Trigger.MANUAL and user is not None:
-                audit_connection_event(connection=connection, action="sync.started", actor=user,
-                                       parameters={"kind": kind, "sync_run": run.pk})
+                audit_connection_event(
+                    connection=connection,
+                    action="sync.started",
+                    actor=user,
+                    parameters={"kind": kind, "sync_run": run.pk},
+                )
     except IntegrityError:
         raise SyncAlreadyRunning(connection.sync_runs.filter(status__in=SyncRun.ACTIVE).first()) from None
     if enqueue:
@@ -198,7 +218,9 @@ class SyncContext:
             self.counters.update(values)
 
     def checkpoint(self, stream: str | None = None) -> dict[str, Any]:
-        row = SyncCheckpoint.objects.filter(connection=self.connection, stream=stream or self.stream_key).first()
+        row = SyncCheckpoint.objects.filter(
+            connection=self.connection, stream=stream or self.stream_key
+        ).first()
         return dict(row.state) if row else {}
 
     def hold_connection(self) -> None:
@@ -238,9 +260,9 @@ class SyncContext:
         with self.lock:
             streams = copy.deepcopy(self.run.streams)
             current = self.stream_key
-        updated = SyncRun.objects.filter(pk=self.run.pk, lease=self.lease, status=SyncRun.Status.RUNNING).update(
-            heartbeat_at=timezone.now(), streams=streams, current_stream=current
-        )
+        updated = SyncRun.objects.filter(
+            pk=self.run.pk, lease=self.lease, status=SyncRun.Status.RUNNING
+        ).update(heartbeat_at=timezone.now(), streams=streams, current_stream=current)
         if not updated:
             raise LeaseLost(f"sync run {self.run.pk} was taken over or cancelled")
 
@@ -250,13 +272,17 @@ def _acquire(run_id: int) -> tuple[SyncRun, str] | None:
     lease = uuid.uuid4().hex
     stale_before = timezone.now() - settings.SYNC_STALE_AFTER
     now = timezone.now()
-    taken = SyncRun.objects.filter(pk=run_id).filter(
-        # Queued, and not parked until a later time (a retry waiting for Retry-After)...
-        Q(status=SyncRun.Status.QUEUED) & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lte=now))
-        # ...or running under a worker whose heartbeat stopped.
-        | Q(status=SyncRun.Status.RUNNING, heartbeat_at__lt=stale_before)
-        | Q(status=SyncRun.Status.RUNNING, heartbeat_at__isnull=True)
-    ).update(status=SyncRun.Status.RUNNING, lease=lease, heartbeat_at=now, attempts=F("attempts") + 1)
+    taken = (
+        SyncRun.objects.filter(pk=run_id)
+        .filter(
+            # Queued, and not parked until a later time (a retry waiting for Retry-After)...
+            Q(status=SyncRun.Status.QUEUED) & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lte=now))
+            # ...or running under a worker whose heartbeat stopped.
+            | Q(status=SyncRun.Status.RUNNING, heartbeat_at__lt=stale_before)
+            | Q(status=SyncRun.Status.RUNNING, heartbeat_at__isnull=True)
+        )
+        .update(status=SyncRun.Status.RUNNING, lease=lease, heartbeat_at=now, attempts=F("attempts") + 1)
+    )
     if not taken:
         return None
     run = SyncRun.objects.select_related("connection").get(pk=run_id)
@@ -284,9 +310,17 @@ def sync_run_execute(*, run_id: int) -> SyncRun | None:
         client = provider.get_client(connection)
     except Exception as exc:  # credentials unreadable: a configuration problem, not upstream
         logger.error("sync run %s: cannot build a client: %s", run_id, type(exc).__name__)
-        return _finish(run, lease, SyncRun.Status.FAILED, str(exc), connection_status=Connection.Status.FAILED)
-    ctx = SyncContext(run=run, connection=connection, client=client, provider=provider, lease=lease,
-                      dashboard_versions=versions)
+        return _finish(
+            run, lease, SyncRun.Status.FAILED, str(exc), connection_status=Connection.Status.FAILED
+        )
+    ctx = SyncContext(
+        run=run,
+        connection=connection,
+        client=client,
+        provider=provider,
+        lease=lease,
+        dashboard_versions=versions,
+    )
     # A big sync allocates millions of short-lived objects (decoded JSON, rows); with the default
     # thresholds the cyclic collector runs thousands of times and walks every live object each
     # time. Collect far less often for the length of the run.
@@ -306,7 +340,9 @@ class _Outcome:
     message: str
 
 
-def _run_stream(ctx: SyncContext, stream: Stream, step: Callable[[SyncContext], Any], *, last: bool) -> _Outcome | None:
+def _run_stream(
+    ctx: SyncContext, stream: Stream, step: Callable[[SyncContext], Any], *, last: bool
+) -> _Outcome | None:
     """Run one step of one stream with the run's error policy. Raises RetryLater / LeaseLost /
     StopRequested; returns an outcome when the run must end."""
     from jumpcloud import errors as jc_errors  # provider errors are mapped below by family
@@ -356,8 +392,11 @@ def _pending(run: SyncRun, streams: list[Stream]) -> list[Stream]:
     return [s for s in streams if run.streams.get(s.key, {}).get("status") not in ("succeeded", "skipped")]
 
 
-def _run_streams(ctx: SyncContext, streams: list[Stream], on_done: Callable[[str], None] = lambda key: None,
-                 ) -> _Outcome | None:
+def _run_streams(
+    ctx: SyncContext,
+    streams: list[Stream],
+    on_done: Callable[[str], None] = lambda key: None,
+) -> _Outcome | None:
     for stream in streams:
         outcome = _run_stream(ctx, stream, stream.run, last=stream.finish is None)
         if outcome is not None:
@@ -409,7 +448,9 @@ class _Beside(threading.Thread):
                 # inventory is done, left to the worker's thread (idle then: see _finish_beside)
                 # while this thread goes on with its next stream.
                 more = index < len(self.streams) - 1
-                if not self.inventory.is_done(stream.finish_waits_for) or (more and self.inventory.all_done()):
+                if not self.inventory.is_done(stream.finish_waits_for) or (
+                    more and self.inventory.all_done()
+                ):
                     waiting.append((stream, finish))
                     continue
                 outcome = _run_claimed_finish(self.ctx, stream, finish)
@@ -433,7 +474,9 @@ def _finish_due(run: SyncRun, stream: Stream) -> bool:
     return run.streams.get(stream.key, {}).get("status") == "running"
 
 
-def _run_claimed_finish(ctx: SyncContext, stream: Stream, finish: Callable[[SyncContext], Any]) -> _Outcome | None:
+def _run_claimed_finish(
+    ctx: SyncContext, stream: Stream, finish: Callable[[SyncContext], Any]
+) -> _Outcome | None:
     """Run stream's finish step in this thread unless the other thread has taken it already."""
     with ctx.lock:
         claims = ctx.shared.setdefault(_FINISH_CLAIMS, set())
@@ -443,7 +486,9 @@ def _run_claimed_finish(ctx: SyncContext, stream: Stream, finish: Callable[[Sync
     return _run_stream(ctx, stream, finish, last=True)
 
 
-def _finish_beside(ctx: SyncContext, helper: _Beside, beside: list[Stream], progress: _Progress) -> _Outcome | None:
+def _finish_beside(
+    ctx: SyncContext, helper: _Beside, beside: list[Stream], progress: _Progress
+) -> _Outcome | None:
     """The worker's thread, done with the inventory, runs the concurrent streams' finish steps that
     are ready (their `run` is done) while the concurrent thread is still busy with another stream,
     instead of waiting for it; the concurrent thread skips what was taken here."""
@@ -515,7 +560,10 @@ class _Progress:
 
 def concurrency_enabled() -> bool:
     """May a run use more than one thread (SYNC_CONCURRENT_STREAMS, PostgreSQL only)?"""
-    return bool(getattr(settings, "SYNC_CONCURRENT_STREAMS", False)) and connections["default"].vendor == "postgresql"
+    return (
+        bool(getattr(settings, "SYNC_CONCURRENT_STREAMS", False))
+        and connections["default"].vendor == "postgresql"
+    )
 
 
 def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | None:
@@ -537,8 +585,12 @@ def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | No
         if done_key:
             inventory.done(done_key)
         if helper is None and beside and serial and not needed and concurrency_enabled():
-            helper = _Beside(replace(ctx, client=provider.get_client(ctx.connection), stream_key=""), beside,
-                             inventory, beside_progress)
+            helper = _Beside(
+                replace(ctx, client=provider.get_client(ctx.connection), stream_key=""),
+                beside,
+                inventory,
+                beside_progress,
+            )
             ctx.shared[_BESIDE] = beside_progress
             helper.start()
 
@@ -584,8 +636,14 @@ def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | No
     if client_close:
         client_close()
     if outcome is not None and outcome.reconnect:
-        return _finish(run, lease, SyncRun.Status.FAILED, outcome.message,
-                       connection_status=Connection.Status.NEEDS_RECONNECT, ctx=ctx)
+        return _finish(
+            run,
+            lease,
+            SyncRun.Status.FAILED,
+            outcome.message,
+            connection_status=Connection.Status.NEEDS_RECONNECT,
+            ctx=ctx,
+        )
     if outcome is not None:
         return _finish(run, lease, SyncRun.Status.FAILED, outcome.message, ctx=ctx)
     failed = [s for s in run.streams.values() if s.get("status") == "failed"]
@@ -613,7 +671,12 @@ def _park_for_retry(run: SyncRun, lease: str, exc: RetryLater) -> None:
 
 
 def _finish(
-    run: SyncRun, lease: str, status: str, message: str, *, connection_status: str | None = None,
+    run: SyncRun,
+    lease: str,
+    status: str,
+    message: str,
+    *,
+    connection_status: str | None = None,
     ctx: SyncContext | None = None,
 ) -> SyncRun:
     now = timezone.now()
@@ -622,8 +685,12 @@ def _finish(
     unchanged_since = _unchanged_since(run, ctx) if warm else None
     with transaction.atomic():
         updated = SyncRun.objects.filter(pk=run.pk, lease=lease).update(
-            status=status, finished_at=now, error_message=message[:4000], streams=run.streams,
-            current_stream="", heartbeat_at=now,
+            status=status,
+            finished_at=now,
+            error_message=message[:4000],
+            streams=run.streams,
+            current_stream="",
+            heartbeat_at=now,
         )
         if not updated:
             return run
@@ -646,7 +713,9 @@ def _finish(
             if run.kind == SyncRun.Kind.FULL or connection.next_full_sync_at is None:
                 fields["next_full_sync_at"] = now + timedelta(hours=connection.full_sync_interval_hours)
         # Never resurrect a connection that was disconnected while the run was going.
-        Connection.objects.filter(pk=connection.pk).exclude(status=Connection.Status.DISCONNECTED).update(**fields)
+        Connection.objects.filter(pk=connection.pk).exclude(status=Connection.Status.DISCONNECTED).update(
+            **fields
+        )
     run.refresh_from_db()
     logger.info("sync run %s finished: %s", run.pk, status)
     if warm:
@@ -662,7 +731,9 @@ def _unchanged_since(run: SyncRun, ctx: SyncContext | None) -> str | None:
     if ctx is None or None in ctx.dashboard_versions:
         return None
     wrote = any(
-        state.get(counter) for state in run.streams.values() if isinstance(state, dict)
+        state.get(counter)
+        for state in run.streams.values()
+        if isinstance(state, dict)
         for counter in ("created", "updated", "removed")
     )
     if wrote or _dashboard_version() != ctx.dashboard_versions[1]:
@@ -696,10 +767,16 @@ def sync_dispatch_due(*, now: datetime | None = None) -> list[int]:
     """Queue the syncs that are due: a full sync when its time has come, else an events sync."""
     now = now or timezone.now()
     queued: list[int] = []
-    due = Connection.objects.exclude(
-        status__in=[Connection.Status.DISCONNECTED, Connection.Status.NEEDS_RECONNECT]
-    ).exclude(credentials="").filter(
-        Q(next_full_sync_at__isnull=True) | Q(next_full_sync_at__lte=now) | Q(next_events_sync_at__lte=now)
+    due = (
+        Connection.objects.exclude(
+            status__in=[Connection.Status.DISCONNECTED, Connection.Status.NEEDS_RECONNECT]
+        )
+        .exclude(credentials="")
+        .filter(
+            Q(next_full_sync_at__isnull=True)
+            | Q(next_full_sync_at__lte=now)
+            | Q(next_events_sync_at__lte=now)
+        )
     )
     for connection in due:
         full_due = connection.next_full_sync_at is None or connection.next_full_sync_at <= now
@@ -725,7 +802,9 @@ def sync_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
     for run_id in ids:
         if stale_after.total_seconds() == 0:
             # Tests and operators may force recovery: make the heartbeat unambiguously stale.
-            SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.RUNNING).update(heartbeat_at=cutoff - timedelta(days=1))
+            SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.RUNNING).update(
+                heartbeat_at=cutoff - timedelta(days=1)
+            )
         _enqueue(run_id)
     if ids:
         logger.warning("re-queued %d stale sync run(s): %s", len(ids), ids)

@@ -101,7 +101,9 @@ class Response:
         return cls(status, b"", {}, None)
 
 
-def error_response(status: int, message: str, error: str | None = None, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, message: str, error: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
     return Response.json({"message": message, "error": error or HTTPStatus(status).phrase}, status, headers)
 
 
@@ -158,7 +160,7 @@ class Malformer:
             elif self.rng.random() < 0.5 or not text.startswith('{"id":"'):
                 out.append(self._TIMESTAMP.sub('"timestamp":"not-a-date"', text, count=1))
             else:
-                out.append("{" + text[text.index('",', 7) + 2:])  # drop the id field
+                out.append("{" + text[text.index('",', 7) + 2 :])  # drop the id field
         return out
 
 
@@ -207,7 +209,9 @@ def routes() -> tuple[Route, ...]:
     return tuple(_ROUTES)
 
 
-def route(method: str, path: str, *, scope: str, right: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+def route(
+    method: str, path: str, *, scope: str, right: str
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     pattern = re.compile("^" + re.sub(r"\{\w+\}", r"([^/]+)", path) + "$")
 
     def register(fn: Callable[..., Response]) -> Callable[..., Response]:
@@ -258,7 +262,9 @@ def _parse_filters(req: Request) -> tuple[tuple[tuple[str, str, str], ...], tupl
             if len(parts) != 3 or not parts[0]:
                 raise ApiError(400, f"Bad Request: invalid filter '{raw}' (expected field:$op:value)")
             if parts[1] not in _OPS:
-                raise ApiError(400, f"Bad Request: invalid filter operator '{parts[1]}' (use one of {', '.join(_OPS)})")
+                raise ApiError(
+                    400, f"Bad Request: invalid filter operator '{parts[1]}' (use one of {', '.join(_OPS)})"
+                )
             target.append((parts[0], parts[1], parts[2]))
     return tuple(and_terms), tuple(or_terms)
 
@@ -306,22 +312,31 @@ def _term_matches(record: Mapping[str, Any], term: tuple[str, str, str]) -> bool
 
 def _parse_sort(req: Request, default: str = "") -> tuple[tuple[str, bool], ...]:
     raw = req.param("sort") or default
-    return tuple((part.lstrip("-"), part.startswith("-")) for part in raw.replace(",", " ").split() if part.lstrip("-"))
+    return tuple(
+        (part.lstrip("-"), part.startswith("-")) for part in raw.replace(",", " ").split() if part.lstrip("-")
+    )
 
 
 def _parse_fields(req: Request) -> tuple[str, ...]:
     return tuple((req.param("fields") or "").replace(",", " ").split())
 
 
-def _project_v1(records: Sequence[dict[str, Any]], fields: tuple[str, ...], id_field: str = "_id") -> list[dict[str, Any]]:
+def _project_v1(
+    records: Sequence[dict[str, Any]], fields: tuple[str, ...], id_field: str = "_id"
+) -> list[dict[str, Any]]:
     if not fields:
         return list(records)
     keep = (id_field, *fields)  # like MongoDB, the id comes along unless asked otherwise
     return [{k: r[k] for k in keep if k in r} for r in records]
 
 
-def _v1_list(ctx: Context, tenant: Tenant | None, kind: str, records: Callable[[], Sequence[dict[str, Any]]],
-             default_sort: str = "") -> Response:
+def _v1_list(
+    ctx: Context,
+    tenant: Tenant | None,
+    kind: str,
+    records: Callable[[], Sequence[dict[str, Any]]],
+    default_sort: str = "",
+) -> Response:
     """v1 list semantics: {totalCount, results}; limit/skip/sort/fields/filter. With a tenant the
     filtered and sorted rows are cached per data version, so paging a big tenant sorts once."""
     req = ctx.request
@@ -342,11 +357,17 @@ def _v1_list(ctx: Context, tenant: Tenant | None, kind: str, records: Callable[[
     key = (kind, and_terms, or_terms, sort)
     if tenant is not None and not ctx.malform.rate:
         # Each record rendered once per data version (kept() forgets them at the next write).
-        texts: list[str] = tenant.kept(("v1", *key, fields), lambda: [
-            json.dumps(r, separators=(",", ":")) for r in _project_v1(tenant.cached(key, build), fields)])
-        return Response.raw_json(f'{{"totalCount":{len(texts)},"results":[{",".join(texts[skip:skip + limit])}]}}')
+        texts: list[str] = tenant.kept(
+            ("v1", *key, fields),
+            lambda: [
+                json.dumps(r, separators=(",", ":")) for r in _project_v1(tenant.cached(key, build), fields)
+            ],
+        )
+        return Response.raw_json(
+            f'{{"totalCount":{len(texts)},"results":[{",".join(texts[skip : skip + limit])}]}}'
+        )
     rows = tenant.cached(key, build) if tenant is not None else build()
-    page = ctx.malform.records(_project_v1(rows[skip:skip + limit], fields), "_id")
+    page = ctx.malform.records(_project_v1(rows[skip : skip + limit], fields), "_id")
     return Response.json({"totalCount": len(rows), "results": page})
 
 
@@ -435,8 +456,12 @@ class _Prefetcher:
 
 
 class JumpCloudAPI:
-    def __init__(self, tenants: Mapping[str, Tenant], principals: Mapping[str, Principal],
-                 clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        tenants: Mapping[str, Tenant],
+        principals: Mapping[str, Principal],
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self.tenants = dict(tenants)
         self.principals = dict(principals)
         self.by_org_id = {t.org_id: t for t in self.tenants.values()}
@@ -469,7 +494,9 @@ class JumpCloudAPI:
             except ApiError as exc:
                 return exc.response()
         if allowed:
-            return error_response(405, "Method Not Allowed", headers={"Allow": ", ".join(sorted(set(allowed)))})
+            return error_response(
+                405, "Method Not Allowed", headers={"Allow": ", ".join(sorted(set(allowed)))}
+            )
         return error_response(404, "Not Found")
 
     def _authorize(self, req: Request, r: Route) -> tuple[Principal, list[Tenant]]:
@@ -496,7 +523,9 @@ class JumpCloudAPI:
                 if tenant is None:
                     raise ApiError(404, f"Not Found: organization {org_id} does not exist", "Not Found")
                 if tenant not in own:
-                    raise ApiError(403, "Forbidden: this administrator cannot access that organization", "Forbidden")
+                    raise ApiError(
+                        403, "Forbidden: this administrator cannot access that organization", "Forbidden"
+                    )
                 tenants.append(tenant)
         elif principal.multi and r.scope != "self":
             raise ApiError(401, NO_ORG_MESSAGE, "Unauthorized")
@@ -551,24 +580,31 @@ class JumpCloudAPI:
     @route("PUT", "/api/systemusers/{id}", scope="org", right="write")
     def user_put(self, ctx: Context) -> Response:
         body = self._object_body(ctx)
-        user = self._write(lambda: ctx.tenant.update_user(ctx.match[0], body, actor=ctx.principal.admin,
-                                                           now_ms=ctx.now_ms))
+        user = self._write(
+            lambda: ctx.tenant.update_user(ctx.match[0], body, actor=ctx.principal.admin, now_ms=ctx.now_ms)
+        )
         return Response.json(user)
 
     @route("DELETE", "/api/systemusers/{id}", scope="org", right="write")
     def user_delete(self, ctx: Context) -> Response:
-        user = self._write(lambda: ctx.tenant.delete_user(ctx.match[0], actor=ctx.principal.admin, now_ms=ctx.now_ms))
+        user = self._write(
+            lambda: ctx.tenant.delete_user(ctx.match[0], actor=ctx.principal.admin, now_ms=ctx.now_ms)
+        )
         return Response.json(user)
 
     @route("POST", "/api/systemusers/{id}/state/activate", scope="org", right="write")
     def user_activate(self, ctx: Context) -> Response:
         self._object_body(ctx, required=False)
-        self._write(lambda: ctx.tenant.activate_user(ctx.match[0], actor=ctx.principal.admin, now_ms=ctx.now_ms))
+        self._write(
+            lambda: ctx.tenant.activate_user(ctx.match[0], actor=ctx.principal.admin, now_ms=ctx.now_ms)
+        )
         return Response.empty()
 
     @route("POST", "/api/systemusers/{id}/unlock", scope="org", right="write")
     def user_unlock(self, ctx: Context) -> Response:
-        self._write(lambda: ctx.tenant.unlock_user(ctx.match[0], actor=ctx.principal.admin, now_ms=ctx.now_ms))
+        self._write(
+            lambda: ctx.tenant.unlock_user(ctx.match[0], actor=ctx.principal.admin, now_ms=ctx.now_ms)
+        )
         return Response.empty()
 
     @route("GET", "/api/users", scope="org", right="read")
@@ -595,8 +631,10 @@ class JumpCloudAPI:
 
     @route("GET", "/api/organizations", scope="orgs", right="basic")
     def orgs_list(self, ctx: Context) -> Response:
-        summaries = [{"_id": t.org_id, "displayName": t.org["displayName"], "logoUrl": t.org["logoUrl"]}
-                     for t in ctx.tenants]
+        summaries = [
+            {"_id": t.org_id, "displayName": t.org["displayName"], "logoUrl": t.org["logoUrl"]}
+            for t in ctx.tenants
+        ]
         return _v1_list(ctx, None, "organizations", lambda: summaries)
 
     @route("GET", "/api/organizations/{id}", scope="orgs", right="basic")
@@ -628,12 +666,14 @@ class JumpCloudAPI:
         limit, skip = _v2_paging(ctx.request)
         direct = set(t.app_direct_users.get(app_id, ()))
         items = []
-        for uid in t.app_user_ids(app_id)[skip:skip + limit]:
+        for uid in t.app_user_ids(app_id)[skip : skip + limit]:
             paths = [[_to(uid, "user")]] if uid in direct else []
             for gid in t.app_groups.get(app_id, ()):
                 if uid in t.group_user_set(gid):
-                    paths.extend([*(_to(g, "user_group") for g in chain), _to(uid, "user")]
-                                 for chain in t.group_paths(gid, uid))
+                    paths.extend(
+                        [*(_to(g, "user_group") for g in chain), _to(uid, "user")]
+                        for chain in t.group_paths(gid, uid)
+                    )
             items.append({"id": uid, "type": "user", "compiledAttributes": {}, "paths": paths})
         return _graph(ctx, items)
 
@@ -641,9 +681,15 @@ class JumpCloudAPI:
     def app_usergroups(self, ctx: Context) -> Response:
         app_id = self._app_or_404(ctx)
         limit, skip = _v2_paging(ctx.request)
-        items = [{"id": gid, "type": "user_group", "compiledAttributes": {},
-                  "paths": [[_to(g, "user_group") for g in chain] for chain in chains]}
-                 for gid, chains in ctx.tenant.app_groups_resolved(app_id)[skip:skip + limit]]
+        items = [
+            {
+                "id": gid,
+                "type": "user_group",
+                "compiledAttributes": {},
+                "paths": [[_to(g, "user_group") for g in chain] for chain in chains],
+            }
+            for gid, chains in ctx.tenant.app_groups_resolved(app_id)[skip : skip + limit]
+        ]
         return _graph(ctx, items)
 
     @route("GET", "/api/v2/applications/{id}/associations", scope="org", right="read")
@@ -654,13 +700,13 @@ class JumpCloudAPI:
             raise ApiError(400, "Bad Request: targets is required and must be one of user, user_group")
         limit, skip = _v2_paging(ctx.request)
         source = ctx.tenant.app_direct_users if targets == "user" else ctx.tenant.app_groups
-        ids = source.get(app_id, [])[skip:skip + limit]
+        ids = source.get(app_id, [])[skip : skip + limit]
         return _graph(ctx, [{**_to(i, targets), "attributes": {}} for i in ids])
 
     @route("GET", "/api/v2/usergroups", scope="org", right="read")
     def groups_list(self, ctx: Context) -> Response:
         limit, skip = _v2_paging(ctx.request)
-        groups = ctx.tenant.groups[skip:skip + limit]
+        groups = ctx.tenant.groups[skip : skip + limit]
         return _graph(ctx, [g.to_api(ctx.tenant.org_id) for g in groups])
 
     @route("GET", "/api/v2/usergroups/{id}", scope="org", right="read")
@@ -676,7 +722,7 @@ class JumpCloudAPI:
         assert group is not None
         limit, skip = _v2_paging(ctx.request)
         members = [_to(u, "user") for u in group.user_ids] + [_to(g, "user_group") for g in group.group_ids]
-        return _graph(ctx, members[skip:skip + limit])
+        return _graph(ctx, members[skip : skip + limit])
 
     @route("GET", "/api/v2/usergroups/{id}/membership", scope="org", right="read")
     def group_membership(self, ctx: Context) -> Response:
@@ -685,20 +731,32 @@ class JumpCloudAPI:
         limit, skip = _v2_paging(ctx.request)
 
         def ordered() -> list[str]:
-            return t.cached(("membership", gid), lambda: sorted(  # type: ignore[no-any-return]
-                (u for u in t.group_user_set(gid) if t.user(u) is not None), key=lambda u: t.users_position(u)))
+            return t.cached(
+                ("membership", gid),
+                lambda: sorted(  # type: ignore[no-any-return]
+                    (u for u in t.group_user_set(gid) if t.user(u) is not None),
+                    key=lambda u: t.users_position(u),
+                ),
+            )
 
         def item(uid: str) -> dict[str, Any]:
-            return {"id": uid, "type": "user", "compiledAttributes": {},
-                    "paths": [[*(_to(g, "user_group") for g in chain[1:]), _to(uid, "user")]
-                              for chain in t.group_paths(gid, uid)]}
+            return {
+                "id": uid,
+                "type": "user",
+                "compiledAttributes": {},
+                "paths": [
+                    [*(_to(g, "user_group") for g in chain[1:]), _to(uid, "user")]
+                    for chain in t.group_paths(gid, uid)
+                ],
+            }
 
         if ctx.malform.rate:
-            return _graph(ctx, [item(uid) for uid in ordered()[skip:skip + limit]])
+            return _graph(ctx, [item(uid) for uid in ordered()[skip : skip + limit]])
         # Rendered once per data version: a sync reads every group's members, page by page.
-        texts: list[str] = t.kept(("membership", gid), lambda: [
-            json.dumps(item(uid), separators=(",", ":")) for uid in ordered()])
-        return Response.raw_json("[" + ",".join(texts[skip:skip + limit]) + "]")
+        texts: list[str] = t.kept(
+            ("membership", gid), lambda: [json.dumps(item(uid), separators=(",", ":")) for uid in ordered()]
+        )
+        return Response.raw_json("[" + ",".join(texts[skip : skip + limit]) + "]")
 
     # --- Directory Insights -----------------------------------------------------------------------
 
@@ -711,8 +769,11 @@ class JumpCloudAPI:
             raise ApiError(400, "Bad Request: service is required: a list of service names")
         unknown = [s for s in services if s not in KNOWN_SERVICES]
         if unknown:
-            raise ApiError(400, f"Bad Request: invalid service {', '.join(unknown)}; valid values are: "
-                                + ", ".join(sorted(KNOWN_SERVICES)))
+            raise ApiError(
+                400,
+                f"Bad Request: invalid service {', '.join(unknown)}; valid values are: "
+                + ", ".join(sorted(KNOWN_SERVICES)),
+            )
         if "start_time" not in body:
             raise ApiError(400, "Bad Request: start_time is required (RFC3339, e.g. 2024-01-01T00:00:00Z)")
         start_ms = parse_rfc3339_ms(body["start_time"])
@@ -737,8 +798,11 @@ class JumpCloudAPI:
         if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
             skip = 0
         fields = body.get("fields")
-        if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)
-                                   or not any(f.split(".")[0] in KNOWN_EVENT_FIELDS for f in fields)):
+        if fields is not None and (
+            not isinstance(fields, list)
+            or not all(isinstance(f, str) for f in fields)
+            or not any(f.split(".")[0] in KNOWN_EVENT_FIELDS for f in fields)
+        ):
             raise ApiError(400, "Bad Request: fields must list at least one known event field")
         predicate = None
         if body.get("search_term") is not None:
@@ -746,18 +810,38 @@ class JumpCloudAPI:
                 predicate = compile_search_term(body["search_term"])
             except SearchTermError as exc:
                 raise ApiError(400, f"Bad Request: {exc}") from None
-        return {"services": frozenset(services), "start_ms": start_ms, "end_ms": end_ms, "limit": limit,
-                "descending": descending, "search_after": search_after, "skip": skip, "fields": fields,
-                "predicate": predicate, "echo_search_after": body.get("search_after")}
+        return {
+            "services": frozenset(services),
+            "start_ms": start_ms,
+            "end_ms": end_ms,
+            "limit": limit,
+            "descending": descending,
+            "search_after": search_after,
+            "skip": skip,
+            "fields": fields,
+            "predicate": predicate,
+            "echo_search_after": body.get("search_after"),
+        }
 
-    def _page(self, stores: Sequence[EventStore], q: dict[str, Any], search_after: tuple[int, str] | None,
-              now: int) -> tuple[list[str], tuple[int, str] | None]:
-        return query_events(stores, services=q["services"], start_ms=q["start_ms"], end_ms=q["end_ms"],
-                            descending=q["descending"], search_after=search_after, limit=q["limit"],
-                            skip=q["skip"], now_ms=now, predicate=q["predicate"])
+    def _page(
+        self, stores: Sequence[EventStore], q: dict[str, Any], search_after: tuple[int, str] | None, now: int
+    ) -> tuple[list[str], tuple[int, str] | None]:
+        return query_events(
+            stores,
+            services=q["services"],
+            start_ms=q["start_ms"],
+            end_ms=q["end_ms"],
+            descending=q["descending"],
+            search_after=search_after,
+            limit=q["limit"],
+            skip=q["skip"],
+            now_ms=now,
+            predicate=q["predicate"],
+        )
 
-    def _settled_page(self, stores: Sequence[EventStore], q: dict[str, Any],
-                      after: tuple[int, str]) -> tuple[list[str], tuple[int, str] | None] | None:
+    def _settled_page(
+        self, stores: Sequence[EventStore], q: dict[str, Any], after: tuple[int, str]
+    ) -> tuple[list[str], tuple[int, str] | None] | None:
         """The page after `after`, or None unless it is full and every event in its key range is
         settled (visible and beyond late arrival), i.e. rendering it later would give the same."""
         now = self.clock()
@@ -776,34 +860,55 @@ class JumpCloudAPI:
         key: tuple[Any, ...] = ()
         hit = None
         if cacheable:
-            key = (tuple(t.org_id for t in ctx.tenants), q["services"], q["start_ms"], q["end_ms"], q["descending"],
-                   q["limit"], tuple(s.state_version() for s in stores))
+            key = (
+                tuple(t.org_id for t in ctx.tenants),
+                q["services"],
+                q["start_ms"],
+                q["end_ms"],
+                q["descending"],
+                q["limit"],
+                tuple(s.state_version() for s in stores),
+            )
             hit = self._prefetch.take((*key, q["search_after"]))
         page, last = hit if hit is not None else self._page(stores, q, q["search_after"], ctx.now_ms)
         if q["fields"]:
-            page = [json.dumps(project(json.loads(text), q["fields"]), separators=(",", ":")) for text in page]
+            page = [
+                json.dumps(project(json.loads(text), q["fields"]), separators=(",", ":")) for text in page
+            ]
         page = ctx.malform.events(page)
         if last is not None:
             cursor = json.dumps([last[0], last[1]], separators=(",", ":"))
         else:
             echo = q["echo_search_after"]
             cursor = json.dumps(echo if isinstance(echo, list) else [], separators=(",", ":"))
-        headers = {"X-Result-Count": str(len(page)), "X-Limit": str(q["limit"]),
-                   "X-Sort": "DESC" if q["descending"] else "ASC", "X-Search_after": cursor}
+        headers = {
+            "X-Result-Count": str(len(page)),
+            "X-Limit": str(q["limit"]),
+            "X-Sort": "DESC" if q["descending"] else "ASC",
+            "X-Search_after": cursor,
+        }
         response = Response.raw_json("[" + ",".join(page) + "]", headers=headers)
         if cacheable and last is not None and len(page) == q["limit"]:
             # Announced now, scheduled once the response is on the wire (see _Prefetcher).
             self._prefetch.announce()
             next_key, after = (*key, last), last
-            response.after_send = lambda: self._prefetch.schedule(next_key, lambda: self._settled_page(stores, q, after))
+            response.after_send = lambda: self._prefetch.schedule(
+                next_key, lambda: self._settled_page(stores, q, after)
+            )
         return response
 
     @route("POST", "/insights/directory/v1/events/count", scope="di", right="di")
     def di_count(self, ctx: Context) -> Response:
         q = self._di_query(ctx)
         stores = [t.events for t in ctx.tenants]
-        n = count_events(stores, services=q["services"], start_ms=q["start_ms"], end_ms=q["end_ms"],
-                         now_ms=ctx.now_ms, predicate=q["predicate"])
+        n = count_events(
+            stores,
+            services=q["services"],
+            start_ms=q["start_ms"],
+            end_ms=q["end_ms"],
+            now_ms=ctx.now_ms,
+            predicate=q["predicate"],
+        )
         return Response.json({"count": n})
 
 

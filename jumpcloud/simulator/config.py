@@ -102,7 +102,9 @@ class FaultConfig:
 
     @property
     def active(self) -> bool:
-        return bool(self.rate_429 or self.rate_503 or self.latency_ms or self.truncate_rate or self.malformed_rate)
+        return bool(
+            self.rate_429 or self.rate_503 or self.latency_ms or self.truncate_rate or self.malformed_rate
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

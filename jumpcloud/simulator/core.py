@@ -93,8 +93,14 @@ def mask_key(value: str) -> str:
 class Simulator:
     """A local JumpCloud: v1, v2 and Directory Insights on one origin. See docs/simulator.md."""
 
-    def __init__(self, config: SimulatorConfig | None = None, faults: FaultConfig | None = None, *,
-                 control: bool = True, clock: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        faults: FaultConfig | None = None,
+        *,
+        control: bool = True,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
         """`clock` returns "now" in epoch milliseconds (tests freeze or advance it to observe late
         arrival without sleeping); default: the real time."""
         self.config = config or SimulatorConfig()
@@ -109,28 +115,60 @@ class Simulator:
         events = cfg.event_count
         sizes = {
             "primary": (cfg.users, cfg.apps, cfg.groups, cfg.admins, events, cfg.primary_default_state),
-            "secondary": (_scaled(cfg.users, 10, 10), _scaled(cfg.apps, 5, 2), _scaled(cfg.groups, 3, 2),
-                          _scaled(cfg.admins, 2, 2), events // 10, cfg.secondary_default_state),
-            "no_di": (_scaled(cfg.users, 20, 5), _scaled(cfg.apps, 10, 1), min(cfg.groups, 3),
-                      _scaled(cfg.admins, 4, 1), 0, cfg.primary_default_state),
+            "secondary": (
+                _scaled(cfg.users, 10, 10),
+                _scaled(cfg.apps, 5, 2),
+                _scaled(cfg.groups, 3, 2),
+                _scaled(cfg.admins, 2, 2),
+                events // 10,
+                cfg.secondary_default_state,
+            ),
+            "no_di": (
+                _scaled(cfg.users, 20, 5),
+                _scaled(cfg.apps, 10, 1),
+                min(cfg.groups, 3),
+                _scaled(cfg.admins, 4, 1),
+                0,
+                cfg.primary_default_state,
+            ),
         }
         self._tenants: dict[str, Tenant] = {}
         for name, (display, domain) in ORGS.items():
             users, apps, groups, admins, n_events, state = sizes[name]
-            key_admins = tuple((role, role_name) for role, (tenants, role_name) in KEY_ROLES.items()
-                               if tenants == (name,))
-            self._tenants[name] = Tenant(TenantSpec(
-                name=name, org_id=self._org_ids[name], display_name=display, domain=domain, seed=cfg.seed,
-                users=users, apps=apps, groups=groups, admins=admins, events=n_events, days=cfg.days,
-                anchor_ms=self.anchor_ms, directory_insights=name != "no_di", default_state=state,
-                sso_share=cfg.sso_share, late_share=cfg.late_share, late_min_ms=int(cfg.late_min_seconds * 1000),
-                late_max_ms=int(cfg.late_max_seconds * 1000),
-                write_event_delay_ms=int(cfg.write_event_delay_seconds * 1000), key_admins=key_admins))
+            key_admins = tuple(
+                (role, role_name) for role, (tenants, role_name) in KEY_ROLES.items() if tenants == (name,)
+            )
+            self._tenants[name] = Tenant(
+                TenantSpec(
+                    name=name,
+                    org_id=self._org_ids[name],
+                    display_name=display,
+                    domain=domain,
+                    seed=cfg.seed,
+                    users=users,
+                    apps=apps,
+                    groups=groups,
+                    admins=admins,
+                    events=n_events,
+                    days=cfg.days,
+                    anchor_ms=self.anchor_ms,
+                    directory_insights=name != "no_di",
+                    default_state=state,
+                    sso_share=cfg.sso_share,
+                    late_share=cfg.late_share,
+                    late_min_ms=int(cfg.late_min_seconds * 1000),
+                    late_max_ms=int(cfg.late_max_seconds * 1000),
+                    write_event_delay_ms=int(cfg.write_event_delay_seconds * 1000),
+                    key_admins=key_admins,
+                )
+            )
         self.msp_admin = self._msp_admin()
         principals: dict[str, Principal] = {}
         for role, (tenants, _) in KEY_ROLES.items():
             admin = self.msp_admin if len(tenants) > 1 else self._tenants[tenants[0]].key_admins[role]
-            principals[self._keys[role]] = Principal(role=role, key=self._keys[role], admin=admin, tenants=tenants)
+            principals[self._keys[role]] = Principal(
+                role=role, key=self._keys[role], admin=admin, tenants=tenants
+            )
         self._principals = principals
         self._api = JumpCloudAPI(self._tenants, principals, clock=self._clock)
         self._faults = faults or FaultConfig()
@@ -144,12 +182,25 @@ class Simulator:
     def _msp_admin(self) -> dict[str, Any]:
         role = "Administrator With Billing"
         created = iso_ms(self.anchor_ms - self.anchor_ms % 86_400_000 - 900 * 86_400_000)
-        return {"_id": object_id(self.config.seed, "msp-admin"), "email": "msp.admin@msp-partner.example",
-                "firstname": "Morgan", "lastname": "Provider", "created": created,
-                "organization": self._org_ids["primary"], "provider": self.provider_id,
-                "role": ROLE_IDS[role], "roleName": role, "roles": [ROLE_IDS[role]], "roleNames": [role],
-                "suspended": False, "enableMultiFactor": True, "totpEnrolled": True, "apiKeyAllowed": True,
-                "apiKeySet": True, "passwordUpdatedAt": created}
+        return {
+            "_id": object_id(self.config.seed, "msp-admin"),
+            "email": "msp.admin@msp-partner.example",
+            "firstname": "Morgan",
+            "lastname": "Provider",
+            "created": created,
+            "organization": self._org_ids["primary"],
+            "provider": self.provider_id,
+            "role": ROLE_IDS[role],
+            "roleName": role,
+            "roles": [ROLE_IDS[role]],
+            "roleNames": [role],
+            "suspended": False,
+            "enableMultiFactor": True,
+            "totpEnrolled": True,
+            "apiKeyAllowed": True,
+            "apiKeySet": True,
+            "passwordUpdatedAt": created,
+        }
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -158,8 +209,12 @@ class Simulator:
             raise RuntimeError("simulator already started")
         self._api.open()
         self._server = SimulatorHTTPServer((host, port), self._dispatch)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="jumpcloud-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="jumpcloud-simulator",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -235,9 +290,16 @@ class Simulator:
             self._faults = faults or FaultConfig()
             self._fault_rng = random.Random(self._faults.seed)
 
-    def add_events(self, org: str = "primary", count: int = 1000, *, service: str = "all",
-                   spread_seconds: float = 60.0, visibility_delay: float = 0.0,
-                   at: datetime | float | None = None) -> list[str]:
+    def add_events(
+        self,
+        org: str = "primary",
+        count: int = 1000,
+        *,
+        service: str = "all",
+        spread_seconds: float = 60.0,
+        visibility_delay: float = 0.0,
+        at: datetime | float | None = None,
+    ) -> list[str]:
         """Append `count` events timestamped in the `spread_seconds` before `at` (default now),
         visible `visibility_delay` seconds from now. Returns their ids (in creation order)."""
         if service not in ("all", "directory", "sso"):
@@ -252,8 +314,13 @@ class Simulator:
         else:
             at_ms = int(at * 1000)
         return self._tenants[org].events.synthesize(
-            count, service=service, start_ms=at_ms - int(spread_seconds * 1000), end_ms=at_ms,
-            visible_from_ms=current + int(visibility_delay * 1000), sso_share=self.config.sso_share)
+            count,
+            service=service,
+            start_ms=at_ms - int(spread_seconds * 1000),
+            end_ms=at_ms,
+            visible_from_ms=current + int(visibility_delay * 1000),
+            sso_share=self.config.sso_share,
+        )
 
     def wait_for_prefetch(self, timeout: float = 10.0) -> None:
         """Block until background Directory Insights page prefetches are done (tests use this to
@@ -268,8 +335,10 @@ class Simulator:
             "org_ids": self.org_ids,
             "provider_id": self.provider_id,
             "anchor": iso_ms(self.anchor_ms),
-            "config": {k: (v.isoformat() if isinstance(v, datetime) else v)
-                       for k, v in dataclasses.asdict(self.config).items()},
+            "config": {
+                k: (v.isoformat() if isinstance(v, datetime) else v)
+                for k, v in dataclasses.asdict(self.config).items()
+            },
             "counts": {name: t.counts(current) for name, t in self._tenants.items()},
             "faults": self._faults.to_dict(),
         }
@@ -284,10 +353,15 @@ class Simulator:
             rng = self._fault_rng
             roll = rng.random()
             kind = "429" if roll < f.rate_429 else "503" if roll < f.rate_429 + f.rate_503 else None
-            retry_after = f.retry_after_seconds if kind == "429" and rng.random() < f.retry_after_share else None
+            retry_after = (
+                f.retry_after_seconds if kind == "429" and rng.random() < f.retry_after_share else None
+            )
             truncate = kind is None and f.truncate_rate > 0 and rng.random() < f.truncate_rate
-            malform = (Malformer(f.malformed_rate, random.Random(rng.getrandbits(64)))
-                       if kind is None and f.malformed_rate > 0 else NO_FAULTS)
+            malform = (
+                Malformer(f.malformed_rate, random.Random(rng.getrandbits(64)))
+                if kind is None and f.malformed_rate > 0
+                else NO_FAULTS
+            )
             return _Decision(kind, retry_after, f.latency_ms / 1000.0, truncate, malform)
 
     def _dispatch(self, req: Request, arrived: float) -> tuple[Response, bool]:
@@ -315,7 +389,9 @@ class Simulator:
         self._record(req, response, arrived, decision.kind or ("truncate" if truncate else None), request_id)
         return response, truncate
 
-    def _record(self, req: Request, response: Response, arrived: float, fault: str | None, request_id: str) -> None:
+    def _record(
+        self, req: Request, response: Response, arrived: float, fault: str | None, request_id: str
+    ) -> None:
         headers = {k.lower(): v for k, v in req.headers.items()}
         key = headers.get("x-api-key")
         principal = self._principals.get(key.strip()) if key else None
@@ -327,17 +403,26 @@ class Simulator:
                 body = json.loads(req.body)
             except (ValueError, UnicodeDecodeError):
                 body = None
-        record = RequestRecord(method=req.method, path=req.path, query=req.query, headers=headers, json_body=body,
-                               status=response.status, at=arrived, fault=fault,
-                               role=principal.role if principal else None, request_id=request_id,
-                               retry_after=int(response.headers["Retry-After"]) if "Retry-After" in response.headers else None)
+        record = RequestRecord(
+            method=req.method,
+            path=req.path,
+            query=req.query,
+            headers=headers,
+            json_body=body,
+            status=response.status,
+            at=arrived,
+            fault=fault,
+            role=principal.role if principal else None,
+            request_id=request_id,
+            retry_after=int(response.headers["Retry-After"]) if "Retry-After" in response.headers else None,
+        )
         with self._records_lock:
             self._records.append(record)
 
     # --- control API (out-of-process tests and benchmarks) --------------------------------------
 
     def _control(self, req: Request) -> Response:
-        action = req.path[len(CONTROL_PREFIX):].rstrip("/")
+        action = req.path[len(CONTROL_PREFIX) :].rstrip("/")
         try:
             body = json.loads(req.body) if req.body else {}
         except ValueError:
@@ -352,10 +437,13 @@ class Simulator:
                 return Response.json(self._faults.to_dict())
             if action == "/events" and req.method == "POST":
                 ids = self.add_events(
-                    org=body.get("org", "primary"), count=int(body.get("count", 1000)),
-                    service=body.get("service", "all"), spread_seconds=float(body.get("spread_seconds", 60.0)),
+                    org=body.get("org", "primary"),
+                    count=int(body.get("count", 1000)),
+                    service=body.get("service", "all"),
+                    spread_seconds=float(body.get("spread_seconds", 60.0)),
                     visibility_delay=float(body.get("visibility_delay", 0.0)),
-                    at=(self._clock() / 1000 - float(body["seconds_ago"])) if "seconds_ago" in body else None)
+                    at=(self._clock() / 1000 - float(body["seconds_ago"])) if "seconds_ago" in body else None,
+                )
                 return Response.json({"count": len(ids), "ids": ids})
             if action == "/requests" and req.method == "GET":
                 return Response.json([r.to_dict() for r in self.requests])

@@ -33,11 +33,31 @@ from jumpcloud.simulator.timefmt import iso_ms, iso_seconds_prefix
 HOUR_MS = 3_600_000
 
 # Every `service` value the API accepts (spec enum + prose "alert" + values seen in the wild).
-KNOWN_SERVICES: frozenset[str] = frozenset({
-    "all", "directory", "sso", "radius", "systems", "ldap", "mdm", "software", "password_manager",
-    "object_storage", "notifications", "alerts", "alert", "reports", "saas_app_management",
-    "access_management", "asset_management", "workflows", "aigw", "di_events", "genai",
-})
+KNOWN_SERVICES: frozenset[str] = frozenset(
+    {
+        "all",
+        "directory",
+        "sso",
+        "radius",
+        "systems",
+        "ldap",
+        "mdm",
+        "software",
+        "password_manager",
+        "object_storage",
+        "notifications",
+        "alerts",
+        "alert",
+        "reports",
+        "saas_app_management",
+        "access_management",
+        "asset_management",
+        "workflows",
+        "aigw",
+        "di_events",
+        "genai",
+    }
+)
 SIMULATED_SERVICES: tuple[str, ...] = ("directory", "sso")
 
 # Event ids are ObjectId-shaped like JumpCloud's, so they grow with time. Generated ids: 8 hex of the
@@ -107,24 +127,54 @@ class EventWorld:
 
 
 _GEO_JSON = [
-    _dumps({"country_code": c, "region_code": rc, "region_name": rn, "continent_code": cc, "timezone": tz,
-            "latitude": lat, "longitude": lon})
+    _dumps(
+        {
+            "country_code": c,
+            "region_code": rc,
+            "region_name": rn,
+            "continent_code": cc,
+            "timezone": tz,
+            "latitude": lat,
+            "longitude": lon,
+        }
+    )
     for c, rc, rn, cc, tz, lat, lon in GEO
 ]
 _UA_JSON = [
-    _dumps({"name": n, "version": v, "major": v.split(".")[0] if v else "", "minor": (v.split(".") + ["", ""])[1] if v else "",
-            "patch": (v.split(".") + ["", "", ""])[2] if v else "", "os": os_, "os_name": osn,
-            "os_version": osv, "os_full": f"{osn} {osv}".strip(), "device": dev})
+    _dumps(
+        {
+            "name": n,
+            "version": v,
+            "major": v.split(".")[0] if v else "",
+            "minor": (v.split(".") + ["", ""])[1] if v else "",
+            "patch": (v.split(".") + ["", "", ""])[2] if v else "",
+            "os": os_,
+            "os_name": osn,
+            "os_version": osv,
+            "os_full": f"{osn} {osv}".strip(),
+            "device": dev,
+        }
+    )
     for n, v, os_, osn, osv, dev in USER_AGENTS
 ]
 _MFA_TYPES = ('"totp"', '"push"', '"webauthn"', '"none"')
-_USER_LOGIN_ERRORS = ("invalid credentials", "invalid credentials", "mfa verification failed", "invalid session")
+_USER_LOGIN_ERRORS = (
+    "invalid credentials",
+    "invalid credentials",
+    "mfa verification failed",
+    "invalid session",
+)
 _REFUSED_ERRORS = ("user account is locked", "user is suspended")
 _SSO_ERRORS = ("application unreachable", "invalid session", "policy denied access", "internal error")
 # auth_context on about a quarter of sso_auth events: a policy evaluation, or a managed device that
 # asserted itself (auth_context.system); most events carry none.
 _SSO_CONTEXT = (
-    "", "", "", "", "", "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
     ',"auth_context":{"auth_methods":{},"policies_applied":[{"id":"","name":"Global Policy",'
     '"metadata":{"action":"ALLOW","resource_type":"APPLICATION"}}]}',
     ',"auth_context":{"auth_methods":{"password":{"success":true}},"system":{"id":"","hostname":"MANAGED-MAC",'
@@ -159,7 +209,11 @@ class EventFactory:
         x = mix64(user * 0x9E37 + 17)
         travel = (h >> 9) % 10 == 0
         geo = _GEO_JSON[((h >> 13) if travel else x) % len(_GEO_JSON)]
-        ip = f"{IP_PREFIXES[x % 3]}.{(x >> 8) % 254 + 1}" if not travel else f"{IP_PREFIXES[(h >> 17) % 3]}.{(h >> 21) % 254 + 1}"
+        ip = (
+            f"{IP_PREFIXES[x % 3]}.{(x >> 8) % 254 + 1}"
+            if not travel
+            else f"{IP_PREFIXES[(h >> 17) % 3]}.{(h >> 21) % 254 + 1}"
+        )
         ua = _UA_JSON[((x >> 16) + ((h >> 25) % 2)) % len(_UA_JSON)]
         return f',"client_ip":"{ip}","geoip":{geo},"useragent":{ua}'
 
@@ -172,9 +226,11 @@ class EventFactory:
             ok = (pick >> 20) % 100 >= 3
             mfa = "true" if (pick >> 28) % 4 else "false"
             tail = "" if ok else ',"error_message":"invalid credentials"'
-            return (f'{head},"event_type":"admin_login_attempt","initiated_by":{admin},"resource":{admin},'
-                    f'"success":{"true" if ok else "false"},"mfa":{mfa},"mfa_meta":{{"type":{_MFA_TYPES[0] if mfa == "true" else _MFA_TYPES[3]}}},'
-                    f'"auth_method":"password"{tail}{self._client(pick % 1000, h)}}}')
+            return (
+                f'{head},"event_type":"admin_login_attempt","initiated_by":{admin},"resource":{admin},'
+                f'"success":{"true" if ok else "false"},"mfa":{mfa},"mfa_meta":{{"type":{_MFA_TYPES[0] if mfa == "true" else _MFA_TYPES[3]}}},'
+                f'"auth_method":"password"{tail}{self._client(pick % 1000, h)}}}'
+            )
         if kind < 880:
             refused = self._n_refused and (pick >> 20) % 100 < 2
             if refused:
@@ -187,13 +243,21 @@ class EventFactory:
                 error = _USER_LOGIN_ERRORS[(pick >> 24) % 4]
             mfa_kind = (pick >> 28) % 8
             mfa = "false" if mfa_kind >= 6 else "true"
-            methods = '"password":{"success":' + ("true" if ok or error != "invalid credentials" else "false") + "}"
+            methods = (
+                '"password":{"success":' + ("true" if ok or error != "invalid credentials" else "false") + "}"
+            )
             if mfa == "true":
-                methods += ',"totp":{"success":' + ("false" if error == "mfa verification failed" and not ok else "true") + "}"
+                methods += (
+                    ',"totp":{"success":'
+                    + ("false" if error == "mfa verification failed" and not ok else "true")
+                    + "}"
+                )
             tail = "" if ok else f',"error_message":"{error}"'
-            return (f'{head},"event_type":"user_login_attempt","initiated_by":{self.w.user_refs[user]},'
-                    f'"success":{"true" if ok else "false"},"mfa":{mfa},"mfa_meta":{{"type":{_MFA_TYPES[mfa_kind % 3] if mfa == "true" else _MFA_TYPES[3]}}},'
-                    f'"auth_method":"password","auth_context":{{"auth_methods":{{{methods}}}}}{tail}{self._client(user, h)}}}')
+            return (
+                f'{head},"event_type":"user_login_attempt","initiated_by":{self.w.user_refs[user]},'
+                f'"success":{"true" if ok else "false"},"mfa":{mfa},"mfa_meta":{{"type":{_MFA_TYPES[mfa_kind % 3] if mfa == "true" else _MFA_TYPES[3]}}},'
+                f'"auth_method":"password","auth_context":{{"auth_methods":{{{methods}}}}}{tail}{self._client(user, h)}}}'
+            )
         user = self.w.login_pool[pick % self._n_login]
         uref = self.w.user_refs[user]
         admin = self.w.admin_refs[(pick >> 40) % self._n_admins] if self._n_admins else uref
@@ -201,16 +265,24 @@ class EventFactory:
             # `success` is absent on some user_update events (seen in the wild), so half omit it.
             success = ',"success":true' if (pick >> 20) % 2 else ""
             change = self.w.changes[(pick >> 24) % len(self.w.changes)]
-            return (f'{head},"event_type":"user_update","initiated_by":{admin},"resource":{uref},'
-                    f'"changes":{change},"auth_method":"session"{success}{self._client(pick % 1000, h)}}}')
+            return (
+                f'{head},"event_type":"user_update","initiated_by":{admin},"resource":{uref},'
+                f'"changes":{change},"auth_method":"session"{success}{self._client(pick % 1000, h)}}}'
+            )
         if kind < 970:
-            return (f'{head},"event_type":"user_password_change","initiated_by":{uref},"resource":{uref},'
-                    f'"changes":[{{"field":"password_date"}}],"success":true,"auth_method":"session"{self._client(user, h)}}}')
+            return (
+                f'{head},"event_type":"user_password_change","initiated_by":{uref},"resource":{uref},'
+                f'"changes":[{{"field":"password_date"}}],"success":true,"auth_method":"session"{self._client(user, h)}}}'
+            )
         if kind < 985:
-            return (f'{head},"event_type":"user_lockout","initiated_by":{uref},"resource":{uref},'
-                    f'"success":true{self._client(user, h)}}}')
-        return (f'{head},"event_type":"user_unlocked","initiated_by":{admin},"resource":{uref},'
-                f'"changes":[{{"field":"account_locked","from":true,"to":false}}],"success":true,"auth_method":"session"}}')
+            return (
+                f'{head},"event_type":"user_lockout","initiated_by":{uref},"resource":{uref},'
+                f'"success":true{self._client(user, h)}}}'
+            )
+        return (
+            f'{head},"event_type":"user_unlocked","initiated_by":{admin},"resource":{uref},'
+            f'"changes":[{{"field":"account_locked","from":true,"to":false}}],"success":true,"auth_method":"session"}}'
+        )
 
     def sso(self, h: int, ts: str, eid: str) -> str:
         pick = mix64(h ^ 0x5A5A)
@@ -241,13 +313,17 @@ class EventFactory:
         uref = self.w.user_refs[user]
         if (pick >> 34) % 100 == 0:
             uref = uref.replace('"type":"user"', '"type":"systemuser"', 1)
-        app_json = self.w.app_url_only[app] if not ok and error and (pick >> 40) % 3 == 0 else self.w.app_refs[app]
+        app_json = (
+            self.w.app_url_only[app] if not ok and error and (pick >> 40) % 3 == 0 else self.w.app_refs[app]
+        )
         idp = "true" if (pick >> 44) % 3 else "false"
         mfa = "true" if (pick >> 46) % 2 else "false"
-        return (f'{{"id":"{eid}","service":"sso","event_type":"sso_auth","timestamp":"{ts}","organization":"{self._org}",'
-                f'"@version":"1","provider":"","initiated_by":{uref},"application":{app_json},"idp_initiated":{idp},'
-                f'"sso_token_success":{"true" if ok else "false"},"error_message":"{error}","mfa":{mfa}'
-                f'{_SSO_CONTEXT[(pick >> 48) % 8]}{self._client(user, h)}}}')
+        return (
+            f'{{"id":"{eid}","service":"sso","event_type":"sso_auth","timestamp":"{ts}","organization":"{self._org}",'
+            f'"@version":"1","provider":"","initiated_by":{uref},"application":{app_json},"idp_initiated":{idp},'
+            f'"sso_token_success":{"true" if ok else "false"},"error_message":"{error}","mfa":{mfa}'
+            f"{_SSO_CONTEXT[(pick >> 48) % 8]}{self._client(user, h)}}}"
+        )
 
 
 # --- Streams ------------------------------------------------------------------------------------
@@ -256,9 +332,22 @@ class EventFactory:
 class GeneratedStream:
     """N events of one service, each a function of its index (see module docstring)."""
 
-    def __init__(self, *, service: str, stream_no: int, count: int, t0_ms: int, hours: int, seed: int,
-                 render: Callable[[int, str, str], str], ns_pct: int, s_pct: int,
-                 late_share: float, late_min_ms: int, late_max_ms: int) -> None:
+    def __init__(
+        self,
+        *,
+        service: str,
+        stream_no: int,
+        count: int,
+        t0_ms: int,
+        hours: int,
+        seed: int,
+        render: Callable[[int, str, str], str],
+        ns_pct: int,
+        s_pct: int,
+        late_share: float,
+        late_min_ms: int,
+        late_max_ms: int,
+    ) -> None:
         if count >= MAX_STREAM_EVENTS:
             raise ValueError(f"at most {MAX_STREAM_EVENTS - 1} events per service")
         self.service = service
@@ -364,7 +453,9 @@ class GeneratedStream:
             eid = self.event_id(i, h, ts)
             yield ts, eid, self, (ts, precision, h, eid)
 
-    def bounds(self, start_ms: int, upper_ms: int, search_after: SortKey | None, descending: bool) -> tuple[int, int]:
+    def bounds(
+        self, start_ms: int, upper_ms: int, search_after: SortKey | None, descending: bool
+    ) -> tuple[int, int]:
         lo = self.lower_bound(start_ms)
         hi = self.lower_bound(upper_ms + 1)
         if search_after is not None:
@@ -428,8 +519,14 @@ class ExtraStream:
         with self._lock:
             return self._keys, self._items
 
-    def bounds(self, keys: list[SortKey], start_ms: int, upper_ms: int, search_after: SortKey | None,
-               descending: bool) -> tuple[int, int]:
+    def bounds(
+        self,
+        keys: list[SortKey],
+        start_ms: int,
+        upper_ms: int,
+        search_after: SortKey | None,
+        descending: bool,
+    ) -> tuple[int, int]:
         lo = bisect_left(keys, (start_ms, ""))
         hi = bisect_left(keys, (upper_ms + 1, ""))
         if search_after is not None:
@@ -439,8 +536,9 @@ class ExtraStream:
                 lo = max(lo, bisect_right(keys, search_after))
         return lo, hi
 
-    def iterate(self, items: list[ExtraEvent], lo: int, hi: int, descending: bool,
-                now_ms: int) -> Iterator[tuple[int, str, Any, Any]]:
+    def iterate(
+        self, items: list[ExtraEvent], lo: int, hi: int, descending: bool, now_ms: int
+    ) -> Iterator[tuple[int, str, Any, Any]]:
         indices = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
         for i in indices:
             e = items[i]
@@ -455,8 +553,19 @@ class ExtraStream:
 
 
 class EventStore:
-    def __init__(self, *, world: EventWorld, seed: int, directory_count: int, sso_count: int, t0_ms: int,
-                 hours: int, late_share: float, late_min_ms: int, late_max_ms: int) -> None:
+    def __init__(
+        self,
+        *,
+        world: EventWorld,
+        seed: int,
+        directory_count: int,
+        sso_count: int,
+        t0_ms: int,
+        hours: int,
+        late_share: float,
+        late_min_ms: int,
+        late_max_ms: int,
+    ) -> None:
         self.factory = EventFactory(world)
         self.org_id = world.org_id
         self.seed = seed
@@ -466,13 +575,33 @@ class EventStore:
             sso_count = 0
         self.generated: dict[str, GeneratedStream] = {
             "directory": GeneratedStream(
-                service="directory", stream_no=STREAM_DIRECTORY, count=directory_count, t0_ms=t0_ms, hours=hours,
-                seed=seed64(seed, "directory"), render=self.factory.directory, ns_pct=0, s_pct=0,
-                late_share=late_share, late_min_ms=late_min_ms, late_max_ms=late_max_ms),
+                service="directory",
+                stream_no=STREAM_DIRECTORY,
+                count=directory_count,
+                t0_ms=t0_ms,
+                hours=hours,
+                seed=seed64(seed, "directory"),
+                render=self.factory.directory,
+                ns_pct=0,
+                s_pct=0,
+                late_share=late_share,
+                late_min_ms=late_min_ms,
+                late_max_ms=late_max_ms,
+            ),
             "sso": GeneratedStream(
-                service="sso", stream_no=STREAM_SSO, count=sso_count, t0_ms=t0_ms, hours=hours,
-                seed=seed64(seed, "sso"), render=self.factory.sso, ns_pct=80, s_pct=15,
-                late_share=late_share, late_min_ms=late_min_ms, late_max_ms=late_max_ms),
+                service="sso",
+                stream_no=STREAM_SSO,
+                count=sso_count,
+                t0_ms=t0_ms,
+                hours=hours,
+                seed=seed64(seed, "sso"),
+                render=self.factory.sso,
+                ns_pct=80,
+                s_pct=15,
+                late_share=late_share,
+                late_min_ms=late_min_ms,
+                late_max_ms=late_max_ms,
+            ),
         }
         self.extra: dict[str, ExtraStream] = {s: ExtraStream(s) for s in SIMULATED_SERVICES}
         self._extra_seed = seed64(seed, "extra")
@@ -518,8 +647,9 @@ class EventStore:
         self.extra[service].add([ExtraEvent(ts_ms, eid, visible_at_ms, _dumps(body))])
         return eid
 
-    def synthesize(self, count: int, *, service: str, start_ms: int, end_ms: int, visible_from_ms: int,
-                   sso_share: float) -> list[str]:
+    def synthesize(
+        self, count: int, *, service: str, start_ms: int, end_ms: int, visible_from_ms: int, sso_share: float
+    ) -> list[str]:
         """`count` new generated-looking events timestamped in [start_ms, end_ms], each visible from
         visible_from_ms (or its own timestamp, whichever is later)."""
         made: dict[str, list[ExtraEvent]] = {s: [] for s in SIMULATED_SERVICES}
@@ -566,8 +696,15 @@ def _services_for(requested: frozenset[str]) -> tuple[str, ...]:
     return tuple(s for s in SIMULATED_SERVICES if s in requested)
 
 
-def _sources(stores: Sequence[EventStore], services: frozenset[str], start_ms: int, upper_ms: int,
-             search_after: SortKey | None, descending: bool, now_ms: int) -> list[Iterator[tuple[int, str, Any, Any]]]:
+def _sources(
+    stores: Sequence[EventStore],
+    services: frozenset[str],
+    start_ms: int,
+    upper_ms: int,
+    search_after: SortKey | None,
+    descending: bool,
+    now_ms: int,
+) -> list[Iterator[tuple[int, str, Any, Any]]]:
     iterators = []
     for store in stores:
         for svc in _services_for(services):
@@ -585,7 +722,9 @@ def _sources(stores: Sequence[EventStore], services: frozenset[str], start_ms: i
     return iterators
 
 
-def _merged(iterators: list[Iterator[tuple[int, str, Any, Any]]], descending: bool) -> Iterator[tuple[int, str, Any, Any]]:
+def _merged(
+    iterators: list[Iterator[tuple[int, str, Any, Any]]], descending: bool
+) -> Iterator[tuple[int, str, Any, Any]]:
     if not iterators:
         return iter(())
     if len(iterators) == 1:
@@ -594,12 +733,24 @@ def _merged(iterators: list[Iterator[tuple[int, str, Any, Any]]], descending: bo
     return heapq.merge(*iterators, reverse=descending)
 
 
-def query_events(stores: Sequence[EventStore], *, services: frozenset[str], start_ms: int, end_ms: int | None,
-                 descending: bool, search_after: SortKey | None, limit: int, skip: int, now_ms: int,
-                 predicate: Callable[[dict[str, Any]], bool] | None = None) -> tuple[list[str], SortKey | None]:
+def query_events(
+    stores: Sequence[EventStore],
+    *,
+    services: frozenset[str],
+    start_ms: int,
+    end_ms: int | None,
+    descending: bool,
+    search_after: SortKey | None,
+    limit: int,
+    skip: int,
+    now_ms: int,
+    predicate: Callable[[dict[str, Any]], bool] | None = None,
+) -> tuple[list[str], SortKey | None]:
     """One page of event JSON texts and the sort key of its last event (for X-Search_after)."""
     upper = now_ms if end_ms is None else min(end_ms, now_ms)
-    merged = _merged(_sources(stores, services, start_ms, upper, search_after, descending, now_ms), descending)
+    merged = _merged(
+        _sources(stores, services, start_ms, upper, search_after, descending, now_ms), descending
+    )
     page: list[str] = []
     last: SortKey | None = None
     if predicate is None:
@@ -622,8 +773,15 @@ def query_events(stores: Sequence[EventStore], *, services: frozenset[str], star
     return page, last
 
 
-def count_events(stores: Sequence[EventStore], *, services: frozenset[str], start_ms: int, end_ms: int | None,
-                 now_ms: int, predicate: Callable[[dict[str, Any]], bool] | None = None) -> int:
+def count_events(
+    stores: Sequence[EventStore],
+    *,
+    services: frozenset[str],
+    start_ms: int,
+    end_ms: int | None,
+    now_ms: int,
+    predicate: Callable[[dict[str, Any]], bool] | None = None,
+) -> int:
     upper = now_ms if end_ms is None else min(end_ms, now_ms)
     if predicate is not None:
         merged = _merged(_sources(stores, services, start_ms, upper, None, False, now_ms), False)
@@ -684,13 +842,19 @@ def compile_search_term(term: Any) -> Callable[[dict[str, Any]], bool]:
             else:
                 if key in ("changes", "useragent", "system_timestamp"):
                     raise SearchTermError(f"field '{key}' is not searchable")
-                checks.append(_field_matcher(key, {_as_text(v) for v in (value if isinstance(value, list) else [value])}))
+                checks.append(
+                    _field_matcher(
+                        key, {_as_text(v) for v in (value if isinstance(value, list) else [value])}
+                    )
+                )
         return _conjunction("and", checks)
 
     return compile_node(term)
 
 
-def _conjunction(kind: str, parts: list[Callable[[dict[str, Any]], bool]]) -> Callable[[dict[str, Any]], bool]:
+def _conjunction(
+    kind: str, parts: list[Callable[[dict[str, Any]], bool]]
+) -> Callable[[dict[str, Any]], bool]:
     def matches(event: dict[str, Any]) -> bool:
         if kind == "and":
             return all(p(event) for p in parts)
@@ -709,11 +873,32 @@ def _field_matcher(path: str, wanted: set[str]) -> Callable[[dict[str, Any]], bo
 
 
 # Top-level fields the generated events can carry; `fields` must name at least one of them.
-KNOWN_EVENT_FIELDS: frozenset[str] = frozenset({
-    "id", "service", "event_type", "timestamp", "organization", "@version", "provider", "initiated_by",
-    "resource", "success", "mfa", "mfa_meta", "auth_method", "auth_context", "error_message", "client_ip",
-    "geoip", "useragent", "changes", "application", "idp_initiated", "sso_token_success",
-})
+KNOWN_EVENT_FIELDS: frozenset[str] = frozenset(
+    {
+        "id",
+        "service",
+        "event_type",
+        "timestamp",
+        "organization",
+        "@version",
+        "provider",
+        "initiated_by",
+        "resource",
+        "success",
+        "mfa",
+        "mfa_meta",
+        "auth_method",
+        "auth_context",
+        "error_message",
+        "client_ip",
+        "geoip",
+        "useragent",
+        "changes",
+        "application",
+        "idp_initiated",
+        "sso_token_success",
+    }
+)
 
 
 def project(event: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:

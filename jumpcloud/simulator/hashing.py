@@ -36,7 +36,9 @@ def object_id(*parts: object) -> str:
 
 def api_key(seed: int, role: str) -> str:
     """40 lowercase hex characters, the length and alphabet of a JumpCloud admin API key."""
-    return hashlib.sha1(f"torii-jumpcloud-simulator\x1f{seed}\x1f{role}".encode(), usedforsecurity=False).hexdigest()
+    return hashlib.sha1(
+        f"torii-jumpcloud-simulator\x1f{seed}\x1f{role}".encode(), usedforsecurity=False
+    ).hexdigest()
 
 
 def is_object_id(value: str) -> bool:

@@ -100,7 +100,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_chunked()
         else:
             body = self.rfile.read(length) if length > 0 else b""
-        request = Request(self.command, split.path, parse_qs(split.query, keep_blank_values=True), self.headers, body)
+        request = Request(
+            self.command, split.path, parse_qs(split.query, keep_blank_values=True), self.headers, body
+        )
         response, truncate = self.server.dispatch(request, arrived)
         self._send(response, truncate=truncate)
 

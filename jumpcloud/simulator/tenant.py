@@ -34,33 +34,117 @@ from jumpcloud.usernames import MAX_LENGTH, username_problems
 DAY_MS = 86_400_000
 
 ROLE_NAMES: tuple[str, ...] = (
-    "Administrator With Billing", "Administrator", "Manager", "Command Runner With Billing",
-    "Command Runner", "Help Desk", "Billing Only", "Read Only",
+    "Administrator With Billing",
+    "Administrator",
+    "Manager",
+    "Command Runner With Billing",
+    "Command Runner",
+    "Help Desk",
+    "Billing Only",
+    "Read Only",
 )
 ROLE_IDS: dict[str, str] = {name: object_id("role", name) for name in ROLE_NAMES}
 
 # The spec's enum for application color / logo.color.
-APP_COLORS: tuple[str, ...] = ("#202D38", "#005466", "#3E8696", "#006CAC", "#0617AC", "#7C6ADA", "#D5779D",
-                               "#9E2F00", "#FFB000", "#58C469", "#57C49F", "#FF6C03")
+APP_COLORS: tuple[str, ...] = (
+    "#202D38",
+    "#005466",
+    "#3E8696",
+    "#006CAC",
+    "#0617AC",
+    "#7C6ADA",
+    "#D5779D",
+    "#9E2F00",
+    "#FFB000",
+    "#58C469",
+    "#57C49F",
+    "#FF6C03",
+)
 
 _EMPTY_LIST: list[Any] = []  # shared by thousands of users; never mutated (writes replace values)
 
 # Fields a PUT may change (systemuserput in the V1 spec, minus the ones handled specially).
-PUT_FIELDS: frozenset[str] = frozenset({
-    "account_locked", "addresses", "allow_public_key", "alternateEmail", "attributes", "company", "costCenter",
-    "delegatedAuthority", "department", "description", "disableDeviceMaxLoginAttempts", "displayname", "email",
-    "employeeIdentifier", "employeeType", "enable_managed_uid", "enable_user_portal_multifactor", "external_dn",
-    "external_password_expiration_date", "external_source_type", "externally_managed", "firstname", "jobTitle",
-    "lastname", "ldap_binding_user", "location", "managedAppleId", "manager", "mfa", "middlename",
-    "password_never_expires", "phoneNumbers", "public_key", "relationships", "restrictedFields",
-    "samba_service_user", "ssh_keys", "state", "sudo", "suspended", "unix_guid", "unix_uid", "username",
-})
-POST_FIELDS: frozenset[str] = (PUT_FIELDS - {"ssh_keys"}) | {"activated", "passwordless_sudo", "recoveryEmail", "password"}
-_STRING_FIELDS = ("firstname", "lastname", "middlename", "displayname", "department", "jobTitle", "company",
-                  "costCenter", "location", "employeeType", "employeeIdentifier", "description", "alternateEmail",
-                  "manager")
-_BOOL_FIELDS = ("account_locked", "activated", "suspended", "sudo", "passwordless_sudo", "password_never_expires",
-                "enable_user_portal_multifactor", "ldap_binding_user", "allow_public_key", "externally_managed")
+PUT_FIELDS: frozenset[str] = frozenset(
+    {
+        "account_locked",
+        "addresses",
+        "allow_public_key",
+        "alternateEmail",
+        "attributes",
+        "company",
+        "costCenter",
+        "delegatedAuthority",
+        "department",
+        "description",
+        "disableDeviceMaxLoginAttempts",
+        "displayname",
+        "email",
+        "employeeIdentifier",
+        "employeeType",
+        "enable_managed_uid",
+        "enable_user_portal_multifactor",
+        "external_dn",
+        "external_password_expiration_date",
+        "external_source_type",
+        "externally_managed",
+        "firstname",
+        "jobTitle",
+        "lastname",
+        "ldap_binding_user",
+        "location",
+        "managedAppleId",
+        "manager",
+        "mfa",
+        "middlename",
+        "password_never_expires",
+        "phoneNumbers",
+        "public_key",
+        "relationships",
+        "restrictedFields",
+        "samba_service_user",
+        "ssh_keys",
+        "state",
+        "sudo",
+        "suspended",
+        "unix_guid",
+        "unix_uid",
+        "username",
+    }
+)
+POST_FIELDS: frozenset[str] = (PUT_FIELDS - {"ssh_keys"}) | {
+    "activated",
+    "passwordless_sudo",
+    "recoveryEmail",
+    "password",
+}
+_STRING_FIELDS = (
+    "firstname",
+    "lastname",
+    "middlename",
+    "displayname",
+    "department",
+    "jobTitle",
+    "company",
+    "costCenter",
+    "location",
+    "employeeType",
+    "employeeIdentifier",
+    "description",
+    "alternateEmail",
+    "manager",
+)
+_BOOL_FIELDS = (
+    "account_locked",
+    "activated",
+    "suspended",
+    "sudo",
+    "passwordless_sudo",
+    "password_never_expires",
+    "enable_user_portal_multifactor",
+    "ldap_binding_user",
+    "allow_public_key",
+    "externally_managed",
+)
 
 
 class WriteError(Exception):
@@ -114,8 +198,15 @@ class Group:
         return user_id in self._set
 
     def to_api(self, org_id: str) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "type": "user_group", "description": self.description,
-                "email": "", "membershipMethod": "STATIC", "organizationObjectId": org_id}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": "user_group",
+            "description": self.description,
+            "email": "",
+            "membershipMethod": "STATIC",
+            "organizationObjectId": org_id,
+        }
 
 
 class Tenant:
@@ -159,13 +250,31 @@ class Tenant:
     def _make_org(self) -> dict[str, Any]:
         s = self.spec
         created = iso_ms(self._anchor_day_ms - 1400 * DAY_MS)
-        products = [{"name": "JumpCloud Platform", "productCode": "platform", "productCategory": "platform",
-                     "committedUsers": max(s.users, 10), "uncommittedUsers": 0, "maxUserCount": max(s.users * 2, 20),
-                     "contractType": "annual", "pricePerUser": 0}]
+        products = [
+            {
+                "name": "JumpCloud Platform",
+                "productCode": "platform",
+                "productCategory": "platform",
+                "committedUsers": max(s.users, 10),
+                "uncommittedUsers": 0,
+                "maxUserCount": max(s.users * 2, 20),
+                "contractType": "annual",
+                "pricePerUser": 0,
+            }
+        ]
         if s.directory_insights:
-            products.append({"name": "Directory Insights", "productCode": "directory_insights",
-                             "productCategory": "add_on", "committedUsers": max(s.users, 10), "uncommittedUsers": 0,
-                             "maxUserCount": max(s.users * 2, 20), "contractType": "annual", "pricePerUser": 0})
+            products.append(
+                {
+                    "name": "Directory Insights",
+                    "productCode": "directory_insights",
+                    "productCategory": "add_on",
+                    "committedUsers": max(s.users, 10),
+                    "uncommittedUsers": 0,
+                    "maxUserCount": max(s.users * 2, 20),
+                    "contractType": "annual",
+                    "pricePerUser": 0,
+                }
+            )
         return {
             "_id": s.org_id,
             "displayName": s.display_name,
@@ -176,26 +285,44 @@ class Tenant:
             "hasCreditCard": True,
             "hasStripeCustomerId": True,
             "totalBillingEstimate": 0,
-            "entitlement": {"billingModel": "user", "capUserQuantity": False, "isManuallyBilled": False,
-                            "maxUserQuantity": max(s.users * 2, 20), "purchaseChannel": "direct",
-                            "entitlementProducts": products},
+            "entitlement": {
+                "billingModel": "user",
+                "capUserQuantity": False,
+                "isManuallyBilled": False,
+                "maxUserQuantity": max(s.users * 2, 20),
+                "purchaseChannel": "direct",
+                "entitlementProducts": products,
+            },
             "settings": {
                 "name": s.display_name,
                 "contactName": "IT Team",
                 "contactEmail": f"it@{s.domain}",
                 "maxSystemUsers": max(s.users * 2, 20),
-                "newSystemUserStateDefaults": {"manualEntry": s.default_state, "csvImport": "STAGED",
-                                               "applicationImport": "STAGED"},
-                "passwordPolicy": {"minLength": 12, "needsLowercase": True, "needsUppercase": True,
-                                   "needsNumeric": True, "needsSymbolic": False, "enablePasswordExpirationInDays": True,
-                                   "passwordExpirationInDays": 180, "enableMaxLoginAttempts": True,
-                                   "maxLoginAttempts": 6, "enableLockoutTimeInSeconds": True,
-                                   "lockoutTimeInSeconds": 600},
+                "newSystemUserStateDefaults": {
+                    "manualEntry": s.default_state,
+                    "csvImport": "STAGED",
+                    "applicationImport": "STAGED",
+                },
+                "passwordPolicy": {
+                    "minLength": 12,
+                    "needsLowercase": True,
+                    "needsUppercase": True,
+                    "needsNumeric": True,
+                    "needsSymbolic": False,
+                    "enablePasswordExpirationInDays": True,
+                    "passwordExpirationInDays": 180,
+                    "enableMaxLoginAttempts": True,
+                    "maxLoginAttempts": 6,
+                    "enableLockoutTimeInSeconds": True,
+                    "lockoutTimeInSeconds": 600,
+                },
                 "requireAdminMFA": True,
                 "systemUsersCanEdit": False,
-                "features": {"directoryInsights": {"enabled": s.directory_insights},
-                             "directoryInsightsPremium": {"enabled": False},
-                             "systemInsights": {"enabled": True}},
+                "features": {
+                    "directoryInsights": {"enabled": s.directory_insights},
+                    "directoryInsightsPremium": {"enabled": False},
+                    "systemInsights": {"enabled": True},
+                },
                 "userPortal": {"cookieExpirationType": "session", "idleSessionDurationMinutes": 60},
             },
         }
@@ -245,15 +372,37 @@ class Tenant:
             if state != "ACTIVATED" and state != "SUSPENDED":
                 mfa_kind = "none" if rng.random() < 0.8 else "pending"
             else:
-                mfa_kind = "totp" if mfa_roll < 0.62 else "push" if mfa_roll < 0.72 else "exclusion" if mfa_roll < 0.77 else "none"
+                mfa_kind = (
+                    "totp"
+                    if mfa_roll < 0.62
+                    else "push"
+                    if mfa_roll < 0.72
+                    else "exclusion"
+                    if mfa_roll < 0.77
+                    else "none"
+                )
             user = self._user_record(
-                uid=uid, username=username, email=email, first=first, last=last, dept=dept,
-                title=rng.choice(titles[dept]), location=rng.choice(LOCATIONS), employee_type=rng.choice(EMPLOYEE_TYPES),
-                state=state, created_ms=created_ms + rng.randrange(1000), locked=locked,
+                uid=uid,
+                username=username,
+                email=email,
+                first=first,
+                last=last,
+                dept=dept,
+                title=rng.choice(titles[dept]),
+                location=rng.choice(LOCATIONS),
+                employee_type=rng.choice(EMPLOYEE_TYPES),
+                state=state,
+                created_ms=created_ms + rng.randrange(1000),
+                locked=locked,
                 locked_ms=day0 - rng.randrange(0, 3 * DAY_MS) if locked else None,
-                expired=expired, never_expires=never_expires, password_ms=password_ms, mfa_kind=mfa_kind,
-                exclusion_until_ms=day0 + rng.randrange(1, 14) * DAY_MS, portal_mfa=rng.random() < 0.6,
-                employee_number=n + 1000, unix_id=5000 + n,
+                expired=expired,
+                never_expires=never_expires,
+                password_ms=password_ms,
+                mfa_kind=mfa_kind,
+                exclusion_until_ms=day0 + rng.randrange(1, 14) * DAY_MS,
+                portal_mfa=rng.random() < 0.6,
+                employee_number=n + 1000,
+                unix_id=5000 + n,
             )
             users.append(user)
             by_dept.setdefault(dept, []).append(n)
@@ -269,11 +418,31 @@ class Tenant:
                     self._users[updated["_id"]] = updated
         return users
 
-    def _user_record(self, *, uid: str, username: str, email: str, first: str, last: str, dept: str, title: str,
-                     location: str, employee_type: str, state: str, created_ms: int, locked: bool,
-                     locked_ms: int | None, expired: bool, never_expires: bool, password_ms: int | None,
-                     mfa_kind: str, exclusion_until_ms: int, portal_mfa: bool, employee_number: int,
-                     unix_id: int) -> dict[str, Any]:
+    def _user_record(
+        self,
+        *,
+        uid: str,
+        username: str,
+        email: str,
+        first: str,
+        last: str,
+        dept: str,
+        title: str,
+        location: str,
+        employee_type: str,
+        state: str,
+        created_ms: int,
+        locked: bool,
+        locked_ms: int | None,
+        expired: bool,
+        never_expires: bool,
+        password_ms: int | None,
+        mfa_kind: str,
+        exclusion_until_ms: int,
+        portal_mfa: bool,
+        employee_number: int,
+        unix_id: int,
+    ) -> dict[str, Any]:
         enrolled = mfa_kind in ("totp", "push")
         mfa: dict[str, Any] = {"configured": enrolled, "exclusion": mfa_kind == "exclusion"}
         if mfa_kind == "exclusion":
@@ -316,9 +485,12 @@ class Tenant:
             "location": location,
             "managedAppleId": "",
             "mfa": mfa,
-            "mfaEnrollment": {"overallStatus": status, "totpStatus": status if mfa_kind == "totp" else "NOT_ENROLLED",
-                              "webAuthnStatus": "NOT_ENROLLED",
-                              "pushStatus": status if mfa_kind == "push" else "NOT_ENROLLED"},
+            "mfaEnrollment": {
+                "overallStatus": status,
+                "totpStatus": status if mfa_kind == "totp" else "NOT_ENROLLED",
+                "webAuthnStatus": "NOT_ENROLLED",
+                "pushStatus": status if mfa_kind == "push" else "NOT_ENROLLED",
+            },
             "middlename": "",
             "organization": self.org_id,
             "password_date": iso_ms(password_ms) if password_ms is not None else None,
@@ -347,8 +519,9 @@ class Tenant:
         self._by_username[user["username"]] = user["_id"]
         self._by_email[user["email"].lower()] = user["_id"]
 
-    def _admin_record(self, *, aid: str, email: str, first: str, last: str, role: str, mfa: bool,
-                      created_ms: int) -> dict[str, Any]:
+    def _admin_record(
+        self, *, aid: str, email: str, first: str, last: str, role: str, mfa: bool, created_ms: int
+    ) -> dict[str, Any]:
         return {
             "_id": aid,
             "email": email,
@@ -374,8 +547,14 @@ class Tenant:
         day0 = self._anchor_day_ms
         for key_role, role in s.key_admins:
             record = self._admin_record(
-                aid=object_id(s.seed, s.name, "key-admin", key_role), email=f"api.{key_role.replace('_', '.')}@{s.domain}",
-                first="API", last=role, role=role, mfa=True, created_ms=day0 - 700 * DAY_MS)
+                aid=object_id(s.seed, s.name, "key-admin", key_role),
+                email=f"api.{key_role.replace('_', '.')}@{s.domain}",
+                first="API",
+                last=role,
+                role=role,
+                mfa=True,
+                created_ms=day0 - 700 * DAY_MS,
+            )
             record["apiKeySet"] = True
             self.key_admins[key_role] = record
             self.admins.append(record)
@@ -391,13 +570,24 @@ class Tenant:
             else:
                 first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
                 email = f"{first}.{last}.{k}@it-partner.example".lower()
-            self.admins.append(self._admin_record(
-                aid=object_id(s.seed, s.name, "admin", k), email=email, first=first, last=last, role=role,
-                mfa=k == 0 or rng.random() < 0.7, created_ms=day0 - rng.randrange(30, 1200) * DAY_MS))
+            self.admins.append(
+                self._admin_record(
+                    aid=object_id(s.seed, s.name, "admin", k),
+                    email=email,
+                    first=first,
+                    last=last,
+                    role=role,
+                    mfa=k == 0 or rng.random() < 0.7,
+                    created_ms=day0 - rng.randrange(30, 1200) * DAY_MS,
+                )
+            )
 
     def _add_group(self, name: str, description: str) -> Group:
-        group = Group(id=object_id(self.spec.seed, self.spec.name, "group", len(self.groups), name),
-                      name=name, description=description)
+        group = Group(
+            id=object_id(self.spec.seed, self.spec.name, "group", len(self.groups), name),
+            name=name,
+            description=description,
+        )
         self.groups.append(group)
         self._groups_by_id[group.id] = group
         return group
@@ -442,10 +632,14 @@ class Tenant:
             g = self._add_group(f"Team {extra + 1}", "Project team")
             k = max(1, len(users) // 60) if users else 0
             g.user_ids = [u["_id"] for u in rng.sample(users, min(k, len(users)))]
-        everyone = Group(id=object_id(self.spec.seed, self.spec.name, "group", "all-staff"), name="All Staff",
-                         description="Every employee")
+        everyone = Group(
+            id=object_id(self.spec.seed, self.spec.name, "group", "all-staff"),
+            name="All Staff",
+            description="Every employee",
+        )
         everyone.group_ids = [g.id for g in umbrellas] + [
-            g.id for name, g in dept_group.items() if not any(g.id in u.group_ids for u in umbrellas)]
+            g.id for name, g in dept_group.items() if not any(g.id in u.group_ids for u in umbrellas)
+        ]
         everyone.user_ids = [uid for d, ids in by_dept.items() if d not in covered for uid in ids]
         self.groups.insert(0, everyone)
         self._groups_by_id[everyone.id] = everyone
@@ -475,12 +669,33 @@ class Tenant:
                 "beta": False,
                 "color": APP_COLORS[j % len(APP_COLORS)],
                 "config": {
-                    "acsUrl": {"label": "ACS URL", "type": "text", "value": f"https://{url_slug}.saas.example/saml/acs",
-                               "visible": True, "readOnly": False, "required": True, "position": 1},
-                    "idpEntityId": {"label": "IdP Entity ID", "type": "text", "value": f"jumpcloud-{url_slug}",
-                                    "visible": True, "readOnly": False, "required": True, "position": 2},
-                    "spEntityId": {"label": "SP Entity ID", "type": "text", "value": f"https://{url_slug}.saas.example",
-                                   "visible": True, "readOnly": False, "required": True, "position": 3},
+                    "acsUrl": {
+                        "label": "ACS URL",
+                        "type": "text",
+                        "value": f"https://{url_slug}.saas.example/saml/acs",
+                        "visible": True,
+                        "readOnly": False,
+                        "required": True,
+                        "position": 1,
+                    },
+                    "idpEntityId": {
+                        "label": "IdP Entity ID",
+                        "type": "text",
+                        "value": f"jumpcloud-{url_slug}",
+                        "visible": True,
+                        "readOnly": False,
+                        "required": True,
+                        "position": 2,
+                    },
+                    "spEntityId": {
+                        "label": "SP Entity ID",
+                        "type": "text",
+                        "value": f"https://{url_slug}.saas.example",
+                        "visible": True,
+                        "readOnly": False,
+                        "required": True,
+                        "position": 3,
+                    },
                 },
                 "created": iso_ms(day0 - rng.randrange(s.days + 1, 900) * DAY_MS - rng.randrange(DAY_MS)),
                 "databaseAttributes": _EMPTY_LIST,
@@ -488,7 +703,10 @@ class Tenant:
                 "displayLabel": label,
                 "displayName": display,
                 "learnMore": "",
-                "logo": {"url": f"https://cdn.jumpcloud.example/logos/{slug}.png", "color": APP_COLORS[j % len(APP_COLORS)]},
+                "logo": {
+                    "url": f"https://cdn.jumpcloud.example/logos/{slug}.png",
+                    "color": APP_COLORS[j % len(APP_COLORS)],
+                },
                 "name": slug,
                 "organization": self.org_id,
                 "sso": {"type": "saml", "hidden": False, "jit": False, "beta": False},
@@ -508,7 +726,9 @@ class Tenant:
                 if r < 0.08:
                     pass  # configured but assigned to nobody
                 elif r < 0.32 and broad:
-                    groups.extend(g.id for g in rng.sample(broad, min(len(broad), 1 if rng.random() < 0.8 else 2)))
+                    groups.extend(
+                        g.id for g in rng.sample(broad, min(len(broad), 1 if rng.random() < 0.8 else 2))
+                    )
                     direct.extend(u["_id"] for u in rng.sample(users, min(len(users), rng.randint(0, 3))))
                 elif r < 0.55 and narrow:
                     groups.append(rng.choice(narrow).id)
@@ -522,8 +742,10 @@ class Tenant:
     def _make_events(self, users: list[dict[str, Any]]) -> EventStore:
         s = self.spec
         index = {u["_id"]: n for n, u in enumerate(users)}
-        refs = [json.dumps({"id": u["_id"], "type": "user", "username": u["username"]}, separators=(",", ":"))
-                for u in users]
+        refs = [
+            json.dumps({"id": u["_id"], "type": "user", "username": u["username"]}, separators=(",", ":"))
+            for u in users
+        ]
         login_pool = array("l")
         refused_pool = array("l")
         rng = random.Random(seed64(s.seed, s.name, "activity"))
@@ -532,31 +754,72 @@ class Tenant:
                 refused_pool.append(n)
             elif u["state"] == "ACTIVATED" and rng.random() >= 0.08:  # ~8% dormant: never log in
                 login_pool.append(n)
-        admin_refs = [json.dumps({"id": a["_id"], "type": "admin", "email": a["email"]}, separators=(",", ":"))
-                      for a in self.admins]
+        admin_refs = [
+            json.dumps({"id": a["_id"], "type": "admin", "email": a["email"]}, separators=(",", ":"))
+            for a in self.admins
+        ]
         app_refs, url_only, app_users, cum = [], [], [], [0]
         for app in self.apps:
-            app_refs.append(json.dumps({"id": app["_id"], "name": app["name"], "display_label": app["displayLabel"],
-                                        "sso_type": "saml", "sso_url": app["ssoUrl"]}, separators=(",", ":")))
-            url_only.append(json.dumps({"id": "", "name": "", "display_label": "", "sso_type": "",
-                                        "sso_url": app["ssoUrl"]}, separators=(",", ":")))
+            app_refs.append(
+                json.dumps(
+                    {
+                        "id": app["_id"],
+                        "name": app["name"],
+                        "display_label": app["displayLabel"],
+                        "sso_type": "saml",
+                        "sso_url": app["ssoUrl"],
+                    },
+                    separators=(",", ":"),
+                )
+            )
+            url_only.append(
+                json.dumps(
+                    {"id": "", "name": "", "display_label": "", "sso_type": "", "sso_url": app["ssoUrl"]},
+                    separators=(",", ":"),
+                )
+            )
             members = array("l", sorted(index[uid] for uid in self.app_user_ids(app["_id"]) if uid in index))
             app_users.append(members)
             weight = 0 if not app["active"] else (int(len(members) ** 0.8 * 10) + 5 if len(members) else 1)
             cum.append(cum[-1] + weight)
-        changes = [json.dumps([{"field": f, "from": a, "to": b}], separators=(",", ":")) for f, a, b in (
-            ("department", "Sales", "Marketing"), ("jobTitle", "Software Engineer", "Senior Software Engineer"),
-            ("location", "Denver", "Remote"), ("employeeType", "Contractor", "Full-time"),
-            ("enable_user_portal_multifactor", False, True), ("lastname", "Smith", "Smith-Jones"),
-            ("costCenter", "CC-100", "CC-104"), ("description", "", "On leave until Q3"))]
-        world = EventWorld(org_id=self.org_id, user_refs=refs, login_pool=login_pool, refused_pool=refused_pool,
-                           admin_refs=admin_refs, app_refs=app_refs, app_url_only=url_only, app_users=app_users,
-                           app_cum=cum, changes=changes)
+        changes = [
+            json.dumps([{"field": f, "from": a, "to": b}], separators=(",", ":"))
+            for f, a, b in (
+                ("department", "Sales", "Marketing"),
+                ("jobTitle", "Software Engineer", "Senior Software Engineer"),
+                ("location", "Denver", "Remote"),
+                ("employeeType", "Contractor", "Full-time"),
+                ("enable_user_portal_multifactor", False, True),
+                ("lastname", "Smith", "Smith-Jones"),
+                ("costCenter", "CC-100", "CC-104"),
+                ("description", "", "On leave until Q3"),
+            )
+        ]
+        world = EventWorld(
+            org_id=self.org_id,
+            user_refs=refs,
+            login_pool=login_pool,
+            refused_pool=refused_pool,
+            admin_refs=admin_refs,
+            app_refs=app_refs,
+            app_url_only=url_only,
+            app_users=app_users,
+            app_cum=cum,
+            changes=changes,
+        )
         total = s.events
         sso = int(round(total * s.sso_share))
-        return EventStore(world=world, seed=seed64(s.seed, s.name, "events"), directory_count=total - sso,
-                          sso_count=sso, t0_ms=s.anchor_ms - s.days * DAY_MS, hours=s.days * 24,
-                          late_share=s.late_share, late_min_ms=s.late_min_ms, late_max_ms=s.late_max_ms)
+        return EventStore(
+            world=world,
+            seed=seed64(s.seed, s.name, "events"),
+            directory_count=total - sso,
+            sso_count=sso,
+            t0_ms=s.anchor_ms - s.days * DAY_MS,
+            hours=s.days * 24,
+            late_share=s.late_share,
+            late_min_ms=s.late_min_ms,
+            late_max_ms=s.late_max_ms,
+        )
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -616,21 +879,25 @@ class Tenant:
 
     def group_user_set(self, group_id: str) -> frozenset[str]:
         """Users reachable from a group through any nesting."""
+
         def build() -> frozenset[str]:
             group = self._groups_by_id[group_id]
             members = set(group.user_ids)
             for child in group.group_ids:
                 members |= self.group_user_set(child)
             return frozenset(members)
+
         return self.kept(("group-users", group_id), build)  # type: ignore[no-any-return]
 
     def app_user_ids(self, app_id: str) -> list[str]:
         """Users bound to an app directly or through groups, in user creation order."""
+
         def build() -> list[str]:
             ids = set(self.app_direct_users.get(app_id, ()))
             for gid in self.app_groups.get(app_id, ()):
                 ids |= self.group_user_set(gid)
             return sorted((i for i in ids if i in self._position), key=self._position.__getitem__)
+
         return self.cached(("app-users", app_id), build)
 
     def group_paths(self, group_id: str, user_id: str) -> list[list[str]]:
@@ -666,8 +933,9 @@ class Tenant:
         self._new_ids += 1
         return object_id(self.spec.seed, self.spec.name, "created-user", self._new_ids)
 
-    def _record_event(self, event_type: str, actor: dict[str, Any], user: dict[str, Any], now_ms: int,
-                      **extra: Any) -> None:
+    def _record_event(
+        self, event_type: str, actor: dict[str, Any], user: dict[str, Any], now_ms: int, **extra: Any
+    ) -> None:
         event = {
             "service": "directory",
             "event_type": event_type,
@@ -710,16 +978,46 @@ class Tenant:
             first = body.get("firstname", "")
             last = body.get("lastname", "")
             user = self._user_record(
-                uid=self._new_user_id(), username=username, email=email, first=first, last=last, dept="",
-                title="", location="", employee_type="", state=state, created_ms=now_ms, locked=False,
-                locked_ms=None, expired=False, never_expires=bool(body.get("password_never_expires", False)),
-                password_ms=now_ms if body.get("password") else None, mfa_kind="none", exclusion_until_ms=now_ms,
+                uid=self._new_user_id(),
+                username=username,
+                email=email,
+                first=first,
+                last=last,
+                dept="",
+                title="",
+                location="",
+                employee_type="",
+                state=state,
+                created_ms=now_ms,
+                locked=False,
+                locked_ms=None,
+                expired=False,
+                never_expires=bool(body.get("password_never_expires", False)),
+                password_ms=now_ms if body.get("password") else None,
+                mfa_kind="none",
+                exclusion_until_ms=now_ms,
                 portal_mfa=bool(body.get("enable_user_portal_multifactor", False)),
-                employee_number=0, unix_id=5000 + len(self._position))
-            user.update({"company": "", "costCenter": "", "employeeIdentifier": "", "displayname": f"{first} {last}".strip(),
-                         "creationSource": "jumpcloud:api"})
+                employee_number=0,
+                unix_id=5000 + len(self._position),
+            )
+            user.update(
+                {
+                    "company": "",
+                    "costCenter": "",
+                    "employeeIdentifier": "",
+                    "displayname": f"{first} {last}".strip(),
+                    "creationSource": "jumpcloud:api",
+                }
+            )
             for key, value in body.items():
-                if key in POST_FIELDS and key not in ("password", "state", "suspended", "activated", "username", "email"):
+                if key in POST_FIELDS and key not in (
+                    "password",
+                    "state",
+                    "suspended",
+                    "activated",
+                    "username",
+                    "email",
+                ):
                     user[key] = _copy(value)
             user["activated"] = state == "ACTIVATED"
             self._insert_user(user)
@@ -727,7 +1025,9 @@ class Tenant:
             self._record_event("user_create", actor, user, now_ms)
             return user
 
-    def update_user(self, user_id: str, body: dict[str, Any], *, actor: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    def update_user(
+        self, user_id: str, body: dict[str, Any], *, actor: dict[str, Any], now_ms: int
+    ) -> dict[str, Any]:
         _check_types(body)
         with self.lock:
             current = self._users.get(user_id)
@@ -765,8 +1065,11 @@ class Tenant:
             if body.get("account_locked") is False:
                 new["account_locked_date"] = None
                 new["badLoginAttempts"] = 0
-            changes = [{"field": k, "from": current.get(k), "to": new.get(k)} for k in new
-                       if k not in ("state", "suspended", "activated") and new.get(k) != current.get(k)]
+            changes = [
+                {"field": k, "from": current.get(k), "to": new.get(k)}
+                for k in new
+                if k not in ("state", "suspended", "activated") and new.get(k) != current.get(k)
+            ]
             self._users[user_id] = new
             if new["email"].lower() != current["email"].lower():
                 self._by_email.pop(current["email"].lower(), None)
@@ -826,9 +1129,14 @@ class Tenant:
             self._record_event("user_unlocked", actor, new, now_ms)
 
     def counts(self, now_ms: int) -> dict[str, int]:
-        return {"users": len(self._users), "admins": len(self.admins), "apps": len(self.apps),
-                "groups": len(self.groups), "events": self.events.count_visible(now_ms),
-                "events_generated": self.events.generated_count}
+        return {
+            "users": len(self._users),
+            "admins": len(self.admins),
+            "apps": len(self.apps),
+            "groups": len(self.groups),
+            "events": self.events.count_visible(now_ms),
+            "events_generated": self.events.generated_count,
+        }
 
 
 DEPARTMENTS_INDEX: dict[str, int] = {d[0]: n for n, d in enumerate(DEPARTMENTS)} | {"": 99}
@@ -852,11 +1160,15 @@ def _check_types(body: dict[str, Any]) -> None:
         if name in body and not isinstance(body[name], bool):
             raise WriteError(f"Bad Request: {name} must be a boolean")
     for name in ("unix_uid", "unix_guid"):
-        if name in body and (not isinstance(body[name], int) or isinstance(body[name], bool) or body[name] < 1):
+        if name in body and (
+            not isinstance(body[name], int) or isinstance(body[name], bool) or body[name] < 1
+        ):
             raise WriteError(f"Bad Request: {name} must be a positive integer")
 
 
-def sorted_records(records: Sequence[dict[str, Any]], sort: Sequence[tuple[str, bool]]) -> list[dict[str, Any]]:
+def sorted_records(
+    records: Sequence[dict[str, Any]], sort: Sequence[tuple[str, bool]]
+) -> list[dict[str, Any]]:
     """Multi-field sort (applied last field first, relying on sort stability); None sorts first."""
     out = list(records)
     for field_name, descending in reversed(sort):

@@ -52,7 +52,9 @@ def mirror_tenant(sim: Simulator, connection: Connection) -> list[AppUser]:
     through the sync's own bulk upsert."""
     app = directory_app(connection)
     with transaction.atomic():
-        upsert_directory_users(connection, app, [parse_system_user(raw) for raw in sim.tenant("primary").users])
+        upsert_directory_users(
+            connection, app, [parse_system_user(raw) for raw in sim.tenant("primary").users]
+        )
     return list(AppUser.objects.filter(application=app))
 
 

@@ -26,9 +26,13 @@ READ_INDEXES = {
 def test_the_read_indexes_are_on_the_test_database():
     with db.cursor() as cursor:
         if db.vendor == "postgresql":
-            cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'integrations_appuser'")
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'integrations_appuser'"
+            )
         else:
-            cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'integrations_appuser'")
+            cursor.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'integrations_appuser'"
+            )
         found = dict(cursor.fetchall())
     assert set(found) >= READ_INDEXES, sorted(found)
     assert "last_used_at IS NOT NULL" in found["dash_appuser_member_last_used"]
@@ -37,12 +41,23 @@ def test_the_read_indexes_are_on_the_test_database():
 def test_the_read_indexes_survive_migrating_the_embedded_sqlite_default(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "TORII_ENV")}
     env["TORII_VAR_DIR"] = str(tmp_path)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     script = (
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
         "print('\\n'.join(n for (n,) in c.execute(\"SELECT name FROM sqlite_master WHERE type = 'index'\")))"
     )
-    names = subprocess.run([sys.executable, "-c", script, str(tmp_path / "db.sqlite3")], check=True,
-                           capture_output=True, text=True, timeout=60).stdout.split()
+    names = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "db.sqlite3")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.split()
     assert set(names) >= READ_INDEXES, sorted(names)

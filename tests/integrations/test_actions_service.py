@@ -115,7 +115,9 @@ def test_actions_left_pending_by_a_dead_process_are_closed_without_guessing(db):
     sent = ActionRunFactory(status="pending", result={"sent_at": "2026-01-01T00:00:00+00:00"})
     unsent = ActionRunFactory(status="pending")
     fresh = ActionRunFactory(status="pending")
-    ActionRun.objects.filter(pk__in=[sent.pk, unsent.pk]).update(created_at=timezone.now() - timedelta(hours=1))
+    ActionRun.objects.filter(pk__in=[sent.pk, unsent.pk]).update(
+        created_at=timezone.now() - timedelta(hours=1)
+    )
     assert action_runs_close_abandoned() == 2
     sent.refresh_from_db(), unsent.refresh_from_db(), fresh.refresh_from_db()
     assert sent.status == "failed" and sent.result["outcome"] == "unknown" and "unknown" in sent.error_message

@@ -18,7 +18,16 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 def test_connect_reads_the_key_from_the_environment_and_prints_the_id(allow_sim, sim, monkeypatch):
     monkeypatch.setenv("JUMPCLOUD_API_KEY", sim.keys["admin"])
     out = io.StringIO()
-    call_command("jumpcloud_connect", "--base-url", sim.base_url, "--name", "CLI", "--no-sync", stdout=out, stderr=io.StringIO())
+    call_command(
+        "jumpcloud_connect",
+        "--base-url",
+        sim.base_url,
+        "--name",
+        "CLI",
+        "--no-sync",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     connection = Connection.objects.get(pk=int(out.getvalue().strip()))
     assert connection.name == "CLI" and connection.permission == "read_only"
     assert sim.keys["admin"] not in out.getvalue()
@@ -28,8 +37,18 @@ def test_connect_reads_the_key_from_a_file(allow_sim, sim, tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text(sim.keys["admin"] + "\n")
     out = io.StringIO()
-    call_command("jumpcloud_connect", "--base-url", sim.base_url, "--api-key-file", str(key_file),
-                 "--permission", "read_write", "--no-sync", stdout=out, stderr=io.StringIO())
+    call_command(
+        "jumpcloud_connect",
+        "--base-url",
+        sim.base_url,
+        "--api-key-file",
+        str(key_file),
+        "--permission",
+        "read_write",
+        "--no-sync",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     assert Connection.objects.get(pk=int(out.getvalue())).permission == "read_write"
 
 
@@ -38,7 +57,9 @@ def test_connect_fails_clearly(allow_sim, sim, monkeypatch, tmp_path):
     with pytest.raises(CommandError, match="never taken from the command line"):
         call_command("jumpcloud_connect", "--base-url", sim.base_url)
     with pytest.raises(CommandError, match="Cannot read the API key file"):
-        call_command("jumpcloud_connect", "--base-url", sim.base_url, "--api-key-file", str(tmp_path / "missing"))
+        call_command(
+            "jumpcloud_connect", "--base-url", sim.base_url, "--api-key-file", str(tmp_path / "missing")
+        )
     monkeypatch.setenv("JUMPCLOUD_API_KEY", sim.keys["multi_tenant"])
     with pytest.raises(CommandError, match="organizations"):
         call_command("jumpcloud_connect", "--base-url", sim.base_url)
@@ -50,7 +71,9 @@ def test_connect_fails_clearly(allow_sim, sim, monkeypatch, tmp_path):
 def test_sync_wait_runs_in_the_foreground_and_prints_a_summary(connect, sim):
     connection = connect()
     out = io.StringIO()
-    call_command("integrations_sync", "--connection", str(connection.pk), "--wait", stdout=out, stderr=io.StringIO())
+    call_command(
+        "integrations_sync", "--connection", str(connection.pk), "--wait", stdout=out, stderr=io.StringIO()
+    )
     text = out.getvalue()
     assert "Succeeded" in text and "Users" in text and "Usage: SSO events" in text
     assert SyncRun.objects.get(connection=connection).status == SyncRun.Status.SUCCEEDED
@@ -62,7 +85,13 @@ def test_sync_without_wait_queues_and_refuses_a_second_one(connect, sim, celery_
     call_command("integrations_sync", "--connection", str(connection.pk), stdout=out)
     assert "queued sync run" in out.getvalue()
     with pytest.raises(CommandError, match="did not succeed"):
-        call_command("integrations_sync", "--connection", str(connection.pk), stdout=io.StringIO(), stderr=io.StringIO())
+        call_command(
+            "integrations_sync",
+            "--connection",
+            str(connection.pk),
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
     SyncRun.objects.update(status=SyncRun.Status.CANCELLED)
 
 
@@ -70,11 +99,13 @@ def test_beat_dispatches_due_syncs_by_kind(connect, sim, celery_not_eager):
     first = connect(name="due full")
     second = connect("multi_tenant", org_id=sim.org_ids["secondary"], name="due events")
     now = timezone.now()
-    Connection.objects.filter(pk=second.pk).update(next_full_sync_at=now + timedelta(hours=5),
-                                                   next_events_sync_at=now - timedelta(minutes=1))
+    Connection.objects.filter(pk=second.pk).update(
+        next_full_sync_at=now + timedelta(hours=5), next_events_sync_at=now - timedelta(minutes=1)
+    )
     third = connect("no_di", name="not due")
-    Connection.objects.filter(pk=third.pk).update(next_full_sync_at=now + timedelta(hours=5),
-                                                  next_events_sync_at=now + timedelta(minutes=30))
+    Connection.objects.filter(pk=third.pk).update(
+        next_full_sync_at=now + timedelta(hours=5), next_events_sync_at=now + timedelta(minutes=30)
+    )
     queued = sync_dispatch_due(now=now)
     runs = {r.connection_id: r for r in SyncRun.objects.filter(pk__in=queued)}
     assert set(runs) == {first.pk, second.pk}
@@ -85,9 +116,15 @@ def test_beat_dispatches_due_syncs_by_kind(connect, sim, celery_not_eager):
 
 def test_a_stale_run_is_resumed_from_its_checkpoints(connect, sim):
     connection = connect()
-    run = SyncRun.objects.create(connection=connection, kind="full", trigger="manual", status=SyncRun.Status.RUNNING,
-                                 heartbeat_at=timezone.now() - timedelta(hours=1), started_at=timezone.now(),
-                                 streams={"users": {"label": "Users", "status": "succeeded", "fetched": 1}})
+    run = SyncRun.objects.create(
+        connection=connection,
+        kind="full",
+        trigger="manual",
+        status=SyncRun.Status.RUNNING,
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+        started_at=timezone.now(),
+        streams={"users": {"label": "Users", "status": "succeeded", "fetched": 1}},
+    )
     assert sync_recover_stale() == [run.pk]  # Celery is eager here: the recovered run executes now
     run.refresh_from_db()
     assert run.status == SyncRun.Status.SUCCEEDED and run.attempts == 1

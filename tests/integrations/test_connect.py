@@ -99,8 +99,14 @@ def test_base_url_must_be_an_allowed_origin(settings, db):
     from integrations.services.connections import connection_create
 
     settings.JUMPCLOUD_ALLOWED_BASE_URLS = ["http://127.0.0.1:8765"]
-    for url in ("http://127.0.0.1:9999", "http://169.254.169.254", "http://127.0.0.1:8765/api/../x",
-                "http://user:pw@127.0.0.1:8765", "file:///etc/passwd", "gopher://127.0.0.1:8765"):
+    for url in (
+        "http://127.0.0.1:9999",
+        "http://169.254.169.254",
+        "http://127.0.0.1:8765/api/../x",
+        "http://user:pw@127.0.0.1:8765",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:8765",
+    ):
         with pytest.raises(CredentialsError) as err:
             connection_create(name="x", api_key="k" * 40, permission="read_only", base_url=url)
         assert err.value.code == "base_url_not_allowed", url
@@ -112,10 +118,18 @@ def test_connect_attempts_are_rate_limited_per_user(settings, allow_sim, sim, ad
     settings.CONNECT_ATTEMPTS_PER_HOUR = 3
     for _ in range(3):
         with pytest.raises(CredentialsError):
-            connection_create(name="x", api_key="1" * 40, permission="read_only", base_url=sim.base_url, created_by=admin_user)
+            connection_create(
+                name="x",
+                api_key="1" * 40,
+                permission="read_only",
+                base_url=sim.base_url,
+                created_by=admin_user,
+            )
     sim.clear_requests()
     with pytest.raises(ConnectRateLimited):
-        connection_create(name="x", api_key="2" * 40, permission="read_only", base_url=sim.base_url, created_by=admin_user)
+        connection_create(
+            name="x", api_key="2" * 40, permission="read_only", base_url=sim.base_url, created_by=admin_user
+        )
     assert sim.requests == [], "a rate-limited attempt must not reach JumpCloud"
 
 
@@ -129,7 +143,9 @@ def test_no_directory_insights_syncs_users_and_marks_usage_unavailable(connect, 
     assert run.streams["events_sso"]["status"] == "skipped"
     connection.refresh_from_db()
     assert connection.status == Connection.Status.CONNECTED
-    assert connection.app_users.filter(application__kind="directory", kind="user").count() == len(sim.tenant("no_di").users)
+    assert connection.app_users.filter(application__kind="directory", kind="user").count() == len(
+        sim.tenant("no_di").users
+    )
     assert connection.usage_events.count() == 0
     from jumpcloud.provider import JumpCloudProvider
 
@@ -155,7 +171,9 @@ def test_revoked_key_marks_the_connection_needs_reconnect(connect, sim):
 
 def test_rotate_key_and_disconnect(connect, sim, admin_user):
     connection = connect(created_by=admin_user)
-    connection_update(connection=connection, actor=admin_user, api_key=sim.keys["admin"], permission="read_write")
+    connection_update(
+        connection=connection, actor=admin_user, api_key=sim.keys["admin"], permission="read_write"
+    )
     assert ActionRun.objects.filter(action="connection.key_rotated").exists()
     assert ActionRun.objects.filter(action="connection.permission_changed").exists()
     with pytest.raises(CredentialsError) as err:

@@ -38,9 +38,12 @@ def test_a_disconnect_waits_for_a_writing_transaction_and_deletes_its_rows_too()
         try:
             with transaction.atomic():
                 assert bulk.hold_connection(connection.pk)
-                bulk.insert_ignore(table="integrations_usageevent", columns=EVENT_COLUMNS,
-                                   rows=[_row(connection.pk, "e1"), _row(connection.pk, "e2")],
-                                   conflict=("connection_id", "external_id"))
+                bulk.insert_ignore(
+                    table="integrations_usageevent",
+                    columns=EVENT_COLUMNS,
+                    rows=[_row(connection.pk, "e1"), _row(connection.pk, "e2")],
+                    conflict=("connection_id", "external_id"),
+                )
                 held.set()
                 release.wait(10)
                 time.sleep(0.3)  # the disconnect is waiting by now
@@ -60,13 +63,20 @@ def test_a_disconnect_waits_for_a_writing_transaction_and_deletes_its_rows_too()
     assert not failures, failures
     assert committed_at and committed_at[0] <= deleted_at, "the disconnect did not wait for the write"
     assert not Connection.objects.filter(pk=connection.pk).exists()
-    assert not UsageEvent.objects.filter(connection_id=connection.pk).exists(), "events outlived their connection"
+    assert not UsageEvent.objects.filter(connection_id=connection.pk).exists(), (
+        "events outlived their connection"
+    )
 
 
 def test_a_write_after_the_connection_was_deleted_stops_the_run_without_writing():
     connection = ConnectionFactory()
-    run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
-                                 status=SyncRun.Status.RUNNING, streams={})
+    run = SyncRun.objects.create(
+        connection=connection,
+        kind=SyncRun.Kind.FULL,
+        trigger=SyncRun.Trigger.MANUAL,
+        status=SyncRun.Status.RUNNING,
+        streams={},
+    )
     ctx = SyncContext(run=run, connection=connection, provider=None, client=None, lease="x")  # type: ignore[arg-type]
     with transaction.atomic():
         ctx.hold_connection()  # present: no error
@@ -81,18 +91,34 @@ def test_an_app_deleted_while_its_assignments_are_written_gets_no_rows(sim):
     tenant_app = sim.tenant("primary").apps[0]["_id"]
 
     def stream_for(connection: Connection) -> _AssignmentStream:
-        run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
-                                     status=SyncRun.Status.RUNNING, streams={"app_assignments": {}}, lease="x")
+        run = SyncRun.objects.create(
+            connection=connection,
+            kind=SyncRun.Kind.FULL,
+            trigger=SyncRun.Trigger.MANUAL,
+            status=SyncRun.Status.RUNNING,
+            streams={"app_assignments": {}},
+            lease="x",
+        )
         client = JumpCloudClient(sim.keys["admin"], base_url=sim.base_url)
-        ctx = SyncContext(run=run, connection=connection, provider=None, client=client, lease="x",  # type: ignore[arg-type]
-                          stream_key="app_assignments")
+        ctx = SyncContext(
+            run=run,
+            connection=connection,
+            provider=None,
+            client=client,
+            lease="x",  # type: ignore[arg-type]
+            stream_key="app_assignments",
+        )
         return _AssignmentStream(ctx, people={}, live={})
 
-    kept = Application.objects.create(connection=ConnectionFactory(), external_id=tenant_app, kind="sso", name="kept")
+    kept = Application.objects.create(
+        connection=ConnectionFactory(), external_id=tenant_app, kind="sso", name="kept"
+    )
     stream_for(kept.connection).sync_app((kept.pk, tenant_app, ""))
     assert AppUser.objects.filter(application=kept).exists(), "the app has no assignments to write"
 
-    gone = Application.objects.create(connection=ConnectionFactory(), external_id=tenant_app, kind="sso", name="gone")
+    gone = Application.objects.create(
+        connection=ConnectionFactory(), external_id=tenant_app, kind="sso", name="gone"
+    )
     stream = stream_for(gone.connection)
     Application.objects.filter(pk=gone.pk).delete()
     stream.sync_app((gone.pk, tenant_app, ""))

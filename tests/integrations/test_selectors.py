@@ -284,7 +284,11 @@ def test_sync_run_progress_follows_the_provider_stream_order():
         },
     )
     progress = conn_sel.sync_run_progress(run, provider_key="jumpcloud")
-    assert [p.key for p in progress] == ["applications", "users", "mystery"]  # the provider's order, unknown last
+    assert [p.key for p in progress] == [
+        "applications",
+        "users",
+        "mystery",
+    ]  # the provider's order, unknown last
     assert progress[1].is_current and progress[1].fetched == 7 and progress[0].created == 240
 
 

@@ -48,8 +48,13 @@ def test_full_sync_mirrors_the_tenant(connect, sim):
     assert set(rows) == set(users)
     for uid, u in users.items():
         expected = (
-            "suspended" if u.get("suspended") else "locked" if u.get("account_locked")
-            else "invited" if u.get("state") == "STAGED" else "active"
+            "suspended"
+            if u.get("suspended")
+            else "locked"
+            if u.get("account_locked")
+            else "invited"
+            if u.get("state") == "STAGED"
+            else "active"
         )
         assert rows[uid].status == expected, (u, rows[uid].status)
         assert rows[uid].password_expired == bool(u.get("password_expired"))
@@ -60,7 +65,11 @@ def test_full_sync_mirrors_the_tenant(connect, sim):
     admins = tenant.admins if hasattr(tenant, "admins") else []
     for admin in admins:
         uid = emails.get(admin["email"].lower())
-        row = rows[uid] if uid else AppUser.objects.get(application=directory, kind="admin", external_id=admin["_id"])
+        row = (
+            rows[uid]
+            if uid
+            else AppUser.objects.get(application=directory, kind="admin", external_id=admin["_id"])
+        )
         if uid:
             row.refresh_from_db()
         assert row.is_admin and row.role == (admin.get("roleName") or "Administrator")
@@ -71,15 +80,23 @@ def test_full_sync_mirrors_the_tenant(connect, sim):
 
     # Applications and who can use them (direct and via nested groups).
     apps = {a["_id"]: a for a in tenant.apps} if hasattr(tenant, "apps") else {}
-    assert set(Application.objects.filter(connection=connection, kind="sso").values_list("external_id", flat=True)) == set(apps)
+    assert set(
+        Application.objects.filter(connection=connection, kind="sso").values_list("external_id", flat=True)
+    ) == set(apps)
     for app_id in apps:
         app = Application.objects.get(connection=connection, external_id=app_id)
-        assigned = set(AppUser.objects.filter(application=app, removed_at__isnull=True).values_list("external_id", flat=True))
+        assigned = set(
+            AppUser.objects.filter(application=app, removed_at__isnull=True).values_list(
+                "external_id", flat=True
+            )
+        )
         assert assigned == set(tenant.app_user_ids(app_id)), app_id
 
     # Events: every event in the window, once.
-    assert UsageEvent.objects.filter(connection=connection).count() == UsageEvent.objects.filter(
-        connection=connection).values("external_id").distinct().count()
+    assert (
+        UsageEvent.objects.filter(connection=connection).count()
+        == UsageEvent.objects.filter(connection=connection).values("external_id").distinct().count()
+    )
     assert UsageEvent.objects.filter(connection=connection, kind="sso").exists()
     assert UsageEvent.objects.filter(connection=connection, event_type="admin_login_attempt").exists()
 
@@ -92,8 +109,9 @@ def test_last_used_counts_only_successful_logins(connect, sim):
     for e in UsageEvent.objects.filter(connection=connection, event_type="user_login_attempt", success=True):
         expected[e.actor_external_id] = max(expected.get(e.actor_external_id, e.occurred_at), e.occurred_at)
     failures_only = set(
-        UsageEvent.objects.filter(connection=connection, event_type="user_login_attempt", success=False)
-        .values_list("actor_external_id", flat=True)
+        UsageEvent.objects.filter(
+            connection=connection, event_type="user_login_attempt", success=False
+        ).values_list("actor_external_id", flat=True)
     ) - set(expected)
     rows = AppUser.objects.filter(application=directory, kind="user", admin_external_id="")
     checked = 0
@@ -109,7 +127,9 @@ def test_last_used_counts_only_successful_logins(connect, sim):
     for e in UsageEvent.objects.filter(connection=connection, event_type="sso_auth", success=True):
         key = (e.application_external_id, e.actor_external_id)
         sso_expected[key] = max(sso_expected.get(key, e.occurred_at), e.occurred_at)
-    sso_rows = AppUser.objects.filter(connection=connection, application__kind="sso").select_related("application")
+    sso_rows = AppUser.objects.filter(connection=connection, application__kind="sso").select_related(
+        "application"
+    )
     matched = 0
     for row in sso_rows:
         key = (row.application.external_id, row.external_id)
@@ -128,7 +148,9 @@ def test_second_sync_without_upstream_change_writes_nothing(connect, sim):
     second = run_sync(connection)
     assert second.status == SyncRun.Status.SUCCEEDED
     for key, stats in second.streams.items():
-        assert stats.get("created", 0) == 0 and stats.get("updated", 0) == 0 and stats.get("removed", 0) == 0, (key, stats)
+        assert (
+            stats.get("created", 0) == 0 and stats.get("updated", 0) == 0 and stats.get("removed", 0) == 0
+        ), (key, stats)
     assert _table_counts(connection) == before
 
 
@@ -154,8 +176,9 @@ def test_a_sync_that_writes_nothing_carries_the_dashboard_cache_forward(connect,
     carried = entries()
     assert carried == first  # under the new version: the same values, computed at the same time
 
-    ids = sim.add_events(count=5, service="sso", spread_seconds=60,
-                         at=datetime.now(UTC) - EVENT_LAG - timedelta(minutes=2))
+    ids = sim.add_events(
+        count=5, service="sso", spread_seconds=60, at=datetime.now(UTC) - EVENT_LAG - timedelta(minutes=2)
+    )
     third = run_sync(connection, kind="events")
     assert third.streams["events_sso"]["created"] == len(ids)
     recomputed = entries()
@@ -167,7 +190,9 @@ def test_incremental_events_sync_picks_up_new_and_late_events(connect, sim):
     run_sync(connection)
     count_before = UsageEvent.objects.filter(connection=connection).count()
     # New events inside the window, one batch of which only becomes visible later (indexing delay).
-    ids = sim.add_events(count=300, spread_seconds=60, at=datetime.now(UTC) - EVENT_LAG - timedelta(minutes=2))
+    ids = sim.add_events(
+        count=300, spread_seconds=60, at=datetime.now(UTC) - EVENT_LAG - timedelta(minutes=2)
+    )
     run = run_sync(connection, kind="events")
     assert run.status == SyncRun.Status.SUCCEEDED
     assert UsageEvent.objects.filter(connection=connection).count() == count_before + len(ids)
@@ -191,8 +216,11 @@ def test_an_sso_window_begun_oldest_first_is_resumed_oldest_first(connect, sim, 
     start = listed[0][1] - timedelta(seconds=1)
     end = datetime.fromisoformat(checkpoint.state["until"])
     last_ext, last_at = page[-1]
-    checkpoint.state = {"window": [start.isoformat(), end.isoformat()], "rollup_from": start.isoformat(),
-                        "search_after": [int(last_at.timestamp() * 1000), last_ext]}
+    checkpoint.state = {
+        "window": [start.isoformat(), end.isoformat()],
+        "rollup_from": start.isoformat(),
+        "search_after": [int(last_at.timestamp() * 1000), last_ext],
+    }
     checkpoint.save()
     settings.JUMPCLOUD_EVENT_PAGE_SIZE = 20
 
@@ -208,8 +236,11 @@ def test_users_that_vanish_are_soft_deleted_and_restored(connect, sim):
     tenant = sim.tenant("primary")
     victim = tenant.users[5]
     saved = dict(victim)
-    tenant.delete_user(victim["_id"], actor={"_id": "f" * 24, "email": "ops@example.test"},
-                       now_ms=int(datetime.now(UTC).timestamp() * 1000))
+    tenant.delete_user(
+        victim["_id"],
+        actor={"_id": "f" * 24, "email": "ops@example.test"},
+        now_ms=int(datetime.now(UTC).timestamp() * 1000),
+    )
     run = run_sync(connection)
     row = AppUser.objects.get(connection=connection, application__kind="directory", external_id=saved["_id"])
     assert row.status == AppUser.Status.REMOVED and row.removed_at is not None
@@ -225,7 +256,9 @@ def test_users_that_vanish_are_soft_deleted_and_restored(connect, sim):
 def test_unchanged_assignments_are_skipped_but_rows_lost_locally_are_written_again(connect, sim):
     connection = connect()
     run_sync(connection)
-    row = AppUser.objects.filter(connection=connection, application__kind="sso", removed_at__isnull=True).first()
+    row = AppUser.objects.filter(
+        connection=connection, application__kind="sso", removed_at__isnull=True
+    ).first()
     digest = row.application.assignments_digest
     assert digest, "the full sync did not record what it wrote"
     second = run_sync(connection)
@@ -233,7 +266,9 @@ def test_unchanged_assignments_are_skipped_but_rows_lost_locally_are_written_aga
     AppUser.objects.filter(pk=row.pk).delete()
     third = run_sync(connection)
     assert third.streams["app_assignments"]["created"] == 1
-    assert AppUser.objects.filter(application=row.application, external_id=row.external_id, removed_at__isnull=True).exists()
+    assert AppUser.objects.filter(
+        application=row.application, external_id=row.external_id, removed_at__isnull=True
+    ).exists()
 
 
 def first_fetched(connection):
@@ -243,15 +278,23 @@ def first_fetched(connection):
 def test_a_user_deleted_upstream_loses_their_app_assignments(connect, sim):
     connection = connect()
     run_sync(connection)
-    counts = (AppUser.objects.filter(connection=connection, application__kind="sso", removed_at__isnull=True)
-              .values("external_id").annotate(n=Count("id")).order_by("-n"))
+    counts = (
+        AppUser.objects.filter(connection=connection, application__kind="sso", removed_at__isnull=True)
+        .values("external_id")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
     victim, assigned = counts[0]["external_id"], counts[0]["n"]
-    sim.tenant("primary").delete_user(victim, actor={"_id": "f" * 24, "email": "ops@example.test"},
-                                      now_ms=int(datetime.now(UTC).timestamp() * 1000))
+    sim.tenant("primary").delete_user(
+        victim,
+        actor={"_id": "f" * 24, "email": "ops@example.test"},
+        now_ms=int(datetime.now(UTC).timestamp() * 1000),
+    )
     run = run_sync(connection)
     assert run.streams["app_assignments"]["removed"] == assigned
-    assert not AppUser.objects.filter(connection=connection, application__kind="sso", external_id=victim,
-                                      removed_at__isnull=True).exists()
+    assert not AppUser.objects.filter(
+        connection=connection, application__kind="sso", external_id=victim, removed_at__isnull=True
+    ).exists()
     # Apps the user was not in were not rewritten: their digests did not change.
     assert run.streams["app_assignments"]["updated"] == 0
 
@@ -263,4 +306,3 @@ def _table_counts(connection):
         "events": UsageEvent.objects.filter(connection=connection).count(),
         "daily": DailyUsage.objects.filter(connection=connection).count(),
     }
-

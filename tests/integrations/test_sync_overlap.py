@@ -58,7 +58,9 @@ def _assignments(connection: Connection) -> dict[str, set[str]]:
 
 def _expected_assignments(sim) -> dict[str, set[str]]:
     tenant = sim.tenant("primary")
-    return {a["_id"]: set(tenant.app_user_ids(a["_id"])) for a in tenant.apps if tenant.app_user_ids(a["_id"])}
+    return {
+        a["_id"]: set(tenant.app_user_ids(a["_id"])) for a in tenant.apps if tenant.app_user_ids(a["_id"])
+    }
 
 
 def test_assignments_are_read_while_the_users_stream_runs(connect, sim):
@@ -81,8 +83,14 @@ def test_assignments_are_read_while_the_users_stream_runs(connect, sim):
 def test_an_error_met_while_reading_ahead_parks_the_run_and_the_retry_completes(connect, sim):
     connection = connect()
     # Every association read is throttled for an hour: the reader meets it first.
-    sim.set_faults(FaultConfig(rate_429=1.0, retry_after_share=1.0, retry_after_seconds=3600,
-                               path_prefixes=("/api/v2/applications/",)))
+    sim.set_faults(
+        FaultConfig(
+            rate_429=1.0,
+            retry_after_share=1.0,
+            retry_after_seconds=3600,
+            path_prefixes=("/api/v2/applications/",),
+        )
+    )
     run = sync_run_request(connection=connection, kind="full", trigger="manual", enqueue=False)
     with pytest.raises(RetryLater) as parked:
         sync_run_execute(run_id=run.pk)
@@ -90,13 +98,18 @@ def test_an_error_met_while_reading_ahead_parks_the_run_and_the_retry_completes(
     run.refresh_from_db()
     assert run.streams["users"]["status"] == "succeeded"
     assert run.streams["app_assignments"]["status"] == "pending"
-    assert "rate" in run.streams["app_assignments"]["error"].lower() or "wait" in run.streams["app_assignments"]["error"].lower()
+    assert (
+        "rate" in run.streams["app_assignments"]["error"].lower()
+        or "wait" in run.streams["app_assignments"]["error"].lower()
+    )
     assert not AppUser.objects.filter(connection=connection, application__kind="sso").exists()
 
     sim.set_faults(None)
     SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=None)
     finished = sync_run_execute(run_id=run.pk)
-    assert finished is not None and finished.status == SyncRun.Status.SUCCEEDED, finished and finished.error_message
+    assert finished is not None and finished.status == SyncRun.Status.SUCCEEDED, (
+        finished and finished.error_message
+    )
     assert _assignments(connection) == _expected_assignments(sim)
 
 
@@ -111,8 +124,12 @@ def test_users_stored_as_listed_are_not_written_again_and_a_change_is(connect, s
     assert _changed_users(listed, stored) == []
 
     target = tenant.users[3]
-    tenant.update_user(target["_id"], {"firstname": "Renamed", "department": "Skunkworks"}, actor=ACTOR,
-                       now_ms=int(datetime.now(UTC).timestamp() * 1000))
+    tenant.update_user(
+        target["_id"],
+        {"firstname": "Renamed", "department": "Skunkworks"},
+        actor=ACTOR,
+        now_ms=int(datetime.now(UTC).timestamp() * 1000),
+    )
     listed = [parse_system_user(u) for u in tenant.users]
     assert [u.id for u in _changed_users(listed, stored)] == [target["_id"]]
 
@@ -157,7 +174,9 @@ def test_directory_last_used_in_two_pieces_equals_one_statement(connect, sim):
     # Each part moves its share of the people; the administrators' logins come after the parts.
     first = rollup_last_used(connection=connection, kind="directory", since=since, part=(0, 2))
     half = dict(rows.values_list("pk", "last_used_at"))
-    assert 0 < first == sum(1 for v in half.values() if v is not None) < sum(1 for v in expected.values() if v)
+    assert (
+        0 < first == sum(1 for v in half.values() if v is not None) < sum(1 for v in expected.values() if v)
+    )
     assert all(v == expected[pk] for pk, v in half.items() if v is not None and admins[pk] is None)
     assert not any(rows.values_list("admin_last_login_at", flat=True))
     second = rollup_last_used(connection=connection, kind="directory", since=since, part=(1, 2))
@@ -182,7 +201,10 @@ def test_new_assignment_rows_start_with_their_last_use_from_every_stored_event(c
     second = run_sync(connection)
     assert second.status == SyncRun.Status.SUCCEEDED, second.error_message
     assert second.streams["app_assignments"]["created"] == len(expected)
-    assert dict(AppUser.objects.filter(application_id=app).values_list("external_id", "last_used_at")) == expected
+    assert (
+        dict(AppUser.objects.filter(application_id=app).values_list("external_id", "last_used_at"))
+        == expected
+    )
 
 
 @contextmanager
@@ -192,18 +214,31 @@ def _assignment_stream(connection: Connection, sim, progress) -> Iterator[SyncCo
     from integrations.services.sync import _BESIDE
     from jumpcloud.client import JumpCloudClient
 
-    run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
-                                 status=SyncRun.Status.RUNNING, streams={"app_assignments": {}}, lease="x")
+    run = SyncRun.objects.create(
+        connection=connection,
+        kind=SyncRun.Kind.FULL,
+        trigger=SyncRun.Trigger.MANUAL,
+        status=SyncRun.Status.RUNNING,
+        streams={"app_assignments": {}},
+        lease="x",
+    )
     with JumpCloudClient(sim.keys["admin"], base_url=sim.base_url) as client:
-        ctx = SyncContext(run=run, connection=connection, provider=None, client=client,  # type: ignore[arg-type]
-                          lease="x", stream_key="app_assignments")
+        ctx = SyncContext(
+            run=run,
+            connection=connection,
+            provider=None,
+            client=client,  # type: ignore[arg-type]
+            lease="x",
+            stream_key="app_assignments",
+        )
         ctx.shared[_BESIDE] = progress
         yield ctx
     run.delete()
 
 
 def test_while_sso_events_are_still_coming_apps_wait_for_them_then_two_connections_write_them(
-        connect, sim, monkeypatch):
+    connect, sim, monkeypatch
+):
     """A row written before its person's latest SSO login is stored is rewritten later; so while
     the SSO events stream is still running beside, the assignment stream reads every app, waits
     for the SSO events, then writes the apps biggest first on two connections, each row with its
@@ -217,7 +252,9 @@ def test_while_sso_events_are_still_coming_apps_wait_for_them_then_two_connectio
     assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
     expected = _assignments(connection)
     sso_rows = AppUser.objects.filter(connection=connection, application__kind="sso")
-    last_uses = {(a, e): t for a, e, t in sso_rows.values_list("application_id", "external_id", "last_used_at")}
+    last_uses = {
+        (a, e): t for a, e, t in sso_rows.values_list("application_id", "external_id", "last_used_at")
+    }
     assert sum(1 for t in last_uses.values() if t is not None) > 0
     sso_apps = Application.objects.filter(connection=connection, kind="sso")
     prepared: list[tuple[int, int]] = []  # (people, app) in the order the stream prepared them
@@ -250,9 +287,11 @@ def test_while_sso_events_are_still_coming_apps_wait_for_them_then_two_connectio
         progress = _Progress({"events_sso"})
         timer = None
         if sso_running:
+
             def sso_done() -> None:
                 sso_done_at[0] = time.monotonic()
                 progress.done("events_sso")
+
             timer = threading.Timer(1.5, sso_done)
             timer.start()
         else:
@@ -277,8 +316,9 @@ def test_while_sso_events_are_still_coming_apps_wait_for_them_then_two_connectio
     assert _assignments(connection) == expected
     # The last-use table took in the stored events while the stream waited; the writers got them.
     assert caught_up and not any(caught_up)
-    assert {(a, e): t for a, e, t in sso_rows.values_list("application_id", "external_id", "last_used_at")} \
-        == last_uses
+    assert {
+        (a, e): t for a, e, t in sso_rows.values_list("application_id", "external_id", "last_used_at")
+    } == last_uses
 
     assignments_again(sso_running=False)
     pks = [pk for _, pk in prepared]
@@ -289,7 +329,8 @@ def test_while_sso_events_are_still_coming_apps_wait_for_them_then_two_connectio
 
 
 def test_a_writer_that_fails_fails_the_assignment_stream_and_the_other_writes_no_further_app(
-        connect, sim, monkeypatch):
+    connect, sim, monkeypatch
+):
     from integrations.services.sync import _Progress
     from jumpcloud import sync as jc_sync
 
@@ -316,14 +357,20 @@ def test_a_writer_that_fails_fails_the_assignment_stream_and_the_other_writes_no
     # The failing app, the one the other writer was storing, and at most one it took up before it
     # saw the error: the stream stopped preparing, and the writers skip what was still queued.
     assert 2 <= len(calls) <= 3 < apps
-    written = set(AppUser.objects.filter(connection=connection, application__kind="sso")
-                  .values_list("application_id", flat=True))
+    written = set(
+        AppUser.objects.filter(connection=connection, application__kind="sso").values_list(
+            "application_id", flat=True
+        )
+    )
     assert written <= set(calls) and len(written) <= len(calls) - 1
 
 
 def _daily_rows(connection: Connection) -> list[tuple[object, ...]]:
-    return sorted(DailyUsage.objects.filter(connection=connection).values_list(
-        "application__external_id", "day", "successes", "failures", "active_users"))
+    return sorted(
+        DailyUsage.objects.filter(connection=connection).values_list(
+            "application__external_id", "day", "successes", "failures", "active_users"
+        )
+    )
 
 
 def _recomputed_daily_rows(connection: Connection) -> list[tuple[object, ...]]:
@@ -356,8 +403,9 @@ def every_window_a_backfill(monkeypatch):
     return jc_sync
 
 
-def test_after_a_backfill_the_daily_rollup_runs_beside_and_equals_the_inline_one(connect, sim, monkeypatch,
-                                                                                 every_window_a_backfill):
+def test_after_a_backfill_the_daily_rollup_runs_beside_and_equals_the_inline_one(
+    connect, sim, monkeypatch, every_window_a_backfill
+):
     jc_sync = every_window_a_backfill
     started: list[str] = []
     real_init = jc_sync._DailyBeside.__init__
@@ -378,8 +426,9 @@ def test_after_a_backfill_the_daily_rollup_runs_beside_and_equals_the_inline_one
     assert beside == _recomputed_daily_rows(connection)
 
 
-def test_a_daily_rollup_that_failed_beside_is_done_by_the_finish_step(connect, sim, monkeypatch,
-                                                                      every_window_a_backfill):
+def test_a_daily_rollup_that_failed_beside_is_done_by_the_finish_step(
+    connect, sim, monkeypatch, every_window_a_backfill
+):
     jc_sync = every_window_a_backfill
     real_daily = jc_sync.daily_usage
     failed: list[str] = []

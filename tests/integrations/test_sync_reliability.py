@@ -39,7 +39,9 @@ from tests.processes import CeleryProcess, child_env
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 ANCHOR = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
-CONFIG = SimulatorConfig(seed=11, users=1500, apps=20, days=20, events=60_000, admins=12, groups=16, anchor=ANCHOR)
+CONFIG = SimulatorConfig(
+    seed=11, users=1500, apps=20, days=20, events=60_000, admins=12, groups=16, anchor=ANCHOR
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,22 +68,45 @@ def twins(twin_sims, settings):
 
 
 def _connect(sim: Simulator, name: str) -> Connection:
-    return connection_create(name=name, api_key=sim.keys["admin"], permission="read_only", base_url=sim.base_url,
-                             start_sync=False)
+    return connection_create(
+        name=name, api_key=sim.keys["admin"], permission="read_only", base_url=sim.base_url, start_sync=False
+    )
 
 
 def _snapshot(connection: Connection) -> dict[str, object]:
     users = sorted(
         AppUser.objects.filter(connection=connection).values_list(
-            "application__external_id", "external_id", "kind", "status", "role", "is_admin", "assignment",
-            "last_used_at", "admin_last_login_at", "username", "removed_at",
+            "application__external_id",
+            "external_id",
+            "kind",
+            "status",
+            "role",
+            "is_admin",
+            "assignment",
+            "last_used_at",
+            "admin_last_login_at",
+            "username",
+            "removed_at",
         )
     )
-    apps = sorted(Application.objects.filter(connection=connection).values_list("external_id", "kind", "label", "removed_at"))
+    apps = sorted(
+        Application.objects.filter(connection=connection).values_list(
+            "external_id", "kind", "label", "removed_at"
+        )
+    )
     event_ids = list(UsageEvent.objects.filter(connection=connection).values_list("external_id", flat=True))
-    daily = sorted(DailyUsage.objects.filter(connection=connection).values_list(
-        "application__external_id", "day", "successes", "failures", "active_users"))
-    return {"users": users, "apps": apps, "events": sorted(event_ids), "event_rows": len(event_ids), "daily": daily}
+    daily = sorted(
+        DailyUsage.objects.filter(connection=connection).values_list(
+            "application__external_id", "day", "successes", "failures", "active_users"
+        )
+    )
+    return {
+        "users": users,
+        "apps": apps,
+        "events": sorted(event_ids),
+        "event_rows": len(event_ids),
+        "daily": daily,
+    }
 
 
 def _clean_reference(sim: Simulator) -> dict[str, object]:
@@ -110,7 +135,9 @@ def _wait_run(run_id: int, timeout: float, workers: list[CeleryProcess] | None =
             return run
         time.sleep(0.3)
     logs = "\n".join(w.log()[-3000:] for w in workers or [])
-    raise AssertionError(f"sync run {run_id} still {SyncRun.objects.get(pk=run_id).status} after {timeout}s\n{logs}")
+    raise AssertionError(
+        f"sync run {run_id} still {SyncRun.objects.get(pk=run_id).status} after {timeout}s\n{logs}"
+    )
 
 
 def test_sigkill_at_random_points_then_resume_equals_a_clean_sync(twins, tmp_path, celery_not_eager):
@@ -155,7 +182,9 @@ def test_rate_limits_and_unavailability_do_not_change_the_result(twins, settings
     sim, reference_sim = twins
     settings.JUMPCLOUD_EVENT_PAGE_SIZE = 10_000
     expected = _clean_reference(reference_sim)
-    sim.set_faults(FaultConfig(rate_429=0.3, retry_after_share=0.5, retry_after_seconds=1, rate_503=0.05, seed=3))
+    sim.set_faults(
+        FaultConfig(rate_429=0.3, retry_after_share=0.5, retry_after_seconds=1, rate_503=0.05, seed=3)
+    )
     sim.clear_requests()
     connection = _connect_without_faults(sim, "throttled")
     run = sync_run_request(connection=connection, kind="full", trigger="manual", enqueue=False)
@@ -180,7 +209,10 @@ def test_rate_limits_and_unavailability_do_not_change_the_result(twins, settings
         retry_after = r.retry_after
         if r.status != 429 or not retry_after:
             continue
-        later = next((n for n in records[i + 1:] if n.path == r.path and n.query == r.query and n.method == r.method), None)
+        later = next(
+            (n for n in records[i + 1 :] if n.path == r.path and n.query == r.query and n.method == r.method),
+            None,
+        )
         if later is not None:
             assert later.at - r.at >= float(retry_after) - 0.05, (r.path, later.at - r.at)
             checked += 1
@@ -205,7 +237,9 @@ def test_the_same_sync_queued_ten_times_runs_once(twins):
     def request() -> None:
         barrier.wait()
         try:
-            results.append(sync_run_request(connection=connection, kind="full", trigger="manual", enqueue=False))
+            results.append(
+                sync_run_request(connection=connection, kind="full", trigger="manual", enqueue=False)
+            )
         except SyncAlreadyRunning as exc:
             results.append(exc)
         finally:
@@ -273,7 +307,9 @@ def test_malformed_records_are_counted_and_a_failed_page_is_never_half_committed
     # committed lies at or after the cursor, the event the second page ended with.
     assert state.get("newest_first") is True
     oldest = UsageEvent.objects.filter(connection=connection).order_by("occurred_at").first()
-    assert oldest.occurred_at >= datetime.fromtimestamp(state["search_after"][0] / 1000, UTC) - timedelta(seconds=1)
+    assert oldest.occurred_at >= datetime.fromtimestamp(state["search_after"][0] / 1000, UTC) - timedelta(
+        seconds=1
+    )
 
     monkeypatch.setattr(jc_sync._Batch, "write", real_write)
     SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=None)  # the retry time has come
@@ -281,5 +317,7 @@ def test_malformed_records_are_counted_and_a_failed_page_is_never_half_committed
     assert resumed.status == SyncRun.Status.SUCCEEDED, resumed.error_message
     skipped = sum(s.get("skipped", 0) for s in resumed.streams.values())
     assert skipped > 0, "malformed records were not counted"
-    assert UsageEvent.objects.filter(connection=connection).count() == UsageEvent.objects.filter(
-        connection=connection).values("external_id").distinct().count()
+    assert (
+        UsageEvent.objects.filter(connection=connection).count()
+        == UsageEvent.objects.filter(connection=connection).values("external_id").distinct().count()
+    )

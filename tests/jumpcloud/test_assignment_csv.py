@@ -12,7 +12,7 @@ from jumpcloud.sync import AssignmentCsv, AssignmentDigests, assignment_row
 
 PEOPLE = {
     "a1": (11, "plain", "plain@example.test", "Plain", "Person", "Plain Person"),
-    "b2": (12, "comma,user", 'quote"d@example.test', "Line\nBreak", "Ünïcödé", "Tab\there, and \"more\""),
+    "b2": (12, "comma,user", 'quote"d@example.test', "Line\nBreak", "Ünïcödé", 'Tab\there, and "more"'),
     "c3": (13, "", "", "", "", ""),
     "d4": (14, "trailing\\", "x@example.test", "  spaced  ", "\r\n", "🙂"),
     "e5": (15, "cr\ronly", "semi;colon@example.test", "'single'", "#hash", "{}"),
@@ -23,10 +23,15 @@ PEOPLE = {
 def test_assignment_csv_equals_formatted_rows():
     ordered = sorted([*PEOPLE, "unknown-person"])
     direct = {"b2", "unknown-person"}
-    used = {"a1": datetime(2026, 11, 1, 8, 30, tzinfo=UTC), "d4": datetime(2026, 11, 2, 9, 0, 0, 123456, tzinfo=UTC)}
+    used = {
+        "a1": datetime(2026, 11, 1, 8, 30, tzinfo=UTC),
+        "d4": datetime(2026, 11, 2, 9, 0, 0, 123456, tzinfo=UTC),
+    }
     formatter = AssignmentCsv(7, PEOPLE)
-    rows = [assignment_row(7, 42, AppBinding(user_id=uid, direct=uid in direct), PEOPLE.get(uid), used.get(uid))
-            for uid in ordered]
+    rows = [
+        assignment_row(7, 42, AppBinding(user_id=uid, direct=uid in direct), PEOPLE.get(uid), used.get(uid))
+        for uid in ordered
+    ]
     text = formatter.csv(42, ordered, direct, used)
     # The same fields, row for row (csv_text ends rows in CRLF when a value holds a CR; this text
     # keeps LF and quotes the CR, which COPY reads the same way).
@@ -46,8 +51,11 @@ def _parsed(text: str) -> list[list[str]]:
 
 
 def test_assignment_digest_changes_exactly_when_the_rows_would():
-    people = {"u1": (1, "ann", "ann@x", "Ann", "A", "Ann A"), "u2": (2, "bob", "bob@x", "Bob", "B", "Bob B"),
-              "u3": (3, "cy", "cy@x", "Cy", "C", "Cy C")}
+    people = {
+        "u1": (1, "ann", "ann@x", "Ann", "A", "Ann A"),
+        "u2": (2, "bob", "bob@x", "Bob", "B", "Bob B"),
+        "u3": (3, "cy", "cy@x", "Cy", "C", "Cy C"),
+    }
     base = AssignmentDigests(people).of({"u1"}, {"g1": frozenset({"u2", "u3"})})
     assert AssignmentDigests(people).of({"u1"}, {"g1": frozenset({"u3", "u2"})}) == base
     # Who, how (direct or through a group), and what each person's row holds all count.
@@ -62,4 +70,3 @@ def test_assignment_digest_changes_exactly_when_the_rows_would():
     # An app without the renamed person keeps its digest.
     other = AssignmentDigests(people).of({"u1"}, {})
     assert AssignmentDigests(renamed).of({"u1"}, {}) == other
-

@@ -38,7 +38,8 @@ def test_pages_in_flight_read_what_one_page_at_a_time_reads(sim):
 def test_pages_in_flight_survive_rate_limits_and_outages(sim):
     everyone = max(sim.tenant("primary").groups, key=lambda g: len(read_group(_client(sim), g.id)[0]))
     expected = read_group(_client(sim), everyone.id)
-    sim.set_faults(FaultConfig(rate_429=0.3, retry_after_share=0.5, retry_after_seconds=0, rate_503=0.1, seed=5))
+    sim.set_faults(
+        FaultConfig(rate_429=0.3, retry_after_share=0.5, retry_after_seconds=0, rate_503=0.1, seed=5)
+    )
     with _client(sim) as client, ThreadPoolExecutor(PAGES_AHEAD) as pool:
         assert read_group(client, everyone.id, pool=pool)[0] == expected[0]
-

@@ -34,8 +34,11 @@ def test_the_key_is_in_neither_the_childs_command_line_nor_its_environment(sim):
     key = sim.keys["admin"]
     sim.set_faults(FaultConfig(latency_ms=400))  # keeps the child busy while it is looked at
     apps = [a["_id"] for a in sim.tenant("primary").apps]
-    child = Child("jumpcloud.assignment_reader",
-                  {"api_key": key, "client_options": {"base_url": sim.base_url}, "app_ids": apps}, "reader")
+    child = Child(
+        "jumpcloud.assignment_reader",
+        {"api_key": key, "client_options": {"base_url": sim.base_url}, "app_ids": apps},
+        "reader",
+    )
     try:
         proc = Path(f"/proc/{child._process.pid}")  # noqa: SLF001
         deadline = time.monotonic() + 5
@@ -81,7 +84,9 @@ def test_a_rejected_key_reaches_the_stream_as_the_same_error(sim):
 def test_a_rate_limit_keeps_its_retry_time(sim):
     sim.set_faults(FaultConfig(rate_429=1.0, retry_after_share=1.0, retry_after_seconds=120))
     apps = [a["_id"] for a in sim.tenant("primary").apps]
-    reader = AssignmentReader(sim.keys["admin"], {"base_url": sim.base_url, "retry_after_max": 1}, apps, _never())
+    reader = AssignmentReader(
+        sim.keys["admin"], {"base_url": sim.base_url, "retry_after_max": 1}, apps, _never()
+    )
     try:
         answer = reader.take(apps[0])
         assert answer is not None and isinstance(answer.error, errors.RateLimited)
@@ -94,8 +99,16 @@ def test_the_event_fetcher_sends_every_page_formatted_and_jumpcloud_errors_typed
     end = datetime.now(UTC)
     start = end - timedelta(days=2)
     options = {"base_url": sim.base_url}
-    params = {"client_options": options, "service": "sso", "start": start, "end": end, "limit": 40,
-              "search_after": None, "connection_id": 3, "app_by_url": {}}
+    params = {
+        "client_options": options,
+        "service": "sso",
+        "start": start,
+        "end": end,
+        "limit": 40,
+        "search_after": None,
+        "connection_id": 3,
+        "app_by_url": {},
+    }
     pages = list(prepared_event_pages(api_key=sim.keys["admin"], **params))
     with JumpCloudClient(sim.keys["admin"], **options) as client:
         expected = list(client.iter_event_pages("sso", start, end, limit=40))

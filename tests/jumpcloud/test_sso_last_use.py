@@ -17,7 +17,9 @@ from tests.factories import ApplicationFactory, AppUserFactory, ConnectionFactor
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.skipif(db.vendor != "postgresql", reason="the aggregate is kept in a PostgreSQL temporary table"),
+    pytest.mark.skipif(
+        db.vendor != "postgresql", reason="the aggregate is kept in a PostgreSQL temporary table"
+    ),
 ]
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
@@ -26,8 +28,13 @@ PEOPLE = tuple(f"person-{i}" for i in range(12))
 
 
 def _context(connection) -> tuple[SyncContext, _Progress]:
-    run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL,
-                                 status=SyncRun.Status.RUNNING, streams={})
+    run = SyncRun.objects.create(
+        connection=connection,
+        kind=SyncRun.Kind.FULL,
+        trigger=SyncRun.Trigger.MANUAL,
+        status=SyncRun.Status.RUNNING,
+        streams={},
+    )
     ctx = SyncContext(run=run, connection=connection, provider=None, client=None, lease="x")  # type: ignore[arg-type]
     progress = _Progress({"events_sso"})
     ctx.shared[_BESIDE] = progress  # the SSO events stream is still running beside
@@ -37,9 +44,14 @@ def _context(connection) -> tuple[SyncContext, _Progress]:
 def _page(connection, rng: random.Random, number: int, start: datetime, size: int = 40) -> list[UsageEvent]:
     events = [
         UsageEvent(
-            connection=connection, external_id=f"e{number}-{i}", kind="sso", event_type="sso_auth",
-            occurred_at=start + timedelta(minutes=rng.randrange(0, 600)), success=rng.random() < 0.7,
-            actor_external_id=rng.choice(PEOPLE), application_external_id=rng.choice(APPS),
+            connection=connection,
+            external_id=f"e{number}-{i}",
+            kind="sso",
+            event_type="sso_auth",
+            occurred_at=start + timedelta(minutes=rng.randrange(0, 600)),
+            success=rng.random() < 0.7,
+            actor_external_id=rng.choice(PEOPLE),
+            application_external_id=rng.choice(APPS),
         )
         for i in range(size)
     ]
@@ -62,7 +74,9 @@ def _expected(connection) -> dict[str, dict[str, datetime]]:
 
 
 def _answers(last_use: SsoLastUse) -> dict[str, dict[str, datetime]]:
-    return {app: {actor: datetime.fromisoformat(ts) for actor, ts in last_use.of(app).items()} for app in APPS}
+    return {
+        app: {actor: datetime.fromisoformat(ts) for actor, ts in last_use.of(app).items()} for app in APPS
+    }
 
 
 @pytest.mark.parametrize("order", ["oldest first", "newest first", "shuffled"])
@@ -115,13 +129,26 @@ def test_the_finish_step_leaves_apps_it_is_told_are_current_and_moves_the_others
     connection = ConnectionFactory()
     DirectoryAppFactory(connection=connection)
     current, stale = ApplicationFactory(connection=connection), ApplicationFactory(connection=connection)
-    rows = {app.pk: AppUserFactory(application=app, external_id=PEOPLE[0], last_used_at=None) for app in (current, stale)}
-    login = T0 + timedelta(days=3)
-    UsageEvent.objects.bulk_create([
-        UsageEvent(connection=connection, external_id=f"x{app.pk}", kind="sso", event_type="sso_auth", occurred_at=login,
-                   success=True, actor_external_id=PEOPLE[0], application_external_id=app.external_id)
+    rows = {
+        app.pk: AppUserFactory(application=app, external_id=PEOPLE[0], last_used_at=None)
         for app in (current, stale)
-    ])
+    }
+    login = T0 + timedelta(days=3)
+    UsageEvent.objects.bulk_create(
+        [
+            UsageEvent(
+                connection=connection,
+                external_id=f"x{app.pk}",
+                kind="sso",
+                event_type="sso_auth",
+                occurred_at=login,
+                success=True,
+                actor_external_id=PEOPLE[0],
+                application_external_id=app.external_id,
+            )
+            for app in (current, stale)
+        ]
+    )
     moved = rollup_last_used(connection=connection, kind="sso", since=T0, skip_apps=[current.pk])
     assert moved == 1
     for row in rows.values():

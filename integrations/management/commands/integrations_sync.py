@@ -37,10 +37,16 @@ class Command(BaseCommand):
         failures = 0
         for connection in qs:
             try:
-                run = sync_run_request(connection=connection, kind=opts["kind"], trigger=SyncRun.Trigger.MANUAL,
-                                       enqueue=not opts["wait"])
+                run = sync_run_request(
+                    connection=connection,
+                    kind=opts["kind"],
+                    trigger=SyncRun.Trigger.MANUAL,
+                    enqueue=not opts["wait"],
+                )
             except SyncAlreadyRunning as exc:
-                self.stderr.write(f"{connection.name}: a sync is already running (run {exc.run.pk if exc.run else '?'}).")
+                self.stderr.write(
+                    f"{connection.name}: a sync is already running (run {exc.run.pk if exc.run else '?'})."
+                )
                 failures += 1
                 continue
             except SyncNotAllowed as exc:
@@ -68,7 +74,10 @@ class Command(BaseCommand):
                     current = SyncRun.objects.filter(pk=run.pk).values("streams", "current_stream").first()
                     if not current:
                         continue
-                    finished = sum(s.get("status") in ("succeeded", "skipped", "failed") for s in current["streams"].values())
+                    finished = sum(
+                        s.get("status") in ("succeeded", "skipped", "failed")
+                        for s in current["streams"].values()
+                    )
                     stream = current["streams"].get(current["current_stream"], {})
                     bar.n = finished
                     bar.set_postfix_str(f"{stream.get('label', '')}: {stream.get('fetched', 0)} fetched")
@@ -95,7 +104,9 @@ class Command(BaseCommand):
 
     def _summary(self, connection: Connection, run: SyncRun) -> None:
         self.stdout.write(f"\n{connection.name}: {run.get_status_display()} in {run.duration or 0:.1f} s")
-        self.stdout.write(f"  {'stream':<28}{'fetched':>10}{'created':>10}{'updated':>10}{'removed':>10}{'skipped':>10}")
+        self.stdout.write(
+            f"  {'stream':<28}{'fetched':>10}{'created':>10}{'updated':>10}{'removed':>10}{'skipped':>10}"
+        )
         for s in run.streams.values():
             self.stdout.write(
                 f"  {s.get('label', ''):<28}{s.get('fetched', 0):>10}{s.get('created', 0):>10}"

@@ -20,4 +20,6 @@ class Command(BaseCommand):
             count = connection_reencrypt_all()
         except CredentialsUnreadable as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(self.style.SUCCESS(f"Re-encrypted {count} connection(s). The old key can now be removed."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Re-encrypted {count} connection(s). The old key can now be removed.")
+        )

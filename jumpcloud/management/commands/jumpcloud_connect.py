@@ -28,20 +28,32 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="Display name (default: the organization's name)")
         source = parser.add_mutually_exclusive_group()
         source.add_argument("--api-key-file", type=Path, help="File holding the API key (first line)")
-        source.add_argument("--api-key-env", default="JUMPCLOUD_API_KEY",
-                            help="Environment variable holding the API key (default JUMPCLOUD_API_KEY)")
+        source.add_argument(
+            "--api-key-env",
+            default="JUMPCLOUD_API_KEY",
+            help="Environment variable holding the API key (default JUMPCLOUD_API_KEY)",
+        )
         parser.add_argument("--org-id", default="", help="Organization ID (required for multi-tenant keys)")
         parser.add_argument("--region", default="us", choices=["us", "eu", "in"])
-        parser.add_argument("--base-url", default="", help="An origin allowed by JUMPCLOUD_ALLOWED_BASE_URLS (the simulator)")
-        parser.add_argument("--permission", default="read_only", choices=[c for c, _ in Connection.Permission.choices])
+        parser.add_argument(
+            "--base-url", default="", help="An origin allowed by JUMPCLOUD_ALLOWED_BASE_URLS (the simulator)"
+        )
+        parser.add_argument(
+            "--permission", default="read_only", choices=[c for c, _ in Connection.Permission.choices]
+        )
         parser.add_argument("--no-sync", action="store_true", help="Do not queue the first sync")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         api_key = self._read_key(opts)
         try:
             connection = connection_create(
-                name=opts["name"], api_key=api_key, permission=opts["permission"], region=opts["region"],
-                base_url=opts["base_url"], org_id=opts["org_id"], start_sync=not opts["no_sync"],
+                name=opts["name"],
+                api_key=api_key,
+                permission=opts["permission"],
+                region=opts["region"],
+                base_url=opts["base_url"],
+                org_id=opts["org_id"],
+                start_sync=not opts["no_sync"],
             )
         except CredentialsError as exc:
             raise CommandError(exc.message) from None
@@ -63,5 +75,7 @@ class Command(BaseCommand):
             return key
         key = os.environ.get(opts["api_key_env"], "").strip()
         if not key:
-            raise CommandError(f"Set {opts['api_key_env']} or pass --api-key-file: the key is never taken from the command line.")
+            raise CommandError(
+                f"Set {opts['api_key_env']} or pass --api-key-file: the key is never taken from the command line."
+            )
         return key

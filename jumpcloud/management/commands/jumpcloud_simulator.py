@@ -15,8 +15,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_arguments(parser)
-        parser.add_argument("--demo-connect", action="store_true",
-                            help="once serving, connect the simulator to torii as the demo JumpCloud account")
+        parser.add_argument(
+            "--demo-connect",
+            action="store_true",
+            help="once serving, connect the simulator to torii as the demo JumpCloud account",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         on_ready = self._demo_connect if options["demo_connect"] else None
@@ -26,7 +29,9 @@ class Command(BaseCommand):
         try:
             from integrations import demo
         except ImportError:
-            self.stderr.write(self.style.WARNING("--demo-connect: integrations.demo is not available yet; skipped."))
+            self.stderr.write(
+                self.style.WARNING("--demo-connect: integrations.demo is not available yet; skipped.")
+            )
             return
         try:
             connection = demo.connect_demo(base_url=sim.base_url, api_key=sim.keys["admin"])
@@ -34,6 +39,8 @@ class Command(BaseCommand):
             self.stderr.write(self.style.ERROR(f"--demo-connect failed: {exc}"))
             return
         if connection is None:
-            self.stderr.write(self.style.WARNING("--demo-connect: torii did not connect the simulator (see the log)."))
+            self.stderr.write(
+                self.style.WARNING("--demo-connect: torii did not connect the simulator (see the log).")
+            )
             return
         self.stdout.write("Connected the simulator as the demo JumpCloud account.")

@@ -20,7 +20,11 @@ from jumpcloud.errors import (
 )
 
 simulator = pytest.importorskip("jumpcloud.simulator")
-Simulator, SimulatorConfig, FaultConfig = simulator.Simulator, simulator.SimulatorConfig, simulator.FaultConfig
+Simulator, SimulatorConfig, FaultConfig = (
+    simulator.Simulator,
+    simulator.SimulatorConfig,
+    simulator.FaultConfig,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,8 +70,9 @@ def _everything(client: JumpCloudClient, *, event_limit: int = 1_000, apps: int 
     app_list = [a for p in client.iter_application_pages() for a in p.items]
     bindings = {}
     for app in app_list[:apps]:
-        bindings[app.id] = {(b.user_id, b.direct) for p in client.iter_application_binding_pages(app.id)
-                            for b in p.items}
+        bindings[app.id] = {
+            (b.user_id, b.direct) for p in client.iter_application_binding_pages(app.id) for b in p.items
+        }
     events = {}
     for service in ("directory", "sso"):
         ids = []
@@ -174,7 +179,10 @@ def test_unknown_or_malformed_organization(sim, org_id):
 
 
 def test_organization_of_someone_else(sim):
-    with connect(sim, "admin", org_id=sim.org_ids["secondary"]) as client, pytest.raises(OrganizationNotFound):
+    with (
+        connect(sim, "admin", org_id=sim.org_ids["secondary"]) as client,
+        pytest.raises(OrganizationNotFound),
+    ):
         list(client.iter_system_users())
 
 
@@ -195,7 +203,11 @@ def test_read_only_key_can_read_but_not_write(sim):
 @pytest.mark.parametrize("key", ["billing_only", "command_runner"])
 def test_keys_without_read_rights(sim, key):
     with connect(sim, key) as client:
-        for listing in (client.iter_system_users, client.iter_administrator_pages, client.iter_application_pages):
+        for listing in (
+            client.iter_system_users,
+            client.iter_administrator_pages,
+            client.iter_application_pages,
+        ):
             with pytest.raises(PermissionDenied):
                 list(listing())
 
@@ -231,8 +243,9 @@ def test_rate_limits_and_outages_change_nothing_but_timing(fresh_sim):
     with connect(fresh_sim) as client:
         clean = _everything(client, apps=3)
     fresh_sim.clear_requests()
-    fresh_sim.set_faults(FaultConfig(rate_429=0.3, retry_after_share=0.5, retry_after_seconds=1, rate_503=0.15,
-                                     seed=3))
+    fresh_sim.set_faults(
+        FaultConfig(rate_429=0.3, retry_after_share=0.5, retry_after_seconds=1, rate_503=0.15, seed=3)
+    )
     with connect(fresh_sim, max_retries=10) as client:
         faulty = _everything(client, apps=3)
     assert faulty == clean
@@ -244,7 +257,11 @@ def test_rate_limits_and_outages_change_nothing_but_timing(fresh_sim):
     for i in with_wait:
         asked, retry = records[i], records[i + 1]  # one client, one thread: the next request is the retry
         assert (retry.method, retry.path, retry.query, retry.json_body) == (
-            asked.method, asked.path, asked.query, asked.json_body)
+            asked.method,
+            asked.path,
+            asked.query,
+            asked.json_body,
+        )
         assert retry.at - asked.at >= asked.retry_after
 
 
@@ -278,8 +295,13 @@ def test_malformed_records_are_skipped_and_counted(fresh_sim):
 def test_user_lifecycle(fresh_sim):
     tenant = fresh_sim.tenant("primary")
     with connect(fresh_sim) as client:
-        created = client.create_system_user(username="jane.q.doe", email="jane.q.doe@acme.example",
-                                            firstname="Jane", lastname="Doe", state="STAGED")
+        created = client.create_system_user(
+            username="jane.q.doe",
+            email="jane.q.doe@acme.example",
+            firstname="Jane",
+            lastname="Doe",
+            state="STAGED",
+        )
         assert (created.username, created.state) == ("jane.q.doe", "STAGED")
         assert tenant.user_by_username("jane.q.doe")["_id"] == created.id
         post = [r for r in fresh_sim.requests if r.method == "POST" and r.path == "/api/systemusers"][-1]

@@ -44,25 +44,54 @@ def _list_users(client: JumpCloudClient) -> None:
 @pytest.mark.parametrize(
     ("status", "body", "error_type", "text"),
     [
-        (401, {"error": "Unauthorized", "message": "Unauthorized: api key user not found"}, InvalidApiKey,
-         "JumpCloud rejected the API key. Generate a new key"),
+        (
+            401,
+            {"error": "Unauthorized", "message": "Unauthorized: api key user not found"},
+            InvalidApiKey,
+            "JumpCloud rejected the API key. Generate a new key",
+        ),
         (401, {"message": "Unauthorized"}, InvalidApiKey, "reconnect"),
         (401, b"Unauthorized", InvalidApiKey, "JumpCloud rejected the API key"),
-        (401, {"message": "Unauthorized: no organization selected"}, OrganizationRequired, "Choose an organization"),
+        (
+            401,
+            {"message": "Unauthorized: no organization selected"},
+            OrganizationRequired,
+            "Choose an organization",
+        ),
         (403, {"message": "Forbidden"}, PermissionDenied, "lacks the rights"),
         (402, {"message": "Payment Required"}, PermissionDenied, "lacks the rights"),
         (404, {"message": "Not Found"}, NotFound, "/api/systemusers"),
         (410, {"message": "Gone"}, NotFound, "may have been deleted"),
         (409, {"message": "Conflict"}, Conflict, "conflicts"),
         (400, {"message": "User already exists"}, Conflict, "already has a user"),
-        (409, {"code": 409, "message": "username already exists", "status": "ALREADY_EXISTS"}, Conflict,
-         "username already exists"),
-        (400, {"code": 400, "message": "Invalid field: jobTitle", "status": "INVALID_ARGUMENT"}, BadRequest,
-         "Invalid field: jobTitle"),
-        (400, {"code": 400, "message": "Password validation fail", "status": "INVALID_ARGUMENT",
-               "details": [{"@type": "type.googleapis.com/google.rpc.BadRequest",
-                            "fieldViolationsList": [{"field": "password", "description": "specialCharacter"}]}]},
-         BadRequest, "password: specialCharacter"),
+        (
+            409,
+            {"code": 409, "message": "username already exists", "status": "ALREADY_EXISTS"},
+            Conflict,
+            "username already exists",
+        ),
+        (
+            400,
+            {"code": 400, "message": "Invalid field: jobTitle", "status": "INVALID_ARGUMENT"},
+            BadRequest,
+            "Invalid field: jobTitle",
+        ),
+        (
+            400,
+            {
+                "code": 400,
+                "message": "Password validation fail",
+                "status": "INVALID_ARGUMENT",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.BadRequest",
+                        "fieldViolationsList": [{"field": "password", "description": "specialCharacter"}],
+                    }
+                ],
+            },
+            BadRequest,
+            "password: specialCharacter",
+        ),
         (400, b"<html><body>bad gateway-ish page</body></html>", BadRequest, "Check the values"),
         (422, {"error": "unprocessable"}, BadRequest, "unprocessable"),
         (500, {"message": "boom"}, UpstreamError, "server error (HTTP 500)"),
@@ -85,9 +114,19 @@ def test_status_maps_to_typed_error(mocked, client, status, body, error_type, te
 
 
 def test_every_error_is_a_jumpcloud_error():
-    for cls in (InvalidApiKey, OrganizationRequired, OrganizationNotFound, PermissionDenied,
-                DirectoryInsightsUnavailable, Conflict, BadRequest, NotFound, RateLimited, UpstreamError,
-                RequestTimedOut):
+    for cls in (
+        InvalidApiKey,
+        OrganizationRequired,
+        OrganizationNotFound,
+        PermissionDenied,
+        DirectoryInsightsUnavailable,
+        Conflict,
+        BadRequest,
+        NotFound,
+        RateLimited,
+        UpstreamError,
+        RequestTimedOut,
+    ):
         assert issubclass(cls, JumpCloudError)
     assert issubclass(RequestTimedOut, UpstreamError)
     assert RequestTimedOut("x").request_sent is True
@@ -98,7 +137,13 @@ def test_errors_survive_pickling_with_their_fields():
     error = RateLimited("wait", retry_after=12.0, status=429, request_id="r", detail="d")
     clone = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes, round-tripped
     assert (type(clone), clone.message, clone.retry_after, clone.status, clone.request_id, clone.detail) == (
-        RateLimited, "wait", 12.0, 429, "r", "d")
+        RateLimited,
+        "wait",
+        12.0,
+        429,
+        "r",
+        "d",
+    )
 
 
 def test_rate_limited_carries_retry_after(mocked, client):
@@ -137,15 +182,18 @@ def test_long_bodies_are_cut(mocked, client):
 )
 def test_bad_org_id_maps_to_organization_not_found(mocked, status, body):
     mocked.get(USERS, json=body, status=status)
-    with JumpCloudClient(API_KEY, org_id="5a2af2a82cf2b0010053ea41") as client, pytest.raises(
-        OrganizationNotFound
-    ) as caught:
+    with (
+        JumpCloudClient(API_KEY, org_id="5a2af2a82cf2b0010053ea41") as client,
+        pytest.raises(OrganizationNotFound) as caught,
+    ):
         _list_users(client)
     assert "5a2af2a82cf2b0010053ea41" in caught.value.message
 
 
 def test_duplicate_email_mentioning_organization_stays_a_conflict(mocked):
-    mocked.post(USERS, json={"message": "Bad Request: email 'it@organization.example' already exists"}, status=400)
+    mocked.post(
+        USERS, json={"message": "Bad Request: email 'it@organization.example' already exists"}, status=400
+    )
     with JumpCloudClient(API_KEY, org_id="o1") as client, pytest.raises(Conflict):
         client.create_system_user(username="it", email="it@organization.example")
 
@@ -173,10 +221,15 @@ def test_other_errors_mentioning_organizations_keep_their_type(mocked, status, m
 def test_directory_insights_not_enabled_for_this_organization(mocked):
     from datetime import datetime
 
-    mocked.post(f"{DI}/events/count", json={"message": "Directory Insights is not enabled for this organization"},
-                status=403)
+    mocked.post(
+        f"{DI}/events/count",
+        json={"message": "Directory Insights is not enabled for this organization"},
+        status=403,
+    )
     with JumpCloudClient(API_KEY, org_id="o1") as client, pytest.raises(DirectoryInsightsUnavailable):
-        client.count_events("sso", datetime.fromisoformat(START), datetime.fromisoformat("2024-05-02T00:00:00Z"))
+        client.count_events(
+            "sso", datetime.fromisoformat(START), datetime.fromisoformat("2024-05-02T00:00:00Z")
+        )
 
 
 def test_plain_404_with_org_id_set_stays_not_found(mocked):
@@ -191,8 +244,11 @@ def test_directory_insights_not_entitled(mocked, client, status):
     from datetime import datetime
 
     with pytest.raises(DirectoryInsightsUnavailable) as caught:
-        list(client.iter_event_pages("sso", datetime.fromisoformat(START), datetime.fromisoformat(
-            "2024-05-02T00:00:00+00:00")))
+        list(
+            client.iter_event_pages(
+                "sso", datetime.fromisoformat(START), datetime.fromisoformat("2024-05-02T00:00:00+00:00")
+            )
+        )
     assert "Directory Insights is not available" in caught.value.message
     assert not caught.value.retryable
 
@@ -202,7 +258,9 @@ def test_directory_insights_without_org_is_organization_required(mocked, client)
     from datetime import datetime
 
     with pytest.raises(OrganizationRequired):
-        client.count_events("sso", datetime.fromisoformat(START), datetime.fromisoformat("2024-05-02T00:00:00Z"))
+        client.count_events(
+            "sso", datetime.fromisoformat(START), datetime.fromisoformat("2024-05-02T00:00:00Z")
+        )
 
 
 def test_unexpected_redirect_is_not_followed(mocked, client):

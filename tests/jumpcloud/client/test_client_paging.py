@@ -26,8 +26,14 @@ def _params(call) -> dict[str, str]:
 
 
 def _event(i: int, **extra) -> dict:
-    return {"id": f"e{i:06d}", "service": "sso", "event_type": "sso_auth",
-            "timestamp": f"2024-05-01T00:00:{i % 60:02d}.123456789Z", "sso_token_success": True, **extra}
+    return {
+        "id": f"e{i:06d}",
+        "service": "sso",
+        "event_type": "sso_auth",
+        "timestamp": f"2024-05-01T00:00:{i % 60:02d}.123456789Z",
+        "sso_token_success": True,
+        **extra,
+    }
 
 
 def _di_headers(count: int, limit: int, cursor: list | None, *, style: str = "canonical") -> dict[str, str]:
@@ -61,22 +67,27 @@ def test_empty_first_page(mocked, client):
 
 
 def test_exactly_full_last_page_is_followed_by_an_empty_page(mocked, client):
-    mocked.get(USERS, json=users_page(100), match=[matchers.query_param_matcher(
-        users_query(0))])
-    mocked.get(USERS, json={"totalCount": 100, "results": []}, match=[matchers.query_param_matcher(
-        users_query(100))])
+    mocked.get(USERS, json=users_page(100), match=[matchers.query_param_matcher(users_query(0))])
+    mocked.get(
+        USERS, json={"totalCount": 100, "results": []}, match=[matchers.query_param_matcher(users_query(100))]
+    )
     users = list(client.iter_system_users())
     assert len(users) == 100 and len(mocked.calls) == 2
 
 
 def test_short_last_page_stops_and_total_count_is_ignored(mocked, client):
     # totalCount claims 5 (it lies): paging still follows page lengths
-    mocked.get(USERS, json=users_page(100, total=5), match=[matchers.query_param_matcher(
-        users_query(0))])
-    mocked.get(USERS, json=users_page(100, start=100, total=5), match=[matchers.query_param_matcher(
-        users_query(100))])
-    mocked.get(USERS, json=users_page(37, start=200, total=100_000), match=[matchers.query_param_matcher(
-        users_query(200))])
+    mocked.get(USERS, json=users_page(100, total=5), match=[matchers.query_param_matcher(users_query(0))])
+    mocked.get(
+        USERS,
+        json=users_page(100, start=100, total=5),
+        match=[matchers.query_param_matcher(users_query(100))],
+    )
+    mocked.get(
+        USERS,
+        json=users_page(37, start=200, total=100_000),
+        match=[matchers.query_param_matcher(users_query(200))],
+    )
     users = list(client.iter_system_users())
     assert len(users) == 237 and len(mocked.calls) == 3
     assert users[-1].id == "u00236"
@@ -147,12 +158,36 @@ def test_pages_are_lazy(mocked, client):
 
 
 def test_administrators_and_applications(mocked, client):
-    mocked.get(f"{CONSOLE}/api/users", json={"totalCount": 1, "results": [
-        {"_id": "a1", "email": "root@example.com", "roleName": "Administrator With Billing",
-         "enableMultiFactor": True}]})
-    mocked.get(f"{CONSOLE}/api/applications", json={"totalCount": 1, "results": [
-        {"_id": "app1", "name": "zoom", "displayLabel": "Zoom", "ssoUrl": "https://sso.jumpcloud.com/saml2/zoom",
-         "active": True, "sso": {"type": "saml"}}]})
+    mocked.get(
+        f"{CONSOLE}/api/users",
+        json={
+            "totalCount": 1,
+            "results": [
+                {
+                    "_id": "a1",
+                    "email": "root@example.com",
+                    "roleName": "Administrator With Billing",
+                    "enableMultiFactor": True,
+                }
+            ],
+        },
+    )
+    mocked.get(
+        f"{CONSOLE}/api/applications",
+        json={
+            "totalCount": 1,
+            "results": [
+                {
+                    "_id": "app1",
+                    "name": "zoom",
+                    "displayLabel": "Zoom",
+                    "ssoUrl": "https://sso.jumpcloud.com/saml2/zoom",
+                    "active": True,
+                    "sso": {"type": "saml"},
+                }
+            ],
+        },
+    )
     [admins] = client.iter_administrator_pages()
     [apps] = client.iter_application_pages()
     assert admins.items[0].role_name == "Administrator With Billing" and admins.items[0].mfa_enabled
@@ -164,10 +199,18 @@ def test_list_organizations_pages_and_never_sends_org_id(mocked):
 
     from .conftest import API_KEY
 
-    first = {"totalCount": 101, "results": [{"_id": f"o{i:03d}", "displayName": f"Org {i}"} for i in range(100)]}
-    mocked.get(f"{CONSOLE}/api/organizations", json=first,
-               match=[matchers.query_param_matcher({"limit": "100", "skip": "0", "sort": "_id"})])
-    mocked.get(f"{CONSOLE}/api/organizations", json={"totalCount": 101, "results": [{"_id": "o100", "name": "Last"}]})
+    first = {
+        "totalCount": 101,
+        "results": [{"_id": f"o{i:03d}", "displayName": f"Org {i}"} for i in range(100)],
+    }
+    mocked.get(
+        f"{CONSOLE}/api/organizations",
+        json=first,
+        match=[matchers.query_param_matcher({"limit": "100", "skip": "0", "sort": "_id"})],
+    )
+    mocked.get(
+        f"{CONSOLE}/api/organizations", json={"totalCount": 101, "results": [{"_id": "o100", "name": "Last"}]}
+    )
     with JumpCloudClient(API_KEY, org_id="o001") as client:
         orgs = client.list_organizations()
     assert len(orgs) == 101 and orgs[-1].name == "Last"
@@ -185,8 +228,11 @@ def test_v2_bindings_page_on_bare_arrays(mocked, client):
     full[0]["paths"] = [[{"to": {"id": "u0", "type": "user"}}], group_path]  # direct and via group
     full[1]["paths"] = []
     mocked.get(url, json=full, match=[matchers.query_param_matcher({"limit": "100", "skip": "0"})])
-    mocked.get(url, json=[{"id": "u100"}, {"type": "user"}],
-               match=[matchers.query_param_matcher({"limit": "100", "skip": "100"})])
+    mocked.get(
+        url,
+        json=[{"id": "u100"}, {"type": "user"}],
+        match=[matchers.query_param_matcher({"limit": "100", "skip": "100"})],
+    )
     pages = list(client.iter_application_binding_pages("app1"))
     assert [p.raw_count for p in pages] == [100, 2]
     assert pages[0].items[:3] == [AppBinding("u0", True), AppBinding("u1", True), AppBinding("u2", False)]
@@ -195,8 +241,11 @@ def test_v2_bindings_page_on_bare_arrays(mocked, client):
 
 def test_v2_empty_page_and_exactly_full_page(mocked, client):
     url = f"{CONSOLE}/api/v2/usergroups/g1/members"
-    mocked.get(url, json=[{"to": {"id": f"u{i}", "type": "user"}} for i in range(100)],
-               match=[matchers.query_param_matcher({"limit": "100", "skip": "0"})])
+    mocked.get(
+        url,
+        json=[{"to": {"id": f"u{i}", "type": "user"}} for i in range(100)],
+        match=[matchers.query_param_matcher({"limit": "100", "skip": "0"})],
+    )
     mocked.get(url, json=[], match=[matchers.query_param_matcher({"limit": "100", "skip": "100"})])
     assert len(list(client.iter_user_group_members("g1"))) == 100
     assert len(mocked.calls) == 2
@@ -204,10 +253,14 @@ def test_v2_empty_page_and_exactly_full_page(mocked, client):
 
 def test_v2_associations_send_targets(mocked, client):
     url = f"{CONSOLE}/api/v2/applications/app1/associations"
-    mocked.get(url, json=[{"to": {"id": "g1", "type": "user_group"}, "attributes": None}],
-               match=[matchers.query_param_matcher({"targets": "user_group", "limit": "100", "skip": "0"})])
+    mocked.get(
+        url,
+        json=[{"to": {"id": "g1", "type": "user_group"}, "attributes": None}],
+        match=[matchers.query_param_matcher({"targets": "user_group", "limit": "100", "skip": "0"})],
+    )
     assert list(client.iter_application_associations("app1", "user_group")) == [
-        {"to": {"id": "g1", "type": "user_group"}, "attributes": None}]
+        {"to": {"id": "g1", "type": "user_group"}, "attributes": None}
+    ]
 
 
 def test_v2_non_array_is_upstream_error(mocked, client):
@@ -226,8 +279,14 @@ def _bodies(mocked) -> list[dict]:
 
 @pytest.mark.parametrize("style", ["canonical", "lower", "upper", "capital"])
 def test_events_follow_the_latest_cursor_until_a_short_page(mocked, client, style):
-    mocked.post(f"{DI}/events", json=[_event(i) for i in range(3)], headers=_di_headers(3, 3, [1, "a"], style=style))
-    mocked.post(f"{DI}/events", json=[_event(i) for i in range(3, 6)], headers=_di_headers(3, 3, [2, "b"], style=style))
+    mocked.post(
+        f"{DI}/events", json=[_event(i) for i in range(3)], headers=_di_headers(3, 3, [1, "a"], style=style)
+    )
+    mocked.post(
+        f"{DI}/events",
+        json=[_event(i) for i in range(3, 6)],
+        headers=_di_headers(3, 3, [2, "b"], style=style),
+    )
     # the last page still carries a cursor header: only the count says it is the end
     mocked.post(f"{DI}/events", json=[_event(6)], headers=_di_headers(1, 3, [3, "c"], style=style))
     pages = list(client.iter_event_pages("sso", START, END, limit=3))
@@ -236,8 +295,13 @@ def test_events_follow_the_latest_cursor_until_a_short_page(mocked, client, styl
     assert [p.search_after for p in pages] == [[1, "a"], [2, "b"], [3, "c"]]
     assert pages[0].request_id == "req-3" and pages[2].result_count == 1 and pages[2].limit == 3
     bodies = _bodies(mocked)
-    assert bodies[0] == {"service": ["sso"], "start_time": "2024-05-01T00:00:00Z",
-                         "end_time": "2024-05-02T00:00:00Z", "limit": 3, "sort": "ASC"}
+    assert bodies[0] == {
+        "service": ["sso"],
+        "start_time": "2024-05-01T00:00:00Z",
+        "end_time": "2024-05-02T00:00:00Z",
+        "limit": 3,
+        "sort": "ASC",
+    }
     assert bodies[1] == {**bodies[0], "search_after": [1, "a"]}
     assert bodies[2] == {**bodies[0], "search_after": [2, "b"]}
     assert mocked.calls[0].request.headers["Content-Type"] == "application/json"
@@ -274,7 +338,13 @@ def test_events_without_count_headers_fall_back_to_lengths(mocked, client):
 
 
 def test_events_malformed_records_are_skipped(mocked, client):
-    bad = [_event(0), {"id": "x", "timestamp": "not-a-date"}, {"timestamp": "2024-05-01T00:00:00Z"}, None, _event(1)]
+    bad = [
+        _event(0),
+        {"id": "x", "timestamp": "not-a-date"},
+        {"timestamp": "2024-05-01T00:00:00Z"},
+        None,
+        _event(1),
+    ]
     mocked.post(f"{DI}/events", json=bad, headers=_di_headers(5, 10, [1]))
     [page] = client.iter_event_pages("sso", START, END, limit=10)
     assert len(page.events) == 2 and page.skipped == 3 and page.result_count == 5
@@ -329,8 +399,11 @@ def test_limit_is_clamped(mocked, client):
 def test_count_events(mocked, client):
     mocked.post(f"{DI}/events/count", json={"count": 1234})
     assert client.count_events("sso", START, END) == 1234
-    assert _bodies(mocked)[0] == {"service": ["sso"], "start_time": "2024-05-01T00:00:00Z",
-                                  "end_time": "2024-05-02T00:00:00Z"}
+    assert _bodies(mocked)[0] == {
+        "service": ["sso"],
+        "start_time": "2024-05-01T00:00:00Z",
+        "end_time": "2024-05-02T00:00:00Z",
+    }
 
 
 def test_count_events_bad_shape(mocked, client):

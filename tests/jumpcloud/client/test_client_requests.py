@@ -15,13 +15,21 @@ from jumpcloud.parsing import SystemUser
 
 from .conftest import API_KEY, CONSOLE, DI
 
-USER = {"_id": "u1", "username": "jane.doe", "email": "jane@example.com", "state": "ACTIVATED",
-        "activated": True, "suspended": False}
+USER = {
+    "_id": "u1",
+    "username": "jane.doe",
+    "email": "jane@example.com",
+    "state": "ACTIVATED",
+    "activated": True,
+    "suspended": False,
+}
 START = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def _di_ok(mocked, base: str) -> None:
-    mocked.post(f"{base}/insights/directory/v1/events", json=[], headers={"X-Result-Count": "0", "X-Limit": "10000"})
+    mocked.post(
+        f"{base}/insights/directory/v1/events", json=[], headers={"X-Result-Count": "0", "X-Limit": "10000"}
+    )
 
 
 @pytest.mark.parametrize("region", ["us", "eu", "in"])
@@ -33,7 +41,9 @@ def test_region_hosts(mocked, region):
         list(client.iter_system_users())
         list(client.iter_event_pages("sso", START, START + timedelta(hours=1)))
     assert [call.request.url.split("?")[0] for call in mocked.calls] == [
-        f"{console}/api/systemusers", f"{api}/insights/directory/v1/events"]
+        f"{console}/api/systemusers",
+        f"{api}/insights/directory/v1/events",
+    ]
 
 
 def test_region_hosts_table():
@@ -52,7 +62,9 @@ def test_base_url_replaces_both_hosts(mocked):
         list(client.iter_system_users())
         list(client.iter_event_pages("sso", START, START + timedelta(hours=1)))
     assert [call.request.url.split("?")[0] for call in mocked.calls] == [
-        f"{base}/api/systemusers", f"{base}/insights/directory/v1/events"]
+        f"{base}/api/systemusers",
+        f"{base}/insights/directory/v1/events",
+    ]
 
 
 def test_invalid_configuration_is_refused_without_echoing_the_key():
@@ -133,12 +145,18 @@ def _json(call) -> dict:
 
 def test_create_system_user(mocked, client):
     mocked.post(f"{CONSOLE}/api/systemusers", json={**USER, "username": "Jane.Doe-2"})
-    user = client.create_system_user(username="Jane.Doe-2", email="jane@example.com", firstname="Jane",
-                                     state="STAGED", department="IT")
+    user = client.create_system_user(
+        username="Jane.Doe-2", email="jane@example.com", firstname="Jane", state="STAGED", department="IT"
+    )
     assert user.username == "Jane.Doe-2"
     call = mocked.calls[0]
-    assert _json(call) == {"department": "IT", "username": "Jane.Doe-2", "email": "jane@example.com",
-                           "firstname": "Jane", "state": "STAGED"}
+    assert _json(call) == {
+        "department": "IT",
+        "username": "Jane.Doe-2",
+        "email": "jane@example.com",
+        "firstname": "Jane",
+        "state": "STAGED",
+    }
     assert call.request.headers["Content-Type"] == "application/json"
 
 
@@ -153,8 +171,10 @@ def test_suspend_and_unsuspend_send_state_and_flag_together(mocked, client):
     mocked.put(f"{CONSOLE}/api/systemusers/u1", json=USER)
     assert client.suspend_system_user("u1").suspended is True
     assert client.unsuspend_system_user("u1").state == "ACTIVATED"
-    assert [_json(c) for c in mocked.calls] == [{"state": "SUSPENDED", "suspended": True},
-                                               {"state": "ACTIVATED", "suspended": False}]
+    assert [_json(c) for c in mocked.calls] == [
+        {"state": "SUSPENDED", "suspended": True},
+        {"state": "ACTIVATED", "suspended": False},
+    ]
 
 
 def test_activate_posts_to_the_state_route_and_accepts_an_empty_body(mocked, client):
@@ -170,10 +190,24 @@ def test_delete_returns_the_deleted_record(mocked, client):
 
 def test_find_system_users_by_username_and_email(mocked, client):
     url = f"{CONSOLE}/api/systemusers"
-    mocked.get(url, json={"totalCount": 1, "results": [USER]}, match=[matchers.query_param_matcher(
-        {"filter": "username:$eq:jane.doe", "limit": "100", "skip": "0", "sort": "_id"})])
-    mocked.get(url, json={"totalCount": 1, "results": [USER]}, match=[matchers.query_param_matcher(
-        {"filter": "email:$eq:jane@example.com", "limit": "100", "skip": "0", "sort": "_id"})])
+    mocked.get(
+        url,
+        json={"totalCount": 1, "results": [USER]},
+        match=[
+            matchers.query_param_matcher(
+                {"filter": "username:$eq:jane.doe", "limit": "100", "skip": "0", "sort": "_id"}
+            )
+        ],
+    )
+    mocked.get(
+        url,
+        json={"totalCount": 1, "results": [USER]},
+        match=[
+            matchers.query_param_matcher(
+                {"filter": "email:$eq:jane@example.com", "limit": "100", "skip": "0", "sort": "_id"}
+            )
+        ],
+    )
     assert [u.id for u in client.find_system_users(username="jane.doe")] == ["u1"]
     assert [u.id for u in client.find_system_users(email="jane@example.com")] == ["u1"]
     assert client.find_system_users(username="jane.doe", email="other@example.com") == []
@@ -219,8 +253,18 @@ def test_last_request_id(mocked, client):
 def test_proxy_and_ca_bundle_come_from_the_environment_once_per_client(monkeypatch):
     """The environment is read when the client is built (not on every request): a proxy for its
     hosts, NO_PROXY, and a CA bundle still apply."""
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
-                 "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+    for name in (
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")

@@ -109,8 +109,14 @@ def test_gateway_errors_are_retried_then_give_up(server, sleeps, status):
 
 @pytest.mark.parametrize(
     ("status", "error_type"),
-    [(400, BadRequest), (401, InvalidApiKey), (403, PermissionDenied), (404, NotFound), (409, Conflict),
-     (500, UpstreamError)],
+    [
+        (400, BadRequest),
+        (401, InvalidApiKey),
+        (403, PermissionDenied),
+        (404, NotFound),
+        (409, Conflict),
+        (500, UpstreamError),
+    ],
 )
 def test_client_errors_are_never_retried(server, sleeps, status, error_type):
     server.script(Reply(status, {"message": "no"}), Reply(200, EMPTY_USERS))
@@ -184,7 +190,7 @@ def test_get_read_timeout_is_retried_then_raises(server, sleeps):
 def test_directory_insights_post_is_retried_like_a_read(server, sleeps):
     server.script(
         Reply(503, {"message": "busy"}),
-        Reply(200, [], {"X-Result-Count": "0", "X-Limit": "10000", "X-Search_after": "[1,\"a\"]"}),
+        Reply(200, [], {"X-Result-Count": "0", "X-Limit": "10000", "X-Search_after": '[1,"a"]'}),
     )
     with make(server) as client:
         pages = list(client.iter_event_pages("sso", START, END))
@@ -194,8 +200,10 @@ def test_directory_insights_post_is_retried_like_a_read(server, sleeps):
 
 
 def test_truncated_read_is_reissued(server, sleeps):
-    server.script(Reply(200, {"totalCount": 1, "results": [USER]}, truncate=True),
-                  Reply(200, {"totalCount": 1, "results": [USER]}))
+    server.script(
+        Reply(200, {"totalCount": 1, "results": [USER]}, truncate=True),
+        Reply(200, {"totalCount": 1, "results": [USER]}),
+    )
     with make(server) as client:
         assert [u.id for u in client.iter_system_users()] == ["u1"]
     assert len(server.seen) == 2
@@ -211,7 +219,10 @@ def test_truncated_reads_give_up_after_bounded_attempts(server, sleeps):
 
 def test_connection_refused_is_retried_then_upstream_error(closed_port, sleeps):
     base_url = f"http://127.0.0.1:{closed_port}"
-    with JumpCloudClient(API_KEY, base_url=base_url, max_retries=2) as client, pytest.raises(UpstreamError) as caught:
+    with (
+        JumpCloudClient(API_KEY, base_url=base_url, max_retries=2) as client,
+        pytest.raises(UpstreamError) as caught,
+    ):
         client.create_system_user(username="jane.doe", email="jane@example.com")
     # connect errors are safe to retry even for a create: nothing reached JumpCloud
     assert len(sleeps) == 2
@@ -231,7 +242,9 @@ def test_key_and_org_header_are_sent_on_the_wire(server, sleeps):
 
 
 def test_max_retries_zero_sends_exactly_once(server, sleeps):
-    server.script(Reply(200, {"totalCount": 1, "results": [USER]}, truncate=True), Reply(503, {}), Reply(429, {}))
+    server.script(
+        Reply(200, {"totalCount": 1, "results": [USER]}, truncate=True), Reply(503, {}), Reply(429, {})
+    )
     with make(server, max_retries=0) as client:
         with pytest.raises(UpstreamError):
             list(client.iter_system_users())

@@ -25,7 +25,16 @@ def _response(status: int, retry_after: str | None = None) -> HTTPResponse:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("0", 0.0), ("5", 5.0), (" 12 ", 12.0), ("1.5", 1.5), ("-3", None), ("soon", None), ("", None), (None, None)],
+    [
+        ("0", 0.0),
+        ("5", 5.0),
+        (" 12 ", 12.0),
+        ("1.5", 1.5),
+        ("-3", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_parse_retry_after(value, expected):
     assert parse_retry_after(value) == expected

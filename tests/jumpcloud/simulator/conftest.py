@@ -20,8 +20,9 @@ def sim() -> Iterator[Simulator]:
 
 @pytest.fixture
 def fresh_sim() -> Iterator[Simulator]:
-    simulator = Simulator(SimulatorConfig(seed=5, users=60, apps=6, days=5, events=1500, admins=8, groups=12,
-                                          anchor=ANCHOR)).start()
+    simulator = Simulator(
+        SimulatorConfig(seed=5, users=60, apps=6, days=5, events=1500, admins=8, groups=12, anchor=ANCHOR)
+    ).start()
     yield simulator
     simulator.stop()
 

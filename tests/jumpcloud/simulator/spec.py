@@ -19,7 +19,11 @@ from referencing.jsonschema import DRAFT4
 
 # <repo>/../shared/jumpcloud/openapi, next to the repository.
 SPEC_DIR = Path(__file__).resolve().parent.parent.parent.parent / ".." / "shared" / "jumpcloud" / "openapi"
-SPEC_FILES = {"v1": "JumpCloud.SDK.V1.json", "v2": "JumpCloud.SDK.V2.json", "di": "JumpCloud.SDK.DirectoryInsights.json"}
+SPEC_FILES = {
+    "v1": "JumpCloud.SDK.V1.json",
+    "v2": "JumpCloud.SDK.V2.json",
+    "di": "JumpCloud.SDK.DirectoryInsights.json",
+}
 # Where each spec's paths live on the simulator's single origin.
 PREFIXES = {"v1": "/api", "v2": "/api/v2", "di": "/insights/directory/v1"}
 
@@ -71,8 +75,14 @@ def _absolute_refs(node: Any, base: str) -> Any:
     if isinstance(node, list):
         return [_absolute_refs(item, base) for item in node]
     if isinstance(node, dict):
-        return {k: (base + v if k == "$ref" and isinstance(v, str) and v.startswith("#") else _absolute_refs(v, base))
-                for k, v in node.items()}
+        return {
+            k: (
+                base + v
+                if k == "$ref" and isinstance(v, str) and v.startswith("#")
+                else _absolute_refs(v, base)
+            )
+            for k, v in node.items()
+        }
     return node
 
 
@@ -82,8 +92,11 @@ def operation(api: str, method: str, path: str) -> dict[str, Any]:
 
 def validator(api: str, schema: dict[str, Any]) -> Draft4Validator:
     """A validator for a schema taken from the spec; its local refs resolve inside that spec."""
-    return Draft4Validator(_absolute_refs(copy.deepcopy(schema), _uri(api)), registry=_registry(),
-                           format_checker=Draft4Validator.FORMAT_CHECKER)
+    return Draft4Validator(
+        _absolute_refs(copy.deepcopy(schema), _uri(api)),
+        registry=_registry(),
+        format_checker=Draft4Validator.FORMAT_CHECKER,
+    )
 
 
 def response_validator(api: str, method: str, path: str, status: str = "200") -> Draft4Validator | None:

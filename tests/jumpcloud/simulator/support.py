@@ -59,5 +59,3 @@ class Api:
 
     def close(self) -> None:
         self.session.close()
-
-

@@ -19,10 +19,19 @@ def _org_scoped_reads(sim: Simulator) -> list[str]:
     t = sim.tenant()
     app = t.apps[0]["_id"]
     group = t.groups[0].id
-    return ["/api/systemusers", f"/api/systemusers/{t.users[0]['_id']}", "/api/users", "/api/applications",
-            f"/api/applications/{app}", f"/api/v2/applications/{app}/users", f"/api/v2/applications/{app}/usergroups",
-            f"/api/v2/applications/{app}/associations?targets=user", "/api/v2/usergroups",
-            f"/api/v2/usergroups/{group}/members", f"/api/v2/usergroups/{group}/membership"]
+    return [
+        "/api/systemusers",
+        f"/api/systemusers/{t.users[0]['_id']}",
+        "/api/users",
+        "/api/applications",
+        f"/api/applications/{app}",
+        f"/api/v2/applications/{app}/users",
+        f"/api/v2/applications/{app}/usergroups",
+        f"/api/v2/applications/{app}/associations?targets=user",
+        "/api/v2/usergroups",
+        f"/api/v2/usergroups/{group}/members",
+        f"/api/v2/usergroups/{group}/membership",
+    ]
 
 
 def test_keys_look_like_jumpcloud_keys_and_org_ids_like_object_ids(sim: Simulator) -> None:
@@ -63,11 +72,13 @@ def test_read_only_can_read_but_every_write_is_403(fresh_sim: Simulator) -> None
         assert a.get(path).status_code == 200, path
     assert a.events(DI_BODY).status_code == 200
     uid = fresh_sim.tenant().users[0]["_id"]
-    writes = [a.post("/api/systemusers", json={"username": "ro.user", "email": "ro.user@acme.example"}),
-              a.put(f"/api/systemusers/{uid}", json={"department": "X"}),
-              a.delete(f"/api/systemusers/{uid}"),
-              a.post(f"/api/systemusers/{uid}/state/activate", json={}),
-              a.post(f"/api/systemusers/{uid}/unlock")]
+    writes = [
+        a.post("/api/systemusers", json={"username": "ro.user", "email": "ro.user@acme.example"}),
+        a.put(f"/api/systemusers/{uid}", json={"department": "X"}),
+        a.delete(f"/api/systemusers/{uid}"),
+        a.post(f"/api/systemusers/{uid}/state/activate", json={}),
+        a.post(f"/api/systemusers/{uid}/unlock"),
+    ]
     for r in writes:
         assert r.status_code == 403
         assert {"message", "error"} <= set(r.json())
@@ -132,7 +143,9 @@ def test_multi_tenant_unknown_and_malformed_org_ids(sim: Simulator) -> None:
         r = Api(sim, "multi_tenant", bad).get("/api/systemusers")
         assert r.status_code == 400, bad
         assert {"message", "error"} <= set(r.json())
-    two = Api(sim, "multi_tenant").get("/api/systemusers", headers={"x-org-id": f"{sim.org_ids['primary']},{sim.org_ids['secondary']}"})
+    two = Api(sim, "multi_tenant").get(
+        "/api/systemusers", headers={"x-org-id": f"{sim.org_ids['primary']},{sim.org_ids['secondary']}"}
+    )
     assert two.status_code == 400
 
 
@@ -151,9 +164,13 @@ def test_multi_tenant_directory_insights_for_several_orgs_at_once(sim: Simulator
     host, port = sim.base_url.removeprefix("http://").rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     conn.putrequest("POST", "/insights/directory/v1/events")
-    for name, value in [("x-api-key", sim.keys["multi_tenant"]), ("Content-Type", "application/json"),
-                        ("Content-Length", str(len(body))), ("x-org-id", sim.org_ids["primary"]),
-                        ("x-org-id", sim.org_ids["secondary"])]:
+    for name, value in [
+        ("x-api-key", sim.keys["multi_tenant"]),
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("x-org-id", sim.org_ids["primary"]),
+        ("x-org-id", sim.org_ids["secondary"]),
+    ]:
         conn.putheader(name, value)
     conn.endheaders(body.encode())
     response = conn.getresponse()
@@ -162,11 +179,23 @@ def test_multi_tenant_directory_insights_for_several_orgs_at_once(sim: Simulator
     conn.close()
     assert {e["organization"] for e in events} == {sim.org_ids["primary"], sim.org_ids["secondary"]}
     assert len({e["id"] for e in events}) == len(events)
-    joined = Api(sim, "multi_tenant").post("/insights/directory/v1/events", data=body, headers={
-        "Content-Type": "application/json", "x-org-id": f"{sim.org_ids['primary']}, {sim.org_ids['secondary']}"})
+    joined = Api(sim, "multi_tenant").post(
+        "/insights/directory/v1/events",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "x-org-id": f"{sim.org_ids['primary']}, {sim.org_ids['secondary']}",
+        },
+    )
     assert joined.json() == events
-    with_no_di = Api(sim, "multi_tenant").post("/insights/directory/v1/events", data=body, headers={
-        "Content-Type": "application/json", "x-org-id": f"{sim.org_ids['primary']},{sim.org_ids['no_di']}"})
+    with_no_di = Api(sim, "multi_tenant").post(
+        "/insights/directory/v1/events",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "x-org-id": f"{sim.org_ids['primary']},{sim.org_ids['no_di']}",
+        },
+    )
     assert with_no_di.status_code == 403
 
 
@@ -175,16 +204,26 @@ def test_no_di_key_has_a_tenant_without_directory_insights(sim: Simulator) -> No
     assert a.get("/api/systemusers").json()["totalCount"] == len(sim.tenant("no_di").users)
     r = a.events(DI_BODY)
     assert r.status_code == 403
-    assert r.json() == {"message": "Directory Insights is not enabled for this organization", "error": "Forbidden"}
+    assert r.json() == {
+        "message": "Directory Insights is not enabled for this organization",
+        "error": "Forbidden",
+    }
     assert a.post("/insights/directory/v1/events/count", json=DI_BODY).status_code == 403
     org = a.get(f"/api/organizations/{sim.org_ids['no_di']}").json()
     assert org["settings"]["features"]["directoryInsights"]["enabled"] is False
     assert "Directory Insights" not in {p["name"] for p in org["entitlement"]["entitlementProducts"]}
 
 
-@pytest.mark.parametrize("role, role_name", [("admin", "Administrator With Billing"), ("read_only", "Read Only"),
-                                             ("billing_only", "Billing Only"), ("multi_tenant", "Administrator With Billing"),
-                                             ("no_di", "Administrator With Billing")])
+@pytest.mark.parametrize(
+    "role, role_name",
+    [
+        ("admin", "Administrator With Billing"),
+        ("read_only", "Read Only"),
+        ("billing_only", "Billing Only"),
+        ("multi_tenant", "Administrator With Billing"),
+        ("no_di", "Administrator With Billing"),
+    ],
+)
 def test_get_self_describes_the_keys_administrator(sim: Simulator, role: str, role_name: str) -> None:
     me = Api(sim, role).get("/api/users/getSelf")
     assert me.status_code == 200
@@ -203,11 +242,15 @@ def test_get_self_describes_the_keys_administrator(sim: Simulator, role: str, ro
 
 def test_every_error_body_has_message_and_error_and_a_request_id(sim: Simulator) -> None:
     a = Api(sim, "admin")
-    responses = [a.get("/api/systemusers", params={"limit": 101}), a.get("/api/systemusers/" + "f" * 24),
-                 a.get("/api/nothing-here"), a.delete("/api/organizations"),
-                 a.events({"start_time": "2025-01-01T00:00:00Z"}),
-                 Api(sim, "read_only").delete(f"/api/systemusers/{sim.tenant().users[0]['_id']}"),
-                 Api(sim, None).get("/api/systemusers")]
+    responses = [
+        a.get("/api/systemusers", params={"limit": 101}),
+        a.get("/api/systemusers/" + "f" * 24),
+        a.get("/api/nothing-here"),
+        a.delete("/api/organizations"),
+        a.events({"start_time": "2025-01-01T00:00:00Z"}),
+        Api(sim, "read_only").delete(f"/api/systemusers/{sim.tenant().users[0]['_id']}"),
+        Api(sim, None).get("/api/systemusers"),
+    ]
     statuses = set()
     for r in responses:
         statuses.add(r.status_code)

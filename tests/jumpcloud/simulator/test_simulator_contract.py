@@ -22,7 +22,9 @@ from jumpcloud.simulator.api import routes
 from tests.jumpcloud.simulator import spec
 from tests.jumpcloud.simulator.support import ANCHOR, Api
 
-pytestmark = pytest.mark.skipif(not spec.specs_available(), reason="official specs not found next to the repository")
+pytestmark = pytest.mark.skipif(
+    not spec.specs_available(), reason="official specs not found next to the repository"
+)
 
 # Implemented but absent from the official specs; covered against API.md instead.
 NOT_IN_SPECS = {("GET", "/api/users"), ("GET", "/api/users/getSelf")}
@@ -30,8 +32,9 @@ NOT_IN_SPECS = {("GET", "/api/users"), ("GET", "/api/users/getSelf")}
 
 @pytest.fixture(scope="module")
 def csim() -> Iterator[Simulator]:
-    simulator = Simulator(SimulatorConfig(seed=11, users=130, apps=12, days=6, events=3000, groups=12,
-                                          anchor=ANCHOR)).start()
+    simulator = Simulator(
+        SimulatorConfig(seed=11, users=130, apps=12, days=6, events=3000, groups=12, anchor=ANCHOR)
+    ).start()
     yield simulator
     simulator.stop()
 
@@ -58,9 +61,12 @@ class Case:
 CASES: list[Case] = []
 
 
-def case(api: str, method: str, path: str) -> Callable[[Callable[[Api], tuple[requests.Response, Any]]], None]:
+def case(
+    api: str, method: str, path: str
+) -> Callable[[Callable[[Api], tuple[requests.Response, Any]]], None]:
     def register(fn: Callable[[Api], tuple[requests.Response, Any]]) -> None:
         CASES.append(Case(api, method, path, fn))
+
     return register
 
 
@@ -69,8 +75,13 @@ _counter = iter(range(1_000_000))
 
 def _new_user(a: Api, **extra: Any) -> dict[str, Any]:
     n = next(_counter)
-    body = {"username": f"contract.user{n}", "email": f"contract.user{n}@acme.example", "firstname": "Con",
-            "lastname": "Tract", **extra}
+    body = {
+        "username": f"contract.user{n}",
+        "email": f"contract.user{n}@acme.example",
+        "firstname": "Con",
+        "lastname": "Tract",
+        **extra,
+    }
     r = a.post("/api/systemusers", json=body)
     assert r.status_code == 200, r.text
     return r.json()
@@ -92,9 +103,18 @@ def _(a: Api) -> tuple[requests.Response, Any]:
 
 @case("v1", "POST", "/systemusers")
 def _(a: Api) -> tuple[requests.Response, Any]:
-    body = {"username": "spec.created", "email": "spec.created@acme.example", "firstname": "Spec", "lastname": "Created",
-            "department": "IT", "jobTitle": "Tester", "state": "STAGED", "mfa": {"exclusion": False},
-            "attributes": [{"name": "badge", "value": "42"}], "phoneNumbers": [{"type": "work", "number": "555"}]}
+    body = {
+        "username": "spec.created",
+        "email": "spec.created@acme.example",
+        "firstname": "Spec",
+        "lastname": "Created",
+        "department": "IT",
+        "jobTitle": "Tester",
+        "state": "STAGED",
+        "mfa": {"exclusion": False},
+        "attributes": [{"name": "badge", "value": "42"}],
+        "phoneNumbers": [{"type": "work", "number": "555"}],
+    }
     return a.post("/api/systemusers", json=body), body
 
 
@@ -161,7 +181,9 @@ def _(a: Api) -> tuple[requests.Response, Any]:
 
 @case("v2", "GET", "/applications/{application_id}/associations")
 def _(a: Api) -> tuple[requests.Response, Any]:
-    return a.get(f"/api/v2/applications/{_app_with_groups(a)}/associations", params={"targets": "user_group"}), None
+    return a.get(
+        f"/api/v2/applications/{_app_with_groups(a)}/associations", params={"targets": "user_group"}
+    ), None
 
 
 @case("v2", "GET", "/usergroups")
@@ -186,8 +208,13 @@ def _(a: Api) -> tuple[requests.Response, Any]:
 
 @case("di", "POST", "/events")
 def _(a: Api) -> tuple[requests.Response, Any]:
-    body = {"service": ["all"], "start_time": "2025-02-20T00:00:00Z", "end_time": "2025-03-01T00:00:00Z",
-            "limit": 500, "sort": "DESC"}
+    body = {
+        "service": ["all"],
+        "start_time": "2025-02-20T00:00:00Z",
+        "end_time": "2025-03-01T00:00:00Z",
+        "limit": 500,
+        "sort": "DESC",
+    }
     return a.post("/insights/directory/v1/events", json=body), body
 
 
@@ -219,7 +246,7 @@ def _spec_path(template: str) -> tuple[str, str]:
     for api_name in ("di", "v2", "v1"):
         prefix = spec.PREFIXES[api_name]
         if template.startswith(prefix + "/"):
-            return api_name, template[len(prefix):]
+            return api_name, template[len(prefix) :]
     raise AssertionError(template)
 
 
@@ -232,13 +259,19 @@ def test_every_implemented_operation_is_contract_tested_or_documented_as_absent(
     for r in routes():
         if (r.method, r.template) in NOT_IN_SPECS:
             api_name, path = _spec_path(r.template)
-            in_spec = {(m.upper(), _normalised(p)) for p, ops in spec.load(api_name)["paths"].items() for m in ops}
-            assert (r.method, _normalised(path)) not in in_spec, f"{r.template} is in the spec now: contract-test it"
+            in_spec = {
+                (m.upper(), _normalised(p)) for p, ops in spec.load(api_name)["paths"].items() for m in ops
+            }
+            assert (r.method, _normalised(path)) not in in_spec, (
+                f"{r.template} is in the spec now: contract-test it"
+            )
             continue
         api_name, path = _spec_path(r.template)
         spec_paths = {_normalised(p): p for p in spec.load(api_name)["paths"]}
         assert _normalised(path) in spec_paths, f"{r.method} {r.template} is not in the {api_name} spec"
-        assert (api_name, r.method, _normalised(path)) in tested, f"no contract case for {r.method} {r.template}"
+        assert (api_name, r.method, _normalised(path)) in tested, (
+            f"no contract case for {r.method} {r.template}"
+        )
 
 
 def _all_pages(a: Api, path: str, **params: Any) -> list[dict[str, Any]]:

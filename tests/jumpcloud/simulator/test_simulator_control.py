@@ -82,18 +82,49 @@ def test_keys_file_is_private(tmp_path: Path, fresh_sim: Simulator) -> None:
 
 def _options(**overrides: Any) -> dict[str, Any]:
     parser = Command().create_parser("manage.py", "jumpcloud_simulator")
-    options = vars(parser.parse_args(["--port", "0", "--users", "20", "--apps", "2", "--days", "1", "--events", "50"]))
+    options = vars(
+        parser.parse_args(["--port", "0", "--users", "20", "--apps", "2", "--days", "1", "--events", "50"])
+    )
     options.update(overrides)
     return options
 
 
 def test_management_command_options() -> None:
     parser = Command().create_parser("manage.py", "jumpcloud_simulator")
-    options = vars(parser.parse_args([
-        "--port", "8765", "--host", "127.0.0.1", "--seed", "1", "--users", "5000", "--apps", "40", "--days", "30",
-        "--events", "1000", "--fault-429", "0.3", "--fault-503", "0.05", "--latency-ms", "20",
-        "--truncate-rate", "0.01", "--malformed-rate", "0.001", "--keys-file", "var/simulator-keys.json",
-        "--no-control", "--demo-connect"]))
+    options = vars(
+        parser.parse_args(
+            [
+                "--port",
+                "8765",
+                "--host",
+                "127.0.0.1",
+                "--seed",
+                "1",
+                "--users",
+                "5000",
+                "--apps",
+                "40",
+                "--days",
+                "30",
+                "--events",
+                "1000",
+                "--fault-429",
+                "0.3",
+                "--fault-503",
+                "0.05",
+                "--latency-ms",
+                "20",
+                "--truncate-rate",
+                "0.01",
+                "--malformed-rate",
+                "0.001",
+                "--keys-file",
+                "var/simulator-keys.json",
+                "--no-control",
+                "--demo-connect",
+            ]
+        )
+    )
     assert options["fault_429"] == 0.3 and options["fault_503"] == 0.05 and options["latency_ms"] == 20
     assert options["truncate_rate"] == 0.01 and options["malformed_rate"] == 0.001
     assert options["no_control"] is True and options["demo_connect"] is True
@@ -149,9 +180,28 @@ def test_demo_connect_hands_the_admin_key_to_torii(monkeypatch: pytest.MonkeyPat
 
 def test_module_entry_point_serves_until_sigterm(tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
-    proc = subprocess.Popen([sys.executable, "-m", "jumpcloud.simulator", "--port", "0", "--users", "20", "--apps", "2",
-                             "--days", "1", "--events", "100", "--keys-file", str(keys)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jumpcloud.simulator",
+            "--port",
+            "0",
+            "--users",
+            "20",
+            "--apps",
+            "2",
+            "--days",
+            "1",
+            "--events",
+            "100",
+            "--keys-file",
+            str(keys),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while not keys.exists():
@@ -160,7 +210,9 @@ def test_module_entry_point_serves_until_sigterm(tmp_path: Path) -> None:
             time.sleep(0.05)
         time.sleep(0.1)
         info = json.loads(keys.read_text())
-        r = requests.get(info["base_url"] + "/api/systemusers", headers={"x-api-key": info["keys"]["admin"]}, timeout=10)
+        r = requests.get(
+            info["base_url"] + "/api/systemusers", headers={"x-api-key": info["keys"]["admin"]}, timeout=10
+        )
         assert r.json()["totalCount"] == 20
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0

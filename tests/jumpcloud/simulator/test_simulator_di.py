@@ -34,24 +34,30 @@ def everything(sim: Simulator) -> list[dict[str, Any]]:
 # --- validation ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"start_time": START}, "service"),
-    ({"service": "all", "start_time": START}, "service"),
-    ({"service": [], "start_time": START}, "service"),
-    ({"service": ["all"]}, "start_time"),
-    ({"service": ["all"], "start_time": "yesterday"}, "start_time"),
-    ({"service": ["all"], "start_time": "2025-02-01 00:00:00"}, "start_time"),
-    ({"service": ["all"], "start_time": "2025-02-01T00:00:00"}, "start_time"),
-    ({"service": ["all"], "start_time": "2999-01-01T00:00:00Z"}, "future"),
-    ({"service": ["all"], "start_time": START, "end_time": "2025-01-01T00:00:00Z"}, "Start Time not after End Time"),
-    ({"service": ["all"], "start_time": START, "end_time": START}, "Start Time not after End Time"),
-    ({"service": ["all"], "start_time": START, "end_time": "soon"}, "end_time"),
-    ({"service": ["all"], "start_time": START, "search_after": "abc"}, "search_after"),
-    ({"service": ["all"], "start_time": START, "fields": []}, "fields"),
-    ({"service": ["all"], "start_time": START, "fields": ["nope"]}, "fields"),
-    ({"service": ["all"], "start_time": START, "search_term": {"and": "x"}}, "and"),
-    ({"service": ["all"], "start_time": START, "search_term": {"and": [{"changes": "x"}]}}, "searchable"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"start_time": START}, "service"),
+        ({"service": "all", "start_time": START}, "service"),
+        ({"service": [], "start_time": START}, "service"),
+        ({"service": ["all"]}, "start_time"),
+        ({"service": ["all"], "start_time": "yesterday"}, "start_time"),
+        ({"service": ["all"], "start_time": "2025-02-01 00:00:00"}, "start_time"),
+        ({"service": ["all"], "start_time": "2025-02-01T00:00:00"}, "start_time"),
+        ({"service": ["all"], "start_time": "2999-01-01T00:00:00Z"}, "future"),
+        (
+            {"service": ["all"], "start_time": START, "end_time": "2025-01-01T00:00:00Z"},
+            "Start Time not after End Time",
+        ),
+        ({"service": ["all"], "start_time": START, "end_time": START}, "Start Time not after End Time"),
+        ({"service": ["all"], "start_time": START, "end_time": "soon"}, "end_time"),
+        ({"service": ["all"], "start_time": START, "search_after": "abc"}, "search_after"),
+        ({"service": ["all"], "start_time": START, "fields": []}, "fields"),
+        ({"service": ["all"], "start_time": START, "fields": ["nope"]}, "fields"),
+        ({"service": ["all"], "start_time": START, "search_term": {"and": "x"}}, "and"),
+        ({"service": ["all"], "start_time": START, "search_term": {"and": [{"changes": "x"}]}}, "searchable"),
+    ],
+)
 def test_invalid_queries_are_400(api: Api, body: dict[str, Any], fragment: str) -> None:
     for path in (EVENTS, COUNT):
         r = api.post(path, json=body)
@@ -75,8 +81,20 @@ def test_body_must_be_a_json_object(api: Api) -> None:
     assert api.post(EVENTS).status_code == 400
 
 
-@pytest.mark.parametrize("limit, used", [(None, 1000), (5, 5), (10000, 10000), (0, 1000), (-3, 1000), (20000, 1000),
-                                         ("50", 1000), (2.5, 1000), (True, 1000)])
+@pytest.mark.parametrize(
+    "limit, used",
+    [
+        (None, 1000),
+        (5, 5),
+        (10000, 10000),
+        (0, 1000),
+        (-3, 1000),
+        (20000, 1000),
+        ("50", 1000),
+        (2.5, 1000),
+        (True, 1000),
+    ],
+)
 def test_limit_default_max_and_nonsense(api: Api, limit: Any, used: int) -> None:
     body: dict[str, Any] = {"service": ["all"], "start_time": START}
     if limit is not None:
@@ -87,8 +105,18 @@ def test_limit_default_max_and_nonsense(api: Api, limit: Any, used: int) -> None
     assert int(r.headers["X-Result-Count"]) == len(r.json()) == min(used, 4000)
 
 
-@pytest.mark.parametrize("sort, used", [(None, "ASC"), ("asc", "ASC"), ("DESC", "DESC"), ("desc", "DESC"),
-                                        ("Desc", "DESC"), ("sideways", "ASC"), (3, "ASC")])
+@pytest.mark.parametrize(
+    "sort, used",
+    [
+        (None, "ASC"),
+        ("asc", "ASC"),
+        ("DESC", "DESC"),
+        ("desc", "DESC"),
+        ("Desc", "DESC"),
+        ("sideways", "ASC"),
+        (3, "ASC"),
+    ],
+)
 def test_sort_is_case_insensitive_and_defaults_to_asc(api: Api, sort: Any, used: str) -> None:
     body: dict[str, Any] = {"service": ["all"], "start_time": START, "limit": 50}
     if sort is not None:
@@ -154,8 +182,9 @@ def test_start_time_is_inclusive_and_end_time_too(api: Api, everything: list[dic
     same_ms = [e for e in everything if _ms(e["timestamp"]) == _ms(pick["timestamp"])]
     assert page[0]["id"] == same_ms[0]["id"]
     later = everything[1240]
-    window = api.all_events({"service": ["all"], "start_time": pick["timestamp"], "end_time": later["timestamp"],
-                             "limit": 10000})
+    window = api.all_events(
+        {"service": ["all"], "start_time": pick["timestamp"], "end_time": later["timestamp"], "limit": 10000}
+    )
     assert window[0]["id"] == same_ms[0]["id"] and window[-1]["id"] == later["id"]
 
 
@@ -181,24 +210,56 @@ def test_services(api: Api, everything: list[dict[str, Any]]) -> None:
 
 def test_search_term(api: Api, everything: list[dict[str, Any]]) -> None:
     logins = [e for e in everything if e["event_type"] == "user_login_attempt"]
-    found = api.all_events({"service": ["all"], "start_time": START, "limit": 10000,
-                            "search_term": {"and": [{"event_type": "user_login_attempt"}]}})
+    found = api.all_events(
+        {
+            "service": ["all"],
+            "start_time": START,
+            "limit": 10000,
+            "search_term": {"and": [{"event_type": "user_login_attempt"}]},
+        }
+    )
     assert [e["id"] for e in found] == [e["id"] for e in logins]
     who = logins[0]["initiated_by"]["username"]
-    failed_or_who = api.all_events({"service": ["all"], "start_time": START, "limit": 10000, "search_term": {
-        "and": [{"event_type": ["user_login_attempt", "admin_login_attempt"]},
-                {"or": [{"success": "false"}, {"initiated_by.username": who}]}]}})
-    expected = [e for e in everything if e["event_type"] in ("user_login_attempt", "admin_login_attempt")
-                and (e.get("success") is False or e["initiated_by"].get("username") == who)]
+    failed_or_who = api.all_events(
+        {
+            "service": ["all"],
+            "start_time": START,
+            "limit": 10000,
+            "search_term": {
+                "and": [
+                    {"event_type": ["user_login_attempt", "admin_login_attempt"]},
+                    {"or": [{"success": "false"}, {"initiated_by.username": who}]},
+                ]
+            },
+        }
+    )
+    expected = [
+        e
+        for e in everything
+        if e["event_type"] in ("user_login_attempt", "admin_login_attempt")
+        and (e.get("success") is False or e["initiated_by"].get("username") == who)
+    ]
     assert [e["id"] for e in failed_or_who] == [e["id"] for e in expected]
-    count = api.post(COUNT, json={"service": ["all"], "start_time": START,
-                                  "search_term": {"and": [{"event_type": "user_login_attempt"}]}}).json()
+    count = api.post(
+        COUNT,
+        json={
+            "service": ["all"],
+            "start_time": START,
+            "search_term": {"and": [{"event_type": "user_login_attempt"}]},
+        },
+    ).json()
     assert count == {"count": len(logins)}
 
 
 def test_fields_projection(api: Api) -> None:
-    page = api.events({"service": ["all"], "start_time": START, "limit": 20,
-                       "fields": ["timestamp", "initiated_by.username", "unknown_field"]}).json()
+    page = api.events(
+        {
+            "service": ["all"],
+            "start_time": START,
+            "limit": 20,
+            "fields": ["timestamp", "initiated_by.username", "unknown_field"],
+        }
+    ).json()
     for event in page:
         assert set(event) <= {"timestamp", "initiated_by"}
         assert set(event.get("initiated_by", {})) <= {"username"}
@@ -229,11 +290,17 @@ def test_event_variety(everything: list[dict[str, Any]], sim: Simulator) -> None
     assert any("client_ip" not in e for e in everything)
     # Actors: admins by email without username, users by username.
     admin_logins = [e for e in everything if e["event_type"] == "admin_login_attempt"]
-    assert all(e["initiated_by"]["type"] == "admin" and "email" in e["initiated_by"]
-               and "username" not in e["initiated_by"] for e in admin_logins)
+    assert all(
+        e["initiated_by"]["type"] == "admin"
+        and "email" in e["initiated_by"]
+        and "username" not in e["initiated_by"]
+        for e in admin_logins
+    )
     user_logins = [e for e in everything if e["event_type"] == "user_login_attempt"]
-    assert all(set(e["initiated_by"]) == {"id", "type", "username"} and e["initiated_by"]["type"] == "user"
-               for e in user_logins)
+    assert all(
+        set(e["initiated_by"]) == {"id", "type", "username"} and e["initiated_by"]["type"] == "user"
+        for e in user_logins
+    )
     assert any(e["success"] is False and e["error_message"] for e in user_logins)
     # sso_auth events are mostly by users assigned to the app.
     t = sim.tenant()
@@ -268,8 +335,17 @@ class Clock:
 def test_generated_late_events_become_visible_later() -> None:
     anchor = datetime(2025, 3, 5, 14, 0, tzinfo=UTC)  # a Wednesday afternoon: a busy hour
     clock = Clock(anchor)
-    config = SimulatorConfig(seed=9, users=80, apps=5, days=1, events=200_000, anchor=anchor, late_share=0.3,
-                             late_min_seconds=5, late_max_seconds=60)
+    config = SimulatorConfig(
+        seed=9,
+        users=80,
+        apps=5,
+        days=1,
+        events=200_000,
+        anchor=anchor,
+        late_share=0.3,
+        late_min_seconds=5,
+        late_max_seconds=60,
+    )
     with Simulator(config, clock=clock).start() as sim:
         a = Api(sim)
         window = {"service": ["all"], "start_time": (anchor - timedelta(minutes=5)).isoformat()}
@@ -341,8 +417,17 @@ def test_next_page_reflects_events_added_after_the_previous_page(fresh_sim: Simu
 def test_next_page_reflects_late_events_that_surfaced_between_pages() -> None:
     anchor = datetime(2025, 3, 5, 14, 0, tzinfo=UTC)
     clock = Clock(anchor)
-    config = SimulatorConfig(seed=9, users=80, apps=5, days=1, events=200_000, anchor=anchor, late_share=0.3,
-                             late_min_seconds=5, late_max_seconds=60)
+    config = SimulatorConfig(
+        seed=9,
+        users=80,
+        apps=5,
+        days=1,
+        events=200_000,
+        anchor=anchor,
+        late_share=0.3,
+        late_min_seconds=5,
+        late_max_seconds=60,
+    )
     with Simulator(config, clock=clock).start() as sim:
         a = Api(sim)
         # ~4 events/s: pages 1 and 2 are full now, and page 2 lies inside the late-arrival window, so
@@ -356,7 +441,9 @@ def test_next_page_reflects_late_events_that_surfaced_between_pages() -> None:
         clock.advance(70)  # late events of the window become visible before the client asks for page 2
         rest = a.all_events({**query, "search_after": cursor})
         everything_now = a.all_events({**query, "limit": 10000})
-        later_part = [e["id"] for e in everything_now if (_ms(e["timestamp"]), e["id"]) > (cursor[0], cursor[1])]
+        later_part = [
+            e["id"] for e in everything_now if (_ms(e["timestamp"]), e["id"]) > (cursor[0], cursor[1])
+        ]
         assert [e["id"] for e in rest] == later_part
 
 

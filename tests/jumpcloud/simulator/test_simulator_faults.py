@@ -101,7 +101,9 @@ def test_truncate_rate_share(fsim: Simulator) -> None:
     broken = 0
     for _ in range(150):
         try:
-            requests.get(fsim.base_url + "/api/organizations", headers={"x-api-key": fsim.keys["admin"]}, timeout=10)
+            requests.get(
+                fsim.base_url + "/api/organizations", headers={"x-api-key": fsim.keys["admin"]}, timeout=10
+            )
         except requests.exceptions.ChunkedEncodingError:
             broken += 1
     assert 12 <= broken <= 50
@@ -145,8 +147,11 @@ def test_request_log(fsim: Simulator) -> None:
     Api(fsim, None).get("/api/organizations")
     records = fsim.requests
     assert [(r.method, r.path, r.status) for r in records] == [
-        ("GET", "/api/systemusers", 200), ("POST", "/api/systemusers", 200),
-        ("POST", "/insights/directory/v1/events", 200), ("GET", "/api/organizations", 401)]
+        ("GET", "/api/systemusers", 200),
+        ("POST", "/api/systemusers", 200),
+        ("POST", "/insights/directory/v1/events", 200),
+        ("GET", "/api/organizations", 401),
+    ]
     assert records[0].query == {"limit": ["5"], "filter": ["state:$eq:ACTIVATED"]}
     assert records[1].json_body == {"username": "logged.user", "email": "logged.user@acme.example"}
     assert [r.role for r in records] == ["admin", "admin", "admin", None]

@@ -21,7 +21,8 @@ def _snapshot(sim: Simulator) -> dict[str, Any]:
     events = a.all_events({"service": ["all"], "start_time": "2025-01-01T00:00:00Z", "limit": 10000})
     t = sim.tenant()
     return {
-        "keys": sim.keys, "orgs": sim.org_ids,
+        "keys": sim.keys,
+        "orgs": sim.org_ids,
         "users": a.get("/api/systemusers", params={"limit": 100, "sort": "_id"}).json(),
         "admins": a.get("/api/users", params={"limit": 100}).json(),
         "apps": a.get("/api/applications", params={"limit": 100}).json(),
@@ -57,8 +58,10 @@ def test_default_event_count() -> None:
     assert SimulatorConfig(users=10, days=2, events=7).event_count == 7
 
 
-@pytest.mark.parametrize("field, value", [("users", -1), ("days", 0), ("events", -5), ("sso_share", 1.5),
-                                          ("primary_default_state", "SUSPENDED")])
+@pytest.mark.parametrize(
+    "field, value",
+    [("users", -1), ("days", 0), ("events", -5), ("sso_share", 1.5), ("primary_default_state", "SUSPENDED")],
+)
 def test_config_validation(field: str, value: Any) -> None:
     with pytest.raises(ValueError):
         SimulatorConfig(**{field: value})

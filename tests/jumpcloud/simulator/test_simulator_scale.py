@@ -18,7 +18,9 @@ def test_page_5000_users_and_100000_events() -> None:
         ids: list[str] = []
         skip = 0
         while True:
-            page = a.get("/api/systemusers", params={"limit": 100, "skip": skip, "sort": "_id"}).json()["results"]
+            page = a.get("/api/systemusers", params={"limit": 100, "skip": skip, "sort": "_id"}).json()[
+                "results"
+            ]
             ids.extend(u["_id"] for u in page)
             skip += len(page)
             if len(page) < 100:
@@ -30,6 +32,7 @@ def test_page_5000_users_and_100000_events() -> None:
         assert len(event_ids) == len(set(event_ids)) == 100_000
         assert [e["timestamp"][:19] for e in events] == sorted(e["timestamp"][:19] for e in events)
 
-        backwards = a.all_events({"service": ["sso"], "start_time": "2024-12-01T00:00:00Z", "limit": 7000,
-                                  "sort": "DESC"})
+        backwards = a.all_events(
+            {"service": ["sso"], "start_time": "2024-12-01T00:00:00Z", "limit": 7000, "sort": "DESC"}
+        )
         assert len({e["id"] for e in backwards}) == len(backwards) == 60_000

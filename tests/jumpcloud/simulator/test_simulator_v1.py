@@ -37,7 +37,9 @@ def test_default_limit_is_10_and_total_count_is_everything(api: Api, sim: Simula
     assert data["totalCount"] == len(sim.tenant().users) == 150
 
 
-@pytest.mark.parametrize("params", [{"limit": 101}, {"limit": "ten"}, {"limit": -1}, {"skip": -5}, {"skip": "x"}])
+@pytest.mark.parametrize(
+    "params", [{"limit": 101}, {"limit": "ten"}, {"limit": -1}, {"skip": -5}, {"skip": "x"}]
+)
 def test_bad_paging_parameters_are_400(api: Api, params: dict[str, Any]) -> None:
     for path in ["/api/systemusers", "/api/users", "/api/applications", "/api/organizations"]:
         r = api.get(path, params=params)
@@ -80,29 +82,48 @@ def test_filters_eq_ne_and_comparisons(api: Api, sim: Simulator) -> None:
     assert r["totalCount"] == 1
     suspended = [u for u in users if u["state"] == "SUSPENDED"]
     assert suspended
-    assert api.get("/api/systemusers", params={"filter": "state:$eq:SUSPENDED"}).json()["totalCount"] == len(suspended)
-    assert (api.get("/api/systemusers", params={"filter": "state:$ne:SUSPENDED"}).json()["totalCount"]
-            == len(users) - len(suspended))
+    assert api.get("/api/systemusers", params={"filter": "state:$eq:SUSPENDED"}).json()["totalCount"] == len(
+        suspended
+    )
+    assert api.get("/api/systemusers", params={"filter": "state:$ne:SUSPENDED"}).json()["totalCount"] == len(
+        users
+    ) - len(suspended)
     cutoff = sorted(u["created"] for u in users)[50]
     assert api.get("/api/systemusers", params={"filter": f"created:$lt:{cutoff}"}).json()["totalCount"] == 50
-    assert api.get("/api/systemusers", params={"filter": f"created:$gte:{cutoff}"}).json()["totalCount"] == 100
+    assert (
+        api.get("/api/systemusers", params={"filter": f"created:$gte:{cutoff}"}).json()["totalCount"] == 100
+    )
     locked = sum(1 for u in users if u["account_locked"])
-    assert api.get("/api/systemusers", params={"filter": "account_locked:$eq:true"}).json()["totalCount"] == locked
+    assert (
+        api.get("/api/systemusers", params={"filter": "account_locked:$eq:true"}).json()["totalCount"]
+        == locked
+    )
     # Filters are case-sensitive, as the spec says.
-    assert api.get("/api/systemusers", params={"filter": f"username:$eq:{someone['username'].upper()}"}).json()[
-        "totalCount"] == 0
+    assert (
+        api.get("/api/systemusers", params={"filter": f"username:$eq:{someone['username'].upper()}"}).json()[
+            "totalCount"
+        ]
+        == 0
+    )
 
 
 def test_indexed_filters_are_anded_and_or_filters_are_ored(api: Api, sim: Simulator) -> None:
     users = sim.tenant().users
     dept = users[0]["department"]
     expected = [u for u in users if u["department"] == dept and u["state"] == "ACTIVATED"]
-    r = api.get("/api/systemusers", params={"filter[0]": f"department:$eq:{dept}", "filter[1]": "state:$eq:ACTIVATED",
-                                           "limit": 100}).json()
+    r = api.get(
+        "/api/systemusers",
+        params={"filter[0]": f"department:$eq:{dept}", "filter[1]": "state:$eq:ACTIVATED", "limit": 100},
+    ).json()
     assert r["totalCount"] == len(expected)
     a, b = users[3], users[4]
-    r = api.get("/api/systemusers", params={"filter[or][0]": f"username:$eq:{a['username']}",
-                                           "filter[or][1]": f"username:$eq:{b['username']}"}).json()
+    r = api.get(
+        "/api/systemusers",
+        params={
+            "filter[or][0]": f"username:$eq:{a['username']}",
+            "filter[or][1]": f"username:$eq:{b['username']}",
+        },
+    ).json()
     assert {u["_id"] for u in r["results"]} == {a["_id"], b["_id"]}
     # A repeated plain filter parameter is ANDed as well (collectionFormat multi).
     r = api.get(f"/api/systemusers?filter=department:$eq:{dept}&filter=state:$eq:ACTIVATED&limit=100").json()
@@ -160,7 +181,9 @@ def test_organization_details(api: Api, sim: Simulator) -> None:
     assert org["settings"]["newSystemUserStateDefaults"]["manualEntry"] in ("ACTIVATED", "STAGED")
     assert org["settings"]["features"]["directoryInsights"]["enabled"] is True
     assert "Directory Insights" in {p["name"] for p in org["entitlement"]["entitlementProducts"]}
-    projected = api.get(f"/api/organizations/{sim.org_ids['primary']}", params={"fields": "displayName"}).json()
+    projected = api.get(
+        f"/api/organizations/{sim.org_ids['primary']}", params={"fields": "displayName"}
+    ).json()
     assert set(projected) == {"_id", "displayName"}
     assert api.get("/api/organizations/nonsense").status_code == 400
 
@@ -175,8 +198,14 @@ def _create(a: Api, **body: Any) -> Any:
 def test_create_returns_200_and_the_user_with_the_org_default_state(fresh_sim: Simulator) -> None:
     a = Api(fresh_sim)
     before = a.get("/api/systemusers").json()["totalCount"]
-    r = _create(a, username="new.person", email="New.Person@acme.example", firstname="New", lastname="Person",
-                department="IT")
+    r = _create(
+        a,
+        username="new.person",
+        email="New.Person@acme.example",
+        firstname="New",
+        lastname="Person",
+        department="IT",
+    )
     assert r.status_code == 200
     user = r.json()
     assert re.fullmatch(r"[0-9a-f]{24}", user["_id"])
@@ -189,17 +218,22 @@ def test_create_returns_200_and_the_user_with_the_org_default_state(fresh_sim: S
     secondary = Api(fresh_sim, "multi_tenant", "secondary")
     staged = _create(secondary, username="staged.person", email="staged.person@globex.example").json()
     assert staged["state"] == "STAGED" and staged["activated"] is False
-    default = secondary.get(f"/api/organizations/{fresh_sim.org_ids['secondary']}", headers={"x-org-id": ""}).json()
+    default = secondary.get(
+        f"/api/organizations/{fresh_sim.org_ids['secondary']}", headers={"x-org-id": ""}
+    ).json()
     assert default["settings"]["newSystemUserStateDefaults"]["manualEntry"] == "STAGED"
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"email": "x@acme.example"}, "username is required"),
-    ({"username": "no.email"}, "email is required"),
-    ({"username": "bad.email", "email": "not-an-email"}, "not a valid email"),
-    ({"username": "bad.state", "email": "bad.state@acme.example", "state": "ARCHIVED"}, "state"),
-    ({"username": "bad.type", "email": "bad.type@acme.example", "firstname": 12}, "firstname"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"email": "x@acme.example"}, "username is required"),
+        ({"username": "no.email"}, "email is required"),
+        ({"username": "bad.email", "email": "not-an-email"}, "not a valid email"),
+        ({"username": "bad.state", "email": "bad.state@acme.example", "state": "ARCHIVED"}, "state"),
+        ({"username": "bad.type", "email": "bad.type@acme.example", "firstname": 12}, "firstname"),
+    ],
+)
 def test_create_validation(fresh_sim: Simulator, body: dict[str, Any], fragment: str) -> None:
     r = _create(Api(fresh_sim), **body)
     assert r.status_code == 400
@@ -245,25 +279,35 @@ def test_put_suspend_and_unsuspend_keep_state_and_suspended_consistent(fresh_sim
     assert r.json()["state"] == "SUSPENDED"
     r = a.put(f"/api/systemusers/{uid}", json={"state": "ACTIVATED"})
     assert r.json()["suspended"] is False
-    assert a.put(f"/api/systemusers/{uid}", json={"state": "SUSPENDED", "suspended": False}).status_code == 400
+    assert (
+        a.put(f"/api/systemusers/{uid}", json={"state": "SUSPENDED", "suspended": False}).status_code == 400
+    )
     assert a.put(f"/api/systemusers/{uid}", json={"state": "STAGED"}).status_code == 400
 
 
 def test_put_is_a_partial_update_and_username_is_immutable(fresh_sim: Simulator) -> None:
     a = Api(fresh_sim)
     user = fresh_sim.tenant().users[1]
-    r = a.put(f"/api/systemusers/{user['_id']}", json={"jobTitle": "Chief Tester", "username": user["username"]})
+    r = a.put(
+        f"/api/systemusers/{user['_id']}", json={"jobTitle": "Chief Tester", "username": user["username"]}
+    )
     assert r.status_code == 200
     updated = r.json()
     assert updated["jobTitle"] == "Chief Tester"
-    assert {k: v for k, v in updated.items() if k != "jobTitle"} == {k: v for k, v in user.items() if k != "jobTitle"}
+    assert {k: v for k, v in updated.items() if k != "jobTitle"} == {
+        k: v for k, v in user.items() if k != "jobTitle"
+    }
     r = a.put(f"/api/systemusers/{user['_id']}", json={"username": "renamed.person"})
     assert r.status_code == 400 and "username" in r.json()["message"]
     other = fresh_sim.tenant().users[2]
     assert a.put(f"/api/systemusers/{user['_id']}", json={"email": other["email"]}).status_code == 400
     assert a.put("/api/systemusers/" + "0" * 24, json={"jobTitle": "x"}).status_code == 404
-    assert a.put(f"/api/systemusers/{user['_id']}", data="not json",
-                 headers={"Content-Type": "application/json"}).status_code == 400
+    assert (
+        a.put(
+            f"/api/systemusers/{user['_id']}", data="not json", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
 
 
 def test_delete_returns_the_deleted_user_and_unbinds_it(fresh_sim: Simulator) -> None:
@@ -289,11 +333,20 @@ def test_writes_append_directory_events(fresh_sim: Simulator) -> None:
     a.put(f"/api/systemusers/{uid}", json={"state": "ACTIVATED", "suspended": False})
     a.put(f"/api/systemusers/{uid}", json={"department": "Legal"})
     a.delete(f"/api/systemusers/{uid}")
-    body = {"service": ["directory"], "start_time": "2025-01-01T00:00:00Z", "limit": 100,
-            "search_term": {"and": [{"resource.id": uid}]}}
+    body = {
+        "service": ["directory"],
+        "start_time": "2025-01-01T00:00:00Z",
+        "limit": 100,
+        "search_term": {"and": [{"resource.id": uid}]},
+    }
     events = a.events(body).json()
-    assert [e["event_type"] for e in events] == ["user_create", "user_suspended", "user_unsuspended", "user_update",
-                                                  "user_delete"]
+    assert [e["event_type"] for e in events] == [
+        "user_create",
+        "user_suspended",
+        "user_unsuspended",
+        "user_update",
+        "user_delete",
+    ]
     admin = fresh_sim.tenant().key_admins["admin"]
     for e in events:
         assert e["initiated_by"] == {"id": admin["_id"], "type": "admin", "email": admin["email"]}
@@ -326,14 +379,25 @@ def test_concurrent_creates_are_all_kept(fresh_sim: Simulator) -> None:
 
 def test_write_bodies_must_be_json_objects(fresh_sim: Simulator) -> None:
     a = Api(fresh_sim)
-    assert a.post("/api/systemusers", data=json.dumps([1, 2]), headers={"Content-Type": "application/json"}).status_code == 400
-    assert a.post("/api/systemusers", data="{", headers={"Content-Type": "application/json"}).status_code == 400
+    assert (
+        a.post(
+            "/api/systemusers", data=json.dumps([1, 2]), headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
+    assert (
+        a.post("/api/systemusers", data="{", headers={"Content-Type": "application/json"}).status_code == 400
+    )
 
 
 def test_chunked_request_bodies_are_read_whole(fresh_sim: Simulator) -> None:
     a = Api(fresh_sim)
     payload = json.dumps({"username": "chunky.user", "email": "chunky.user@acme.example"}).encode()
-    r = a.post("/api/systemusers", data=iter([payload[:10], payload[10:]]), headers={"Content-Type": "application/json"})
+    r = a.post(
+        "/api/systemusers",
+        data=iter([payload[:10], payload[10:]]),
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 200 and r.json()["username"] == "chunky.user"
     # The same keep-alive connection still works afterwards.
     assert a.get("/api/organizations").status_code == 200
@@ -351,7 +415,9 @@ def test_listed_records_are_rendered_once_and_forgotten_at_the_next_write(fresh_
         return {u["_id"]: u for u in page["results"]}
 
     def members() -> set[str]:
-        return {m["id"] for m in a.get(f"/api/v2/usergroups/{group.id}/membership", params={"limit": 100}).json()}
+        return {
+            m["id"] for m in a.get(f"/api/v2/usergroups/{group.id}/membership", params={"limit": 100}).json()
+        }
 
     before = listed()
     assert before[uid] == {"_id": uid, "state": "ACTIVATED", "suspended": False} and uid in members()

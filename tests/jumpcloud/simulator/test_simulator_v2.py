@@ -36,7 +36,10 @@ def _resolve(sim: Simulator, group_id: str) -> set[str]:
 def test_limits(api: Api, sim: Simulator) -> None:
     app = sim.tenant().apps[0]["_id"]
     assert len(api.get(f"/api/v2/applications/{app}/users").json()) == 10
-    for path in [f"/api/v2/applications/{app}/users", f"/api/v2/usergroups/{sim.tenant().groups[0].id}/members"]:
+    for path in [
+        f"/api/v2/applications/{app}/users",
+        f"/api/v2/usergroups/{sim.tenant().groups[0].id}/members",
+    ]:
         assert api.get(path, params={"limit": 101}).status_code == 400
         assert api.get(path, params={"limit": 100}).status_code == 200
     assert api.get("/api/v2/applications/" + "0" * 24 + "/users").status_code == 404
@@ -130,7 +133,10 @@ def test_members_are_direct_users_and_groups(api: Api, sim: Simulator) -> None:
         assert users == group.user_ids and groups == group.group_ids
         assert len(members) == len(users) + len(groups)
     mixed = next(g for g in sim.tenant().groups if g.user_ids and g.group_ids)
-    assert {m["to"]["type"] for m in _all(api, f"/api/v2/usergroups/{mixed.id}/members")} == {"user", "user_group"}
+    assert {m["to"]["type"] for m in _all(api, f"/api/v2/usergroups/{mixed.id}/members")} == {
+        "user",
+        "user_group",
+    }
 
 
 def test_membership_resolves_nesting(api: Api, sim: Simulator) -> None:
