@@ -15,6 +15,8 @@ COPY jumpcloud ./jumpcloud
 COPY dashboard ./dashboard
 COPY api ./api
 RUN pip install --no-cache-dir -c requirements.lock .
+# The rest of the source. .dockerignore keeps .env, var/ (development keys), .git, .venv and local
+# build output out of the build context, so no secret can land in a layer.
 COPY . .
 COPY --from=assets /app/node_modules ./node_modules
 # collectstatic needs settings but no secrets of production: use throwaway values for this step only.

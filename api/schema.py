@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import serializers
 
 
@@ -39,3 +40,13 @@ class NamedChoiceFieldExtension(OpenApiSerializerFieldExtension):
 def model_choices(enum_name: str, choices: Any, **kwargs: Any) -> NamedChoiceField:
     """A read-only choice field documented as the enum component `enum_name`."""
     return NamedChoiceField(enum_name=enum_name, choices=choices, read_only=True, **kwargs)
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """torii's API tokens (accounts.authentication): `Authorization: Token <token>`."""
+
+    target_class = "accounts.authentication.ApiTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Token")  # noqa: S106 - a header word

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from accounts.roles import is_admin
 from api.schema import NamedChoiceField, model_choices
 from integrations.models import ActionRun, Application, AppUser, Connection, SyncRun, UsageEvent
 from integrations.services.audit import action_label
@@ -309,12 +310,24 @@ class ActionRunDetailSerializer(ActionRunSerializer):
     snapshot = serializers.JSONField(
         read_only=True,
         allow_null=True,
-        help_text="For deletions: the JumpCloud record as it was just before, so the account could be recreated.",
+        help_text="For deletions: the JumpCloud record as it was just before, so the account could be "
+        "recreated. Admins only (it holds a person's whole record): always null for Viewers.",
     )
+    has_snapshot = serializers.SerializerMethodField(help_text="A record was kept (Admins can read it).")
 
     class Meta(ActionRunSerializer.Meta):
-        fields = [*ActionRunSerializer.Meta.fields, "snapshot"]
+        fields = [*ActionRunSerializer.Meta.fields, "has_snapshot", "snapshot"]
         read_only_fields = fields
+
+    def get_has_snapshot(self, obj: ActionRun) -> bool:
+        return bool(obj.snapshot)
+
+    def to_representation(self, instance: ActionRun) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if not is_admin(getattr(request, "user", None)):
+            data["snapshot"] = None
+        return data
 
 
 class CreateUserSerializer(serializers.Serializer):

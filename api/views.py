@@ -28,7 +28,9 @@ from api.filters import (
     UsageEventFilter,
 )
 from api.pagination import StandardPagination, UsageEventCursorPagination
+from api.throttles import ActionsThrottle
 from dashboard.forms_actions import AuditLogFilter
+from dashboard.params import parse_id
 from integrations.filters import AppUserFilter
 from integrations.models import ActionRun, Application, AppUser, Connection, SyncRun, UsageEvent
 from integrations.providers import registry
@@ -85,9 +87,10 @@ class CapabilitiesView(ApiViewMixin, APIView):
         connections = Connection.objects.exclude(status=Connection.Status.DISCONNECTED).order_by("name", "id")
         wanted = request.query_params.get("connection")
         if wanted is not None:
-            if not wanted.isdigit():
+            pk = parse_id(wanted)
+            if pk is None:
                 return Response({"detail": "connection must be an id."}, status=status.HTTP_400_BAD_REQUEST)
-            connections = connections.filter(pk=int(wanted))
+            connections = connections.filter(pk=pk)
         rows = [
             {
                 "connection": c.pk,
@@ -109,6 +112,12 @@ class SyncRunViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyMod
     queryset = SyncRun.objects.select_related("requested_by").order_by("-created_at", "-id")
     serializer_class = s.SyncRunSerializer
     filterset_class = SyncRunFilter
+
+    def get_throttles(self) -> list[Any]:
+        throttles = list(super().get_throttles())
+        if self.request.method == "POST":
+            throttles.append(ActionsThrottle())
+        return throttles
 
     @extend_schema(
         summary="Start a sync now",
@@ -260,9 +269,9 @@ _REFUSAL_STATUS = {
 }
 
 
-def _run_response(result: action_services.ActionResult) -> Response:
+def _run_response(result: action_services.ActionResult, request: Request) -> Response:
     response = Response(
-        s.ActionRunDetailSerializer(result.run).data,
+        s.ActionRunDetailSerializer(result.run, context={"request": request}).data,
         status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
     )
     if result.replayed:
@@ -304,6 +313,12 @@ class ActionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     queryset = ActionRun.objects.filter(category=ActionRun.Category.USER_ACTION)
     filterset_class = AuditLogFilter
 
+    def get_throttles(self) -> list[Any]:
+        throttles = list(super().get_throttles())
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            throttles.append(ActionsThrottle())
+        return throttles
+
     def get_serializer_class(self) -> type:
         if self.action == "create_user":
             return s.CreateUserSerializer
@@ -339,7 +354,7 @@ class ActionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
             )
         except action_services.ActionRefused as exc:
             return _refusal_response(exc)
-        return _run_response(result)
+        return _run_response(result, request)
 
     def _on_user(self, request: Request, service: Any) -> Response:
         payload = s.ActionTargetSerializer(data=request.data)
@@ -353,7 +368,7 @@ class ActionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
             )
         except action_services.ActionRefused as exc:
             return _refusal_response(exc)
-        return _run_response(result)
+        return _run_response(result, request)
 
     @extend_schema(
         summary="Suspend a user (they lose access to every SSO app and device login)",

@@ -39,4 +39,6 @@ urlpatterns = [
     path("insights/", insights.InsightsView.as_view(), name="insights"),
     # Actions and the audit log.
     path("", include("dashboard.urls_actions")),
+    # People and roles, your API tokens and password.
+    path("", include("dashboard.urls_people")),
 ]

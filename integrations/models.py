@@ -172,6 +172,7 @@ class ActionRun(models.Model):
     class Category(models.TextChoices):
         USER_ACTION = "user_action", "User action"
         CONNECTION = "connection", "Connection event"
+        ACCESS = "access", "Access change"
 
     category = models.CharField(max_length=16, choices=Category.choices, default=Category.USER_ACTION)
     action = models.CharField(max_length=64)

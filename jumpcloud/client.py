@@ -372,7 +372,7 @@ class JumpCloudClient:
         }
         response, payload = self._call("POST", DI_PREFIX + "/events/count", body=body, di=True)
         count = payload.get("count") if isinstance(payload, dict) else None
-        if isinstance(count, str) and count.strip().isdigit():
+        if isinstance(count, str) and count.strip().isascii() and count.strip().isdigit():
             count = int(count)
         if isinstance(count, bool) or not isinstance(count, int | float):
             raise self._shape_error("event count", response)

@@ -243,7 +243,7 @@ def parse_timestamp(value: Any) -> datetime:
 
 def _parse_timestamp_slow(value: str) -> datetime:
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return _from_epoch(int(text))
     match = _SLOW_TS.fullmatch(text.upper()) if len(text) < 64 else None
     if match is None:

@@ -137,3 +137,11 @@ class ActionRunFactory(factory.django.DjangoModelFactory):
     action = "suspend_user"
     connection = factory.SubFactory(ConnectionFactory)
     connection_name = factory.LazyAttribute(lambda o: o.connection.name)
+
+
+def api_token_for(user, *, days: int = 30) -> str:
+    """A REST API token of `user` (hashed, expiring, as the tokens page makes them)."""
+    from accounts.models import ApiToken
+
+    _, secret = ApiToken.objects.create(user, expiry=dt.timedelta(days=days), prefix="torii_")
+    return secret

@@ -39,6 +39,14 @@ else:
         persistent_secret(VAR_DIR, "field_encryption_key", fernet=True)
     ]
 
+# Reverse proxies in front of torii that add the address they saw to X-Forwarded-For (a TLS proxy
+# or load balancer: 1). 0 = clients connect directly, X-Forwarded-For is ignored. Login lockouts and
+# API throttles key on the address this many hops from the right of X-Forwarded-For; a client can
+# write anything to the left of it, but never that entry.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise environ.ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -53,7 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -80,6 +88,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "torii.middleware.PrivateResponsesMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -141,11 +150,28 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 
-# django-axes: lock out after a few failures per account and per address.
+# django-axes: lock a username at one client address after a few failures. Keyed on both, so
+# failures with made-up (or real) usernames from one address never lock anyone out elsewhere, and
+# one client behind the shared proxy address cannot lock out everyone. The address is the real
+# client's (django-ipware, TRUSTED_PROXY_COUNT above). An attempt while locked is refused without
+# counting as another failure (the cool-off does not restart). Admins lift lockouts on the People
+# page, or with `manage.py axes_reset_username USERNAME` / `axes_reset_ip ADDRESS` / `axes_reset`.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = True
+if TRUSTED_PROXY_COUNT:
+    # python-ipware counts the proxies listed in X-Forwarded-For besides the client; the last proxy
+    # is REMOTE_ADDR and not listed, so the client is entry -TRUSTED_PROXY_COUNT of the header.
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT - 1
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+    AXES_IPWARE_PROXY_COUNT = None
+AXES_IPWARE_PROXY_ORDER = "left-most"
+# Not strict: a client may prepend its own X-Forwarded-For entries; only the trusted tail counts.
+IPWARE_STRICT = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["password", "api_key"]
 
@@ -167,6 +193,9 @@ if PRODUCTION:
     if env.bool("BEHIND_TLS_PROXY", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_COOKIE_HTTPONLY = True
+# Error reports (the debug page in development, the admin e-mails) never show a connection URL, a
+# key or a frame's local variables marked sensitive, whoever is looking.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "torii.reporting.ToriiExceptionReporterFilter"
 
 # Content-Security-Policy: no inline script, no third-party origin. Chart data travels as
 # json_script (type application/json), which the browser never executes.
@@ -261,14 +290,36 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsViewerOrAdminReadAdminWrite"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"connect": "10/hour", "user": "2000/hour"},
+    # Per signed-in user and per anonymous address, on every API call; the actions and exports
+    # scopes are tighter (api/throttles.py; the dashboard's CSV exports count against "exports").
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttles.AnonThrottle", "api.throttles.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
+        "user": env.str("API_THROTTLE_USER", default="2000/hour"),
+        "actions": env.str("API_THROTTLE_ACTIONS", default="120/hour"),
+        "exports": env.str("API_THROTTLE_EXPORTS", default="60/hour"),
+    },
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
+}
+# API tokens (django-rest-knox, accounts.ApiToken): stored as SHA-512 digests, always expiring.
+KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105 - a model name
+# knox's own migrations create its AuthToken table even when the model is swapped out (they predate
+# the swappable setting); torii's tokens live in accounts.ApiToken, so knox gets no migrations.
+MIGRATION_MODULES = {"knox": None}
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=90)
+API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=10)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_MAX_DAYS),
+    "TOKEN_PREFIX": "torii_",
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "torii API",
@@ -290,6 +341,12 @@ JUMPCLOUD_ALLOWED_BASE_URLS = env.list(
 JUMPCLOUD_SIMULATOR_URL = env.str("JUMPCLOUD_SIMULATOR_URL", default="http://127.0.0.1:8765")
 # Connect attempts (each one calls JumpCloud with a candidate key) per user per hour.
 CONNECT_ATTEMPTS_PER_HOUR = env.int("CONNECT_ATTEMPTS_PER_HOUR", default=10)
+# CSV exports streaming at once: per person, and in all (keep it below the web workers, 3 in
+# docker-compose.yml, so exports can never hold every worker). A slot is freed when the download
+# ends, or after TORII_EXPORT_LEASE_SECONDS if the process holding it died.
+TORII_EXPORTS_PER_USER = env.int("TORII_EXPORTS_PER_USER", default=1)
+TORII_EXPORTS_TOTAL = env.int("TORII_EXPORTS_TOTAL", default=2)
+TORII_EXPORT_LEASE_SECONDS = env.int("TORII_EXPORT_LEASE_SECONDS", default=600)
 JUMPCLOUD_EVENT_PAGE_SIZE = env.int("JUMPCLOUD_EVENT_PAGE_SIZE", default=10_000)
 # Fetch long Directory Insights windows (backfills) in a separate process, parallel to the writes.
 JUMPCLOUD_EVENT_FETCH_PROCESS = env.bool("JUMPCLOUD_EVENT_FETCH_PROCESS", default=True)

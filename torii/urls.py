@@ -2,14 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
-from health_check.views import HealthCheckView
 
-from torii.health import health_checks
+from torii.health import ToriiHealthView, health_checks
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("health/", login_not_required(HealthCheckView.as_view(checks=health_checks())), name="health"),
+    path("health/", login_not_required(ToriiHealthView.as_view(checks=health_checks())), name="health"),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
     path("", include("dashboard.urls")),

@@ -21,7 +21,10 @@ from django.views import View
 from django.views.generic import DetailView, TemplateView
 
 from accounts.permissions import AdminRequiredMixin, ViewerRequiredMixin
+from accounts.roles import is_admin
+from api.throttles import ActionsThrottle, throttled_response
 from dashboard.forms_actions import ActionForm, BulkSuspendForm, CreateUserForm, DeleteUserForm
+from dashboard.params import parse_id
 from integrations.models import ActionRun, Application, AppUser, Connection
 from integrations.services import actions as services
 from integrations.services.audit import action_label
@@ -102,6 +105,8 @@ class UserActionSubmitView(UserActionMixin, View):
     http_method_names = ["post"]
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if refused := throttled_response(request, ActionsThrottle):
+            return refused
         app_user = self.get_app_user()
         form = self.get_form(app_user, request.POST)
         if not form.is_valid():
@@ -205,8 +210,9 @@ class UserCreateView(UserCreateMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         initial = {}
-        if request.GET.get("connection", "").isdigit():
-            initial["connection"] = int(request.GET["connection"])
+        connection = parse_id(request.GET.get("connection"))
+        if connection is not None:
+            initial["connection"] = connection
         return self.render_form(_create_form(initial=initial))
 
 
@@ -214,6 +220,8 @@ class UserCreateSubmitView(UserCreateMixin, View):
     http_method_names = ["post"]
 
     def post(self, request: HttpRequest) -> HttpResponse:
+        if refused := throttled_response(request, ActionsThrottle):
+            return refused
         form = _create_form(request.POST)
         if not form.is_valid():
             return self.render_form(form, status=400)
@@ -253,8 +261,8 @@ class UserCreatePreviewView(AdminRequiredMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         connections = _actionable_connections()
-        raw = request.GET.get("connection", "")
-        connection = connections.filter(pk=int(raw)).first() if raw.isdigit() else None
+        pk = parse_id(request.GET.get("connection"))
+        connection = connections.filter(pk=pk).first() if pk is not None else None
         connection = connection or connections.first()
         check = None
         if connection is not None:
@@ -274,8 +282,9 @@ class UserCreatePreviewView(AdminRequiredMixin, View):
 def _selected_ids(data: Any) -> list[int]:
     ids: list[int] = []
     for value in data.getlist("app_user_ids"):
-        if str(value).isdigit() and int(value) not in ids:
-            ids.append(int(value))
+        pk = parse_id(value)
+        if pk is not None and pk not in ids:
+            ids.append(pk)
     return ids[: services.BULK_LIMIT + 1]
 
 
@@ -341,6 +350,8 @@ class BulkSuspendView(AdminRequiredMixin, View):
     http_method_names = ["post"]
 
     def post(self, request: HttpRequest) -> HttpResponse:
+        if refused := throttled_response(request, ActionsThrottle):
+            return refused
         targets = _bulk_targets(_selected_ids(request.POST))
         form = BulkSuspendForm(request.POST, choices=[(u.pk, u.username) for u in targets])
         if not form.is_valid():
@@ -394,8 +405,12 @@ class ActionRunView(ViewerRequiredMixin, DetailView):
                 .filter(connection_id=run.connection_id, external_id=run.target_external_id)
                 .first()
             )
+        # The kept record holds a person's whole JumpCloud profile (phones, addresses, SSH keys):
+        # Admins only.
         snapshot_json = (
-            json.dumps(run.snapshot, indent=2, sort_keys=True, ensure_ascii=False) if run.snapshot else ""
+            json.dumps(run.snapshot, indent=2, sort_keys=True, ensure_ascii=False)
+            if run.snapshot and is_admin(self.request.user)
+            else ""
         )
         ctx.update(action_label=action_label(run.action), target=target, snapshot_json=snapshot_json)
         return ctx

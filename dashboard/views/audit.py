@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views import View
 from django.views.generic import ListView
 
 from accounts.permissions import ViewerRequiredMixin
-from dashboard.csv import csv_response
+from dashboard.exports import limited_csv_response
 from dashboard.forms_actions import AuditLogFilter
 from integrations.models import ActionRun
 from integrations.services.audit import action_label
@@ -81,7 +81,11 @@ class AuditLogCsvView(ViewerRequiredMixin, View):
 
     http_method_names = ["get"]
 
-    def get(self, request: HttpRequest) -> StreamingHttpResponse:
-        queryset = _filtered(request).qs.order_by("-created_at", "-id")
-        rows: Iterator[list[Any]] = (audit_csv_row(run) for run in queryset.iterator(chunk_size=2000))
-        return csv_response(f"torii-audit-{timezone.now():%Y%m%d-%H%M}.csv", CSV_HEADER, rows)
+    def get(self, request: HttpRequest) -> HttpResponse:
+        def rows() -> Iterator[list[Any]]:
+            queryset = _filtered(request).qs.order_by("-created_at", "-id")
+            return (audit_csv_row(run) for run in queryset.iterator(chunk_size=2000))
+
+        return limited_csv_response(
+            request, f"torii-audit-{timezone.now():%Y%m%d-%H%M}.csv", CSV_HEADER, rows
+        )

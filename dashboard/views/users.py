@@ -12,7 +12,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from accounts.permissions import ViewerRequiredMixin
-from dashboard.csv import csv_response
+from dashboard.exports import limited_csv_response
 from dashboard.views.pages import htmx_target
 from integrations.filters import PeopleOrderingFilter
 from integrations.models import AppUser
@@ -76,9 +76,13 @@ class UsersExportView(ViewerRequiredMixin, View):
     """The filtered people as CSV, streamed (tens of thousands of rows), formula-safe."""
 
     def get(self, request: HttpRequest) -> HttpResponseBase:
-        rows = user_selectors.directory_user_export_rows(request.GET)
         filename = f"torii-users-{timezone.localdate():%Y-%m-%d}.csv"
-        return csv_response(filename, user_selectors.EXPORT_HEADER, rows)
+        return limited_csv_response(
+            request,
+            filename,
+            user_selectors.EXPORT_HEADER,
+            lambda: user_selectors.directory_user_export_rows(request.GET),
+        )
 
 
 class UserDetailView(ViewerRequiredMixin, TemplateView):

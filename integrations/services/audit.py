@@ -29,6 +29,14 @@ ACTION_LABELS: dict[str, str] = {
     "connection.updated": "Connection settings changed",
     "connection.disconnected": "Account disconnected",
     "sync.started": "Sync started by hand",
+    "person.created": "Person added",
+    "person.role_changed": "Role changed",
+    "person.deactivated": "Person deactivated",
+    "person.reactivated": "Person reactivated",
+    "token.created": "API token made",
+    "token.rotated": "API token rotated",
+    "token.revoked": "API token revoked",
+    "login.unlocked": "Login lockout lifted",
 }
 
 
@@ -68,6 +76,22 @@ def audit_connection_event(
         status=ActionRun.Status.SUCCEEDED if succeeded else ActionRun.Status.FAILED,
         error_message=error_message,
         finished_at=now,
+        **_actor_fields(actor),
+    )
+
+
+def audit_access_event(
+    *, action: str, actor: Any, target_username: str, parameters: dict[str, Any] | None = None
+) -> ActionRun:
+    """Record a change of who may use torii (a person added, a role given, a token made, a lockout
+    lifted), already finished. No connection is involved."""
+    return ActionRun.objects.create(
+        category=ActionRun.Category.ACCESS,
+        action=action,
+        target_username=target_username[:255],
+        parameters=scrub_parameters(parameters or {}),
+        status=ActionRun.Status.SUCCEEDED,
+        finished_at=timezone.now(),
         **_actor_fields(actor),
     )
 

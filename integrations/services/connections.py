@@ -12,11 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from accounts.limits import rate_counter_hit
 from integrations import crypto
 from integrations.logging import register_secret
 from integrations.models import Connection, SyncRun
@@ -95,15 +95,11 @@ def connection_client(connection: Connection) -> Any:
 
 
 def _check_connect_rate(user: Any) -> None:
+    """Counted atomically in the database (accounts.limits): concurrent attempts cannot slip past
+    the limit, whatever the cache backend."""
     limit = settings.CONNECT_ATTEMPTS_PER_HOUR
     ident = getattr(user, "pk", None) or "anonymous"
-    key = f"torii:connect-attempts:{ident}:{timezone.now():%Y%m%d%H}"
-    cache.add(key, 0, timeout=3600)
-    try:
-        attempts = cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=3600)
-        attempts = 1
+    attempts = rate_counter_hit(key=f"connect-attempts:{ident}", window_seconds=3600)
     if attempts > limit:
         raise ConnectRateLimited(
             f"Too many connection attempts ({limit} per hour). Wait a while before trying another key."

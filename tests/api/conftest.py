@@ -1,16 +1,16 @@
-"""API fixtures: clients authenticated by DRF token (as scripts use the API) or by session."""
+"""API fixtures: clients authenticated by API token (as scripts use the API) or by session."""
 
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+
+from tests.factories import api_token_for
 
 
 def token_client(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(user)}")
     return client
 
 

@@ -14,7 +14,6 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
@@ -78,7 +77,9 @@ def world(sim, settings, admin_user, keep_db_connection):
     ActionRunFactory(
         connection=conn, status="failed", error_message="JumpCloud said no", snapshot={"_id": "x"}
     )
-    return Token.objects.create(user=admin_user).key
+    from tests.factories import api_token_for
+
+    return api_token_for(admin_user)
 
 
 # Built at import (pytest-django has configured Django by then); the lazy from_fixture loader does

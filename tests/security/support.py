@@ -32,9 +32,11 @@ SEGMENT_SAMPLE = {
     "actions": "action_run",
     "audit-log": "action_run",
     "runs": "action_run",  # actions/runs/<pk>/
+    "people": "person",
+    "lockouts": "lockout",
 }
 # Some ids are known by their parameter name alone.
-PARAM_SAMPLE = {"run_pk": "sync_run"}
+PARAM_SAMPLE = {"run_pk": "sync_run", "key": "api_token"}
 PARAM_LITERAL = {"provider": "jumpcloud", "format": "json"}
 SKIPPED_NAMESPACES = {"admin"}  # Django's admin site: staff-only, its own login; torii grants no staff
 # /health/: public, GET-only, no data (tests/test_foundation.py). Its view is async, and Django runs
@@ -69,7 +71,9 @@ class Route:
                         f"route {self.name} ({self.pattern}) takes {param!r} after {segment!r}: teach "
                         "tests/security/support.py which object that is, so the security walk covers it"
                     )
-                kwargs[param] = getattr(samples, kind).pk
+                sample = getattr(samples, kind)
+                # API tokens are named by their first characters (their key is a digest).
+                kwargs[param] = sample.token_key if kind == "api_token" else sample.pk
         return reverse(self.name, kwargs=kwargs or None)
 
 
@@ -343,6 +347,9 @@ class Samples:
     usage_event: Any
     action_run: Any
     extra: dict[str, Any] = field(default_factory=dict)
+    person: Any = None  # a torii user (the people page)
+    lockout: Any = None  # a locked-out login (axes AccessAttempt)
+    api_token: Any = None  # someone's API token
 
 
 # --- walking pages -------------------------------------------------------------------------------
@@ -459,17 +466,43 @@ def make_world(sim: Any, *, users: int = 6) -> Samples:
         "Globex (read only)", "secondary", "multi_tenant", Connection.Permission.READ_ONLY
     )
     samples = samples_from_db()
+    samples.person, samples.lockout, samples.api_token = _access_samples()
     samples.connection, samples.read_only_connection = rw, ro
     samples.directory_user, samples.read_only_user, samples.application = rw_users[0], ro_users[0], app
     samples.extra = {"rw_users": rw_users, "ro_users": ro_users}
     return samples
 
 
+def _access_samples() -> tuple[Any, Any, Any]:
+    """A torii user, a locked-out login and an API token (of another person), for the routes of the
+    people page and the tokens page."""
+    from datetime import timedelta
+
+    from axes.models import AccessAttempt
+    from django.utils import timezone
+
+    from accounts.models import ApiToken
+    from tests.factories import ViewerFactory
+
+    person = ViewerFactory(username="pat.person")
+    lockout = AccessAttempt.objects.create(
+        username="pat.person",
+        ip_address="192.0.2.99",
+        user_agent="test",
+        http_accept="*/*",
+        path_info="/login/",
+        failures_since_start=50,
+        attempt_time=timezone.now(),
+    )
+    token, _ = ApiToken.objects.create(ViewerFactory(username="tina.token"), expiry=timedelta(days=1))
+    return person, lockout, token
+
+
 def state_snapshot() -> dict[str, list[dict[str, Any]]]:
     """Every row torii's features can change (sessions and login bookkeeping left out)."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
+    from accounts.models import ApiToken
     from integrations.models import (
         ActionRun,
         Application,
@@ -490,9 +523,12 @@ def state_snapshot() -> dict[str, list[dict[str, Any]]]:
         AppUser,
         UsageEvent,
         DailyUsage,
-        Token,
+        ApiToken,
     ]
     snapshot = {m.__name__: list(m.objects.order_by("pk").values()) for m in models}
+    # When a token was last used is bookkeeping, like sessions: every token call updates it.
+    for row in snapshot["ApiToken"]:
+        row.pop("last_used_at")
     snapshot["User"] = list(
         get_user_model()
         .objects.order_by("pk")

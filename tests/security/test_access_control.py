@@ -27,6 +27,14 @@ pytestmark = [pytest.mark.django_db]
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 # Public by design: the login form itself, and logging out (which only ends one's own session).
 EXEMPT = {"login", "logout"}
+# One's own account: any Viewer may make, rotate and revoke their own API tokens, and anyone
+# signed in may change their own password (tests/security/test_tokens.py covers them).
+SELF_SERVICE = {
+    "dashboard:api_token_create",
+    "dashboard:api_token_rotate",
+    "dashboard:api_token_revoke",
+    "dashboard:password_change",
+}
 # Accept POST but only render a page (the selection form may post): nothing changes.
 RENDER_ONLY_POSTS = {"dashboard:bulk_suspend_confirm"}
 
@@ -106,17 +114,17 @@ def test_anonymous_visitors_can_change_nothing(client, world, allow_sim):
 
 
 def test_viewers_can_change_nothing(viewer_client, viewer_user, world, allow_sim, admin_client):
-    from rest_framework.authtoken.models import Token
+    from tests.factories import api_token_for
 
     acting = {(r.name, m) for r, m in acting_routes(admin_client, world)}
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=viewer_user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(viewer_user)}")
     session_api = APIClient()
     session_api.force_login(viewer_user)
     before = state_snapshot()
     refused = 0
     for route in all_routes():
-        if route.name in EXEMPT:
+        if route.name in EXEMPT | SELF_SERVICE:
             continue
         url = route.reverse(world)
         data = {
@@ -321,7 +329,7 @@ def test_users_without_a_role_and_inactive_admins_are_refused(world, allow_sim):
     gone.save()
     before = state_snapshot()
     for route in all_routes():
-        if route.name in EXEMPT or route.is_api:
+        if route.name in EXEMPT | SELF_SERVICE or route.is_api:
             continue
         url = route.reverse(world)
         response = client.post(url, _action_data(world, world.directory_user))

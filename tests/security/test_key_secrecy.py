@@ -81,10 +81,10 @@ def hidden_idempotency_key(html: str) -> str:
 
 
 def api_client_for(user) -> APIClient:
-    from rest_framework.authtoken.models import Token
+    from tests.factories import api_token_for
 
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(user)}")
     return client
 
 

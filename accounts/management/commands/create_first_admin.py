@@ -1,4 +1,4 @@
-"""Create the first torii Admin without prompts.
+"""Create the first torii Admin without prompts (a superuser, so /admin/ works for them too).
 
 The password comes from TORII_ADMIN_PASSWORD; without it one is generated and printed once. Running
 it again when the user exists changes nothing (and prints no password), so `make run` can call it
@@ -31,13 +31,18 @@ class Command(BaseCommand):
         existing = User.objects.filter(username=username).first()
         if existing is not None:
             grant_role(existing, ADMIN)
+            if not (existing.is_staff and existing.is_superuser):
+                existing.is_staff = existing.is_superuser = True
+                existing.save(update_fields=["is_staff", "is_superuser"])
             self.stdout.write(f"Admin '{username}' already exists; password unchanged.")
             return
         password = os.environ.get("TORII_ADMIN_PASSWORD", "")
         generated = not password
         if generated:
             password = secrets.token_urlsafe(18)
-        user = User(username=username, email=email, is_staff=True)
+        # A superuser: the Django admin site (/admin/) works for the first Admin as a fallback.
+        # Roles are given on torii's People page.
+        user = User(username=username, email=email, is_staff=True, is_superuser=True)
         try:
             validate_password(password, user)
         except ValidationError as exc:
