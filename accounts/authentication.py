@@ -12,14 +12,14 @@ from accounts.tokens import api_token_touch
 
 
 class ApiTokenAuthentication(TokenAuthentication):
-    """`Authorization: Token <token>`. A header that is not text (bytes that are not UTF-8) is an
-    invalid token (401), not a server error."""
+    """`Authorization: Token <token>`. A malformed token is an invalid token (401), not a server
+    error."""
 
     def authenticate_credentials(self, token: bytes) -> tuple[Any, Any]:
-        try:
-            token.decode("utf-8")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
+        # torii's tokens are printable ASCII; anything else (bytes that are not UTF-8, a NUL that
+        # PostgreSQL refuses in a query) is no token.
+        if not (token.isascii() and token.decode("ascii").isprintable()):
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
         user, auth_token = super().authenticate_credentials(token)
         api_token_touch(auth_token)
         return user, auth_token

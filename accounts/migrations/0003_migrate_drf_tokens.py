@@ -25,15 +25,20 @@ def convert(apps, schema_editor):
         rows = cursor.fetchall()
     ApiToken = apps.get_model("accounts", "ApiToken")
     expiry = timezone.now() + timedelta(days=getattr(settings, "API_TOKEN_MAX_DAYS", 90))
-    for key, user_id in rows:
-        ApiToken.objects.create(
-            # knox's digest: SHA-512 of the token's UTF-8 bytes; knox finds it by its first 15 characters.
-            digest=hashlib.sha512(key.encode()).hexdigest(),
-            token_key=key[:15],
-            user_id=user_id,
-            expiry=expiry,
-            name="Token from before hashed tokens",
-        )
+    ApiToken._default_manager.bulk_create(
+        [
+            ApiToken(
+                # knox's digest: SHA-512 of the token's UTF-8 bytes; knox finds it by its first 15
+                # characters.
+                digest=hashlib.sha512(key.encode()).hexdigest(),
+                token_key=key[:15],
+                user_id=user_id,
+                expiry=expiry,
+                name="Token from before hashed tokens",
+            )
+            for key, user_id in rows
+        ]
+    )
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {DRF_TABLE}")  # noqa: S608 - a constant
 

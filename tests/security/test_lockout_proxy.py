@@ -48,7 +48,7 @@ def login(username, password, client_ip, forged=None):
                            REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=xff)
     return response.status_code
 
-out = {"limit": settings.AXES_FAILURE_LIMIT}
+out = {"limit": settings.AXES_FAILURE_LIMIT, "num_proxies": settings.REST_FRAMEWORK["NUM_PROXIES"]}
 limit = settings.AXES_FAILURE_LIMIT
 # 1. Made-up usernames, each with a forged X-Forwarded-For entry in front.
 out["made_up"] = [login(f"nobody{n}", "guess", ATTACKER, forged=f"203.0.113.{n}") for n in range(limit + 3)]
@@ -120,3 +120,4 @@ def test_lockouts_key_on_the_real_client_and_locked_attempts_do_not_count(behind
     report = behind_proxy
     assert report["addresses"] == ["198.51.100.7"], "the client the proxy saw: not the proxy, not forged"
     assert report["failures_recorded"] == report["limit"], "attempts while locked are not more failures"
+    assert report["num_proxies"] == 1, "API throttles read the client address the same way"
