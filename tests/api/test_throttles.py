@@ -84,7 +84,9 @@ def test_anonymous_callers_are_counted_per_real_client_address_behind_the_proxy(
     factory = RequestFactory()
 
     def allowed(client_ip: str, forged: str) -> bool:
-        request = factory.get("/api/v1/users/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=f"{forged}, {client_ip}")
+        request = factory.get(
+            "/api/v1/users/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=f"{forged}, {client_ip}"
+        )
         from django.contrib.auth.models import AnonymousUser
 
         request.user = AnonymousUser()

@@ -38,7 +38,8 @@ def test_the_people_page_lists_everyone_for_admins_only(admin_client, viewer_cli
 
 def test_an_admin_adds_a_person_who_can_log_in_with_the_password_shown_once(admin_client, admin_user):
     response = admin_client.post(
-        reverse("dashboard:person_create"), {"username": "nina.new", "email": "n@example.test", "role": VIEWER}
+        reverse("dashboard:person_create"),
+        {"username": "nina.new", "email": "n@example.test", "role": VIEWER},
     )
     assert response.status_code == 200
     assert response["Cache-Control"] and "no-store" in response["Cache-Control"]
@@ -103,7 +104,9 @@ def test_deactivating_ends_sessions_and_api_tokens(admin_client, admin_user):
 def test_admins_see_and_lift_login_lockouts(admin_client, admin_user, settings):
     ViewerFactory(username="locked.larry")
     for n in range(settings.AXES_FAILURE_LIMIT):
-        Client().post(reverse("login"), {"username": "locked.larry", "password": f"x{n}"}, REMOTE_ADDR="203.0.113.8")
+        Client().post(
+            reverse("login"), {"username": "locked.larry", "password": f"x{n}"}, REMOTE_ADDR="203.0.113.8"
+        )
     refused = Client().post(
         reverse("login"),
         {"username": "locked.larry", "password": "correct horse battery staple"},
@@ -138,8 +141,11 @@ def test_the_first_admin_can_use_the_admin_site(monkeypatch, capsys):
     monkeypatch.setenv("TORII_ADMIN_PASSWORD", "a long enough first password 42")
     call_command("create_first_admin", "--username", "first.admin")
     client = Client()
-    assert client.post(
-        reverse("login"), {"username": "first.admin", "password": "a long enough first password 42"}
-    ).status_code == 302
+    assert (
+        client.post(
+            reverse("login"), {"username": "first.admin", "password": "a long enough first password 42"}
+        ).status_code
+        == 302
+    )
     assert client.get("/admin/auth/user/").status_code == 200
     assert client.get(reverse("dashboard:people")).status_code == 200

@@ -122,7 +122,14 @@ def test_people_without_a_role_cannot_make_tokens(client):
 
 @pytest.mark.parametrize(
     "header",
-    [b"Token \xff\xfe", b"Token torii_" + b"0" * 64, b"Token", b"Token a b", "Token ²".encode(), b"Token \x00"],
+    [
+        b"Token \xff\xfe",
+        b"Token torii_" + b"0" * 64,
+        b"Token",
+        b"Token a b",
+        "Token ²".encode(),
+        b"Token \x00",
+    ],
 )
 def test_malformed_tokens_are_refused_not_errors(db, header):
     client = APIClient(raise_request_exception=False)
