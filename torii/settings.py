@@ -194,8 +194,10 @@ if PRODUCTION:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_COOKIE_HTTPONLY = True
 # Error reports (the debug page in development, the admin e-mails) never show a connection URL, a
-# key or a frame's local variables marked sensitive, whoever is looking.
+# key or a frame's local variables marked sensitive, whoever is looking; the debug page is shown to
+# torii Admins only.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "torii.reporting.ToriiExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "torii.reporting.ToriiExceptionReporter"
 
 # Content-Security-Policy: no inline script, no third-party origin. Chart data travels as
 # json_script (type application/json), which the browser never executes.

@@ -266,8 +266,10 @@ class UserCreatePreviewView(AdminRequiredMixin, View):
         connection = connection or connections.first()
         check = None
         if connection is not None:
+            # NUL characters cannot be stored or searched for (PostgreSQL refuses them in text);
+            # the submit form refuses them with a message, the preview just leaves them out.
             params = {
-                k: request.GET.get(k, "")[:400]
+                k: request.GET.get(k, "").replace("\x00", "")[:400]
                 for k in ("first_name", "last_name", "email", "username", "state")
             }
             check = services.user_create_check(connection=connection, params=params)
