@@ -98,7 +98,7 @@ def person_create(*, actor: Any, username: str, email: str, role: str) -> tuple[
     username = username.strip()
     field = User._meta.get_field(User.USERNAME_FIELD)
     try:
-        field.clean(username, None)
+        field.clean(username, None)  # type: ignore[union-attr]
     except ValidationError as exc:
         raise PersonRefused(" ".join(exc.messages)) from None
     if User.objects.filter(**{f"{User.USERNAME_FIELD}__iexact": username}).exists():

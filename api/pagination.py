@@ -29,7 +29,7 @@ class UsageEventCursorPagination(CursorPagination):
         cursor = super().decode_cursor(request)
         if cursor is not None and cursor.position is not None:
             try:
-                valid = parse_datetime(cursor.position) is not None
+                valid = parse_datetime(str(cursor.position)) is not None
             except ValueError:  # well-formed but impossible, e.g. month 13
                 valid = False
             if not valid:

@@ -12,8 +12,9 @@ from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, User
 
 class _RatesFromSettings(SimpleRateThrottle):
     def get_rate(self) -> str | None:
+        rates: dict[str, str | None] = api_settings.DEFAULT_THROTTLE_RATES  # type: ignore[assignment]
         try:
-            return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+            return rates[str(self.scope)]
         except KeyError:
             raise ImproperlyConfigured(f"No throttle rate set for scope {self.scope!r}") from None
 

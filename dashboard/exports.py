@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from accounts.limits import Slot, concurrency_slot_acquire
@@ -51,7 +51,7 @@ def limited_csv_response(
     filename: str,
     header: Sequence[str],
     rows: Callable[[], Iterable[Iterable[Any]]],
-) -> HttpResponse:
+) -> HttpResponse | StreamingHttpResponse:
     """A streamed CSV download within the limits; `rows` makes the (lazy) rows once allowed."""
     refused = throttled_response(request, ExportsThrottle)
     if refused is not None:

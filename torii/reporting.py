@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.utils.safestring import SafeString, mark_safe
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 # A URL of a data store or broker (postgres://, redis://, amqp://, sqlite:///, filesystem://...):
@@ -54,16 +55,16 @@ class ToriiExceptionReporter(ExceptionReporter):
 
         return is_admin(getattr(self.request, "user", None))
 
-    def get_traceback_html(self) -> str:
+    def get_traceback_html(self) -> SafeString:
         if self._for_admin():
             return super().get_traceback_html()
-        return (
+        return mark_safe(  # noqa: S308 - a constant
             '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Server error</title>'
             "</head><body><h1>Server error</h1><p>Something went wrong. The details are shown to torii "
             "Admins only (development).</p></body></html>"
         )
 
-    def get_traceback_text(self) -> str:
+    def get_traceback_text(self) -> SafeString:
         if self._for_admin():
             return super().get_traceback_text()
-        return "Server error. The details are shown to torii Admins only (development).\n"
+        return mark_safe("Server error. The details are shown to torii Admins only (development).\n")  # noqa: S308

@@ -164,7 +164,7 @@ AXES_RESET_ON_SUCCESS = True
 if TRUSTED_PROXY_COUNT:
     # python-ipware counts the proxies listed in X-Forwarded-For besides the client; the last proxy
     # is REMOTE_ADDR and not listed, so the client is entry -TRUSTED_PROXY_COUNT of the header.
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_META_PRECEDENCE_ORDER: tuple[str, ...] = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
     AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT - 1
 else:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)

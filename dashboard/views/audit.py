@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views import View
 from django.views.generic import ListView
@@ -81,7 +82,7 @@ class AuditLogCsvView(ViewerRequiredMixin, View):
 
     http_method_names = ["get"]
 
-    def get(self, request: HttpRequest) -> HttpResponse:
+    def get(self, request: HttpRequest) -> HttpResponseBase:
         def rows() -> Iterator[list[Any]]:
             queryset = _filtered(request).qs.order_by("-created_at", "-id")
             return (audit_csv_row(run) for run in queryset.iterator(chunk_size=2000))
