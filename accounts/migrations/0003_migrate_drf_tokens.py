@@ -1,9 +1,11 @@
 """Existing REST framework tokens (stored in plaintext by rest_framework.authtoken) become hashed,
-expiring API tokens, and the plaintext rows are deleted.
+expiring API tokens, and the plaintext table is dropped.
 
 A script holding an old token keeps working until the new token expires (API_TOKEN_MAX_DAYS from
 this migration). rest_framework.authtoken is no longer installed, so its table is read with SQL
-when it exists; the emptied table is left in place.
+when it exists, then dropped (a leftover table would keep the plaintext keys, and its foreign key
+to auth_user would block `flush`). Should rest_framework.authtoken ever be installed again, run
+`manage.py migrate authtoken zero --fake` first.
 """
 
 import hashlib
@@ -40,7 +42,7 @@ def convert(apps, schema_editor):
         ]
     )
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {DRF_TABLE}")  # noqa: S608 - a constant
+        cursor.execute(f"DROP TABLE {DRF_TABLE}")
 
 
 class Migration(migrations.Migration):
