@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -55,13 +56,19 @@ def _audit(*, actor: Any, action: str, token: ApiToken, owner: Any) -> None:
     )
 
 
-def api_token_create(*, user: Any, name: str, days: int) -> NewToken:
-    """A new token for `user` (who needs a torii role), expiring in `days` days."""
+def api_token_create(*, user: Any, name: str, days: int, form_key: str = "") -> NewToken:
+    """A new token for `user` (who needs a torii role), expiring in `days` days. A `form_key` seen
+    before (the same form posted again) makes nothing: the token was shown the first time."""
     if not is_viewer(user):
         raise TokenRefused("Only people with a torii role can make API tokens.")
     if days not in lifetime_choices():
         raise TokenRefused("Choose a lifetime of " + ", ".join(str(d) for d in lifetime_choices()) + " days.")
     name = " ".join(name.split())[:100]
+    if form_key and not cache.add(f"torii:token-form:{user.pk}:{form_key}", 1, timeout=24 * 3600):
+        raise TokenRefused(
+            "This form was already sent and its token shown then; it is not shown again. "
+            "Make a new token if you did not copy it (and revoke the old one)."
+        )
     with transaction.atomic():
         live = ApiToken.objects.filter(user=user, expiry__gt=timezone.now()).count()
         if live >= settings.API_TOKENS_PER_USER:

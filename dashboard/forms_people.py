@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
@@ -21,12 +22,16 @@ class RoleForm(forms.Form):
 
 
 class TokenCreateForm(forms.Form):
+    # A new key each time the form renders: a re-posted form (reload, double click) is recognised
+    # and makes no second token.
+    form_key = forms.CharField(widget=forms.HiddenInput, min_length=16, max_length=64)
     name = forms.CharField(
         max_length=100, required=False, help_text="What uses it, e.g. “nightly offboarding script”."
     )
     days = forms.TypedChoiceField(coerce=int, label="Expires after")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {}).setdefault("form_key", uuid.uuid4().hex)
         super().__init__(*args, **kwargs)
         choices = lifetime_choices()
         field = self.fields["days"]

@@ -57,10 +57,13 @@ class TokenCreateView(ViewerRequiredMixin, View):
             return _page(request, form=form, status=400)
         try:
             new = services.api_token_create(
-                user=request.user, name=form.cleaned_data["name"], days=form.cleaned_data["days"]
+                user=request.user,
+                name=form.cleaned_data["name"],
+                days=form.cleaned_data["days"],
+                form_key=form.cleaned_data["form_key"],
             )
         except services.TokenRefused as exc:
-            return _page(request, form=form, error=exc.message, status=400)
+            return _page(request, error=exc.message, status=400)
         return _page(request, new=new)
 
 

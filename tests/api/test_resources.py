@@ -161,7 +161,9 @@ def test_session_authentication_works_and_requires_csrf_for_writes(admin_user, w
 
 
 def test_a_token_from_the_tokens_page_works_and_a_wrong_one_does_not(admin_user, admin_client, world):
-    page = admin_client.post(reverse("dashboard:api_token_create"), {"name": "script", "days": 30})
+    page = admin_client.post(
+        reverse("dashboard:api_token_create"), {"name": "script", "days": 30, "form_key": "k" * 32}
+    )
     assert page.status_code == 200
     key = re.search(r'<code id="new-token">([^<]+)</code>', page.content.decode()).group(1)
     client = APIClient()

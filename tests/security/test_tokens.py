@@ -4,6 +4,7 @@ revoked on a page that shows a new token once; old plaintext DRF tokens migrated
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -29,7 +30,8 @@ def api(token: str) -> APIClient:
 
 
 def made_on_the_page(client: Client, **data) -> str:
-    response = client.post(reverse("dashboard:api_token_create"), {"name": "nightly", "days": 30, **data})
+    fields = {"name": "nightly", "days": 30, "form_key": uuid.uuid4().hex, **data}
+    response = client.post(reverse("dashboard:api_token_create"), fields)
     assert response.status_code == 200, response.content[:500]
     assert "no-store" in response["Cache-Control"]
     return re.search(r'<code id="new-token">([^<]+)</code>', response.content.decode()).group(1)
@@ -56,8 +58,19 @@ def test_every_token_expires(viewer_client, viewer_user, settings):
     assert response.status_code == 401
     # A lifetime above the maximum is refused.
     settings.API_TOKEN_MAX_DAYS = 30
-    refused = viewer_client.post(reverse("dashboard:api_token_create"), {"name": "x", "days": 365})
+    refused = viewer_client.post(
+        reverse("dashboard:api_token_create"), {"name": "x", "days": 365, "form_key": uuid.uuid4().hex}
+    )
     assert refused.status_code == 400 and not ApiToken.objects.filter(user=viewer_user).exists()
+
+
+def test_the_same_form_posted_twice_makes_one_token(viewer_client, viewer_user):
+    data = {"name": "once", "days": 30, "form_key": uuid.uuid4().hex}
+    first = viewer_client.post(reverse("dashboard:api_token_create"), data)
+    again = viewer_client.post(reverse("dashboard:api_token_create"), data)
+    assert first.status_code == 200 and again.status_code == 400
+    assert "already sent" in again.content.decode()
+    assert ApiToken.objects.filter(user=viewer_user).count() == 1
 
 
 def test_rotating_replaces_the_token(viewer_client, viewer_user):
@@ -116,7 +129,8 @@ def test_a_password_change_revokes_every_token(viewer_client, viewer_user):
 def test_people_without_a_role_cannot_make_tokens(client):
     nobody = get_user_model().objects.create_user("no.role", password="x" * 20)
     client.force_login(nobody)
-    assert client.post(reverse("dashboard:api_token_create"), {"name": "x", "days": 30}).status_code == 403
+    data = {"name": "x", "days": 30, "form_key": uuid.uuid4().hex}
+    assert client.post(reverse("dashboard:api_token_create"), data).status_code == 403
     assert not ApiToken.objects.exists()
 
 
