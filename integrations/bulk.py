@@ -1,9 +1,8 @@
 """Bulk writes for syncs: COPY into a staging table, then one set-based statement.
 
-PostgreSQL path: COPY (CSV) into a per-session temporary table and `INSERT … SELECT … ON CONFLICT`.
-Upserts only touch rows whose values changed (`WHERE (…) IS DISTINCT FROM (…)`), so a re-sync with
-no upstream change writes nothing. The SQLite path (the embedded default) does the same with
-executemany; it serves small demo tenants, not speed.
+COPY (CSV) into a per-session temporary table and `INSERT … SELECT … ON CONFLICT`. Upserts only
+touch rows whose values changed (`WHERE (…) IS DISTINCT FROM (…)`), so a re-sync with no upstream
+change writes nothing.
 
 Row contract (what keeps a million-row sync cheap: no per-cell conversion in Python): cells are
 str, int, float, bool, None, date or datetime, and JSON columns arrive already serialised as str.
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection as db
@@ -24,10 +22,6 @@ from django.db import connection as db
 from integrations.csvtext import csv_text
 
 _TEXT_COLUMNS: dict[str, str] = {}
-
-
-def is_postgres() -> bool:
-    return db.vendor == "postgresql"
 
 
 _HOLD_CONNECTION = "SELECT 1 FROM integrations_connection WHERE id = %s"
@@ -42,15 +36,15 @@ def hold_connection(connection_id: int) -> bool:
     for every row: FOR KEY SHARE on the connection's row, the lock a constraint check takes. A
     disconnect that deletes the data locks the row FOR UPDATE first, so it waits for a writing
     transaction to commit and then deletes its rows too; a transaction that comes later finds
-    the connection gone and writes nothing. (SQLite writes one transaction at a time anyway.)
+    the connection gone and writes nothing.
     """
     with db.cursor() as cursor:
-        cursor.execute(_HOLD_CONNECTION + (" FOR KEY SHARE" if is_postgres() else ""), [connection_id])
+        cursor.execute(_HOLD_CONNECTION + " FOR KEY SHARE", [connection_id])
         return cursor.fetchone() is not None
 
 
 def _csv_buffer(rows: Sequence[Sequence[Any]] | str) -> io.BytesIO:
-    """COPY input from rows, or from CSV text already formatted (jumpcloud.event_pipeline).
+    """COPY input from rows, or from CSV text already formatted.
 
     As UTF-8 bytes (the connection's encoding): io.StringIO keeps four bytes a character, so an
     app's 50,000 assignment rows (7 MB of text) took 30 MB more while two writers COPY them."""
@@ -76,7 +70,7 @@ def _copy_options(cursor: Any, relation: str) -> str:
 
 
 def copy_new(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]] | str) -> int | None:
-    """COPY rows straight into `table` (PostgreSQL), for rows that are expected to be new.
+    """COPY rows straight into `table`, for rows that are expected to be new.
 
     Returns how many were written, or None when one of them already exists (a unique violation):
     then nothing is written and the caller takes the staged path (insert_ignore / upsert). Skipping
@@ -126,7 +120,7 @@ def _stage(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Seque
 
 
 def insert_ignore_csv(*, table: str, columns: Sequence[str], csv_text: str, conflict: Sequence[str]) -> int:
-    """insert_ignore for rows already formatted as COPY CSV (PostgreSQL only)."""
+    """insert_ignore for rows already formatted as COPY CSV."""
     if not csv_text:
         return 0
     cols = ", ".join(columns)
@@ -138,14 +132,6 @@ def insert_ignore_csv(*, table: str, columns: Sequence[str], csv_text: str, conf
         return cursor.rowcount
 
 
-def _sqlite_row(row: Sequence[Any]) -> tuple[Any, ...]:
-    # Django keeps SQLite datetimes as naive UTC text; match it so unchanged rows compare equal.
-    return tuple(
-        str(v.astimezone(UTC).replace(tzinfo=None)) if isinstance(v, datetime) and v.tzinfo is not None else v
-        for v in row
-    )
-
-
 def insert_ignore(
     *, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str]
 ) -> int:
@@ -155,20 +141,12 @@ def insert_ignore(
         return 0
     cols = ", ".join(columns)
     with db.cursor() as cursor:
-        if is_postgres():
-            temp = _stage(cursor, table, columns, rows)
-            cursor.execute(
-                f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{temp}" '
-                f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
-            )
-            return cursor.rowcount
-        placeholders = ", ".join(["%s"] * len(columns))
-        before = db.connection.total_changes
-        cursor.executemany(
-            f'INSERT INTO "{table}" ({cols}) VALUES ({placeholders}) ON CONFLICT ({", ".join(conflict)}) DO NOTHING',
-            [_sqlite_row(row) for row in rows],
+        temp = _stage(cursor, table, columns, rows)
+        cursor.execute(
+            f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{temp}" '
+            f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
         )
-        return db.connection.total_changes - before
+        return cursor.rowcount
 
 
 def upsert(
@@ -191,35 +169,14 @@ def upsert(
     rows = list({tuple(row[i] for i in key_idx): row for row in rows}.values())
     cols = ", ".join(columns)
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in update)
-    if is_postgres():
-        changed = " OR ".join(f't."{c}" IS DISTINCT FROM EXCLUDED."{c}"' for c in update)
-        with db.cursor() as cursor:
-            temp = _stage(cursor, table, columns, rows)
-            cursor.execute(
-                f'INSERT INTO "{table}" AS t ({cols}) SELECT {cols} FROM "{temp}" '
-                f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets} WHERE {changed} "
-                "RETURNING (xmax = 0)"
-            )
-            flags = cursor.fetchall()
-        created = sum(1 for (inserted,) in flags if inserted)
-        return created, len(flags) - created
-    # SQLite: count what exists first so created and updated can be told apart.
-    keys = list({tuple(row[i] for i in key_idx) for row in rows})
+    changed = " OR ".join(f't."{c}" IS DISTINCT FROM EXCLUDED."{c}"' for c in update)
     with db.cursor() as cursor:
-        existing = 0
-        for start in range(0, len(keys), 300):
-            chunk = keys[start : start + 300]
-            where = " OR ".join("(" + " AND ".join(f'"{c}" = %s' for c in conflict) + ")" for _ in chunk)
-            cursor.execute(f'SELECT COUNT(*) FROM "{table}" WHERE {where}', [v for k in chunk for v in k])
-            existing += cursor.fetchone()[0]
-        changed = " OR ".join(f'"{table}"."{c}" IS NOT EXCLUDED."{c}"' for c in update)
-        placeholders = ", ".join(["%s"] * len(columns))
-        before = db.connection.total_changes
-        cursor.executemany(
-            f'INSERT INTO "{table}" ({cols}) VALUES ({placeholders}) '
-            f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets} WHERE {changed}",
-            [_sqlite_row(row) for row in rows],
+        temp = _stage(cursor, table, columns, rows)
+        cursor.execute(
+            f'INSERT INTO "{table}" AS t ({cols}) SELECT {cols} FROM "{temp}" '
+            f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets} WHERE {changed} "
+            "RETURNING (xmax = 0)"
         )
-        written = db.connection.total_changes - before
-    created = len(keys) - existing
-    return created, max(written - created, 0)
+        flags = cursor.fetchall()
+    created = sum(1 for (inserted,) in flags if inserted)
+    return created, len(flags) - created

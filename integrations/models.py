@@ -110,9 +110,16 @@ class SyncRun(models.Model):
     # {stream_key: {"status", "fetched", "created", "updated", "removed", "skipped", "pages", "error", ...}}
     streams = models.JSONField(default=dict, blank=True)
     error_message = models.TextField(blank=True)
+    # How many times the run was started or resumed (its canvas dispatched).
     attempts = models.PositiveSmallIntegerField(default=0)
-    # Whoever holds the lease runs the sync; a lease whose heartbeat went stale can be taken over.
+    # Held by the task running the run's finish step (the canvas's callback), so that it runs once.
     lease = models.CharField(max_length=32, blank=True)
+    # A task found the credentials rejected: the other tasks stop, and the run ends asking for a
+    # reconnect.
+    credentials_rejected = models.BooleanField(default=False)
+    # The dashboard cache's data version before and just after the run started: a run that wrote
+    # nothing carries the cached aggregates forward from the first (integrations.selectors.warm).
+    cache_versions = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -137,6 +144,72 @@ class SyncRun(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class SyncTask(models.Model):
+    """One task of a sync run's canvas: a stream, or one part of it (a time slice of a backfill).
+
+    The task's own lease and heartbeat make a redelivered or duplicated Celery message harmless:
+    whoever holds the lease runs the task; a heartbeat older than SYNC_STALE_AFTER means its worker
+    died, and recovery hands the task to another one, which resumes from its checkpoint.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        CANCELLED = "cancelled", "Cancelled"
+
+    DONE = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="tasks")
+    stream = models.CharField(max_length=64)
+    part = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    lease = models.CharField(max_length=32, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # A retry waiting for its time (Retry-After, backoff): not to be taken before then.
+    not_before = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # {"fetched", "created", "updated", "removed", "skipped", "pages", ...}
+    counters = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    # Also in the worker's log line of an unexpected error, with its traceback.
+    error_ref = models.CharField(max_length=16, blank=True)
+    # Who ran it last: the Celery worker's node name (or host:pid in the foreground).
+    worker = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "stream", "part"], name="uniq_task_per_run_stream_part")
+        ]
+
+    def __str__(self) -> str:
+        return f"SyncTask {self.run_id}:{self.stream}{'@' + self.part if self.part else ''} {self.status}"
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in self.DONE
+
+
+class RequestBudget(models.Model):
+    """How many requests at once the workers may send to one upstream account (all workers,
+    all machines): integrations.sync.budget. Halved on a 429, grown back slowly."""
+
+    key = models.CharField(max_length=255, unique=True)
+    # Requests allowed at once right after the last cut, and when that was; it grows back from there.
+    allowed = models.FloatField()
+    cut_at = models.DateTimeField(null=True, blank=True)
+    # Nobody sends before this (a Retry-After).
+    paused_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.allowed:g}"
 
 
 class SyncCheckpoint(models.Model):
@@ -226,6 +299,8 @@ class Application(models.Model):
     assignments_digest = models.CharField(
         max_length=64, blank=True, default="", db_default="", editable=False
     )
+    # The latest successful use of the app by anyone, assigned or not (from LastUse).
+    last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["label", "name", "id"]
@@ -260,7 +335,7 @@ class AppUser(models.Model):
     # No database-level constraints: PostgreSQL checks a (deferred) foreign key once per row at
     # commit, 3 µs a row on 1.4 million assignment rows. Django still cascades (connection,
     # application) and nulls (directory_user); a sync's write transaction locks its connection
-    # row instead, once (SyncContext.hold_connection), and an assignment write its application
+    # row instead, once (StreamContext.hold_connection), and an assignment write its application
     # row, so a concurrent delete cannot leave rows behind.
     connection = models.ForeignKey(
         Connection, on_delete=models.CASCADE, related_name="app_users", db_index=False, db_constraint=False
@@ -365,6 +440,31 @@ class UsageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class LastUse(models.Model):
+    """Each person's latest successful use of each application: a rollup of the usage events,
+    kept for ever (raw events are not). It holds people who use an app without being assigned to
+    it too; AppUser.last_used_at and Application.last_used_at are copied from it."""
+
+    # No database-level constraints (see AppUser): hundreds of thousands of rows per backfill.
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="last_uses", db_index=False, db_constraint=False
+    )
+    person_external_id = models.CharField(max_length=64)
+    last_used_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["application", "person_external_id"], name="uniq_last_use")
+        ]
+        indexes = [models.Index(fields=["connection", "last_used_at"], name="lastuse_connection_time")]
+
+    def __str__(self) -> str:
+        return f"{self.application_id}:{self.person_external_id} {self.last_used_at:%Y-%m-%d %H:%M}"
 
 
 class DailyUsage(models.Model):

@@ -31,23 +31,27 @@ class Capability:
 
 @dataclass(frozen=True)
 class Stream:
+    """One kind of data a provider syncs: a plain, sequential function run as one Celery task.
+
+    `depends_on` orders the streams of a run (integrations.sync.canvas turns the declarations into
+    chains and groups): a stream starts once the streams it names have finished. A stream with
+    several dependencies follows the last one listed, which must itself depend on the others.
+    `plan`, when given, splits the stream into independent parts (e.g. the time slices of an event
+    backfill), each run as its own task with its own checkpoint; such a stream has no dependents.
+    `finish` runs in the run's callback, after every task of the run (e.g. rollups across parts).
+    """
+
     key: str
     label: str
     run: Callable[..., Any]
     provides: tuple[str, ...] = ()
-    # Full streams run on the daily full sync; event streams on every sync.
+    # Inventory streams run on full syncs; event streams on every sync.
     kind: str = "inventory"  # inventory | events
     # When a stream fails, the run becomes "partial" instead of "failed" if the stream is optional.
     optional: bool = False
-    # May run alongside the inventory streams (in a thread with its own database connection, on
-    # PostgreSQL), once the streams named in `waits_for` are done.
-    concurrent: bool = False
-    waits_for: tuple[str, ...] = ()
-    # A second step run after every stream's `run` (e.g. rollups that need the inventory written).
+    depends_on: tuple[str, ...] = ()
+    plan: Callable[..., list[str]] | None = None
     finish: Callable[..., Any] | None = None
-    # With concurrency, a concurrent stream's finish step runs in its thread as soon as these
-    # inventory streams are done (instead of after all of them).
-    finish_waits_for: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Celery tasks: each takes ids, calls one service. Retries and time limits live here."""
+"""Celery tasks: each takes ids, calls one service. Retries and time limits live here.
+
+A sync run is `start_sync` → the run's canvas of `run_stream` tasks → `finish_sync`
+(integrations.services.sync, docs/sync.md).
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,37 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from integrations.health import record_worker_heartbeat
 from integrations.services import sync as sync_services
+from integrations.services.actions import action_runs_close_abandoned
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="integrations.tasks.run_sync", acks_late=True, max_retries=8, ignore_result=True)
-def run_sync(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
-    """Execute (or resume) one SyncRun. Transient upstream failures retry from the checkpoints."""
+@shared_task(name="integrations.tasks.start_sync", acks_late=True, ignore_result=True)
+def start_sync(run_id: int) -> None:
+    """Write the run's tasks and send its canvas (or the rest of it, for a resumed run)."""
+    sync_services.sync_run_start(run_id=run_id)
+
+
+@shared_task(
+    bind=True, name="integrations.tasks.run_stream", acks_late=True, max_retries=None, ignore_result=True
+)
+def run_stream(self, run_id: int, stream: str, part: str = "") -> None:  # type: ignore[no-untyped-def]
+    """One stream (or one part of it) of a run. Upstream trouble retries it, never before the
+    time JumpCloud asked for; the rest of the canvas follows once it has ended."""
     try:
-        sync_services.sync_run_execute(run_id=run_id)
+        sync_services.sync_task_execute(run_id=run_id, stream_key=stream, part=part)
     except sync_services.RetryLater as exc:
-        logger.warning("sync run %s: retrying in %.0f s", run_id, exc.countdown)
+        logger.warning("sync run %s, %s %s: retrying in %.0f s", run_id, stream, part, exc.countdown)
         raise self.retry(countdown=exc.countdown, exc=None) from None
     except SoftTimeLimitExceeded:
-        # The run keeps its checkpoints; its heartbeat goes stale and recovery resumes it.
-        logger.warning("sync run %s hit the soft time limit; it will be resumed", run_id)
+        # The task keeps its checkpoints; its heartbeat goes stale and recovery resumes it.
+        logger.warning("sync run %s, %s %s hit the soft time limit; it will be resumed", run_id, stream, part)
+
+
+@shared_task(name="integrations.tasks.finish_sync", acks_late=True, ignore_result=True)
+def finish_sync(run_id: int) -> None:
+    """The run's callback: rollups, the run's and connection's status, the dashboard cache."""
+    sync_services.sync_run_finish(run_id=run_id)
 
 
 @shared_task(name="integrations.tasks.dispatch_due_syncs", ignore_result=True)
@@ -43,8 +63,6 @@ def prune_sync_history() -> None:
 
 @shared_task(name="integrations.tasks.close_abandoned_actions", ignore_result=True)
 def close_abandoned_actions() -> None:
-    from integrations.services.actions import action_runs_close_abandoned
-
     action_runs_close_abandoned()
 
 

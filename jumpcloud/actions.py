@@ -26,9 +26,11 @@ from integrations.models import ActionRun, Application, AppUser, Connection
 from integrations.services.actions import ActionCheck, ActionOutcome
 from integrations.services.audit import action_run_snapshot, scrub_parameters
 from jumpcloud.client import JumpCloudClient
+from jumpcloud.connect import client_for_connection
 from jumpcloud.errors import JumpCloudError, NotFound, UpstreamError
 from jumpcloud.parsing import SystemUser
-from jumpcloud.sync import directory_app, upsert_directory_users, user_status
+from jumpcloud.streams.common import directory_app
+from jumpcloud.streams.directory import upsert_directory_users, user_status
 from jumpcloud.usernames import normalize_username, username_problems, windows_warning
 
 STATES = ("ACTIVATED", "STAGED")
@@ -45,8 +47,6 @@ def _action_timeout() -> float:
 def _client(connection: Connection, *, write: bool) -> JumpCloudClient:
     """A client for one action. Writes: no retries at all (a timed-out write is re-read, never
     re-sent) and the short timeout. Reads (snapshot, re-read): the usual retries, a longer wait."""
-    from jumpcloud.provider import client_for_connection
-
     timeout = _action_timeout()
     return client_for_connection(
         connection,
@@ -71,7 +71,7 @@ def _failed(exc: JumpCloudError, *, outcome: str = "refused", prefix: str = "") 
 # --- the mirror ------------------------------------------------------------------------------
 def mirror_user(*, connection: Connection, user: SystemUser) -> AppUser:
     """Upsert the directory row of `user` from what JumpCloud returned, through the sync's own
-    path (jumpcloud.sync.upsert_directory_users), so the change shows at once and the next sync
+    path (jumpcloud.streams.directory.upsert_directory_users), so the change shows at once and the next sync
     finds nothing to do."""
     with transaction.atomic():
         if not bulk.hold_connection(connection.pk):

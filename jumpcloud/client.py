@@ -4,6 +4,11 @@ HTTP concerns only: auth headers, the x-org-id rules, paging, retries and mappin
 typed errors in jumpcloud.errors. No ORM, no Django settings; sync.py and actions.py build on it.
 Facts about the API come from shared/jumpcloud/API.md and DIRECTORY_INSIGHTS.md.
 
+Every request takes a slot of the account's request budget first (`gate`: the sync passes the
+per-organization budget shared by all workers, integrations.sync.budget), and reports 429s to it.
+Listings read a few pages ahead (`read_ahead`) in the client's own threads: JumpCloud answers
+in 100–300 ms, and a sync reading one page at a time would mostly wait.
+
 Retries live in urllib3 (jumpcloud.retry.JumpCloudRetry) mounted on two adapters: the console host,
 where POST creates and DELETE deletes (so those are only repeated on 429 or a failed connect), and
 the Directory Insights prefix, whose POSTs are read-only queries and are retried like GETs.
@@ -15,11 +20,13 @@ import json
 import logging
 import os
 import random
+import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -40,6 +47,7 @@ from jumpcloud.errors import (
     DirectoryInsightsUnavailable,
     InvalidApiKey,
     JumpCloudError,
+    ListUnavailable,
     NotFound,
     OrganizationNotFound,
     OrganizationRequired,
@@ -79,7 +87,7 @@ REGION_HOSTS: dict[str, tuple[str, str]] = {
 
 DI_PREFIX = "/insights/directory/v1"
 PAGE_LIMIT = 100  # v1/v2 lists: the official SDKs page with 100; a higher maximum is unconfirmed
-PAGES_AHEAD = 2  # requests in flight when a list is read with an executor (see JumpCloudClient._pages)
+READ_AHEAD = 4  # default pages (or items of map_ahead) in flight while the caller works on one
 DI_MAX_LIMIT = 10_000
 # JumpCloud answers 403 when x-org-id is sent to these (API.md §7); no complete list exists.
 _NO_ORG_HEADER_PREFIXES = ("/api/organizations", "/api/v2/providers/", "/api/v2/organizations/")
@@ -91,6 +99,25 @@ _DETAIL_MAX = 500
 def mask_key(api_key: str) -> str:
     """What may be shown of a key: its last 4 characters, and nothing of a short (bogus) key."""
     return f"…{api_key[-4:]}" if len(api_key) >= 16 else "…"
+
+
+class RequestGate(Protocol):
+    """Where requests wait their turn (integrations.sync.budget.RequestBudget fits)."""
+
+    def slot(self) -> AbstractContextManager[None]: ...
+
+    def throttled(self, retry_after: float | None = None) -> None: ...
+
+
+class _NoGate:
+    def slot(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        return None
+
+
+_IN_POOL = threading.local()  # which of the client's pools this thread belongs to
 
 
 class _ApiKeyAuth(AuthBase):
@@ -131,6 +158,8 @@ class JumpCloudClient:
         retry_after_max: float = 60.0,
         session: requests.Session | None = None,
         user_agent: str = "torii-jumpcloud/1.0",
+        gate: RequestGate | None = None,
+        read_ahead: int = 1,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("A JumpCloud API key is required.")
@@ -158,6 +187,13 @@ class JumpCloudClient:
         # max_retries=0 means "send once": that covers re-reading unreadable bodies too.
         self._body_attempts = max(1, min(BODY_ATTEMPTS, max_retries + 1))
 
+        self._gate: RequestGate = gate or _NoGate()
+        self._read_ahead = max(1, int(read_ahead))
+        # Two pools: page requests (which never wait on anything), and map_ahead's calls (which
+        # may read listings, and so wait on page requests): neither waits on its own pool.
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pool_lock = threading.Lock()
+
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         if self._owns_session:
@@ -167,13 +203,14 @@ class JumpCloudClient:
             "backoff_factor": backoff_factor,
             "backoff_max": backoff_max,
             "retry_after_max": retry_after_max,
+            "on_rate_limited": self._gate.throttled,
         }
-        # Sized for a few sync threads sharing one client; requests picks the longest matching prefix.
+        # Sized for the read-ahead threads; requests picks the longest matching prefix.
         self._session.mount(
             self._console + "/",
             HTTPAdapter(
                 pool_connections=4,
-                pool_maxsize=8,
+                pool_maxsize=max(8, self._read_ahead + 1),
                 max_retries=_retry.build_retry(allowed_methods=_retry.IDEMPOTENT_METHODS, **common),
             ),
         )
@@ -181,7 +218,7 @@ class JumpCloudClient:
             self._di + DI_PREFIX + "/",
             HTTPAdapter(
                 pool_connections=2,
-                pool_maxsize=8,
+                pool_maxsize=max(8, self._read_ahead + 1),
                 max_retries=_retry.build_retry(allowed_methods=_retry.QUERY_METHODS, **common),
             ),
         )
@@ -209,6 +246,10 @@ class JumpCloudClient:
     # lifecycle
 
     def close(self) -> None:
+        with self._pool_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
         if self._owns_session:
             self._session.close()
 
@@ -279,14 +320,26 @@ class JumpCloudClient:
         for page in pages:
             yield from page.items
 
-    def iter_user_group_membership_pages(
-        self, group_id: str, executor: Executor | None = None
-    ) -> Iterator[Page[AppBinding]]:
-        """Users of a group after JumpCloud resolves nested groups (same shape as app users).
-        With an `executor`, several pages are requested at once (see _pages)."""
-        return self._iter_v2_pages(
-            f"/api/v2/usergroups/{_segment(group_id)}/membership", parse_app_binding, executor=executor
+    def iter_user_group_ids(self) -> Iterator[str]:
+        """The ids of every user group of the organization."""
+        for page in self._iter_v2_pages("/api/v2/usergroups", _raw_record):
+            for record in page.items:
+                group_id = record.get("id")
+                if isinstance(group_id, str) and group_id:
+                    yield group_id[:64]
+
+    def iter_user_group_associations(self, group_id: str, targets: str) -> Iterator[dict[str, Any]]:
+        """A group's direct associations of one type (the same graph edges as an application's
+        associations with targets=user_group, seen from the group)."""
+        pages = self._iter_v2_pages(
+            f"/api/v2/usergroups/{_segment(group_id)}/associations", _raw_record, {"targets": targets}
         )
+        for page in pages:
+            yield from page.items
+
+    def iter_user_group_membership_pages(self, group_id: str) -> Iterator[Page[AppBinding]]:
+        """Users of a group after JumpCloud resolves nested groups (same shape as app users)."""
+        return self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/membership", parse_app_binding)
 
     def iter_user_group_members(self, group_id: str) -> Iterator[dict[str, Any]]:
         for page in self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/members", _raw_record):
@@ -322,45 +375,66 @@ class JumpCloudClient:
             "limit": limit,
             "sort": "DESC" if newest_first else "ASC",
         }
+        pool = self._executor("pages")
         cursor = search_after
-        while True:
-            body = query if cursor is None else {**query, "search_after": cursor}
-            response, payload = self._call("POST", DI_PREFIX + "/events", body=body, di=True)
-            if not isinstance(payload, list):
-                raise self._shape_error("events", response)
-            events: list[Event] = []
-            append = events.append
-            skipped = 0
-            for raw in payload:
-                try:
-                    append(parse_event(raw))
-                except MalformedRecord:
-                    skipped += 1
-            headers = response.headers  # requests' CaseInsensitiveDict: X-Search_After works too
-            result_count = _int_header(headers.get("X-Result-Count"), len(payload))
-            page_limit = _int_header(headers.get("X-Limit"), limit) or limit
-            next_cursor = _cursor_header(headers.get("X-Search_after") or headers.get("X-Search-After"))
-            # The cursor header is present on the last page too; only the count tells the end.
-            is_last = result_count < page_limit or not payload
-            if not is_last and (next_cursor is None or next_cursor == cursor):
-                raise UpstreamError(
-                    "JumpCloud Directory Insights said more events follow but sent no new paging cursor "
-                    "(X-Search_after). The sync will try again later.",
-                    status=response.status_code,
-                    request_id=self.last_request_id,
-                )
-            yield EventPage(
-                events=events,
-                skipped=skipped,
-                result_count=result_count,
-                limit=page_limit,
-                search_after=next_cursor,
-                request_id=response.headers.get("X-Request-Id", ""),
-                is_last=is_last,
+        pending: Future[tuple[requests.Response, Any]] | None = None
+        try:
+            while True:
+                if pending is not None:
+                    response, payload = pending.result()
+                    pending = None
+                else:
+                    body = query if cursor is None else {**query, "search_after": cursor}
+                    response, payload = self._call("POST", DI_PREFIX + "/events", body=body, di=True)
+                page = self._event_page(response, payload, cursor, limit)
+                if not page.is_last and pool is not None:
+                    # The next page is on its way while the caller stores this one.
+                    following = {**query, "search_after": page.search_after}
+                    pending = pool.submit(self._call, "POST", DI_PREFIX + "/events", body=following, di=True)
+                yield page
+                if page.is_last:
+                    return
+                cursor = page.search_after
+        finally:
+            if pending is not None:
+                pending.cancel()
+
+    def _event_page(
+        self, response: requests.Response, payload: Any, cursor: list[Any] | None, limit: int
+    ) -> EventPage:
+        """One Directory Insights response as an EventPage; raises when its paging is broken."""
+        if not isinstance(payload, list):
+            raise self._shape_error("events", response)
+        events: list[Event] = []
+        append = events.append
+        skipped = 0
+        for raw in payload:
+            try:
+                append(parse_event(raw))
+            except MalformedRecord:
+                skipped += 1
+        headers = response.headers  # requests' CaseInsensitiveDict: X-Search_After works too
+        result_count = _int_header(headers.get("X-Result-Count"), len(payload))
+        page_limit = _int_header(headers.get("X-Limit"), limit) or limit
+        next_cursor = _cursor_header(headers.get("X-Search_after") or headers.get("X-Search-After"))
+        # The cursor header is present on the last page too; only the count tells the end.
+        is_last = result_count < page_limit or not payload
+        if not is_last and (next_cursor is None or next_cursor == cursor):
+            raise UpstreamError(
+                "JumpCloud Directory Insights said more events follow but sent no new paging cursor "
+                "(X-Search_after). The sync will try again later.",
+                status=response.status_code,
+                request_id=self.last_request_id,
             )
-            if is_last:
-                return
-            cursor = next_cursor
+        return EventPage(
+            events=events,
+            skipped=skipped,
+            result_count=result_count,
+            limit=page_limit,
+            search_after=next_cursor,
+            request_id=response.headers.get("X-Request-Id", ""),
+            is_last=is_last,
+        )
 
     def count_events(self, service: str, start: datetime, end: datetime) -> int:
         if start >= end:
@@ -456,80 +530,139 @@ class JumpCloudClient:
     def _iter_v1_pages(
         self, path: str, parse: Callable[[Any], T], params: dict[str, Any] | None = None
     ) -> Iterator[Page[T]]:
-        """v1 `{totalCount, results}` lists. Stops on a short page; totalCount is not trusted for it."""
+        """v1 `{totalCount, results}` lists. Stops on a short page; totalCount only bounds how
+        many pages are read ahead (it is not trusted to end the listing)."""
 
-        def fetch(skip: int) -> tuple[list[Any], requests.Response]:
+        def fetch(skip: int) -> tuple[list[Any], requests.Response, int | None]:
             query = {"limit": PAGE_LIMIT, "skip": skip, "sort": "_id", **(params or {})}
-            response, payload = self._call("GET", path, params=query)
+            try:
+                response, payload = self._call("GET", path, params=query)
+            except NotFound as exc:
+                # Every v1 list torii reads is a top-level collection: no such list means the
+                # account does not offer it, not that something was deleted.
+                raise ListUnavailable(
+                    f"JumpCloud does not offer the list {path} for this account (HTTP 404), so what "
+                    "torii reads from it is unavailable.",
+                    status=404,
+                    request_id=exc.request_id,
+                ) from None
             results = payload.get("results") if isinstance(payload, dict) else None
             if not isinstance(results, list):
                 raise self._shape_error("list", response)
-            return results, response
+            total = payload.get("totalCount")
+            return (
+                results,
+                response,
+                total if isinstance(total, int) and not isinstance(total, bool) else None,
+            )
 
-        return self._pages(fetch, parse, None)
+        return self._pages(fetch, parse)
 
     def _iter_v2_pages(
-        self,
-        path: str,
-        parse: Callable[[Any], T],
-        params: dict[str, Any] | None = None,
-        executor: Executor | None = None,
+        self, path: str, parse: Callable[[Any], T], params: dict[str, Any] | None = None
     ) -> Iterator[Page[T]]:
         """v2 graph lists: bare arrays; stops on a short (or empty) page."""
 
-        def fetch(skip: int) -> tuple[list[Any], requests.Response]:
+        def fetch(skip: int) -> tuple[list[Any], requests.Response, int | None]:
             response, payload = self._call(
                 "GET", path, params={**(params or {}), "limit": PAGE_LIMIT, "skip": skip}
             )
             if not isinstance(payload, list):
                 raise self._shape_error("list", response)
-            return payload, response
+            return payload, response, None
 
-        return self._pages(fetch, parse, executor)
+        return self._pages(fetch, parse)
 
     def _pages(
         self,
-        fetch: Callable[[int], tuple[list[Any], requests.Response]],
+        fetch: Callable[[int], tuple[list[Any], requests.Response, int | None]],
         parse: Callable[[Any], T],
-        executor: Executor | None,
     ) -> Iterator[Page[T]]:
         """Pages of PAGE_LIMIT records from skip 0 until a short one, parsed.
 
-        With an `executor`, PAGES_AHEAD requests are in flight at once (skip, skip + 100, ...), so
-        JumpCloud prepares the next page while this process parses the last one; the requests
-        past the last page come back empty and are dropped. Same pages, same checks, same errors.
+        With read-ahead, the next pages are requested while the caller works on this one (skip,
+        skip + 100, ...): up to what the first page's total says is left (v1), or, without a
+        total (v2), one page more after each full page, up to `read_ahead`, so that a short list
+        costs no request past its end. Same pages, same checks, same errors.
         """
 
-        def page_at(skip: int) -> tuple[list[Any], requests.Response, Page[T]]:
-            records, response = fetch(skip)
-            return records, response, _page(records, parse)
+        def page_at(skip: int) -> tuple[list[Any], requests.Response, int | None, Page[T]]:
+            records, response, total = fetch(skip)
+            return records, response, total, _page(records, parse)
 
-        ahead: deque[Future[tuple[list[Any], requests.Response, Page[T]]]] = deque()
+        ahead: deque[Future[tuple[list[Any], requests.Response, int | None, Page[T]]]] = deque()
+        pool = self._executor("pages")
         skip = next_skip = 0
+        depth = 0
         previous_first: Any = None
         try:
             while True:
-                if executor is None:
-                    records, response, page = page_at(skip)
+                if ahead:
+                    records, response, total, page = ahead.popleft().result()
                 else:
-                    while len(ahead) < PAGES_AHEAD:
-                        ahead.append(executor.submit(page_at, next_skip))
-                        next_skip += PAGE_LIMIT
-                    records, response, page = ahead.popleft().result()
+                    records, response, total, page = page_at(skip)
+                    next_skip = skip + PAGE_LIMIT
                 previous_first = self._check_advancing(records, skip, previous_first, response)
-                yield page
-                if len(records) < PAGE_LIMIT:
-                    return
-                if len(records) > PAGE_LIMIT and ahead:
-                    # A server that ignores `limit`: the pages asked ahead overlap; go one by one.
+                if len(records) > PAGE_LIMIT:
+                    # A server that ignores `limit`: pages asked ahead would overlap; one by one.
                     for future in ahead:
                         future.cancel()
                     ahead.clear()
-                    executor = None
+                    pool = None
+                elif pool is not None and len(records) == PAGE_LIMIT:
+                    depth = self._read_ahead if total is not None else min(self._read_ahead, depth + 1)
+                    end = total if total is not None else None
+                    while len(ahead) < depth and (end is None or next_skip < end):
+                        ahead.append(pool.submit(page_at, next_skip))
+                        next_skip += PAGE_LIMIT
+                yield page
+                if len(records) < PAGE_LIMIT:
+                    return
                 skip += len(records)
         finally:
             for future in ahead:
                 future.cancel()  # one already sent ends on its own; its page is not needed
+
+    def map_ahead(self, fn: Callable[[T], Any], items: Iterable[T]) -> Iterator[tuple[T, Any]]:
+        """(item, fn(item)) for each item, in order, with up to `read_ahead` calls in flight.
+        An exception is raised when its item's turn comes."""
+        pool = self._executor("items")
+        if pool is None:
+            for item in items:
+                yield item, fn(item)
+            return
+        pending: deque[tuple[T, Future[Any]]] = deque()
+        source = iter(items)
+        try:
+            while True:
+                for item in source:
+                    pending.append((item, pool.submit(fn, item)))
+                    if len(pending) >= self._read_ahead:
+                        break
+                if not pending:
+                    return
+                item, future = pending.popleft()
+                yield item, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+    def _executor(self, kind: str) -> ThreadPoolExecutor | None:
+        """The client's read-ahead threads of one kind ("pages" or "items"), or None when reading
+        ahead is off or this thread is one of them."""
+        if self._read_ahead < 2 or getattr(_IN_POOL, "kind", None) == kind:
+            return None
+        with self._pool_lock:
+            pool = self._pools.get(kind)
+            if pool is None:
+                size = self._read_ahead * (2 if kind == "pages" else 1)
+                pool = self._pools[kind] = ThreadPoolExecutor(
+                    size,
+                    thread_name_prefix=f"jumpcloud-{kind}",
+                    initializer=_mark_pool_thread,
+                    initargs=(kind,),
+                )
+            return pool
 
     def _check_advancing(
         self, records: list[Any], skip: int, previous_first: Any, response: requests.Response
@@ -609,17 +742,18 @@ class JumpCloudClient:
     ) -> requests.Response:
         host = urlsplit(url).netloc
         try:
-            response = self._session.request(
-                method,
-                url,
-                params=params,
-                data=data,
-                headers=headers,
-                auth=self._auth,
-                timeout=self.timeout,
-                # Never follow redirects: requests would resend x-api-key to wherever they point.
-                allow_redirects=False,
-            )
+            with self._gate.slot():
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    auth=self._auth,
+                    timeout=self.timeout,
+                    # Never follow redirects: requests would resend x-api-key to wherever they point.
+                    allow_redirects=False,
+                )
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
             raise _UnreadableBody(type(exc).__name__) from None
         except requests.exceptions.ConnectTimeout as exc:
@@ -722,6 +856,15 @@ class JumpCloudClient:
         is_di = path.startswith(DI_PREFIX)
 
         if status == 401:
+            if self.org_id and ("organization" in lowered or "x-org-id" in lowered):
+                # The connection names its organization: JumpCloud refused this key for it.
+                return InvalidApiKey(
+                    f"JumpCloud refused this API key for organization {self.org_id} (HTTP 401): the "
+                    "key was revoked or regenerated, or its administrator no longer manages this "
+                    "organization. Check the administrator in JumpCloud, then reconnect with a "
+                    "current key." + said,
+                    **common,
+                )
             if "organization" in lowered or "x-org-id" in lowered:
                 return OrganizationRequired(
                     "This API key belongs to a multi-tenant administrator, so JumpCloud needs to know "
@@ -954,3 +1097,7 @@ def _rfc3339(value: datetime, *, round_up: bool) -> str:
 
 
 __all__ = ["DI_PREFIX", "PAGE_LIMIT", "REGION_HOSTS", "JumpCloudClient", "mask_key"]
+
+
+def _mark_pool_thread(kind: str) -> None:
+    _IN_POOL.kind = kind

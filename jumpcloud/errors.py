@@ -3,12 +3,18 @@
 Every message is written for the admin who has to act on it, and none of them ever contains the API
 key: the client scrubs JumpCloud's own text before it lands here, and the key is never an argument.
 `retryable` tells callers (Celery tasks, sync runs) whether trying the same call later can succeed.
+
+Each error also belongs to one of the core's families (integrations.exceptions), which is how the
+sync reacts to it without knowing JumpCloud: a rejected key → reconnect, rate limited → retry
+after, upstream trouble → retry, no Directory Insights → skip the stream.
 """
 
 from __future__ import annotations
 
+from integrations import exceptions as core
 
-class JumpCloudError(Exception):
+
+class JumpCloudError(core.ProviderError):
     """Base class: `message` is safe to show, `detail` is JumpCloud's own (scrubbed) wording."""
 
     retryable: bool = False
@@ -22,11 +28,8 @@ class JumpCloudError(Exception):
         detail: str = "",
         retryable: bool | None = None,
     ) -> None:
-        # Only the message goes into args: args are what tracebacks, pickling and logging print.
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, request_id=request_id)
         self.status = status
-        self.request_id = request_id
         self.detail = detail
         if retryable is not None:
             self.retryable = retryable
@@ -38,7 +41,7 @@ class JumpCloudError(Exception):
         return f"{type(self).__name__}(status={self.status!r}, message={self.message!r})"
 
 
-class InvalidApiKey(JumpCloudError):
+class InvalidApiKey(JumpCloudError, core.CredentialsRejected):
     """401: the key is unknown, revoked or expired."""
 
 
@@ -54,7 +57,7 @@ class PermissionDenied(JumpCloudError):
     """403: the administrator owning the key may not do this (read-only, billing, Command Runner)."""
 
 
-class DirectoryInsightsUnavailable(JumpCloudError):
+class DirectoryInsightsUnavailable(JumpCloudError, core.FeatureUnavailable):
     """402/403/404 on Directory Insights: the organization is not entitled to it."""
 
 
@@ -70,17 +73,21 @@ class NotFound(JumpCloudError):
     """404: the object does not exist (any more)."""
 
 
-class RateLimited(JumpCloudError):
+class ListUnavailable(JumpCloudError, core.FeatureUnavailable):
+    """404 on a top-level list: this account does not offer it (not: something was deleted)."""
+
+
+class RateLimited(JumpCloudError, core.RateLimited):
     """429 that survived the retries, or asked for a longer wait than the client may sleep."""
 
     retryable = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        JumpCloudError.__init__(self, message, **kwargs)  # type: ignore[arg-type]
         self.retry_after = retry_after
 
 
-class UpstreamError(JumpCloudError):
+class UpstreamError(JumpCloudError, core.UpstreamUnavailable):
     """5xx after retries, a connection failure, or a body that is not the JSON JumpCloud promised.
 
     `request_sent` is True when JumpCloud may have received (and acted on) the request: callers of
@@ -108,6 +115,7 @@ __all__ = [
     "DirectoryInsightsUnavailable",
     "InvalidApiKey",
     "JumpCloudError",
+    "ListUnavailable",
     "NotFound",
     "OrganizationNotFound",
     "OrganizationRequired",

@@ -1,20 +1,27 @@
-"""JumpCloud as a torii provider: what it can do, declared once."""
+"""JumpCloud as a torii provider: what it can do, declared once.
+
+The streams and their order (docs/sync.md has the canvas they make):
+
+    organization                       (a detail; nothing depends on it)
+    applications
+     ├─ users
+     │   ├─ administrators             (matched to users by e-mail)
+     │   └─ app_assignments            (rows point at the users' rows)
+     ├─ events_sso      [time slices]  (sso_auth events are attributed to apps by their URL)
+     └─ events_directory [time slices]
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from integrations.providers import Action, Capability, Provider, Stream
-
-REGIONS = {"us": "United States", "eu": "Europe", "in": "India"}
-
-
-@dataclass(frozen=True)
-class JumpCloudCredentials:
-    # repr=False: tracebacks and error reports print a frame's locals with repr().
-    api_key: str = field(metadata={"secret": True}, repr=False)
-
+from jumpcloud import actions
+from jumpcloud.connect import REGIONS, JumpCloudCredentials, sync_client_for_connection, validate_credentials
+from jumpcloud.streams import events
+from jumpcloud.streams.applications import sync_applications
+from jumpcloud.streams.assignments import sync_app_assignments
+from jumpcloud.streams.directory import sync_administrators, sync_organization, sync_users
 
 CAPABILITIES = (
     Capability("users", "Users", "Every JumpCloud user (system user) of the organization."),
@@ -65,19 +72,6 @@ CAPABILITIES = (
 )
 
 
-def _lazy(path: str) -> Any:
-    """Resolve a function in jumpcloud.sync / jumpcloud.actions when called (no import cycles)."""
-    module_name, _, attr = path.rpartition(".")
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        import importlib
-
-        return getattr(importlib.import_module(module_name), attr)(*args, **kwargs)
-
-    call.__name__ = attr
-    return call
-
-
 class JumpCloudProvider(Provider):
     key: ClassVar[str] = "jumpcloud"
     name: ClassVar[str] = "JumpCloud"
@@ -85,218 +79,63 @@ class JumpCloudProvider(Provider):
     regions: ClassVar[dict[str, str]] = REGIONS
     capability_catalog: ClassVar[tuple[Capability, ...]] = CAPABILITIES
     streams: ClassVar[tuple[Stream, ...]] = (
-        Stream("organization", "Organization", _lazy("jumpcloud.sync.sync_organization")),
-        # Applications first: the event streams start beside the rest once they can attribute
-        # sso_auth events that carry only an sso_url.
+        Stream("organization", "Organization", sync_organization, optional=True),
+        Stream("applications", "Applications", sync_applications, provides=("applications",)),
+        # After the applications only so that app_assignments, which needs both, can follow users.
         Stream(
-            "applications",
-            "Applications",
-            _lazy("jumpcloud.sync.sync_applications"),
-            provides=("applications",),
+            "users",
+            "Users",
+            sync_users,
+            provides=("users", "roles", "statuses"),
+            depends_on=("applications",),
         ),
-        Stream("users", "Users", _lazy("jumpcloud.sync.sync_users"), provides=("users", "roles", "statuses")),
         Stream(
             "administrators",
             "Administrators",
-            _lazy("jumpcloud.sync.sync_administrators"),
+            sync_administrators,
             provides=("administrators",),
             optional=True,
+            depends_on=("users",),
         ),
         Stream(
             "app_assignments",
             "App assignments",
-            _lazy("jumpcloud.sync.sync_app_assignments"),
+            sync_app_assignments,
             provides=("app_assignments",),
+            depends_on=("applications", "users"),
         ),
-        # SSO events first: assignment rows written once they are stored carry their last use.
         Stream(
             "events_sso",
             "Usage: SSO events",
-            _lazy("jumpcloud.sync.sync_sso_events"),
+            events.fetch("sso"),
             provides=("usage_sso", "last_used"),
             kind="events",
             optional=True,
-            concurrent=True,
-            waits_for=("applications",),
-            finish=_lazy("jumpcloud.sync.rollup_sso_usage"),
-            finish_waits_for=("users", "app_assignments"),
+            depends_on=("applications",),
+            plan=events.plan("sso"),
+            finish=events.finish("sso"),
         ),
         Stream(
             "events_directory",
             "Usage: directory events",
-            _lazy("jumpcloud.sync.sync_directory_events"),
+            events.fetch("directory"),
             provides=("usage_directory", "last_used"),
             kind="events",
             optional=True,
-            concurrent=True,
-            waits_for=("applications",),
-            finish=_lazy("jumpcloud.sync.rollup_directory_usage"),
-            finish_waits_for=("users", "administrators"),
+            depends_on=("applications",),
+            plan=events.plan("directory"),
+            finish=events.finish("directory"),
         ),
     )
     actions: ClassVar[tuple[Action, ...]] = (
-        Action("create_user", "Create user", _lazy("jumpcloud.actions.create_user"), "action_create_user"),
-        Action(
-            "suspend_user", "Suspend user", _lazy("jumpcloud.actions.suspend_user"), "action_suspend_user"
-        ),
-        Action(
-            "unsuspend_user",
-            "Unsuspend user",
-            _lazy("jumpcloud.actions.unsuspend_user"),
-            "action_unsuspend_user",
-        ),
-        Action(
-            "delete_user",
-            "Delete user",
-            _lazy("jumpcloud.actions.delete_user"),
-            "action_delete_user",
-            destructive=True,
-        ),
+        Action("create_user", "Create user", actions.create_user, "action_create_user"),
+        Action("suspend_user", "Suspend user", actions.suspend_user, "action_suspend_user"),
+        Action("unsuspend_user", "Unsuspend user", actions.unsuspend_user, "action_unsuspend_user"),
+        Action("delete_user", "Delete user", actions.delete_user, "action_delete_user", destructive=True),
     )
 
     def validate_credentials(self, *, credentials: Any, region: str, base_url: str, org_id: str = "") -> Any:
-        """List the key's organizations (no x-org-id), pick or check the org, then probe rights:
-        the admin's role, reading users and administrators, and Directory Insights."""
-        return _validate(credentials=credentials, region=region, base_url=base_url, org_id=org_id)
+        return validate_credentials(credentials=credentials, region=region, base_url=base_url, org_id=org_id)
 
     def get_client(self, connection: Any) -> Any:
-        return client_for_connection(connection)
-
-
-# --- behaviour ---------------------------------------------------------------------------------
-# Roles that cannot change users (API.md §4). Help Desk can; Command Runners cannot use the API at all.
-READ_ONLY_ROLES = frozenset({"read only", "billing only", "command runner", "command runner with billing"})
-
-
-def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str, org_id: str = "") -> Any:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from integrations.providers import CredentialsError, ValidatedAccount
-    from jumpcloud import errors
-    from jumpcloud.client import JumpCloudClient
-
-    def client_for(org: str | None) -> JumpCloudClient:
-        return JumpCloudClient(
-            credentials.api_key,
-            region=region if region in REGIONS else "us",
-            base_url=base_url or None,
-            org_id=org,
-            timeout=(5.0, 20.0),
-            max_retries=2,
-        )
-
-    with client_for(None) as discovery:
-        try:
-            orgs = discovery.list_organizations()
-        except errors.InvalidApiKey:
-            raise CredentialsError(
-                "JumpCloud rejected this API key. Copy the key again from the JumpCloud Admin Console "
-                "(your name, top right → My API Key); a regenerated key replaces the old one.",
-                code="invalid_key",
-            ) from None
-        except errors.PermissionDenied:
-            raise CredentialsError(
-                "This key's administrator is not allowed to use the JumpCloud API (Command Runner roles "
-                "cannot). Use the key of an administrator with the Administrator, Manager or Read Only role.",
-                code="no_rights",
-            ) from None
-        except errors.JumpCloudError as exc:
-            raise CredentialsError(
-                f"Could not reach JumpCloud to check the key: {exc.message}", code="upstream"
-            ) from None
-    choices = [(o.id, o.name) for o in orgs]
-    listing = ", ".join(f"{name} ({oid})" for oid, name in choices)
-    if org_id:
-        match = [o for o in orgs if o.id == org_id]
-        if not match:
-            raise CredentialsError(
-                f"Organization ID {org_id} is not one this key can manage. "
-                + (f"It manages: {listing}." if choices else ""),
-                code="org_not_found",
-                choices=choices,
-            )
-        org = match[0]
-    elif len(orgs) > 1:
-        raise CredentialsError(
-            f"This key manages {len(orgs)} organizations; choose the one to connect: {listing}.",
-            code="org_required",
-            choices=choices,
-        )
-    elif len(orgs) == 1:
-        org = orgs[0]
-    else:
-        raise CredentialsError(
-            "This key does not give access to any JumpCloud organization.", code="org_not_found"
-        )
-
-    multi_tenant = len(orgs) > 1
-    detected: dict[str, Any] = {"multi_tenant": multi_tenant}
-    with client_for(org.id if multi_tenant else None) as client:
-        try:
-            me = client.get_self()
-            role = str(me.get("roleName") or "")
-        except errors.InvalidApiKey:
-            raise CredentialsError("JumpCloud rejected this API key.", code="invalid_key") from None
-        except errors.JumpCloudError:
-            role = ""  # the route is not published; its absence must not block a connect
-        detected["admin_role"] = role
-        detected["admin_read_only"] = role.lower() in READ_ONLY_ROLES
-        try:
-            next(iter(client.iter_system_user_pages()), None)
-        except errors.OrganizationRequired:
-            raise CredentialsError(
-                f"This key manages several organizations; choose one: {listing}.",
-                code="org_required",
-                choices=choices,
-            ) from None
-        except errors.OrganizationNotFound:
-            raise CredentialsError(
-                f"Organization ID {org.id} was not found.", code="org_not_found", choices=choices
-            ) from None
-        except errors.PermissionDenied:
-            raise CredentialsError(
-                f"This key's administrator{f' ({role})' if role else ''} cannot read JumpCloud users. "
-                "Use the key of an administrator with the Administrator, Manager, Help Desk or Read Only role.",
-                code="no_rights",
-            ) from None
-        except errors.JumpCloudError as exc:
-            raise CredentialsError(
-                f"JumpCloud answered with an error: {exc.message}", code="upstream"
-            ) from None
-        try:
-            next(iter(client.iter_administrator_pages()), None)
-            detected["administrators"] = True
-        except errors.JumpCloudError:
-            detected["administrators"] = False
-        try:
-            now = timezone.now()
-            client.count_events("directory", now - timedelta(hours=1), now - timedelta(minutes=1))
-            detected["usage_events"] = True
-        except errors.DirectoryInsightsUnavailable:
-            detected["usage_events"] = False
-        except errors.JumpCloudError:
-            pass  # unknown for now; the first sync finds out
-    return ValidatedAccount(org_id=org.id, org_name=org.name, detected=detected)
-
-
-def client_for_connection(connection: Any, **options: Any) -> Any:
-    """A client for a stored connection; `options` go to JumpCloudClient (timeouts, retries)."""
-    from integrations.services.connections import connection_check_endpoint, connection_credentials
-    from jumpcloud.client import JumpCloudClient
-
-    # Checked every time a client is built, not only at connect: an origin an operator removed from
-    # JUMPCLOUD_ALLOWED_BASE_URLS (or a row edited by hand) is never contacted again.
-    region, base_url = connection_check_endpoint(
-        provider_key=connection.provider, region=connection.region, base_url=connection.base_url
-    )
-    credentials = connection_credentials(connection)
-    multi_tenant = bool((connection.capabilities or {}).get("multi_tenant"))
-    return JumpCloudClient(
-        credentials.api_key,
-        region=region if region in REGIONS else "us",
-        base_url=base_url or None,
-        org_id=connection.org_id if multi_tenant else None,
-        **options,
-    )
+        return sync_client_for_connection(connection)

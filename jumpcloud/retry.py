@@ -19,6 +19,7 @@ import email.utils
 import random
 import re
 import time
+from collections.abc import Callable
 from itertools import takewhile
 from typing import TYPE_CHECKING, Any
 
@@ -60,12 +61,21 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class JumpCloudRetry(Retry):
-    def __init__(self, *args: Any, retry_after_limit: float = 60.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        retry_after_limit: float = 60.0,
+        on_rate_limited: Callable[[float | None], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.retry_after_limit = retry_after_limit
+        # Told of every 429 (with its Retry-After): the account's request budget slows down.
+        self.on_rate_limited = on_rate_limited
 
     def new(self, **kw: Any) -> Self:
         kw.setdefault("retry_after_limit", self.retry_after_limit)
+        kw.setdefault("on_rate_limited", self.on_rate_limited)
         return super().new(**kw)
 
     def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
@@ -85,6 +95,8 @@ class JumpCloudRetry(Retry):
         _pool: ConnectionPool | None = None,
         _stacktrace: Any = None,
     ) -> Self:
+        if response is not None and response.status == 429 and self.on_rate_limited is not None:
+            self.on_rate_limited(self.get_retry_after(response))
         if response is not None and error is None and self.respect_retry_after_header:
             wait = self.get_retry_after(response)
             if wait is not None and wait > self.retry_after_limit:
@@ -122,6 +134,7 @@ def build_retry(
     backoff_max: float,
     retry_after_max: float,
     allowed_methods: frozenset[str],
+    on_rate_limited: Callable[[float | None], Any] | None = None,
 ) -> JumpCloudRetry:
     return JumpCloudRetry(
         total=max_retries,
@@ -137,6 +150,7 @@ def build_retry(
         raise_on_status=False,
         respect_retry_after_header=True,
         retry_after_limit=retry_after_max,
+        on_rate_limited=on_rate_limited,
         # Never forward the key if anything ever follows a redirect.
         remove_headers_on_redirect=Retry.DEFAULT_REMOVE_HEADERS_ON_REDIRECT | {"x-api-key"},
     )

@@ -19,6 +19,16 @@ def _celery_eager():
     yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _close_request_budget(django_db_setup, django_db_blocker):
+    """The request budget holds a database session of its own: close it before the test database
+    is dropped."""
+    yield
+    from integrations.sync import budget
+
+    budget.close()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate-limit counters and the like live in the cache (Redis in CI): start every test clean."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,17 +44,27 @@ def child_env(**extra: str) -> dict[str, str]:
 class CeleryProcess:
     """A `celery -A torii worker|beat` child in its own process group (so SIGKILL takes all of it)."""
 
-    def __init__(self, kind: str = "worker", *args: str, log: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        kind: str = "worker",
+        *args: str,
+        log: Path,
+        env: dict[str, str] | None = None,
+        name: str = "",
+        concurrency: int = 1,
+    ):
         self.kind = kind
         self.log_path = log
+        # The worker's node name: as two machines would be, two workers differ by it.
+        self.name = f"{name or f'test-{os.getpid()}-{time.monotonic_ns()}'}@{socket.gethostname()}"
         cmd = [sys.executable, "-m", "celery", "-A", "torii", kind, "--loglevel=INFO", *args]
         if kind == "worker":
             cmd += [
                 "--pool=prefork",
-                "--concurrency=1",
+                f"--concurrency={concurrency}",
                 "--without-gossip",
                 "--without-mingle",
-                f"--hostname=test-{os.getpid()}-{time.monotonic_ns()}@%h",
+                f"--hostname={self.name}",
             ]
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from kombu import Queue
 
 from torii.devsecrets import persistent_secret
 
@@ -276,6 +277,11 @@ if REDIS_URL:
     # hard time limit or a long sync would run twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 10 * 60}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Workers consume every queue listed here, in turn: the time slices of event backfills have a
+# queue of their own, so that a backlog of them never holds up the next stream of a sync
+# (integrations.sync.canvas).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("sync_slices"))
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-syncs": {"task": "integrations.tasks.dispatch_due_syncs", "schedule": 60.0},
     "recover-stale-syncs": {"task": "integrations.tasks.recover_stale_syncs", "schedule": 300.0},
@@ -351,17 +357,15 @@ TORII_EXPORTS_PER_USER = env.int("TORII_EXPORTS_PER_USER", default=1)
 TORII_EXPORTS_TOTAL = env.int("TORII_EXPORTS_TOTAL", default=2)
 TORII_EXPORT_LEASE_SECONDS = env.int("TORII_EXPORT_LEASE_SECONDS", default=600)
 JUMPCLOUD_EVENT_PAGE_SIZE = env.int("JUMPCLOUD_EVENT_PAGE_SIZE", default=10_000)
-# Fetch long Directory Insights windows (backfills) in a separate process, parallel to the writes.
-JUMPCLOUD_EVENT_FETCH_PROCESS = env.bool("JUMPCLOUD_EVENT_FETCH_PROCESS", default=True)
+# Pages (or apps) a sync task reads ahead while it works on one.
+JUMPCLOUD_READ_AHEAD = env.int("JUMPCLOUD_READ_AHEAD", default=4)
 # Seconds a user action may wait for JumpCloud (actions run inline; a timed-out write is re-read).
 TORII_ACTION_TIMEOUT_SECONDS = env.int("TORII_ACTION_TIMEOUT_SECONDS", default=10)
 # How long the dashboard may serve cached aggregates; every finished sync replaces them anyway.
 TORII_DASHBOARD_CACHE_SECONDS = env.int("TORII_DASHBOARD_CACHE_SECONDS", default=2 * 3600)
-# Run the event streams beside the inventory streams (a thread with its own database connection;
-# PostgreSQL only), and read app assignments ahead beside the users stream (in a child process).
-# Off in the test settings, whose test-case transactions a second connection cannot see; tests
-# that commit for real switch it on.
-SYNC_CONCURRENT_STREAMS = env.bool("SYNC_CONCURRENT_STREAMS", default=TORII_ENV != "test")
+# Requests in flight at once to one upstream account (a JumpCloud organization), all workers on all
+# machines together (integrations.sync.budget); halved on a 429, grown back slowly.
+SYNC_MAX_REQUESTS_PER_ACCOUNT = env.int("SYNC_MAX_REQUESTS_PER_ACCOUNT", default=8)
 SYNC_STALE_AFTER = timedelta(minutes=env.int("SYNC_STALE_AFTER_MINUTES", default=10))
 
 # --- Logging -----------------------------------------------------------------------------------

@@ -1,40 +1,66 @@
-"""Syncs: request one, execute it (stream by stream, resumable), schedule and recover them.
+"""Syncs: request one, start it as a canvas, run its tasks, finish it; schedule and recover runs.
 
-Concurrency: at most one active SyncRun per connection (a partial unique constraint), and only the
-holder of a run's lease executes it. The lease is a token plus a heartbeat; a heartbeat older than
-SYNC_STALE_AFTER means the worker died (SIGKILL, lost node), and `sync_recover_stale` hands the run
-to a new task, which resumes from the streams' checkpoints. Because the lock lives in the database,
-it outlives any Celery time limit or broker redelivery.
+A run's life (docs/sync.md has the picture):
+
+1. `sync_run_request` writes a queued SyncRun (at most one queued or running per connection: a
+   partial unique constraint) and queues `start_sync`.
+2. `sync_run_start` marks it running, asks each parted stream for its parts, writes one SyncTask
+   row per stream or part, and sends the run's canvas (integrations.sync.canvas).
+3. `sync_task_execute` runs one task: it takes the task's lease, runs the stream function with a
+   StreamContext, and records the outcome. Upstream trouble parks the task for a retry
+   (RetryLater: the Celery task retries it, never before a Retry-After); a rejected key stops the
+   whole run; any other error fails the stream, and the streams that depend on it are skipped.
+4. The task that ends last claims the run's finish (an atomic UPDATE) and queues `finish_sync`:
+   `sync_run_finish` runs the streams' finish steps (rollups), sets the run's and the
+   connection's status, warms the dashboard cache and sends `sync_run_finished`.
+
+Recovery: a task whose heartbeat is older than SYNC_STALE_AFTER lost its worker; beat's
+`sync_recover_stale` puts it back and sends the run's remaining canvas again. Redelivered or
+duplicated messages find their task done or held, and do nothing.
 """
 
 from __future__ import annotations
 
-import copy
 import gc
 import logging
-import threading
+import os
+import secrets
+import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connections, transaction
-from django.db.models import F, Q
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import connection as db
+from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from integrations import bulk
-from integrations.models import Connection, SyncCheckpoint, SyncRun
+from integrations.exceptions import (
+    CredentialsRejected,
+    FeatureUnavailable,
+    ProviderError,
+    RateLimited,
+    UpstreamUnavailable,
+)
+from integrations.models import Connection, SyncRun, SyncTask
 from integrations.providers import Provider, Stream, registry
 from integrations.services.audit import audit_connection_event
+from integrations.signals import sync_run_finished
+from integrations.sync.canvas import sync_canvas
+from integrations.sync.context import LeaseLost, StopRequested, StreamContext, refresh_summary
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 20  # resumes after a dead worker count too
-_BESIDE = "integrations.sync.beside"  # SyncContext.shared: progress of the concurrent streams
-PROGRESS_EVERY_SECONDS = 1.0
+MAX_TASK_ATTEMPTS = 20  # resumes after a dead worker count too
+WAIT_SECONDS = 5.0  # a task whose dependencies have not ended yet looks again after this
+DATABASE_RETRY_SECONDS = 60.0
+START_TASK = "integrations.tasks.start_sync"
+FINISH_TASK = "integrations.tasks.finish_sync"
 
 
 class SyncAlreadyRunning(Exception):
@@ -47,57 +73,12 @@ class SyncNotAllowed(Exception):
     """The connection cannot sync (disconnected, or its key was rejected)."""
 
 
-class LeaseLost(Exception):
-    """Another worker took this run over (ours was considered dead): stop without writing."""
-
-
 class RetryLater(Exception):
-    """A transient upstream failure: the task retries the run later, from its checkpoints."""
+    """A transient upstream failure: the task is retried after `countdown` seconds."""
 
     def __init__(self, message: str, countdown: float):
         super().__init__(message)
         self.countdown = countdown
-
-
-class StreamSkipped(Exception):
-    """A stream cannot run for this account (e.g. no Directory Insights); not an error."""
-
-
-class StopRequested(Exception):
-    """The other half of a run ended it (failure, retry, lost lease): stop at the next page."""
-
-
-def peak_rss_mb() -> int | None:
-    """This process's peak resident memory since it started its program (VmHWM).
-
-    Not getrusage's ru_maxrss: Linux carries that across fork and exec, so a worker forked from a
-    big parent would report the parent's size."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return None
-
-
-# --- request ---------------------------------------------------------------------------------
-def _initial_streams(provider: Provider, kind: str) -> dict[str, Any]:
-    return {
-        s.key: {
-            "label": s.label,
-            "status": "pending",
-            "fetched": 0,
-            "created": 0,
-            "updated": 0,
-            "removed": 0,
-            "skipped": 0,
-            "pages": 0,
-            "error": "",
-        }
-        for s in streams_for(provider, kind)
-    }
 
 
 def streams_for(provider: Provider, kind: str) -> list[Stream]:
@@ -106,6 +87,13 @@ def streams_for(provider: Provider, kind: str) -> list[Stream]:
     return list(provider.streams)
 
 
+def _send(task: str, *args: Any) -> None:
+    """Queue a task by name when the current transaction commits (tasks import this module)."""
+    signature = current_app.signature(task, args=args, immutable=True)
+    transaction.on_commit(signature.apply_async)
+
+
+# --- request ---------------------------------------------------------------------------------
 def sync_run_request(
     *,
     connection: Connection,
@@ -124,14 +112,25 @@ def sync_run_request(
         raise SyncNotAllowed("The API key was rejected; reconnect before syncing.")
     provider = registry.get(connection.provider)
     user = requested_by if getattr(requested_by, "is_authenticated", False) else None
+    streams = {
+        s.key: {
+            "label": s.label,
+            "status": "pending",
+            "fetched": 0,
+            "created": 0,
+            "updated": 0,
+            "removed": 0,
+            "skipped": 0,
+            "pages": 0,
+            "error": "",
+            "error_ref": "",
+        }
+        for s in streams_for(provider, kind)
+    }
     try:
         with transaction.atomic():
             run = SyncRun.objects.create(
-                connection=connection,
-                kind=kind,
-                trigger=trigger,
-                requested_by=user,
-                streams=_initial_streams(provider, kind),
+                connection=connection, kind=kind, trigger=trigger, requested_by=user, streams=streams
             )
             if trigger == SyncRun.Trigger.MANUAL and user is not None:
                 audit_connection_event(
@@ -140,572 +139,445 @@ def sync_run_request(
                     actor=user,
                     parameters={"kind": kind, "sync_run": run.pk},
                 )
+            if enqueue:
+                _send(START_TASK, run.pk)
     except IntegrityError:
         raise SyncAlreadyRunning(connection.sync_runs.filter(status__in=SyncRun.ACTIVE).first()) from None
-    if enqueue:
-        _enqueue(run.pk)
     return run
 
 
-def _enqueue(run_id: int, countdown: float = 0) -> None:
-    from integrations.tasks import run_sync
-
-    transaction.on_commit(lambda: run_sync.apply_async((run_id,), countdown=countdown or None))
-
-
-# --- execute ---------------------------------------------------------------------------------
-@dataclass
-class SyncContext:
-    """What a stream function gets: the run, the connection, a client, counters and checkpoints."""
-
-    run: SyncRun
-    connection: Connection
-    client: Any
-    provider: Provider
-    lease: str
-    stream_key: str = ""
-    _last_progress: float = field(default=0.0)
-    # Shared by the contexts of one run when streams run concurrently: run.streams and the
-    # connection's capabilities are changed and saved under it; `stop` ends the other thread.
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    stop: threading.Event = field(default_factory=threading.Event)
-    # Run-scoped helpers one stream starts for a later one (e.g. a read-ahead thread); anything
-    # with a close() here is closed when the run's execution ends, however it ends.
-    shared: dict[str, Any] = field(default_factory=dict)
-    # The dashboard cache's data version before and just after this attempt marked its start
-    # (selectors.common.data_version): what _finish may carry the cached aggregates forward from.
-    dashboard_versions: tuple[str | None, str | None] = (None, None)
-
-    def beside_done(self, key: str) -> bool:
-        """False while stream `key` is still running in this run's concurrent thread (its `run`
-        step); True otherwise, including when there is no such thread or stream."""
-        progress = self.shared.get(_BESIDE)
-        return progress is None or progress.ended or progress.is_done((key,))
-
-    def wait_beside(self, key: str, tick: Callable[[], Any] | None = None, poll: float = 1.0) -> None:
-        """Wait until beside_done(key), keeping the run's heartbeat meanwhile (progress() also
-        raises StopRequested when the run is told to stop) and calling `tick` about every `poll`
-        seconds (work that can be done ahead while waiting)."""
-        while not self.beside_done(key):
-            self.progress()
-            if tick is not None:
-                tick()
-            progress = self.shared.get(_BESIDE)
-            if progress is not None:
-                progress.wait((key,), timeout=poll)
-
-    def close_shared(self) -> None:
-        for helper in list(self.shared.values()):
-            close = getattr(helper, "close", None)
-            if close:
-                close()
-        self.shared.clear()
-
-    @property
-    def counters(self) -> dict[str, Any]:
-        return self.run.streams[self.stream_key]
-
-    def add(self, stream: str | None = None, **amounts: int) -> None:
-        """Add to this stream's counters (or to `stream`'s, from a helper that outlives this
-        context's current stream)."""
-        with self.lock:
-            c = self.run.streams.setdefault(stream, {}) if stream else self.counters
-            for k, v in amounts.items():
-                c[k] = c.get(k, 0) + v
-
-    def note(self, **values: Any) -> None:
-        with self.lock:
-            self.counters.update(values)
-
-    def checkpoint(self, stream: str | None = None) -> dict[str, Any]:
-        row = SyncCheckpoint.objects.filter(
-            connection=self.connection, stream=stream or self.stream_key
-        ).first()
-        return dict(row.state) if row else {}
-
-    def hold_connection(self) -> None:
-        """Call inside a transaction that writes AppUser or UsageEvent rows, before writing them
-        (see bulk.hold_connection); stops the run if the connection was deleted."""
-        if not bulk.hold_connection(self.connection.pk):
-            raise LeaseLost(f"sync run {self.run.pk}: the connection was deleted")
-
-    def save_checkpoint(self, state: dict[str, Any], stream: str | None = None) -> None:
-        """Call inside the transaction that wrote the rows the checkpoint describes."""
-        SyncCheckpoint.objects.update_or_create(
-            connection=self.connection, stream=stream or self.stream_key, defaults={"state": state}
-        )
-
-    def detect(self, **flags: Any) -> None:
-        with self.lock:
-            caps = {**(self.connection.capabilities or {}), **flags}
-            if caps != self.connection.capabilities:
-                self.connection.capabilities = caps
-                Connection.objects.filter(pk=self.connection.pk).update(capabilities=caps)
-
-    def set_state(self, **values: Any) -> dict[str, Any]:
-        """Update this stream's entry in run.streams (created if missing); returns it."""
-        with self.lock:
-            state = self.run.streams.setdefault(self.stream_key, {"status": "pending"})
-            state.update(values)
-            return state
-
-    def progress(self, force: bool = False) -> None:
-        """Persist counters and the heartbeat (at most once a second), checking the lease."""
-        if self.stop.is_set():
-            raise StopRequested()
-        now_mono = time.monotonic()
-        if not force and now_mono - self._last_progress < PROGRESS_EVERY_SECONDS:
-            return
-        self._last_progress = now_mono
-        with self.lock:
-            streams = copy.deepcopy(self.run.streams)
-            current = self.stream_key
-        updated = SyncRun.objects.filter(
-            pk=self.run.pk, lease=self.lease, status=SyncRun.Status.RUNNING
-        ).update(heartbeat_at=timezone.now(), streams=streams, current_stream=current)
-        if not updated:
-            raise LeaseLost(f"sync run {self.run.pk} was taken over or cancelled")
+# --- start -----------------------------------------------------------------------------------
+def _stale_before() -> datetime:
+    return timezone.now() - settings.SYNC_STALE_AFTER
 
 
-def _acquire(run_id: int) -> tuple[SyncRun, str] | None:
-    """Take the run's lease if it is queued, or running with a stale heartbeat."""
-    lease = uuid.uuid4().hex
-    stale_before = timezone.now() - settings.SYNC_STALE_AFTER
+def _claim_run(run_id: int, *, foreground: bool = False) -> SyncRun | None:
+    """Mark a queued run running, or take over a running one that nothing has touched for
+    SYNC_STALE_AFTER (its tasks or their messages were lost). In the foreground, also a run parked
+    for a retry: no task of it running, one waiting for its retry time."""
     now = timezone.now()
+    takeover = Q(status=SyncRun.Status.RUNNING, lease="") & (
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=_stale_before())
+    )
+    if foreground:
+        # A run parked for a retry: no task running, one waiting for its retry time.
+        working = SyncTask.objects.filter(
+            run=OuterRef("pk"), status=SyncTask.Status.RUNNING, heartbeat_at__gte=_stale_before()
+        )
+        parked = SyncTask.objects.filter(
+            run=OuterRef("pk"), status=SyncTask.Status.PENDING, not_before__isnull=False
+        )
+        takeover |= Q(status=SyncRun.Status.RUNNING, lease="") & ~Exists(working) & Exists(parked)
+    first = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.QUEUED).exists()
+    before = _dashboard_version() if first else None
     taken = (
         SyncRun.objects.filter(pk=run_id)
-        .filter(
-            # Queued, and not parked until a later time (a retry waiting for Retry-After)...
-            Q(status=SyncRun.Status.QUEUED) & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lte=now))
-            # ...or running under a worker whose heartbeat stopped.
-            | Q(status=SyncRun.Status.RUNNING, heartbeat_at__lt=stale_before)
-            | Q(status=SyncRun.Status.RUNNING, heartbeat_at__isnull=True)
+        .filter(Q(status=SyncRun.Status.QUEUED) | takeover)
+        .update(
+            status=SyncRun.Status.RUNNING,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), now),
         )
-        .update(status=SyncRun.Status.RUNNING, lease=lease, heartbeat_at=now, attempts=F("attempts") + 1)
     )
     if not taken:
         return None
     run = SyncRun.objects.select_related("connection").get(pk=run_id)
-    if run.started_at is None:
-        SyncRun.objects.filter(pk=run_id).update(started_at=now)
-        run.started_at = now
-    return run, lease
+    if run.attempts == 1:
+        Connection.objects.filter(pk=run.connection_id).update(last_sync_at=now)
+        run.cache_versions = [before, _dashboard_version() if before else None]
+        SyncRun.objects.filter(pk=run_id).update(cache_versions=run.cache_versions)
+    return run
 
 
-def sync_run_execute(*, run_id: int) -> SyncRun | None:
-    """Run (or resume) one sync. Returns None when another worker holds the run."""
-    acquired = _acquire(run_id)
-    if acquired is None:
-        logger.info("sync run %s is held by another worker or finished; nothing to do", run_id)
-        return None
-    run, lease = acquired
-    connection = run.connection
-    if run.attempts > MAX_ATTEMPTS:
-        return _finish(run, lease, SyncRun.Status.FAILED, f"Gave up after {MAX_ATTEMPTS} attempts.")
-    provider = registry.get(connection.provider)
-    version_before = _dashboard_version()
-    Connection.objects.filter(pk=connection.pk).update(last_sync_at=timezone.now())
-    versions = (version_before, _dashboard_version() if version_before else None)
+def _dashboard_version() -> str | None:
+    from integrations.selectors.warm import dashboard_version
+
     try:
-        client = provider.get_client(connection)
-    except Exception as exc:  # credentials unreadable: a configuration problem, not upstream
-        logger.error("sync run %s: cannot build a client: %s", run_id, type(exc).__name__)
-        return _finish(
-            run, lease, SyncRun.Status.FAILED, str(exc), connection_status=Connection.Status.FAILED
+        return dashboard_version()
+    except Exception:  # a cache problem must never fail a sync
+        logger.exception("reading the dashboard cache's data version failed")
+        return None
+
+
+def _plan(run: SyncRun, provider: Provider, streams: list[Stream]) -> dict[str, list[str]]:
+    """Each stream's part keys ([""] for a stream in one piece). A parted stream plans from its
+    checkpoint, so a resumed run gets the parts it had."""
+    parts: dict[str, list[str]] = {}
+    for stream in streams:
+        if stream.plan is None:
+            parts[stream.key] = [""]
+            continue
+        ctx = StreamContext(run=run, connection=run.connection, stream=stream, client=None)
+        with transaction.atomic():
+            parts[stream.key] = list(stream.plan(ctx)) or [""]
+    return parts
+
+
+def sync_run_start(*, run_id: int, dispatch: bool = True) -> SyncRun | None:
+    """Start (or resume) a run: write its tasks and send the canvas of those not done yet
+    (dispatch=False: the caller runs them, in the foreground). Returns None when the run is not
+    startable (running elsewhere, or finished)."""
+    run = _claim_run(run_id, foreground=not dispatch)
+    if run is None:
+        logger.info("sync run %s is running or finished; nothing to start", run_id)
+        return None
+    provider = registry.get(run.connection.provider)
+    streams = streams_for(provider, run.kind)
+    if run.attempts > MAX_TASK_ATTEMPTS:
+        _close_run(run, SyncRun.Status.FAILED, f"Gave up after {MAX_TASK_ATTEMPTS} attempts.")
+        return run
+    try:
+        parts = _plan(run, provider, streams)
+    except Exception as exc:
+        ref = _log_internal(exc, f"sync run {run_id}: planning failed")
+        _close_run(run, SyncRun.Status.FAILED, f"{_internal_message()} Reference: {ref}.")
+        return run
+    with transaction.atomic():
+        SyncTask.objects.bulk_create(
+            [SyncTask(run=run, stream=s.key, part=p) for s in streams for p in parts[s.key]],
+            ignore_conflicts=True,
         )
-    ctx = SyncContext(
-        run=run,
-        connection=connection,
-        client=client,
-        provider=provider,
-        lease=lease,
-        dashboard_versions=versions,
+        # Tasks a dead worker left running start again from their checkpoints.
+        SyncTask.objects.filter(run=run, status=SyncTask.Status.RUNNING).update(
+            status=SyncTask.Status.PENDING, lease=""
+        )
+        for stream in streams:
+            refresh_summary(run.pk, stream.key)
+        done = set(SyncTask.objects.filter(run=run, status__in=SyncTask.DONE).values_list("stream", "part"))
+        canvas = sync_canvas(run.pk, streams, parts, done)
+        if dispatch:
+            if canvas is not None:
+                transaction.on_commit(canvas.apply_async)
+            else:
+                _claim_finish(run.pk, dispatch=True)
+    return run
+
+
+# --- one task --------------------------------------------------------------------------------
+def _claim_task(run_id: int, stream_key: str, part: str) -> SyncTask | None:
+    now = timezone.now()
+    lease = uuid.uuid4().hex
+    taken = (
+        SyncTask.objects.filter(run_id=run_id, stream=stream_key, part=part)
+        .filter(
+            Q(status=SyncTask.Status.PENDING) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
+            | Q(status=SyncTask.Status.RUNNING, heartbeat_at__lt=_stale_before())
+        )
+        .update(
+            status=SyncTask.Status.RUNNING,
+            lease=lease,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), now),
+            worker=_worker_name(),
+        )
     )
-    # A big sync allocates millions of short-lived objects (decoded JSON, rows); with the default
-    # thresholds the cyclic collector runs thousands of times and walks every live object each
-    # time. Collect far less often for the length of the run.
+    if not taken:
+        return None
+    return SyncTask.objects.get(run_id=run_id, stream=stream_key, part=part)
+
+
+def _worker_name() -> str:
+    """The Celery worker's node name inside a task, else host:pid (the foreground)."""
+    task = current_app.current_worker_task
+    hostname = getattr(getattr(task, "request", None), "hostname", None)
+    return str(hostname or f"{socket.gethostname()}:{os.getpid()}")[:255]
+
+
+def _end_task(task: SyncTask, status: str, error: str = "", error_ref: str = "") -> None:
+    """Record how a task ended (if it still holds its lease) and update its stream's summary."""
+    with transaction.atomic():
+        SyncTask.objects.filter(pk=task.pk, lease=task.lease).update(
+            status=status,
+            counters=task.counters,
+            error=error[:4000],
+            error_ref=error_ref,
+            finished_at=timezone.now(),
+            lease="",
+            not_before=None,
+        )
+        refresh_summary(task.run_id, task.stream)
+
+
+def _park_task(task: SyncTask, run: SyncRun, message: str, countdown: float) -> None:
+    """Give the task back as pending until the retry time; the run counts as alive till then."""
+    not_before = timezone.now() + timedelta(seconds=countdown)
+    with transaction.atomic():
+        SyncTask.objects.filter(pk=task.pk, lease=task.lease).update(
+            status=SyncTask.Status.PENDING,
+            lease="",
+            counters=task.counters,
+            error=message[:4000],
+            not_before=not_before,
+        )
+        SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=Greatest(F("heartbeat_at"), not_before))
+        refresh_summary(task.run_id, task.stream)
+
+
+def _unmet_dependencies(run: SyncRun, stream: Stream, streams: list[Stream]) -> tuple[str, bool]:
+    """(why this stream cannot run, whether that may change): a stream it depends on did not
+    complete (skip it), or has not ended yet (wait; only a resumed run can get here)."""
+    labels = {s.key: s.label for s in streams}
+    deps = [key for key in stream.depends_on if key in labels]
+    statuses = list(SyncTask.objects.filter(run=run, stream__in=deps).values_list("stream", "status"))
+    waiting = sorted({key for key, status in statuses if status not in SyncTask.DONE})
+    if waiting:
+        return f"Waiting for {', '.join(labels[k] for k in waiting)}.", True
+    ok = (SyncTask.Status.SUCCEEDED, SyncTask.Status.SKIPPED)
+    blocked = sorted({key for key, status in statuses if status not in ok})
+    if blocked:
+        return (
+            f"Not synced, because {', '.join(labels[k] for k in blocked)} did not complete in this run.",
+            False,
+        )
+    return "", False
+
+
+def _retry_countdown(task: SyncTask, exc: ProviderError) -> float:
+    """Never before the provider's Retry-After; else backoff (the client already retried)."""
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after:
+        return float(retry_after)
+    return float(min(5 * (2 ** max(task.attempts - 1, 0)), 15 * 60))
+
+
+def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch: bool = True) -> bool:
+    """Run one task of a run (one stream, or one part of it). Returns True when the run has no
+    task left to run, its finish step claimed (dispatch=True also queues it).
+
+    Raises RetryLater when the task must be tried again later. A task that is done, or held by a
+    live worker, or not due yet, is left alone (a redelivered or duplicated message)."""
+    run = SyncRun.objects.select_related("connection").get(pk=run_id)
+    provider = registry.get(run.connection.provider)
+    streams = streams_for(provider, run.kind)
+    stream = next((s for s in streams if s.key == stream_key), None)
+    task = _claim_task(run_id, stream_key, part)
+    if task is None or stream is None:
+        return False
+    if run.status != SyncRun.Status.RUNNING or run.credentials_rejected:
+        _end_task(task, SyncTask.Status.CANCELLED, "Not synced: the run ended before this stream ran.")
+        return _claim_finish(run_id, dispatch)
+    reason, wait = _unmet_dependencies(run, stream, streams)
+    if wait:
+        _park_task(task, run, reason, WAIT_SECONDS)
+        raise RetryLater(reason, WAIT_SECONDS)
+    if reason:
+        _end_task(task, SyncTask.Status.SKIPPED, reason)
+        return _claim_finish(run_id, dispatch)
+    if task.attempts > MAX_TASK_ATTEMPTS:
+        _end_task(task, SyncTask.Status.FAILED, f"Gave up after {MAX_TASK_ATTEMPTS} attempts: {task.error}")
+        return _claim_finish(run_id, dispatch)
+
+    task.counters = {k: v for k, v in task.counters.items() if k not in ("wait_s", "write_s")}
+    client = None
+    # A stream allocates millions of short-lived objects (decoded JSON, rows): collect far less
+    # often while it runs, or the cyclic collector walks every live object thousands of times.
     thresholds = gc.get_threshold()
     gc.set_threshold(100_000, 50, 100)
     try:
-        return _execute_streams(run, lease, ctx)
+        client = provider.get_client(run.connection)
+        ctx = StreamContext(
+            run=run, connection=run.connection, stream=stream, client=client, task=task, part=part
+        )
+        ctx.progress(force=True)
+        stream.run(ctx)
+    except (LeaseLost, StopRequested) as exc:
+        logger.info("sync task %s stopped: %s", task, exc)
+        if isinstance(exc, StopRequested):
+            _end_task(task, SyncTask.Status.CANCELLED, "Not finished: the run ended while this stream ran.")
+            return _claim_finish(run_id, dispatch)
+        return False
+    except FeatureUnavailable as exc:
+        _end_task(task, SyncTask.Status.SKIPPED, exc.message)
+    except CredentialsRejected as exc:
+        _end_task(task, SyncTask.Status.FAILED, exc.message)
+        SyncRun.objects.filter(pk=run_id).update(credentials_rejected=True, error_message=exc.message[:4000])
+    except (RateLimited, UpstreamUnavailable) as exc:
+        countdown = _retry_countdown(task, exc)
+        _park_task(task, run, f"Retrying in {int(countdown)} s: {exc.message}", countdown)
+        raise RetryLater(exc.message, countdown) from exc
+    except ProviderError as exc:
+        _end_task(task, SyncTask.Status.FAILED, exc.message)
+    except (OperationalError, InterfaceError) as exc:
+        # The database went away or could not serve: the task's last page was rolled back with its
+        # checkpoint, so it goes on from there later.
+        logger.warning("sync task %s: database unavailable (%s); retrying", task, type(exc).__name__)
+        db.close_if_unusable_or_obsolete()
+        _park_task(task, run, "torii's database was unavailable; retrying.", DATABASE_RETRY_SECONDS)
+        raise RetryLater("database unavailable", DATABASE_RETRY_SECONDS) from exc
+    except DatabaseError as exc:
+        ref = _log_internal(exc, f"sync task {task}: database error")
+        _end_task(task, SyncTask.Status.FAILED, _database_message(), ref)
+    except Exception as exc:
+        ref = _log_internal(exc, f"sync task {task} failed")
+        _end_task(task, SyncTask.Status.FAILED, _internal_message(), ref)
+    else:
+        _end_task(task, SyncTask.Status.SUCCEEDED)
     finally:
         gc.set_threshold(*thresholds)
+        if client is not None and hasattr(client, "close"):
+            client.close()
+    return _claim_finish(run_id, dispatch)
 
 
-@dataclass
-class _Outcome:
-    """How a run ends early: a rejected key (reconnect) or a required stream that failed."""
-
-    reconnect: bool
-    message: str
-
-
-def _run_stream(
-    ctx: SyncContext, stream: Stream, step: Callable[[SyncContext], Any], *, last: bool
-) -> _Outcome | None:
-    """Run one step of one stream with the run's error policy. Raises RetryLater / LeaseLost /
-    StopRequested; returns an outcome when the run must end."""
-    from jumpcloud import errors as jc_errors  # provider errors are mapped below by family
-
-    ctx.stream_key = stream.key
-    state = ctx.set_state(label=stream.label, status="running", error="")
-    with ctx.lock:
-        state.setdefault("started_at", timezone.now().isoformat())
-    ctx.progress(force=True)
-    try:
-        step(ctx)
-    except StreamSkipped as exc:
-        ctx.set_state(status="skipped", error=str(exc))
-    except jc_errors.InvalidApiKey as exc:
-        ctx.set_state(status="failed", error=exc.message)
-        return _Outcome(reconnect=True, message=exc.message)
-    except (jc_errors.RateLimited, jc_errors.UpstreamError) as exc:
-        ctx.set_state(status="pending", error=exc.message)
-        raise RetryLater(exc.message, countdown=_retry_countdown(ctx.run, exc)) from exc
-    except jc_errors.JumpCloudError as exc:
-        ctx.set_state(status="failed", error=exc.message)
-        if not stream.optional:
-            return _Outcome(reconnect=False, message=f"{stream.label}: {exc.message}")
-    except (LeaseLost, RetryLater, StopRequested):
-        raise
-    except DatabaseError as exc:
-        # The database went away or refused a write: the stream's last page was rolled
-        # back with its checkpoint, so try again later from there.
-        ctx.set_state(status="pending", error="Database error; retrying.")
-        raise RetryLater(f"database error: {type(exc).__name__}", countdown=60) from exc
-    except Exception:
-        logger.exception("sync run %s: stream %s crashed", ctx.run.pk, stream.key)
-        ctx.set_state(status="failed", error="Internal error while syncing this stream (see the worker log).")
-        if not stream.optional:
-            return _Outcome(reconnect=False, message=f"{stream.label}: internal error")
-    else:
-        # A stream with a finish step is done only once that step has run too.
-        ctx.set_state(status="succeeded" if last else "running")
-    if ctx.run.streams[stream.key].get("status") != "running":
-        ctx.set_state(finished_at=timezone.now().isoformat(), peak_rss_mb=peak_rss_mb())
-    ctx.progress(force=True)
-    return None
+def _log_internal(exc: BaseException, what: str) -> str:
+    """Log an unexpected error with its traceback under a short reference the admin can quote."""
+    ref = secrets.token_hex(4)
+    logger.error("%s [ref %s]: %s", what, ref, type(exc).__name__, exc_info=exc)
+    return ref
 
 
-def _pending(run: SyncRun, streams: list[Stream]) -> list[Stream]:
-    """The streams still to run (a resumed run skips those that finished)."""
-    return [s for s in streams if run.streams.get(s.key, {}).get("status") not in ("succeeded", "skipped")]
-
-
-def _run_streams(
-    ctx: SyncContext,
-    streams: list[Stream],
-    on_done: Callable[[str], None] = lambda key: None,
-) -> _Outcome | None:
-    for stream in streams:
-        outcome = _run_stream(ctx, stream, stream.run, last=stream.finish is None)
-        if outcome is not None:
-            return outcome
-        on_done(stream.key)
-    return None
-
-
-class _Beside(threading.Thread):
-    """Runs the concurrent streams of a run with their own client and database connection, then
-    those of their finish steps whose inventory streams are done (waiting for them)."""
-
-    def __init__(self, ctx: SyncContext, streams: list[Stream], inventory: _Progress, progress: _Progress):
-        super().__init__(name=f"sync-{ctx.run.pk}-events", daemon=True)
-        self.ctx, self.streams, self.inventory, self.progress = ctx, streams, inventory, progress
-        self.outcome: _Outcome | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.outcome = self._run_all()
-            if self.outcome is not None:
-                self.ctx.stop.set()  # e.g. the key was rejected: the inventory stops too
-        except StopRequested:
-            pass
-        except BaseException as exc:  # handed to the main thread, which decides the run's fate
-            self.error = exc
-            self.ctx.stop.set()
-        finally:
-            self.progress.end()
-            close = getattr(self.ctx.client, "close", None)
-            if close:
-                close()
-            connections.close_all()  # this thread's connections only
-
-    def _run_all(self) -> _Outcome | None:
-        """Each stream, then its finish step at once if its inventory is done; the finish steps
-        still waiting once what they wait for is done (unless the worker's thread, done with the
-        inventory, has taken one meanwhile: see _finish_beside)."""
-        waiting: list[tuple[Stream, Callable[[SyncContext], Any]]] = []
-        for index, stream in enumerate(self.streams):
-            outcome = _run_stream(self.ctx, stream, stream.run, last=stream.finish is None)
-            if outcome is not None:
-                return outcome
-            self.progress.done(stream.key)
-            finish = stream.finish
-            if finish is not None and stream.finish_waits_for and _finish_due(self.ctx.run, stream):
-                # Deferred while what it needs is still being written; and, once the whole
-                # inventory is done, left to the worker's thread (idle then: see _finish_beside)
-                # while this thread goes on with its next stream.
-                more = index < len(self.streams) - 1
-                if not self.inventory.is_done(stream.finish_waits_for) or (
-                    more and self.inventory.all_done()
-                ):
-                    waiting.append((stream, finish))
-                    continue
-                outcome = _run_claimed_finish(self.ctx, stream, finish)
-                if outcome is not None:
-                    return outcome
-        for stream, finish in waiting:
-            if not self.inventory.wait_for(stream.finish_waits_for, self.ctx.stop):
-                return None  # the inventory ended early: the run's outcome decides what follows
-            outcome = _run_claimed_finish(self.ctx, stream, finish)
-            if outcome is not None:
-                return outcome
-        return None
-
-
-_FINISH_CLAIMS = "integrations.sync.finish_claims"  # SyncContext.shared: finish steps taken by a thread
-
-
-def _finish_due(run: SyncRun, stream: Stream) -> bool:
-    """The stream's run step is done and its finish step has not run yet (the stream stays
-    "running" between the two)."""
-    return run.streams.get(stream.key, {}).get("status") == "running"
-
-
-def _run_claimed_finish(
-    ctx: SyncContext, stream: Stream, finish: Callable[[SyncContext], Any]
-) -> _Outcome | None:
-    """Run stream's finish step in this thread unless the other thread has taken it already."""
-    with ctx.lock:
-        claims = ctx.shared.setdefault(_FINISH_CLAIMS, set())
-        if stream.key in claims:
-            return None
-        claims.add(stream.key)
-    return _run_stream(ctx, stream, finish, last=True)
-
-
-def _finish_beside(
-    ctx: SyncContext, helper: _Beside, beside: list[Stream], progress: _Progress
-) -> _Outcome | None:
-    """The worker's thread, done with the inventory, runs the concurrent streams' finish steps that
-    are ready (their `run` is done) while the concurrent thread is still busy with another stream,
-    instead of waiting for it; the concurrent thread skips what was taken here."""
-    pending = [s for s in beside if s.finish is not None and s.finish_waits_for]
-    while helper.is_alive() and pending and not ctx.stop.is_set():
-        for stream in list(pending):
-            if not progress.is_done((stream.key,)):
-                continue
-            pending.remove(stream)
-            finish = stream.finish
-            if finish is not None and _finish_due(ctx.run, stream):
-                outcome = _run_claimed_finish(ctx, stream, finish)
-                if outcome is not None:
-                    return outcome
-        helper.join(timeout=0.2)
-    return None
-
-
-class _Progress:
-    """Which streams of one side of this execution are done (the inventory in the worker's thread,
-    or the concurrent streams beside it); the other side waits on it."""
-
-    def __init__(self, keys: set[str]):
-        self._pending = set(keys)
-        self._ended = False
-        self._cond = threading.Condition()
-
-    def done(self, key: str) -> None:
-        with self._cond:
-            self._pending.discard(key)
-            self._cond.notify_all()
-
-    def end(self) -> None:
-        """This side is over (finished or not): nobody waits any longer."""
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
-
-    def is_done(self, keys: tuple[str, ...]) -> bool:
-        with self._cond:
-            return not self._pending.intersection(keys)
-
-    def wait(self, keys: tuple[str, ...], timeout: float) -> None:
-        """Return once every stream in `keys` is done or this side ended, or after `timeout`."""
-        with self._cond:
-            if self._pending.intersection(keys) and not self._ended:
-                self._cond.wait(timeout)
-
-    def all_done(self) -> bool:
-        with self._cond:
-            return not self._pending
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    def wait_for(self, keys: tuple[str, ...], stop: threading.Event) -> bool:
-        """True once every stream in `keys` is done (streams not in this execution count as done);
-        False when this side ended without them, or on `stop`."""
-        with self._cond:
-            while not stop.is_set():
-                if not self._pending.intersection(keys):
-                    return True
-                if self._ended:
-                    return False
-                self._cond.wait(timeout=0.5)
-            return False
-
-
-def concurrency_enabled() -> bool:
-    """May a run use more than one thread (SYNC_CONCURRENT_STREAMS, PostgreSQL only)?"""
+def _internal_message() -> str:
     return (
-        bool(getattr(settings, "SYNC_CONCURRENT_STREAMS", False))
-        and connections["default"].vendor == "postgresql"
+        "An unexpected error stopped this stream. Sync again; if it happens again, give the "
+        "reference below to whoever runs torii (it marks the error in the worker's log)."
     )
 
 
-def _execute_streams(run: SyncRun, lease: str, ctx: SyncContext) -> SyncRun | None:
-    """Inventory streams in order; concurrent streams (events) beside them in a thread once what
-    they wait for is done (or after them, without concurrency); then the finish steps."""
-    run_id, provider, client = run.pk, ctx.provider, ctx.client
-    streams = _pending(run, streams_for(provider, run.kind))
-    serial = [s for s in streams if not s.concurrent]
-    beside = [s for s in streams if s.concurrent]
-    needed = {key for s in beside for key in s.waits_for if key in {x.key for x in serial}}
-    inventory = _Progress({s.key for s in serial})
-    beside_progress = _Progress({s.key for s in beside})
-    helper: _Beside | None = None
-    outcome: _Outcome | None = None
+def _database_message() -> str:
+    return (
+        "torii's database refused a write while syncing this stream. Sync again; if it happens "
+        "again, give the reference below to whoever runs torii (it marks the error in the worker's log)."
+    )
 
-    def start_beside(done_key: str | None) -> None:
-        nonlocal helper
-        needed.discard(done_key or "")
-        if done_key:
-            inventory.done(done_key)
-        if helper is None and beside and serial and not needed and concurrency_enabled():
-            helper = _Beside(
-                replace(ctx, client=provider.get_client(ctx.connection), stream_key=""),
-                beside,
-                inventory,
-                beside_progress,
-            )
-            ctx.shared[_BESIDE] = beside_progress
-            helper.start()
 
-    try:
-        try:
-            start_beside(None)
-            outcome = _run_streams(ctx, serial, on_done=start_beside)
-            if outcome is None and helper is not None:
-                inventory.end()
-                outcome = _finish_beside(ctx, helper, beside, beside_progress)
-        except StopRequested:
-            pass  # the concurrent streams ended the run; their outcome or error is taken below
-        except BaseException:
-            ctx.stop.set()
-            raise
-        finally:
-            if outcome is not None:
-                ctx.stop.set()
-            inventory.end()
-            if helper is not None:
-                helper.join()
-            ctx.close_shared()
-        if helper is not None:
-            if helper.error is not None:
-                raise helper.error
-            outcome = outcome or helper.outcome
-        elif outcome is None:
-            outcome = _run_streams(ctx, beside)
-        if outcome is None:
-            for stream in beside:
-                if stream.finish is not None and _finish_due(run, stream):
-                    ctx.stream_key = stream.key
-                    outcome = _run_stream(ctx, stream, stream.finish, last=True)
-                    if outcome is not None:
-                        break
-    except RetryLater as exc:
-        _park_for_retry(run, lease, exc)
-        raise
-    except LeaseLost:
-        logger.warning("sync run %s: lease lost; another worker continues it", run_id)
-        return None
-    client_close = getattr(client, "close", None)
-    if client_close:
-        client_close()
-    if outcome is not None and outcome.reconnect:
-        return _finish(
-            run,
-            lease,
-            SyncRun.Status.FAILED,
-            outcome.message,
-            connection_status=Connection.Status.NEEDS_RECONNECT,
-            ctx=ctx,
+# --- finish ----------------------------------------------------------------------------------
+def _claim_finish(run_id: int, dispatch: bool) -> bool:
+    """When no task of the run is left to run, take the run's finish step (once: the lease)."""
+    lease = f"finish:{uuid.uuid4().hex[:24]}"
+    unfinished = SyncTask.objects.filter(
+        run_id=run_id, status__in=[SyncTask.Status.PENDING, SyncTask.Status.RUNNING]
+    )
+    with transaction.atomic():
+        taken = (
+            SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.RUNNING, lease="")
+            .exclude(Q(tasks__status__in=[SyncTask.Status.PENDING, SyncTask.Status.RUNNING]))
+            .update(lease=lease, heartbeat_at=timezone.now())
         )
-    if outcome is not None:
-        return _finish(run, lease, SyncRun.Status.FAILED, outcome.message, ctx=ctx)
-    failed = [s for s in run.streams.values() if s.get("status") == "failed"]
-    if failed:
-        message = "; ".join(f"{s['label']}: {s['error']}" for s in failed)
-        return _finish(run, lease, SyncRun.Status.PARTIAL, message, ctx=ctx)
-    return _finish(run, lease, SyncRun.Status.SUCCEEDED, "", ctx=ctx)
+        if not taken or unfinished.exists():
+            if taken:  # a task was added meanwhile (a resumed run): not the end after all
+                SyncRun.objects.filter(pk=run_id, lease=lease).update(lease="")
+            return False
+        if dispatch:
+            _send(FINISH_TASK, run_id)
+    return True
 
 
-def _retry_countdown(run: SyncRun, exc: Any) -> float:
-    retry_after = getattr(exc, "retry_after", None)
-    backoff = min(30 * (2 ** max(run.attempts - 1, 0)), 15 * 60)
-    return max(float(retry_after or 0), float(backoff))
-
-
-def _park_for_retry(run: SyncRun, lease: str, exc: RetryLater) -> None:
-    """Give the run back as queued, not to be taken before the retry time (honours Retry-After)."""
-    SyncRun.objects.filter(pk=run.pk, lease=lease).update(
-        status=SyncRun.Status.QUEUED,
-        lease="",
-        streams=run.streams,
-        heartbeat_at=timezone.now() + timedelta(seconds=exc.countdown),
-        error_message=f"Retrying in {int(exc.countdown)} s: {exc}",
+def sync_run_finish(*, run_id: int) -> SyncRun | None:
+    """The run's callback: the streams' finish steps, then the run's and connection's status."""
+    run = (
+        SyncRun.objects.select_related("connection").filter(pk=run_id, status=SyncRun.Status.RUNNING).first()
     )
+    if run is None or not run.lease.startswith("finish:"):
+        return None
+    provider = registry.get(run.connection.provider)
+    streams = streams_for(provider, run.kind)
+    statuses = _stream_statuses(run)
+    if not run.credentials_rejected:
+        for stream in streams:
+            if stream.finish is not None and statuses.get(stream.key) == SyncTask.Status.SUCCEEDED:
+                _run_finish_step(run, stream)
+        statuses = _stream_statuses(run)
+    run.refresh_from_db()
+    if run.credentials_rejected:
+        return _close_run(run, SyncRun.Status.FAILED, run.error_message, reconnect=True)
+    failed = [s for s in streams if statuses.get(s.key) == SyncTask.Status.FAILED]
+    if not failed:
+        return _close_run(run, SyncRun.Status.SUCCEEDED, "")
+    message = " ".join(_stream_error(s.label, run.streams.get(s.key, {})) for s in failed)
+    required = [s for s in failed if not s.optional]
+    return _close_run(run, SyncRun.Status.FAILED if required else SyncRun.Status.PARTIAL, message)
 
 
-def _finish(
-    run: SyncRun,
-    lease: str,
-    status: str,
-    message: str,
-    *,
-    connection_status: str | None = None,
-    ctx: SyncContext | None = None,
-) -> SyncRun:
+def _stream_statuses(run: SyncRun) -> dict[str, str]:
+    run.refresh_from_db(fields=["streams"])
+    return {key: state.get("status", "") for key, state in run.streams.items() if isinstance(state, dict)}
+
+
+def _run_finish_step(run: SyncRun, stream: Stream) -> None:
+    """A stream's finish step (e.g. its rollups), with the same error policy as its tasks: the
+    failure is recorded on the stream, and the next run computes it again."""
+    assert stream.finish is not None
+    error = error_ref = ""
+    ctx = StreamContext(
+        run=run,
+        connection=run.connection,
+        stream=stream,
+        client=None,
+        task=SyncTask(run=run, stream=stream.key, counters={}),
+    )
+    started = time.monotonic()
+    try:
+        stream.finish(ctx)
+    except ProviderError as exc:
+        error = exc.message
+    except Exception as exc:
+        error_ref = _log_internal(exc, f"sync run {run.pk}: finish step of {stream.key} failed")
+        error = _internal_message()
+    counters = ctx.counters
+    counters["finish_s"] = round(time.monotonic() - started, 2)
+    refresh_summary(run.pk, stream.key)
+    run.refresh_from_db(fields=["streams"])
+    state = run.streams.get(stream.key, {})
+    state["updated"] = state.get("updated", 0) + counters.pop("updated", 0)
+    state.update({k: v for k, v in counters.items() if k not in ("created", "removed")})
+    if error:
+        state.update(status=SyncTask.Status.FAILED, error=error, error_ref=error_ref)
+    SyncRun.objects.filter(pk=run.pk).update(streams=run.streams)
+
+
+def _stream_error(label: str, state: dict[str, Any]) -> str:
+    """ "Label: message." (with its reference), for the run's error message."""
+    text = f"{label}: {_sentence(state.get('error', '') or 'failed')}"
+    return f"{text} Reference: {state['error_ref']}." if state.get("error_ref") else text
+
+
+def _sentence(text: str) -> str:
+    text = text.strip().rstrip(";,").strip()
+    return text if not text or text.endswith((".", "!", "?", "…")) else text + "."
+
+
+def _close_run(run: SyncRun, status: str, message: str, *, reconnect: bool = False) -> SyncRun:
+    """End the run (no task of it is left running) and set the connection's status from it."""
     now = timezone.now()
     connection = run.connection
-    warm = status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL)
-    unchanged_since = _unchanged_since(run, ctx) if warm else None
+    version_at_end = _dashboard_version()
     with transaction.atomic():
-        updated = SyncRun.objects.filter(pk=run.pk, lease=lease).update(
+        open_tasks = SyncTask.objects.filter(
+            run=run, status__in=[SyncTask.Status.PENDING, SyncTask.Status.RUNNING]
+        )
+        stuck = list(open_tasks.values_list("stream", flat=True).distinct())
+        open_tasks.update(
+            status=SyncTask.Status.CANCELLED,
+            lease="",
+            finished_at=now,
+            error="Not finished: the run ended first.",
+        )
+        for key in stuck:
+            refresh_summary(run.pk, key)
+        updated = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(
             status=status,
             finished_at=now,
             error_message=message[:4000],
-            streams=run.streams,
             current_stream="",
             heartbeat_at=now,
+            lease="",
         )
         if not updated:
+            run.refresh_from_db()
             return run
-        fields: dict[str, Any] = {}
-        if connection_status is None:
-            by_run: dict[str, str] = {
+        if reconnect:
+            connection_status = Connection.Status.NEEDS_RECONNECT
+        else:
+            connection_status = {
                 SyncRun.Status.SUCCEEDED: Connection.Status.CONNECTED,
                 SyncRun.Status.PARTIAL: Connection.Status.PARTIAL,
-            }
-            connection_status = by_run.get(status, Connection.Status.FAILED)
-        fields["status"] = connection_status
-        fields["status_message"] = message[:4000]
+            }.get(status, Connection.Status.FAILED)
+        fields: dict[str, Any] = {"status": connection_status, "status_message": message[:4000]}
         if status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
             fields["last_success_at"] = now
-        if connection_status == Connection.Status.NEEDS_RECONNECT:
+        if reconnect:
             fields["next_events_sync_at"] = None
             fields["next_full_sync_at"] = None
         else:
@@ -718,48 +590,83 @@ def _finish(
         )
     run.refresh_from_db()
     logger.info("sync run %s finished: %s", run.pk, status)
-    if warm:
-        _warm_dashboard(unchanged_since)
+    if status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
+        _warm_dashboard(run, version_at_end)
+    sync_run_finished.send(sender=SyncRun, run=run)
     return run
 
 
-def _unchanged_since(run: SyncRun, ctx: SyncContext | None) -> str | None:
-    """The data version the dashboard's cached aggregates may be carried forward from: the one
-    from before this attempt started, when the run wrote nothing (every stream counted no row
-    created, updated or removed; finish steps count theirs as updated) and nothing else moved the
-    version meanwhile (an action, another connection's sync). None otherwise: recompute."""
-    if ctx is None or None in ctx.dashboard_versions:
-        return None
+def _warm_dashboard(run: SyncRun, version_at_end: str | None) -> None:
+    """Recompute the dashboard's cached aggregates off the request path; or, when the run wrote
+    nothing (no stream counted a row created, updated or removed) and nothing else moved the
+    cache's data version while it ran, carry them forward from the version before the run."""
+    from integrations.selectors.warm import dashboard_cache_warm
+
+    before, after_start = (list(run.cache_versions or []) + [None, None])[:2]
     wrote = any(
         state.get(counter)
         for state in run.streams.values()
         if isinstance(state, dict)
         for counter in ("created", "updated", "removed")
     )
-    if wrote or _dashboard_version() != ctx.dashboard_versions[1]:
-        return None
-    return ctx.dashboard_versions[0]
-
-
-def _dashboard_version() -> str | None:
-    from integrations.selectors.warm import dashboard_version
-
+    unchanged = before is not None and not wrote and version_at_end == after_start
     try:
-        return dashboard_version()
-    except Exception:  # a cache problem must never fail a finished sync
-        logger.exception("reading the dashboard cache's data version failed")
-        return None
-
-
-def _warm_dashboard(unchanged_since: str | None = None) -> None:
-    """Recompute the dashboard's cached aggregates here, off the request path (or carry them
-    forward: see dashboard_cache_warm)."""
-    from integrations.selectors.warm import dashboard_cache_warm
-
-    try:
-        dashboard_cache_warm(unchanged_since=unchanged_since)
+        dashboard_cache_warm(unchanged_since=before if unchanged else None)
     except Exception:  # a cache problem must never fail a finished sync
         logger.exception("warming the dashboard cache failed")
+
+
+# --- in the foreground -----------------------------------------------------------------------
+def sync_run_execute(*, run_id: int, on_retry: Callable[[float], None] | None = None) -> SyncRun | None:
+    """Run a whole sync in this process, one task after the other in the canvas's order
+    (`integrations_sync --wait`, tests). A queued run nobody started is taken over here.
+
+    Upstream trouble raises RetryLater unless `on_retry` is given, which is called with the
+    countdown (and may sleep) before the task is tried again."""
+    run = sync_run_start(run_id=run_id, dispatch=False)
+    if run is None:
+        return None
+    provider = registry.get(run.connection.provider)
+    streams = _in_canvas_order(streams_for(provider, run.kind))
+    finish_claimed = False
+    while run.status == SyncRun.Status.RUNNING:
+        pending = list(
+            SyncTask.objects.filter(run=run, status=SyncTask.Status.PENDING).values_list("stream", "part")
+        )
+        order = {s.key: i for i, s in enumerate(streams)}
+        pending.sort(key=lambda sp: (order.get(sp[0], 0), sp[1]))
+        if not pending:
+            break
+        for stream_key, part in pending:
+            SyncTask.objects.filter(run=run, stream=stream_key, part=part).update(not_before=None)
+            try:
+                finish_claimed |= sync_task_execute(
+                    run_id=run.pk, stream_key=stream_key, part=part, dispatch=False
+                )
+            except RetryLater as exc:
+                if on_retry is None:
+                    raise
+                on_retry(exc.countdown)
+                break
+        run.refresh_from_db()
+    if finish_claimed or _claim_finish(run.pk, dispatch=False):
+        sync_run_finish(run_id=run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def _in_canvas_order(streams: list[Stream]) -> list[Stream]:
+    """The streams with each after those it depends on (their declaration order otherwise)."""
+    placed: list[Stream] = []
+    keys = {s.key for s in streams}
+    remaining = list(streams)
+    while remaining:
+        for stream in remaining:
+            if all(dep in {p.key for p in placed} or dep not in keys for dep in stream.depends_on):
+                placed.append(stream)
+                remaining.remove(stream)
+                break
+    return placed
 
 
 # --- schedule and recover ---------------------------------------------------------------------
@@ -777,6 +684,7 @@ def sync_dispatch_due(*, now: datetime | None = None) -> list[int]:
             | Q(next_full_sync_at__lte=now)
             | Q(next_events_sync_at__lte=now)
         )
+        .order_by(Coalesce("last_sync_at", "created_at"), "pk")  # the longest-waiting first
     )
     for connection in due:
         full_due = connection.next_full_sync_at is None or connection.next_full_sync_at <= now
@@ -790,25 +698,35 @@ def sync_dispatch_due(*, now: datetime | None = None) -> list[int]:
 
 
 def sync_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
-    """Hand runs whose worker died (stale heartbeat) or whose message was lost to a new task."""
+    """Hand runs that nothing has moved for SYNC_STALE_AFTER to new tasks: a run whose start
+    message was lost starts; a run whose tasks lost their worker sends its remaining canvas
+    again (they resume from their checkpoints); a run whose finish was lost finishes."""
     stale_after = settings.SYNC_STALE_AFTER if stale_after is None else stale_after
     cutoff = timezone.now() - stale_after
+    recovered: list[int] = []
     stale = SyncRun.objects.filter(
-        Q(status=SyncRun.Status.RUNNING, heartbeat_at__lt=cutoff)
-        | Q(status=SyncRun.Status.QUEUED, heartbeat_at__isnull=True, created_at__lt=cutoff)
-        | Q(status=SyncRun.Status.QUEUED, heartbeat_at__lt=cutoff)
+        Q(status=SyncRun.Status.QUEUED, created_at__lt=cutoff)
+        & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
+        | Q(status=SyncRun.Status.RUNNING) & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
     )
-    ids = list(stale.values_list("pk", flat=True))
-    for run_id in ids:
-        if stale_after.total_seconds() == 0:
-            # Tests and operators may force recovery: make the heartbeat unambiguously stale.
-            SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.RUNNING).update(
-                heartbeat_at=cutoff - timedelta(days=1)
-            )
-        _enqueue(run_id)
-    if ids:
-        logger.warning("re-queued %d stale sync run(s): %s", len(ids), ids)
-    return ids
+    for run in stale:
+        with transaction.atomic():
+            if run.status == SyncRun.Status.RUNNING:
+                # Make the run and its lost tasks unambiguously stale for whoever takes them.
+                past = cutoff - timedelta(days=1)
+                SyncTask.objects.filter(
+                    run=run, status=SyncTask.Status.RUNNING, heartbeat_at__lt=cutoff
+                ).update(heartbeat_at=past)
+                SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=past)
+                if run.lease.startswith("finish:"):
+                    _send(FINISH_TASK, run.pk)
+                    recovered.append(run.pk)
+                    continue
+            _send(START_TASK, run.pk)
+        recovered.append(run.pk)
+    if recovered:
+        logger.warning("re-queued %d stale sync run(s): %s", len(recovered), recovered)
+    return recovered
 
 
 def sync_prune_history(*, keep_days: int = 90) -> int:

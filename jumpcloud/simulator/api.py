@@ -56,6 +56,19 @@ UNKNOWN_KEY_MESSAGE = "Unauthorized: api key user not found"
 NO_ORG_MESSAGE = "Unauthorized: no organization selected"
 ORG_HEADER_FORBIDDEN = "Forbidden: organization selection not allowed via header"
 NO_DI_MESSAGE = "Directory Insights is not enabled for this organization"
+# The association types a user group has in JumpCloud's v2 spec (only applications are modelled).
+GROUP_ASSOCIATION_TARGETS = (
+    "active_directory",
+    "application",
+    "g_suite",
+    "idp_routing_policy",
+    "ldap_server",
+    "office_365",
+    "password_manager_item",
+    "radius_server",
+    "system",
+    "system_group",
+)
 
 
 @dataclass
@@ -715,6 +728,26 @@ class JumpCloudAPI:
         group = ctx.tenant.group(gid)
         assert group is not None
         return Response.json(group.to_api(ctx.tenant.org_id))
+
+    @route("GET", "/api/v2/usergroups/{id}/associations", scope="org", right="read")
+    def group_associations(self, ctx: Context) -> Response:
+        """The group's direct associations of one type: the same edges as an application's
+        associations with targets=user_group, seen from the group's side."""
+        gid = self._group_or_404(ctx)
+        targets = ctx.request.param("targets")
+        if targets not in GROUP_ASSOCIATION_TARGETS:
+            raise ApiError(
+                400,
+                f"Bad Request: targets is required and must be one of {', '.join(GROUP_ASSOCIATION_TARGETS)}",
+            )
+        limit, skip = _v2_paging(ctx.request)
+        t = ctx.tenant
+        ids = (
+            [a["_id"] for a in t.apps if gid in t.app_groups.get(a["_id"], ())]
+            if targets == "application"
+            else []
+        )
+        return _graph(ctx, [{**_to(i, targets), "attributes": {}} for i in ids[skip : skip + limit]])
 
     @route("GET", "/api/v2/usergroups/{id}/members", scope="org", right="read")
     def group_members(self, ctx: Context) -> Response:

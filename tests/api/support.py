@@ -16,7 +16,8 @@ from integrations.crypto import encrypt_json
 from integrations.models import Application, AppUser, Connection
 from jumpcloud.parsing import parse_system_user
 from jumpcloud.simulator import Simulator, SimulatorConfig
-from jumpcloud.sync import directory_app, upsert_directory_users
+from jumpcloud.streams.common import directory_app
+from jumpcloud.streams.directory import upsert_directory_users
 from tests.factories import ConnectionFactory
 
 IDEMPOTENCY_KEY = "3f1c9a7e-5b2d-4e8f-9a6c-1d2e3f4a5b6c"

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from integrations import bulk
 from integrations.models import UsageEvent
-from jumpcloud.rows import EVENT_COLUMNS
+from jumpcloud.streams.events import EVENT_COLUMNS
 from tests.factories import ConnectionFactory
 
 pytestmark = [

@@ -13,12 +13,13 @@ from django.db import connection as db
 from django.db import connections, transaction
 
 from integrations import bulk
-from integrations.models import Application, AppUser, Connection, SyncRun, UsageEvent
+from integrations.models import Application, AppUser, Connection, SyncRun, SyncTask, UsageEvent
 from integrations.services.connections import connection_disconnect
-from integrations.services.sync import LeaseLost, SyncContext
+from integrations.sync.context import StopRequested, StreamContext
 from jumpcloud.client import JumpCloudClient
-from jumpcloud.rows import EVENT_COLUMNS
-from jumpcloud.sync import _AssignmentStream
+from jumpcloud.provider import JumpCloudProvider
+from jumpcloud.streams.assignments import _AssignmentWriter
+from jumpcloud.streams.events import EVENT_COLUMNS
 from tests.factories import ConnectionFactory
 from tests.integrations.test_bulk import _row
 
@@ -77,49 +78,46 @@ def test_a_write_after_the_connection_was_deleted_stops_the_run_without_writing(
         status=SyncRun.Status.RUNNING,
         streams={},
     )
-    ctx = SyncContext(run=run, connection=connection, provider=None, client=None, lease="x")  # type: ignore[arg-type]
+    ctx = StreamContext(
+        run=run, connection=connection, stream=JumpCloudProvider().stream("users"), client=None
+    )
     with transaction.atomic():
         ctx.hold_connection()  # present: no error
     Connection.objects.filter(pk=connection.pk).delete()
     assert not bulk.hold_connection(connection.pk)
-    with pytest.raises(LeaseLost), transaction.atomic():
+    with pytest.raises(StopRequested), transaction.atomic():
         ctx.hold_connection()
 
 
 def test_an_app_deleted_while_its_assignments_are_written_gets_no_rows(sim):
     """The assignment write takes its application's row lock first and skips an app that is gone."""
     tenant_app = sim.tenant("primary").apps[0]["_id"]
+    members = {"u1", "u2"}
 
-    def stream_for(connection: Connection) -> _AssignmentStream:
+    def writer_for(connection: Connection) -> _AssignmentWriter:
         run = SyncRun.objects.create(
             connection=connection,
             kind=SyncRun.Kind.FULL,
             trigger=SyncRun.Trigger.MANUAL,
             status=SyncRun.Status.RUNNING,
             streams={"app_assignments": {}},
-            lease="x",
         )
+        task = SyncTask.objects.create(run=run, stream="app_assignments", status="running", lease="x")
         client = JumpCloudClient(sim.keys["admin"], base_url=sim.base_url)
-        ctx = SyncContext(
-            run=run,
-            connection=connection,
-            provider=None,
-            client=client,
-            lease="x",  # type: ignore[arg-type]
-            stream_key="app_assignments",
-        )
-        return _AssignmentStream(ctx, people={}, live={})
+        stream = JumpCloudProvider().stream("app_assignments")
+        ctx = StreamContext(run=run, connection=connection, stream=stream, client=client, task=task)
+        return _AssignmentWriter(ctx, people={}, apps=[])
 
     kept = Application.objects.create(
         connection=ConnectionFactory(), external_id=tenant_app, kind="sso", name="kept"
     )
-    stream_for(kept.connection).sync_app((kept.pk, tenant_app, ""))
-    assert AppUser.objects.filter(application=kept).exists(), "the app has no assignments to write"
+    writer_for(kept.connection).write(kept.pk, "", members, {})
+    assert set(AppUser.objects.filter(application=kept).values_list("external_id", flat=True)) == members
 
     gone = Application.objects.create(
         connection=ConnectionFactory(), external_id=tenant_app, kind="sso", name="gone"
     )
-    stream = stream_for(gone.connection)
+    writer = writer_for(gone.connection)
     Application.objects.filter(pk=gone.pk).delete()
-    stream.sync_app((gone.pk, tenant_app, ""))
+    writer.write(gone.pk, "", members, {})
     assert not AppUser.objects.filter(application_id=gone.pk).exists()

@@ -17,15 +17,10 @@ from integrations.models import (
     UsageEvent,
 )
 from integrations.services.sync import sync_run_execute, sync_run_request
-from jumpcloud.sync import DIRECTORY_APP_ID, EVENT_LAG
+from jumpcloud.streams.common import DIRECTORY_APP_ID
+from jumpcloud.streams.events import EVENT_LAG
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _concurrent_streams(settings):
-    """These tests commit for real: run the event streams beside the inventory, as in production."""
-    settings.SYNC_CONCURRENT_STREAMS = True
 
 
 def run_sync(connection: Connection, kind: str = "full") -> SyncRun:

@@ -7,8 +7,7 @@ import io
 from datetime import UTC, datetime
 
 from integrations.csvtext import csv_text
-from jumpcloud.parsing import AppBinding
-from jumpcloud.sync import AssignmentCsv, AssignmentDigests, assignment_row
+from jumpcloud.streams.assignments import AssignmentCsv, AssignmentDigests, assignment_row
 
 PEOPLE = {
     "a1": (11, "plain", "plain@example.test", "Plain", "Person", "Plain Person"),
@@ -28,10 +27,7 @@ def test_assignment_csv_equals_formatted_rows():
         "d4": datetime(2026, 11, 2, 9, 0, 0, 123456, tzinfo=UTC),
     }
     formatter = AssignmentCsv(7, PEOPLE)
-    rows = [
-        assignment_row(7, 42, AppBinding(user_id=uid, direct=uid in direct), PEOPLE.get(uid), used.get(uid))
-        for uid in ordered
-    ]
+    rows = [assignment_row(7, 42, uid, uid in direct, PEOPLE.get(uid), used.get(uid)) for uid in ordered]
     text = formatter.csv(42, ordered, direct, used)
     # The same fields, row for row (csv_text ends rows in CRLF when a value holds a CR; this text
     # keeps LF and quotes the CR, which COPY reads the same way).
@@ -42,7 +38,7 @@ def test_assignment_csv_equals_formatted_rows():
     # Without a CR anywhere, the very same text.
     assert formatter.csv(42, [u for u in ordered if u in plain_ids], direct, used) == csv_text(plain)
     # A second app: its own id and assignment types, same people.
-    rows = [assignment_row(7, 43, AppBinding(user_id=uid, direct=False), PEOPLE.get(uid)) for uid in ordered]
+    rows = [assignment_row(7, 43, uid, False, PEOPLE.get(uid)) for uid in ordered]
     assert _parsed(formatter.csv(43, ordered, set(), {})) == _parsed(csv_text(rows))
 
 

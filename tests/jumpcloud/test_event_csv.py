@@ -1,4 +1,4 @@
-"""The fast COPY text of event pages (jumpcloud.rows.events_csv, the event fetcher's) says what
+"""The fast COPY text of event pages (jumpcloud.streams.events.events_csv) says what
 csv-formatting their event_row() tuples says."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from integrations.csvtext import csv_text
 from jumpcloud.parsing import Event
-from jumpcloud.rows import event_row, events_csv
+from jumpcloud.streams.events import event_row, events_csv
 
 APP_BY_URL = {"https://sso.example.test/saml": "app-by-url"}
 BASE = Event(

@@ -1,8 +1,14 @@
-"""Sync one connection or all of them: queue it for the workers, or run it here with --wait."""
+"""Sync one connection or all of them: queue it for the workers, or run it here with --wait.
+
+--wait runs the whole sync in this process, task after task in the canvas's order. A sync that is
+queued but that no worker has started (e.g. the first sync `jumpcloud_connect` queued with no
+worker running) is taken over and run here too.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -10,7 +16,6 @@ from tqdm import tqdm
 
 from integrations.models import Connection, SyncRun
 from integrations.services.sync import (
-    RetryLater,
     SyncAlreadyRunning,
     SyncNotAllowed,
     sync_run_execute,
@@ -44,11 +49,14 @@ class Command(BaseCommand):
                     enqueue=not opts["wait"],
                 )
             except SyncAlreadyRunning as exc:
-                self.stderr.write(
-                    f"{connection.name}: a sync is already running (run {exc.run.pk if exc.run else '?'})."
-                )
-                failures += 1
-                continue
+                if not (opts["wait"] and exc.run is not None):
+                    number = exc.run.pk if exc.run else "?"
+                    self.stderr.write(
+                        f"{connection.name}: a sync is already queued or running (run {number})."
+                    )
+                    failures += 1
+                    continue
+                run = exc.run  # run here unless a worker is running it (see _run_with_progress)
             except SyncNotAllowed as exc:
                 self.stderr.write(f"{connection.name}: {exc}")
                 failures += 1
@@ -56,13 +64,20 @@ class Command(BaseCommand):
             if not opts["wait"]:
                 self.stdout.write(f"{connection.name}: queued sync run {run.pk}.")
                 continue
-            run = self._run_with_progress(run)
+            done = self._run_with_progress(run)
+            if done is None:
+                self.stderr.write(
+                    f"{connection.name}: sync run {run.pk} is running on a worker; follow it in the dashboard."
+                )
+                failures += 1
+                continue
+            run = done
             self._summary(connection, run)
             failures += run.status not in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL)
         if failures:
             raise CommandError(f"{failures} sync(s) did not succeed.")
 
-    def _run_with_progress(self, run: SyncRun) -> SyncRun:
+    def _run_with_progress(self, run: SyncRun) -> SyncRun | None:
         done = threading.Event()
         bar = tqdm(total=len(run.streams), unit="stream", desc=run.connection.name, file=self.stderr._out)
 
@@ -86,21 +101,19 @@ class Command(BaseCommand):
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
+
+        def wait(countdown: float) -> None:
+            self.stderr.write(f"\nJumpCloud asked us to wait: trying again in {countdown:.0f} s")
+            time.sleep(countdown)
+
         try:
-            while True:
-                try:
-                    sync_run_execute(run_id=run.pk)
-                    break
-                except RetryLater as exc:
-                    self.stderr.write(f"\nJumpCloud asked us to slow down: retrying in {exc.countdown:.0f} s")
-                    done.wait(exc.countdown)
+            result = sync_run_execute(run_id=run.pk, on_retry=wait)
         finally:
             done.set()
             watcher.join()
             bar.n = bar.total
             bar.close()
-        run.refresh_from_db()
-        return run
+        return result
 
     def _summary(self, connection: Connection, run: SyncRun) -> None:
         self.stdout.write(f"\n{connection.name}: {run.get_status_display()} in {run.duration or 0:.1f} s")

@@ -1,0 +1,170 @@
+"""One request budget per upstream account, shared by every worker on every machine.
+
+A provider's API limits requests per account (JumpCloud: per organization). Each sync task reads
+its pages itself (and reads a few ahead), and several tasks of one run, or runs of several
+connections to one account, run at once on any number of workers. So every request first takes a
+slot of its account's budget: at most `limit` requests are in flight at once, all workers
+together. A 429 halves the limit (once per burst) and pauses everyone until its Retry-After; the
+limit then grows back by one slot every GROW_SECONDS. More workers therefore never mean more 429s.
+
+The slots are PostgreSQL advisory locks (one per slot, keyed by the account) held on one database
+session of the process: a worker that dies loses its session, and PostgreSQL frees its slots at
+once. The limit's state is a RequestBudget row.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+GROW_SECONDS = 10.0  # one more slot this often after a cut, up to the configured limit
+CUT_GAP_SECONDS = 1.0  # 429s closer together than this are one burst: one cut
+STATE_TTL_SECONDS = 0.5  # how long a process trusts the limit it read
+POLL_SECONDS = (0.005, 0.1)  # waiting for a free slot: first and longest pause
+
+
+class _Session:
+    """This process's own database session for the budget (never a request's or a task's: a
+    slot is held across their transactions, and by read-ahead threads too)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        wrapper = connections["default"]
+        self.raw = wrapper.get_new_connection(wrapper.get_connection_params())
+        self.raw.autocommit = True
+        # Slots this session holds, by account. Advisory locks stack within one session, so the
+        # threads of this process must skip these, or two of them would share one slot.
+        self.held: dict[int, set[int]] = {}
+
+    def query(self, sql: str, params: list[Any]) -> Any:
+        with self.lock:
+            cursor = self.raw.cursor()
+            try:
+                cursor.execute(sql, params)
+                return cursor.fetchone() if cursor.description else None
+            finally:
+                cursor.close()
+
+
+_session: _Session | None = None
+_session_lock = threading.Lock()
+
+
+def close() -> None:
+    """Close this process's budget session (its slots go with it): before its database goes."""
+    global _session
+    with _session_lock:
+        if _session is not None and _session.pid == os.getpid():
+            _session.raw.close()
+        _session = None
+
+
+def _db() -> _Session:
+    global _session
+    with _session_lock:
+        # A forked worker child must not share its parent's socket.
+        if _session is None or _session.pid != os.getpid():
+            _session = _Session()
+        return _session
+
+
+class RequestBudget:
+    """The budget of one account; `slot()` around every request, `throttled()` on every 429."""
+
+    def __init__(self, key: str, *, limit: int | None = None) -> None:
+        self.key = key
+        self.max_limit = max(1, int(limit or settings.SYNC_MAX_REQUESTS_PER_ACCOUNT))
+        # The advisory lock space of this account: (classid, slot).
+        self.lock_id = zlib.crc32(f"torii-budget:{key}".encode()) - 2**31
+        self._state: tuple[float, int, float] = (0.0, self.max_limit, 0.0)  # read at, limit, paused for
+
+    # --- the limit ------------------------------------------------------------------------------
+    def current(self) -> tuple[int, float]:
+        """(requests allowed at once now, seconds everyone must still wait)."""
+        read_at, limit, paused = self._state
+        now = time.monotonic()
+        if now - read_at > STATE_TTL_SECONDS:
+            row = _db().query(
+                "SELECT LEAST(%s, FLOOR(b.allowed + CASE WHEN b.cut_at IS NULL THEN %s "
+                "  ELSE EXTRACT(EPOCH FROM now() - b.cut_at) / %s END))::int, "
+                "  GREATEST(EXTRACT(EPOCH FROM b.paused_until - now()), 0)::float "
+                "FROM integrations_requestbudget b WHERE b.key = %s",
+                [self.max_limit, self.max_limit, GROW_SECONDS, self.key],
+            )
+            limit, paused = (max(1, int(row[0])), float(row[1] or 0)) if row else (self.max_limit, 0.0)
+            self._state = (now, limit, paused)
+            read_at = now
+        return limit, max(0.0, paused - (now - read_at))
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        """A 429: halve the limit (once per burst) and pause everyone until Retry-After."""
+        _db().query(
+            "INSERT INTO integrations_requestbudget AS b (key, allowed, cut_at, paused_until) "
+            "VALUES (%(key)s, GREATEST(1, %(max)s / 2.0), now(), now() + make_interval(secs => %(wait)s)) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "  allowed = CASE WHEN b.cut_at > now() - make_interval(secs => %(gap)s) THEN b.allowed ELSE GREATEST(1, "
+            "    LEAST(%(max)s, b.allowed + COALESCE(EXTRACT(EPOCH FROM now() - b.cut_at) / %(grow)s, %(max)s)) / 2.0) END, "
+            "  cut_at = CASE WHEN b.cut_at > now() - make_interval(secs => %(gap)s) THEN b.cut_at ELSE now() END, "
+            "  paused_until = GREATEST(b.paused_until, now() + make_interval(secs => %(wait)s))",
+            {
+                "key": self.key,
+                "max": self.max_limit,
+                "wait": float(retry_after or 0),
+                "gap": CUT_GAP_SECONDS,
+                "grow": GROW_SECONDS,
+            },
+        )
+        self._state = (0.0, self.max_limit, 0.0)  # read it again before the next request
+
+    # --- slots ----------------------------------------------------------------------------------
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the account's slots for the length of the block."""
+        slot = self._acquire()
+        try:
+            yield
+        finally:
+            self._release(slot)
+
+    def _acquire(self) -> int:
+        pause = POLL_SECONDS[0]
+        while True:
+            limit, wait = self.current()
+            if wait <= 0:
+                slot = self._try(limit)
+                if slot is not None:
+                    return slot
+                wait, pause = pause, min(pause * 2, POLL_SECONDS[1])
+            time.sleep(min(wait, 1.0))
+
+    def _try(self, limit: int) -> int | None:
+        session = _db()
+        with session.lock:
+            held = session.held.setdefault(self.lock_id, set())
+            cursor = session.raw.cursor()
+            try:
+                for slot in range(limit):
+                    if slot in held:
+                        continue
+                    cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [self.lock_id, slot])
+                    if cursor.fetchone()[0]:
+                        held.add(slot)
+                        return slot
+            finally:
+                cursor.close()
+        return None
+
+    def _release(self, slot: int) -> None:
+        session = _db()
+        session.query("SELECT pg_advisory_unlock(%s, %s)", [self.lock_id, slot])
+        with session.lock:
+            session.held.get(self.lock_id, set()).discard(slot)
