@@ -123,7 +123,9 @@ class SyncRunRequestSerializer(serializers.Serializer):
 class ApplicationSerializer(serializers.ModelSerializer):
     kind = model_choices("ApplicationKindEnum", Application.Kind.choices)
     users_count = serializers.IntegerField(read_only=True, help_text="Users who can use it (not removed).")
-    last_used_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="Last use by anyone.")
+    last_used_at = serializers.DateTimeField(
+        source="last_use", read_only=True, allow_null=True, help_text="Last use by anyone, assigned or not."
+    )
 
     class Meta:
         model = Application

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.db.models.functions import Greatest
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import filters as drf_filters
@@ -159,10 +160,12 @@ class ApplicationViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = ApplicationFilter
 
     def get_queryset(self) -> QuerySet:
+        # The latest use by anyone, assigned or not (kept on the application by the sync), or by
+        # an assigned person when later: as the applications page shows it (with_app_last_use).
         live = Q(app_users__removed_at__isnull=True)
         return Application.objects.annotate(
             users_count=Count("app_users", filter=live),
-            last_used_at=Max("app_users__last_used_at", filter=live),
+            last_use=Greatest("last_used_at", Max("app_users__last_used_at", filter=live)),
         ).order_by("label", "name", "id")
 
 

@@ -114,9 +114,15 @@ class SyncRun(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     # Held by the task running the run's finish step (the canvas's callback), so that it runs once.
     lease = models.CharField(max_length=32, blank=True)
-    # A task found the credentials rejected: the other tasks stop, and the run ends asking for a
-    # reconnect.
-    credentials_rejected = models.BooleanField(default=False)
+
+    class StopReason(models.TextChoices):
+        NONE = "", "Not stopped"
+        RECONNECT = "reconnect", "The credentials were rejected"
+        CONFIGURATION = "configuration", "The stored connection cannot be used"
+
+    # Why a task stopped the whole run (its message is the run's error_message): the other tasks
+    # end at once, and the run fails (asking for a reconnect when the credentials were rejected).
+    stop_reason = models.CharField(max_length=16, choices=StopReason.choices, blank=True, default="")
     # The dashboard cache's data version before and just after the run started: a run that wrote
     # nothing carries the cached aggregates forward from the first (integrations.selectors.warm).
     cache_versions = models.JSONField(default=list, blank=True)

@@ -541,9 +541,9 @@ class JumpCloudClient:
                 # Every v1 list torii reads is a top-level collection: no such list means the
                 # account does not offer it, not that something was deleted.
                 raise ListUnavailable(
-                    f"JumpCloud does not offer the list {path} for this account (HTTP 404), so what "
+                    f"JumpCloud does not offer the list {path} for this account (HTTP {exc.status}), so what "
                     "torii reads from it is unavailable.",
-                    status=404,
+                    status=exc.status,
                     request_id=exc.request_id,
                 ) from None
             results = payload.get("results") if isinstance(payload, dict) else None

@@ -73,7 +73,7 @@ class NotFound(JumpCloudError):
     """404: the object does not exist (any more)."""
 
 
-class ListUnavailable(JumpCloudError, core.FeatureUnavailable):
+class ListUnavailable(NotFound, core.FeatureUnavailable):
     """404 on a top-level list: this account does not offer it (not: something was deleted)."""
 
 

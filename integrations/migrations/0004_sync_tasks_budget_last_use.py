@@ -37,8 +37,17 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="syncrun",
-            name="credentials_rejected",
-            field=models.BooleanField(default=False),
+            name="stop_reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "Not stopped"),
+                    ("reconnect", "The credentials were rejected"),
+                    ("configuration", "The stored connection cannot be used"),
+                ],
+                default="",
+                max_length=16,
+            ),
         ),
         migrations.CreateModel(
             name="LastUse",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -120,6 +121,7 @@ def application_rows(
         "active",
         "removed_at",
         "upstream_created_at",
+        "last_used_at",
     )
     if not include_removed:
         apps = apps.filter(removed_at__isnull=True)
@@ -133,7 +135,7 @@ def application_rows(
         AppRow(
             application=a,
             connection=by_id[a.connection_id],
-            stats=stats.get(a.pk, AppStats()),
+            stats=with_app_last_use(stats.get(a.pk, AppStats()), a),
             usage_available=usage_available(by_id[a.connection_id]),
             window=window,
         )
@@ -183,9 +185,17 @@ def application_stats_one(app: Application) -> AppStats:
         last=Max("last_used_at"),
         **{f"a{d}": Count("application_id", filter=Q(last_used_at__gte=c)) for d, c in cutoffs.items()},
     )
-    return AppStats(
+    stats = AppStats(
         assigned=r["assigned"], last_used_at=r["last"], **{f"active_{d}": r[f"a{d}"] for d in ACTIVE_WINDOWS}
     )
+    return with_app_last_use(stats, app)
+
+
+def with_app_last_use(stats: AppStats, app: Application) -> AppStats:
+    """An app's last use is its latest successful login by anyone, assigned or not (the sync keeps
+    it on the application); the assigned people's latest, when later, for rows not yet synced so."""
+    latest = max((t for t in (stats.last_used_at, app.last_used_at) if t is not None), default=None)
+    return stats if latest == stats.last_used_at else dataclasses.replace(stats, last_used_at=latest)
 
 
 APP_USER_FIELDS = (

@@ -33,6 +33,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app
+from celery.canvas import Signature
+from celery.result import allow_join_result
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.db import connection as db
@@ -89,8 +91,19 @@ def streams_for(provider: Provider, kind: str) -> list[Stream]:
 
 def _send(task: str, *args: Any) -> None:
     """Queue a task by name when the current transaction commits (tasks import this module)."""
-    signature = current_app.signature(task, args=args, immutable=True)
-    transaction.on_commit(signature.apply_async)
+    _dispatch(current_app.signature(task, args=args, immutable=True))
+
+
+def _dispatch(signature: Signature) -> None:
+    """Send a task or canvas when the current transaction commits. Executed eagerly (tests,
+    CELERY_TASK_ALWAYS_EAGER), a chain waits for each step's result in the task that sent it,
+    which Celery refuses unless allowed: allowed here, where nothing else waits on it."""
+
+    def send() -> None:
+        with allow_join_result():
+            signature.apply_async()
+
+    transaction.on_commit(send)
 
 
 # --- request ---------------------------------------------------------------------------------
@@ -248,7 +261,7 @@ def sync_run_start(*, run_id: int, dispatch: bool = True) -> SyncRun | None:
         canvas = sync_canvas(run.pk, streams, parts, done)
         if dispatch:
             if canvas is not None:
-                transaction.on_commit(canvas.apply_async)
+                _dispatch(canvas)
             else:
                 _claim_finish(run.pk, dispatch=True)
     return run
@@ -317,18 +330,30 @@ def _park_task(task: SyncTask, run: SyncRun, message: str, countdown: float) -> 
 
 def _unmet_dependencies(run: SyncRun, stream: Stream, streams: list[Stream]) -> tuple[str, bool]:
     """(why this stream cannot run, whether that may change): a stream it depends on did not
-    complete (skip it), or has not ended yet (wait; only a resumed run can get here)."""
-    labels = {s.key: s.label for s in streams}
-    deps = [key for key in stream.depends_on if key in labels]
-    statuses = list(SyncTask.objects.filter(run=run, stream__in=deps).values_list("stream", "status"))
-    waiting = sorted({key for key, status in statuses if status not in SyncTask.DONE})
+    complete (skip it), or has not ended yet (wait; only a resumed run can get here). A skipped
+    optional stream (its data unavailable) counts as complete unless it was skipped because a
+    stream it depends on did not complete."""
+    by_key = {s.key: s for s in streams}
+    statuses: dict[str, set[str]] = {}
+    for key, status in SyncTask.objects.filter(run=run).values_list("stream", "status"):
+        statuses.setdefault(key, set()).add(status)
+
+    def complete(key: str) -> bool:
+        done = statuses.get(key, set())
+        if done <= {SyncTask.Status.SUCCEEDED}:
+            return True
+        if done <= {SyncTask.Status.SUCCEEDED, SyncTask.Status.SKIPPED} and by_key[key].optional:
+            return all(complete(dep) for dep in by_key[key].depends_on if dep in by_key)
+        return False
+
+    deps = [key for key in stream.depends_on if key in by_key]
+    waiting = [key for key in deps if statuses.get(key, set()) - set(SyncTask.DONE)]
     if waiting:
-        return f"Waiting for {', '.join(labels[k] for k in waiting)}.", True
-    ok = (SyncTask.Status.SUCCEEDED, SyncTask.Status.SKIPPED)
-    blocked = sorted({key for key, status in statuses if status not in ok})
+        return f"Waiting for {', '.join(by_key[k].label for k in waiting)}.", True
+    blocked = [key for key in deps if not complete(key)]
     if blocked:
         return (
-            f"Not synced, because {', '.join(labels[k] for k in blocked)} did not complete in this run.",
+            f"Not synced, because {', '.join(by_key[k].label for k in blocked)} did not complete in this run.",
             False,
         )
     return "", False
@@ -355,7 +380,7 @@ def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch:
     task = _claim_task(run_id, stream_key, part)
     if task is None or stream is None:
         return False
-    if run.status != SyncRun.Status.RUNNING or run.credentials_rejected:
+    if run.status != SyncRun.Status.RUNNING or run.stop_reason:
         _end_task(task, SyncTask.Status.CANCELLED, "Not synced: the run ended before this stream ran.")
         return _claim_finish(run_id, dispatch)
     reason, wait = _unmet_dependencies(run, stream, streams)
@@ -369,14 +394,21 @@ def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch:
         _end_task(task, SyncTask.Status.FAILED, f"Gave up after {MAX_TASK_ATTEMPTS} attempts: {task.error}")
         return _claim_finish(run_id, dispatch)
 
-    task.counters = {k: v for k, v in task.counters.items() if k not in ("wait_s", "write_s")}
-    client = None
+    try:
+        client = provider.get_client(run.connection)
+    except Exception as exc:
+        # A stored connection that cannot be used (its key unreadable with the configured
+        # FIELD_ENCRYPTION_KEYS, its origin no longer allowed): no task of the run can do better.
+        message = getattr(exc, "message", "") or str(exc)
+        logger.error("sync run %s: cannot build a client: %s", run_id, type(exc).__name__)
+        _end_task(task, SyncTask.Status.FAILED, message)
+        _stop_run(run_id, SyncRun.StopReason.CONFIGURATION, message)
+        return _claim_finish(run_id, dispatch)
     # A stream allocates millions of short-lived objects (decoded JSON, rows): collect far less
     # often while it runs, or the cyclic collector walks every live object thousands of times.
     thresholds = gc.get_threshold()
     gc.set_threshold(100_000, 50, 100)
     try:
-        client = provider.get_client(run.connection)
         ctx = StreamContext(
             run=run, connection=run.connection, stream=stream, client=client, task=task, part=part
         )
@@ -389,10 +421,12 @@ def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch:
             return _claim_finish(run_id, dispatch)
         return False
     except FeatureUnavailable as exc:
-        _end_task(task, SyncTask.Status.SKIPPED, exc.message)
+        # What an optional stream reads may be missing (no usage product, say); a required one
+        # cannot do without it.
+        _end_task(task, SyncTask.Status.SKIPPED if stream.optional else SyncTask.Status.FAILED, exc.message)
     except CredentialsRejected as exc:
         _end_task(task, SyncTask.Status.FAILED, exc.message)
-        SyncRun.objects.filter(pk=run_id).update(credentials_rejected=True, error_message=exc.message[:4000])
+        _stop_run(run_id, SyncRun.StopReason.RECONNECT, exc.message)
     except (RateLimited, UpstreamUnavailable) as exc:
         countdown = _retry_countdown(task, exc)
         _park_task(task, run, f"Retrying in {int(countdown)} s: {exc.message}", countdown)
@@ -416,9 +450,14 @@ def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch:
         _end_task(task, SyncTask.Status.SUCCEEDED)
     finally:
         gc.set_threshold(*thresholds)
-        if client is not None and hasattr(client, "close"):
+        if hasattr(client, "close"):
             client.close()
     return _claim_finish(run_id, dispatch)
+
+
+def _stop_run(run_id: int, reason: str, message: str) -> None:
+    """Stop the whole run: its other tasks end at their next page, and it fails with `message`."""
+    SyncRun.objects.filter(pk=run_id, stop_reason="").update(stop_reason=reason, error_message=message[:4000])
 
 
 def _log_internal(exc: BaseException, what: str) -> str:
@@ -474,14 +513,15 @@ def sync_run_finish(*, run_id: int) -> SyncRun | None:
     provider = registry.get(run.connection.provider)
     streams = streams_for(provider, run.kind)
     statuses = _stream_statuses(run)
-    if not run.credentials_rejected:
+    if not run.stop_reason:
         for stream in streams:
             if stream.finish is not None and statuses.get(stream.key) == SyncTask.Status.SUCCEEDED:
                 _run_finish_step(run, stream)
         statuses = _stream_statuses(run)
     run.refresh_from_db()
-    if run.credentials_rejected:
-        return _close_run(run, SyncRun.Status.FAILED, run.error_message, reconnect=True)
+    if run.stop_reason:
+        reconnect = run.stop_reason == SyncRun.StopReason.RECONNECT
+        return _close_run(run, SyncRun.Status.FAILED, run.error_message, reconnect=reconnect)
     failed = [s for s in streams if statuses.get(s.key) == SyncTask.Status.FAILED]
     if not failed:
         return _close_run(run, SyncRun.Status.SUCCEEDED, "")

@@ -25,10 +25,13 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
+from integrations.exceptions import RateLimited
+
 GROW_SECONDS = 10.0  # one more slot this often after a cut, up to the configured limit
 CUT_GAP_SECONDS = 1.0  # 429s closer together than this are one burst: one cut
 STATE_TTL_SECONDS = 0.5  # how long a process trusts the limit it read
 POLL_SECONDS = (0.005, 0.1)  # waiting for a free slot: first and longest pause
+LONGEST_WAIT_SECONDS = 30.0  # a longer pause is waited out by retrying the task later
 
 
 class _Session:
@@ -139,6 +142,12 @@ class RequestBudget:
         pause = POLL_SECONDS[0]
         while True:
             limit, wait = self.current()
+            if wait > LONGEST_WAIT_SECONDS:
+                # Not worth holding a worker for: the task is retried once the pause is over.
+                raise RateLimited(
+                    f"The provider asked every request of this account to wait {wait:.0f} s more.",
+                    retry_after=wait,
+                )
             if wait <= 0:
                 slot = self._try(limit)
                 if slot is not None:

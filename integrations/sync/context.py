@@ -29,7 +29,7 @@ class LeaseLost(Exception):
 
 
 class StopRequested(Exception):
-    """The run ended meanwhile (cancelled, or another task found the credentials rejected)."""
+    """The run ended meanwhile (cancelled, or another task stopped it: credentials rejected)."""
 
 
 @dataclass
@@ -114,7 +114,7 @@ class StreamContext:
             ).update(heartbeat_at=now, counters=task.counters):
                 raise LeaseLost(f"sync task {task.pk} was taken over")
             live = SyncRun.objects.filter(
-                pk=self.run.pk, status=SyncRun.Status.RUNNING, credentials_rejected=False
+                pk=self.run.pk, status=SyncRun.Status.RUNNING, stop_reason=""
             ).update(heartbeat_at=now, current_stream=self.stream.key)
             refresh_summary(self.run.pk, self.stream.key)
         if not live:

@@ -15,6 +15,7 @@ from jumpcloud.errors import (
     DirectoryInsightsUnavailable,
     InvalidApiKey,
     JumpCloudError,
+    ListUnavailable,
     NotFound,
     OrganizationNotFound,
     OrganizationRequired,
@@ -60,8 +61,9 @@ def _list_users(client: JumpCloudClient) -> None:
         ),
         (403, {"message": "Forbidden"}, PermissionDenied, "lacks the rights"),
         (402, {"message": "Payment Required"}, PermissionDenied, "lacks the rights"),
-        (404, {"message": "Not Found"}, NotFound, "/api/systemusers"),
-        (410, {"message": "Gone"}, NotFound, "may have been deleted"),
+        # A top-level list that is not there: the detail is unavailable, nothing was deleted.
+        (404, {"message": "Not Found"}, ListUnavailable, "does not offer the list /api/systemusers"),
+        (410, {"message": "Gone"}, ListUnavailable, "is unavailable"),
         (409, {"message": "Conflict"}, Conflict, "conflicts"),
         (400, {"message": "User already exists"}, Conflict, "already has a user"),
         (

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import responses
 from responses import matchers
 
-from jumpcloud.client import PAGES_AHEAD
+from jumpcloud.client import READ_AHEAD, JumpCloudClient
 from jumpcloud.errors import UpstreamError
 from jumpcloud.parsing import SYSTEM_USER_FIELDS, AppBinding
 
-from .conftest import CONSOLE, DI, users_page
+from .conftest import API_KEY, CONSOLE, DI, users_page
 
 USERS = f"{CONSOLE}/api/systemusers"
 START = datetime(2024, 5, 1, tzinfo=UTC)
@@ -121,32 +120,74 @@ def _at(skip: int) -> list[object]:
     return [matchers.query_param_matcher({"limit": "100", "skip": str(skip)})]
 
 
-def test_pages_in_flight_read_the_same_pages_and_stop_at_the_short_one(mocked, client):
-    for skip, count in ((0, 100), (100, 100), (200, 37), (300, 0)):
+@pytest.fixture
+def reading_ahead(mocked):
+    with JumpCloudClient(API_KEY, read_ahead=READ_AHEAD) as c:
+        yield c
+
+
+def test_pages_in_flight_read_the_same_pages_and_stop_at_the_short_one(mocked, reading_ahead):
+    for skip, count in ((0, 100), (100, 100), (200, 37), (300, 0), (400, 0), (500, 0)):
         mocked.get(MEMBERSHIP, json=_members(count, skip), match=_at(skip))
-    with ThreadPoolExecutor(PAGES_AHEAD) as pool:
-        pages = list(client.iter_user_group_membership_pages("g1", pool))
+    pages = list(reading_ahead.iter_user_group_membership_pages("g1"))
     assert [p.raw_count for p in pages] == [100, 100, 37]
     assert [b.user_id for p in pages for b in p.items] == [f"u{i:05d}" for i in range(237)]
-    # At most the requests asked ahead past the short page were sent besides; their answers are dropped.
-    assert len(mocked.calls) <= 3 + PAGES_AHEAD - 1
+    # Without a total, one more page is asked ahead after each full page (1, then 2, ...): the
+    # short list costs at most the requests in flight when its last page came.
+    assert len(mocked.calls) <= 3 + 2
 
 
-def test_pages_in_flight_still_catch_a_server_that_ignores_skip(mocked, client):
+def test_a_one_page_list_read_ahead_costs_one_request(mocked, reading_ahead):
+    mocked.get(MEMBERSHIP, json=_members(37), match=_at(0))
+    assert [p.raw_count for p in reading_ahead.iter_user_group_membership_pages("g1")] == [37]
+    assert len(mocked.calls) == 1
+
+
+def test_v1_lists_read_ahead_no_further_than_their_total(mocked, reading_ahead):
+    """totalCount bounds the pages asked ahead (but the listing still ends at a short page)."""
+    for skip, count in ((0, 100), (100, 100), (200, 100), (300, 0)):
+        mocked.get(
+            USERS,
+            json=users_page(count, start=skip, total=300),
+            match=[
+                matchers.query_param_matcher(
+                    {"limit": "100", "skip": str(skip), "sort": "_id", "fields": SYSTEM_USER_FIELDS}
+                )
+            ],
+        )
+    users = [u.id for p in reading_ahead.iter_system_user_pages() for u in p.items]
+    assert users == [f"u{i:05d}" for i in range(300)]
+    # The three full pages, then the short one that proves the end: nothing past it.
+    assert len(mocked.calls) == 4
+
+
+def test_pages_in_flight_still_catch_a_server_that_ignores_skip(mocked, reading_ahead):
     mocked.get(MEMBERSHIP, json=_members(100))
-    with ThreadPoolExecutor(PAGES_AHEAD) as pool, pytest.raises(UpstreamError, match="same page twice"):
-        list(client.iter_user_group_membership_pages("g1", pool))
+    with pytest.raises(UpstreamError, match="same page twice"):
+        list(reading_ahead.iter_user_group_membership_pages("g1"))
 
 
-def test_pages_in_flight_go_one_by_one_when_the_server_ignores_limit(mocked, client):
-    """150 records for limit=100: the page asked ahead at skip=100 overlaps, so reading goes on
-    from skip=150 one page at a time, without duplicates."""
+def test_pages_in_flight_go_one_by_one_when_the_server_ignores_limit(mocked, reading_ahead):
+    """150 records for limit=100: the pages asked ahead would overlap, so reading goes on from
+    skip=150 one page at a time, without duplicates."""
     mocked.get(MEMBERSHIP, json=_members(150), match=_at(0))
     mocked.get(MEMBERSHIP, json=_members(100, 100), match=_at(100))
     mocked.get(MEMBERSHIP, json=_members(20, 150), match=_at(150))
-    with ThreadPoolExecutor(PAGES_AHEAD) as pool:
-        ids = [b.user_id for p in client.iter_user_group_membership_pages("g1", pool) for b in p.items]
+    ids = [b.user_id for p in reading_ahead.iter_user_group_membership_pages("g1") for b in p.items]
     assert ids == [f"u{i:05d}" for i in range(170)]
+
+
+def test_map_ahead_keeps_the_order_and_raises_at_its_item(mocked, reading_ahead):
+    def square(n: int) -> int:
+        if n == 5:
+            raise ValueError("five")
+        return n * n
+
+    seen = []
+    with pytest.raises(ValueError, match="five"):
+        for item, result in reading_ahead.map_ahead(square, range(10)):
+            seen.append((item, result))
+    assert seen == [(n, n * n) for n in range(5)]
 
 
 def test_pages_are_lazy(mocked, client):

@@ -196,6 +196,16 @@ def _(a: Api) -> tuple[requests.Response, Any]:
     return a.get(f"/api/v2/usergroups/{_nested_group(a)}"), None
 
 
+@case("v2", "GET", "/usergroups/{group_id}/associations")
+def _(a: Api) -> tuple[requests.Response, Any]:
+    group = a.sim.tenant("primary").app_groups[_app_with_groups(a)][0]
+    response = a.get(f"/api/v2/usergroups/{group}/associations", params={"targets": "application"})
+    assert _app_with_groups(a) in {edge["to"]["id"] for edge in response.json()}, (
+        "the edge seen from the group"
+    )
+    return response, None
+
+
 @case("v2", "GET", "/usergroups/{group_id}/members")
 def _(a: Api) -> tuple[requests.Response, Any]:
     return a.get(f"/api/v2/usergroups/{_nested_group(a)}/members", params={"limit": 100}), None
