@@ -97,6 +97,7 @@ class ApplicationDetailView(ViewerRequiredMixin, TemplateView):
             connection=app.connection,
             stats=app_selectors.application_stats_one(app),
             users=app_selectors.application_users(app, self.request.GET),
+            unassigned=app_selectors.application_unassigned_users(app) if measured else [],
             usage_available=measured,
             daily=daily,
             chart=chart,

@@ -9,10 +9,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, Max, Min, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from integrations.models import Application, AppUser, Connection, DailyUsage
+from integrations.models import Application, AppUser, Connection, DailyUsage, LastUse
 from integrations.selectors.common import cached, days_ago, usage_available
 
 ACTIVE_WINDOWS = (7, 30, 60, 90)
@@ -287,6 +287,41 @@ def application_users(app: Application, params: Mapping[str, Any], *, per_page: 
         inactive_days=inactive_days,
         q=q,
     )
+
+
+@dataclass(frozen=True)
+class UnassignedUse:
+    """Someone who used an application without being assigned to it (or no longer being)."""
+
+    person_external_id: str
+    person: AppUser | None  # their directory row, when the directory has them
+    last_used_at: datetime
+
+
+UNASSIGNED_LIMIT = 200
+
+
+def application_unassigned_users(app: Application, *, limit: int = UNASSIGNED_LIMIT) -> list[UnassignedUse]:
+    """People whose logins to the app are stored although no live assignment lets them use it,
+    most recent first: what an admin auditing access wants to see. Two queries."""
+    assigned = AppUser.objects.filter(
+        application=app, removed_at__isnull=True, external_id=OuterRef("person_external_id")
+    )
+    uses = list(
+        LastUse.objects.filter(application=app)
+        .exclude(Exists(assigned))
+        .order_by("-last_used_at", "person_external_id")
+        .values_list("person_external_id", "last_used_at")[:limit]
+    )
+    directory = {
+        p.external_id: p
+        for p in AppUser.objects.filter(
+            connection_id=app.connection_id,
+            application__kind=Application.Kind.DIRECTORY,
+            external_id__in=[ext for ext, _ in uses],
+        )
+    }
+    return [UnassignedUse(ext, directory.get(ext), when) for ext, when in uses]
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,22 @@ def test_sync_without_wait_queues_and_refuses_a_second_one(connect, sim, celery_
     SyncRun.objects.update(status=SyncRun.Status.CANCELLED)
 
 
+def test_sync_wait_runs_a_queued_sync_that_no_worker_started(connect, sim, celery_not_eager):
+    """As the README goes with no worker running: connecting queues the first sync, and
+    `integrations_sync --wait` runs that very run here instead of refusing it."""
+    connection = connect(start_sync=True)  # its start message waits in Redis for a worker
+    queued = connection.sync_runs.get()
+    assert queued.status == SyncRun.Status.QUEUED
+    out = io.StringIO()
+    call_command(
+        "integrations_sync", "--connection", str(connection.pk), "--wait", stdout=out, stderr=io.StringIO()
+    )
+    queued.refresh_from_db()
+    assert queued.status == SyncRun.Status.SUCCEEDED, queued.error_message
+    assert connection.sync_runs.count() == 1
+    assert "Succeeded" in out.getvalue()
+
+
 def test_beat_dispatches_due_syncs_by_kind(connect, sim, celery_not_eager):
     first = connect(name="due full")
     second = connect("multi_tenant", org_id=sim.org_ids["secondary"], name="due events")

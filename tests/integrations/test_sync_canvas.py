@@ -1,0 +1,94 @@
+"""A run's canvas comes from the streams' declared dependencies (integrations.sync.canvas)."""
+
+from __future__ import annotations
+
+import pytest
+from celery.canvas import Signature, _chain, group
+
+from integrations.providers import Stream
+from integrations.sync.canvas import SLICES_QUEUE, CanvasError, check_streams, sync_canvas
+from jumpcloud.provider import JumpCloudProvider
+
+
+def _noop(ctx):  # a stream function is never called here
+    return None
+
+
+def _shape(sig: Signature | None) -> object:
+    """The canvas as nested tuples: ("chain", ...), ("group", ...), or "stream[@part]"."""
+    if sig is None:
+        return None
+    if isinstance(sig, _chain):
+        return ("chain", *(_shape(s) for s in sig.tasks))
+    if isinstance(sig, group):
+        return ("group", *(_shape(s) for s in sig.tasks))
+    _run, stream, part = sig.args
+    return f"{stream}@{part}" if part else stream
+
+
+def test_jumpcloud_streams_make_a_tree_of_chains_and_groups():
+    streams = list(JumpCloudProvider.streams)
+    parts = {s.key: [""] for s in streams}
+    parts["events_sso"] = ["a", "b"]
+    parts["events_directory"] = ["a", "b"]
+    canvas = sync_canvas(7, streams, parts, done=set())
+    assert _shape(canvas) == (
+        "group",
+        "organization",
+        (
+            "chain",
+            "applications",
+            (
+                "group",
+                ("chain", "users", ("group", "administrators", "app_assignments")),
+                ("group", "events_sso@a", "events_sso@b"),
+                ("group", "events_directory@a", "events_directory@b"),
+            ),
+        ),
+    )
+
+
+def test_parts_go_to_their_own_queue_and_tasks_carry_only_ids():
+    streams = list(JumpCloudProvider.streams)
+    canvas = sync_canvas(7, streams, {"events_sso": ["a"], "events_directory": ["b"]}, done=set())
+    flat: list[Signature] = []
+
+    def walk(sig: Signature) -> None:
+        if isinstance(sig, _chain | group):
+            for s in sig.tasks:
+                walk(s)
+        else:
+            flat.append(sig)
+
+    walk(canvas)
+    for sig in flat:
+        assert sig.task == "integrations.tasks.run_stream"
+        assert sig.args[0] == 7 and all(isinstance(a, str) for a in sig.args[1:])  # ids, never a key
+        assert (sig.options.get("queue") == SLICES_QUEUE) == sig.args[1].startswith("events_")
+
+
+def test_a_resumed_run_leaves_out_what_is_done_but_keeps_what_follows_it():
+    streams = list(JumpCloudProvider.streams)
+    done = {("organization", ""), ("applications", ""), ("users", ""), ("events_sso", "")}
+    canvas = sync_canvas(7, streams, {}, done=done)
+    assert _shape(canvas) == ("group", ("group", "administrators", "app_assignments"), "events_directory")
+    everything = {(s.key, "") for s in streams}
+    assert sync_canvas(7, streams, {}, done=everything) is None
+
+
+def test_an_events_sync_has_only_the_event_streams():
+    streams = [s for s in JumpCloudProvider.streams if s.kind == "events"]
+    assert _shape(sync_canvas(7, streams, {}, done=set())) == ("group", "events_sso", "events_directory")
+
+
+def test_declarations_that_cannot_be_chains_and_groups_are_refused():
+    a = Stream("a", "A", _noop)
+    b = Stream("b", "B", _noop)
+    # c needs a and b, but b (which c follows) does not depend on a: no chain says "after both".
+    c = Stream("c", "C", _noop, depends_on=("a", "b"))
+    with pytest.raises(CanvasError, match="c follows b, which does not depend on a"):
+        check_streams([a, b, c])
+    check_streams([a, Stream("b", "B", _noop, depends_on=("a",)), c])  # b after a: fine
+    sliced = Stream("s", "S", _noop, plan=lambda ctx: ["x"])
+    with pytest.raises(CanvasError, match="split into parts"):
+        check_streams([sliced, Stream("d", "D", _noop, depends_on=("s",))])
