@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("integrations", "0003_bulk_tables_without_fk_constraints"),
+        ("integrations", "0004_actionrun_access_category"),
     ]
 
     operations = [
