@@ -1,19 +1,26 @@
-"""Sync benchmark: a 50,000-user / 300-app / 1,000,000-event JumpCloud tenant into PostgreSQL.
+"""Sync benchmark: one JumpCloud tenant, synced by this code's Celery workers, with the limit and
+(optionally) the baseline code measured in the same run, on the same simulator.
 
-    .venv/bin/python bench/sync.py [--users 50000 --apps 300 --events 1000000 --days 90]
+    .venv/bin/python bench/sync.py                      # loopback: 50,000 users, 300 apps, 1M events
+    .venv/bin/python bench/sync.py --latency-ms 150 --users 10000 --apps 60 --events 200000
+    .venv/bin/python bench/sync.py --baseline 454e2cd   # and a git revision's code beside it
 
-Runs the simulator in its own process on loopback and a scratch PostgreSQL database (torii_bench by
-default, dropped and re-created). Measures, in this one run:
+The simulator runs in its own process; each code version gets a fresh PostgreSQL database.
 
-- the *limit*: every page the sync reads, fetched through the client with no writes, plus a raw
-  COPY of the same event rows into a table without indexes (after one untimed pass over the
-  inventory, so that the limit and the syncs meet the simulator in the same state: see warm_up);
-- the full initial sync (`manage.py integrations_sync --wait` in a child process: the sync run's
-  own duration, which the goals are judged on, the command's wall time, and the peak RSS of that
-  process);
-- a second full sync and a second events sync with no upstream change (rows written, from
-  PostgreSQL's own counters);
-- an incremental events sync after 10,000 new events.
+This code runs as in production: `integrations_sync` queues the run and real Celery workers
+(`celery -A torii worker`, default concurrency: one process per core) execute its canvas, with
+Redis as the broker (REDIS_URL, default redis://127.0.0.1:6379/13: a database of its own, flushed).
+Measured:
+- the *limit*: every page this sync reads, fetched through the client one request at a time,
+  plus a raw COPY of the event rows into a bare table (loopback's yardstick: goal ≤ 1.5×);
+- the *latency bound*: (requests the sync made × the simulator's latency) ÷ the per-organization
+  request limit (SYNC_MAX_REQUESTS_PER_ACCOUNT) (goal ≤ 1.3× with --latency-ms);
+- the initial full sync (the run's own duration, started_at → finished_at), its requests per
+  stream, peak memory per worker process, CPU; an unchanged second full sync (rows written, from
+  PostgreSQL's own counters); an unchanged events sync; an events sync after 10,000 new events.
+- with --baseline REV: that revision's code (a temporary git worktree sharing this .venv), run the
+  way it ran in production then: `integrations_sync --wait` in one process; its initial sync's own
+  duration and requests, and the ratio of this code to it (goal ≤ 1.10×).
 
 Prints a table and writes bench/results/sync.json.
 """
@@ -25,13 +32,17 @@ import csv
 import io
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import requests
@@ -41,21 +52,21 @@ sys.path.insert(0, str(ROOT))
 
 from jumpcloud.client import JumpCloudClient  # noqa: E402
 
-# The sync's own window (jumpcloud/sync.py); repeated here so this process needs no Django.
-EVENT_LAG = timedelta(minutes=3)
+EVENT_LAG = timedelta(minutes=3)  # the sync's window ends this far back (jumpcloud/streams/events.py)
 EVENT_BACKFILL = timedelta(days=90)
-
-SIMULATOR_PID = [0]
 DATA_TABLES = (
     "integrations_appuser",
     "integrations_application",
     "integrations_usageevent",
     "integrations_dailyusage",
+    "integrations_lastuse",
 )
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def pg(dsn_db: str, *, autocommit: bool = True):  # type: ignore[no-untyped-def]
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=dsn_db)
+# --- processes and databases -----------------------------------------------------------------------
+def pg(db: str, *, autocommit: bool = True):  # type: ignore[no-untyped-def]
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=db)
     conn.autocommit = autocommit
     return conn
 
@@ -67,32 +78,7 @@ def recreate_database(name: str) -> None:
         cur.execute(f'CREATE DATABASE "{name}"')
 
 
-def manage(env: dict[str, str], *args: str, capture: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True, capture_output=capture, check=True
-    )
-
-
-def _tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (the sync spawns an event fetcher)."""
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
-            for task in Path(f"/proc/{current}/task").iterdir():
-                stack += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return total
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int) -> float:
+def cpu_s(pid: int) -> float:
     """User + system CPU seconds of one process (all its threads), or 0 once it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -101,13 +87,17 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def _machine_busy_s() -> float:
-    """CPU seconds all cores spent not idle since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / CLOCK_TICKS
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
-def _tree_pids(pid: int) -> list[int]:
+def tree(pid: int) -> list[int]:
     pids, stack = [], [pid]
     while stack:
         current = stack.pop()
@@ -120,186 +110,159 @@ def _tree_pids(pid: int) -> list[int]:
     return pids
 
 
-CPU: dict[str, float] = {}
-
-
-def _postgres_cpu() -> dict[int, tuple[str, float]]:
-    """CPU seconds of every PostgreSQL process, by pid, with its role (backend, autovacuum ...)."""
-    found: dict[int, tuple[str, float]] = {}
+def postgres_cpu() -> float:
+    total = 0.0
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "postgres":
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_s(int(entry.name))
+            except OSError:
                 continue
-            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        role = title.split(": ", 1)[1].strip() if title.startswith("postgres: ") else "postmaster"
-        if role.split(" ", 1)[0].endswith(":"):  # "15/main: checkpointer" (cluster name first)
-            role = role.split(" ", 1)[1]
-        role = (
-            "client backends"
-            if role.startswith("postgres ")
-            else " ".join(role.split(" ")[:2])
-            if role.startswith("autovacuum")
-            else role
-        )
-        found[int(entry.name)] = (role, _cpu_s(int(entry.name)))
-    return found
-
-
-def timed_child(env: dict[str, str], *args: str) -> tuple[float, float, str]:
-    """Run manage.py in a child; return (seconds, peak RSS MB of that child, stdout).
-
-    The peak is the resident memory of the child and its own children (the event fetcher),
-    sampled every 50 ms until it exits. Not getrusage's ru_maxrss: Linux carries this (large)
-    benchmark process's size into the child across fork+exec."""
-    with tempfile.TemporaryFile(mode="w+") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        peak = 0.0
-        busy0, sim0 = _machine_busy_s(), _cpu_s(SIMULATOR_PID[0])
-        tree_cpu: dict[int, float] = {}
-        pg_start = _postgres_cpu()
-        pg_seen: dict[int, tuple[str, float]] = {}
-        ticks = 0
-        while proc.poll() is None:
-            ticks += 1
-            if ticks % 10 == 1:
-                pg_seen.update(_postgres_cpu())
-            peak = max(peak, _tree_rss_mb(proc.pid))
-            for pid in _tree_pids(proc.pid):
-                tree_cpu[pid] = max(tree_cpu.get(pid, 0.0), _cpu_s(pid))
-            time.sleep(0.05)
-        seconds = time.perf_counter() - start
-        # Where the machine's CPU went during the run (sampled: a child's last 50 ms are missed).
-        busy, sim = _machine_busy_s() - busy0, _cpu_s(SIMULATOR_PID[0]) - sim0
-        worker = sum(tree_cpu.values())
-        CPU.clear()
-        pg_seen.update(_postgres_cpu())
-        by_role: dict[str, float] = {}
-        for pid, (role, value) in pg_seen.items():
-            by_role[role] = by_role.get(role, 0.0) + value - pg_start.get(pid, (role, 0.0))[1]
-        CPU.update(
-            machine_busy_s=busy,
-            simulator_s=sim,
-            sync_processes_s=worker,
-            postgres_s=sum(by_role.values()),
-            other_s=max(busy - sim - worker - sum(by_role.values()), 0.0),
-            postgres_by_role={
-                k: round(v, 1) for k, v in sorted(by_role.items(), key=lambda kv: -kv[1]) if v >= 0.1
-            },
-        )
-        out.seek(0)
-        text = out.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{text}")
-    return seconds, peak, text
-
-
-def require_complete(db: str) -> dict[str, dict[str, float]]:
-    """Stop unless the initial sync succeeded with every stream: a figure from a run that failed
-    part-way (a stream skipped or failed, a child process lost) would look fast. (The stored events
-    can be a handful fewer than the limit fetched: the sync's 90-day window starts a little later.)
-    Returns each stream's timeline (seconds from the run's start) and counters."""
-    with closing(pg(db)) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT status, streams, error_message FROM integrations_syncrun ORDER BY id DESC LIMIT 1"
-        )
-        status, streams, error = cur.fetchone()
-    bad = {key: s.get("status") for key, s in streams.items() if s.get("status") != "succeeded"}
-    if status != "succeeded" or bad:
-        raise SystemExit(f"the initial sync did not complete: {status} {bad} {error}")
-    t0 = min(datetime.fromisoformat(s["started_at"]) for s in streams.values())
-    return {
-        key: {
-            "from_s": round((datetime.fromisoformat(s["started_at"]) - t0).total_seconds(), 1),
-            "to_s": round((datetime.fromisoformat(s["finished_at"]) - t0).total_seconds(), 1),
-            **{k: s[k] for k in ("created", "updated", "wait_s", "write_s", "rollup_s") if k in s},
-        }
-        for key, s in streams.items()
-    }
-
-
-def last_run_seconds(db: str) -> float:
-    """The latest sync run's own duration (started_at to finished_at), as the product records it
-    and as a Celery worker, already running, spends it: the command's wall time also holds
-    starting Python and Django (~0.5 s) and exiting (~0.2 s)."""
-    with closing(pg(db)) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT EXTRACT(EPOCH FROM finished_at - started_at) FROM integrations_syncrun "
-            "ORDER BY id DESC LIMIT 1"
-        )
-        return float(cur.fetchone()[0])
+    return total
 
 
 def rows_written(db: str) -> int:
+    """Rows inserted, updated or deleted in the data tables, from PostgreSQL's own counters (read
+    until they settle: a backend publishes them shortly after its transactions)."""
+    query = (
+        "SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables "
+        "WHERE relname = ANY(%s)"
+    )
     with closing(pg(db)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_stat_clear_snapshot()")
+        value = -1
+        for _ in range(20):
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute(query, [list(DATA_TABLES)])
+            again = int(cur.fetchone()[0])
+            if again == value:
+                break
+            value = again
+            time.sleep(0.5)
+        return value
+
+
+def last_run(db: str) -> dict[str, Any]:
+    with closing(pg(db)) as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables WHERE relname = ANY(%s)",
-            [list(DATA_TABLES)],
+            "SELECT id, status, streams, error_message, EXTRACT(EPOCH FROM finished_at - started_at), "
+            "started_at, finished_at FROM integrations_syncrun ORDER BY id DESC LIMIT 1"
         )
-        return int(cur.fetchone()[0])
+        run_id, status, streams, error, seconds, started, finished = cur.fetchone()
+    return {
+        "id": run_id,
+        "status": status,
+        "streams": streams,
+        "error": error,
+        "seconds": float(seconds or 0),
+        "started_at": started,
+        "finished_at": finished,
+    }
 
 
-def wait_stats_flushed(db: str, previous: int, timeout: float = 5.0) -> int:
-    """PostgreSQL publishes table counters shortly after a backend exits; wait until they settle."""
-    deadline = time.monotonic() + timeout
-    value = rows_written(db)
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        again = rows_written(db)
-        if again == value and again >= previous:
-            return again
-        value = again
-    return value
+def require_complete(run: dict[str, Any]) -> None:
+    """A figure from a run that failed part-way would look fast: stop instead."""
+    bad = {k: s.get("status") for k, s in run["streams"].items() if s.get("status") != "succeeded"}
+    if run["status"] != "succeeded" or bad:
+        raise SystemExit(f"the sync did not complete: {run['status']} {bad} {run['error']}")
 
 
-def fetch_inventory(client: JumpCloudClient) -> dict[str, int]:
-    """Every inventory page the sync reads: users, administrators, apps, and the app assignments
-    as the sync reads them (each app's associations, each group's membership once)."""
+class Simulator:
+    def __init__(self, args: argparse.Namespace, workdir: Path):
+        keys_file = workdir / "keys.json"
+        # The history ends two lag-widths ago, so the sync's window [now-90d, now-lag] holds every
+        # generated event and nothing arrives late during the run.
+        anchor = (datetime.now(UTC) - 2 * EVENT_LAG).replace(microsecond=0)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jumpcloud.simulator",
+                "--port",
+                "0",
+                "--seed",
+                str(args.seed),
+                "--users",
+                str(args.users),
+                "--apps",
+                str(args.apps),
+                "--events",
+                str(args.events),
+                "--days",
+                str(args.days),
+                "--anchor",
+                anchor.isoformat(),
+                "--keys-file",
+                str(keys_file),
+                "--latency-ms",
+                str(args.latency_ms),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        while not keys_file.exists() or not keys_file.read_text().strip():
+            if self.proc.poll() is not None:
+                raise SystemExit("the simulator exited early")
+            time.sleep(0.2)
+        info = json.loads(keys_file.read_text())
+        self.base_url, self.key = info["base_url"], info["keys"]["admin"]
+
+    def control(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(method, f"{self.base_url}/__simulator__{path}", timeout=600, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def clear(self) -> None:
+        self.control("POST", "/requests/clear")
+
+    def requests_by_stream(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for r in self.control("GET", "/requests"):
+            counts[stream_of(r)] += 1
+        return counts
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def stream_of(record: dict[str, Any]) -> str:
+    """Which stream made a request, from its path (the simulator's request log)."""
+    path = record["path"]
+    if path.startswith("/api/organizations"):
+        return "organization"
+    if path.startswith("/api/applications"):
+        return "applications"
+    if path.startswith("/api/systemusers"):
+        return "users"
+    if path.startswith("/api/users"):
+        return "administrators"
+    if path.startswith(("/api/v2/applications", "/api/v2/usergroups")):
+        return "app_assignments"
+    if path.endswith("/events"):
+        return f"events_{(record.get('json_body') or {}).get('service', ['?'])[0]}"
+    return re.sub(r"/[0-9a-f]{24}", "/{id}", path)
+
+
+# --- the limit ---------------------------------------------------------------------------------------
+def fetch_everything(
+    client: JumpCloudClient, start: datetime, end: datetime, buf: io.StringIO
+) -> dict[str, int]:
+    """Every page this sync reads, one request at a time; the event rows go to `buf` as CSV."""
     users = sum(len(p.items) for p in client.iter_system_user_pages())
     admins = sum(len(p.items) for p in client.iter_administrator_pages())
-    apps = [a for p in client.iter_application_pages() for a in p.items]
-    groups: dict[str, int] = {}
-    bindings = 0
-    for a in apps:
-        bindings += sum(1 for _ in client.iter_application_associations(a.id, "user"))
-        for assoc in client.iter_application_associations(a.id, "user_group"):
-            gid = assoc["to"]["id"]
-            if gid not in groups:
-                groups[gid] = sum(len(p.items) for p in client.iter_user_group_membership_pages(gid))
-            bindings += groups[gid]
-    return {"users": users, "admins": admins, "apps": len(apps), "bindings": bindings}
-
-
-def warm_up(base_url: str, key: str) -> float:
-    """One untimed pass over the inventory before anything is measured. The simulator renders a
-    list's records (and sorts it) at its first request and keeps them until a write: without this
-    pass the limit, measured first, would pay for that and the syncs after it would not."""
-    t0 = time.perf_counter()
-    with JumpCloudClient(key, base_url=base_url) as client:
-        fetch_inventory(client)
-    return time.perf_counter() - t0
-
-
-def measure_limit(base_url: str, key: str, db: str, start: datetime, end: datetime) -> dict[str, float]:
-    """Fetch everything the sync reads, no writes; then COPY the event rows into a bare table."""
-    client = JumpCloudClient(key, base_url=base_url)
-    sim0, own0 = _cpu_s(SIMULATOR_PID[0]), time.process_time()
-    t0 = time.perf_counter()
-    inventory = fetch_inventory(client)
-    inventory_s = time.perf_counter() - t0
-    buf = io.StringIO()
+    apps = [a.id for p in client.iter_application_pages() for a in p.items]
+    direct = sum(1 for a in apps for _ in client.iter_application_associations(a, "user"))
+    bound = {
+        g: {e["to"]["id"] for e in client.iter_user_group_associations(g, "application")}
+        for g in client.iter_user_group_ids()
+    }
+    members = {
+        g: sum(len(p.items) for p in client.iter_user_group_membership_pages(g))
+        for g, a in bound.items()
+        if a
+    }
     writer = csv.writer(buf, lineterminator="\n")
     events = 0
     for service in ("directory", "sso"):
@@ -323,9 +286,20 @@ def measure_limit(base_url: str, key: str, db: str, start: datetime, end: dateti
                 )
                 for e in page.events
             )
-    fetch_s = time.perf_counter() - t0
-    fetch_cpu = {"simulator_s": _cpu_s(SIMULATOR_PID[0]) - sim0, "client_s": time.process_time() - own0}
-    client.close()
+    bindings = direct + sum(members[g] for g, a in bound.items() if a for _ in a)
+    return {"users": users, "admins": admins, "apps": len(apps), "bindings": bindings, "events": events}
+
+
+def measure_limit(sim: Simulator, db: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    with JumpCloudClient(sim.key, base_url=sim.base_url) as client:
+        # One untimed pass first: the simulator renders a list's records at its first request and
+        # keeps them, so the limit and the syncs meet it in the same state.
+        fetch_everything(client, now - EVENT_BACKFILL, now - EVENT_LAG, io.StringIO())
+        buf = io.StringIO()
+        t0 = time.perf_counter()
+        counts = fetch_everything(client, now - EVENT_BACKFILL, now - EVENT_LAG, buf)
+        fetch_s = time.perf_counter() - t0
     buf.seek(0)
     with closing(pg(db, autocommit=False)) as conn, conn.cursor() as cur:
         cur.execute(
@@ -340,17 +314,128 @@ def measure_limit(base_url: str, key: str, db: str, start: datetime, end: dateti
         copy_s = time.perf_counter() - t1
         cur.execute("DROP TABLE scratch_events")
         conn.commit()
+    return {"fetch_s": fetch_s, "copy_s": copy_s, "limit_s": fetch_s + copy_s, **counts}
+
+
+# --- this code: Celery workers -------------------------------------------------------------------------
+class Workers:
+    """`celery -A torii worker` with its default concurrency, sampled for memory and CPU."""
+
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int | None):
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "torii",
+            "worker",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname=bench@%h",
+        ]
+        if concurrency:
+            cmd.append(f"--concurrency={concurrency}")
+        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        time.sleep(3)
+
+    def processes(self) -> list[int]:
+        return tree(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self._log.close()
+
+
+def manage(env: dict[str, str], *args: str, cwd: Path = ROOT) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=cwd, env=env, text=True, capture_output=True
+    )
+    if done.returncode:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def sync_with_workers(
+    env: dict[str, str], db: str, workers: Workers, connection: str, kind: str
+) -> dict[str, Any]:
+    """Queue a sync and wait for the workers to finish it, sampling memory and CPU meanwhile."""
+    busy0, pg0 = machine_busy_s(), postgres_cpu()
+    cpu0 = {p: cpu_s(p) for p in workers.processes()}
+    manage(env, "integrations_sync", "--connection", connection, "--kind", kind)
+    peak: dict[int, float] = {}
+    with closing(pg(db)) as conn, conn.cursor() as cur:
+        while True:
+            cur.execute("SELECT status FROM integrations_syncrun ORDER BY id DESC LIMIT 1")
+            if cur.fetchone()[0] not in ("queued", "running"):
+                break
+            for p in workers.processes():
+                peak[p] = max(peak.get(p, 0.0), rss_mb(p))
+            time.sleep(0.05)
+    run = last_run(db)
+    worker_cpu = sum(max(0.0, cpu_s(p) - cpu0.get(p, 0.0)) for p in workers.processes())
+    run.update(
+        peak_rss_mb_per_process=max(peak.values(), default=0.0),
+        cpu={
+            "machine_busy_s": machine_busy_s() - busy0,
+            "workers_s": worker_cpu,
+            "postgres_s": postgres_cpu() - pg0,
+        },
+    )
+    return run
+
+
+def machine_busy_s() -> float:
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / CLOCK_TICKS
+
+
+# --- the baseline: an older revision, as it ran then ----------------------------------------------------
+def baseline(rev: str, sim: Simulator, db: str, workdir: Path) -> dict[str, Any]:
+    tree_dir = workdir / "baseline"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(tree_dir), rev], cwd=ROOT, check=True, capture_output=True
+    )
+    try:
+        for name in (".venv", "node_modules"):
+            (tree_dir / name).symlink_to(ROOT / name)
+        recreate_database(db)
+        env = bench_env(db, sim)
+        env.pop("REDIS_URL", None)
+        manage(env, "migrate", "--noinput", "-v0", cwd=tree_dir)
+        connection = manage(
+            env, "jumpcloud_connect", "--base-url", sim.base_url, "--name", "bench", "--no-sync", cwd=tree_dir
+        ).strip()
+        sim.clear()
+        manage(env, "integrations_sync", "--connection", connection, "--wait", cwd=tree_dir)
+        run = last_run(db)
+        require_complete(run)
+        return {"revision": rev, "seconds": run["seconds"], "requests": dict(sim.requests_by_stream())}
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree_dir)], cwd=ROOT, capture_output=True)
+
+
+def bench_env(db: str, sim: Simulator) -> dict[str, str]:
     return {
-        "fetch_s": fetch_s,
-        "fetch_inventory_s": inventory_s,
-        "fetch_cpu": fetch_cpu,
-        "copy_s": copy_s,
-        "limit_s": fetch_s + copy_s,
-        **inventory,
-        "events": events,
+        **os.environ,
+        "TORII_ENV": "development",
+        "DEBUG": "false",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
+        "JUMPCLOUD_ALLOWED_BASE_URLS": sim.base_url,
+        "JUMPCLOUD_API_KEY": sim.key,
+        "LOG_LEVEL": "WARNING",
     }
 
 
+# --- main ----------------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -360,8 +445,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="the simulator's delay on every request"
+    )
+    parser.add_argument("--concurrency", type=int, default=None, help="worker processes (default: Celery's)")
+    parser.add_argument("--baseline", help="also measure this git revision's code (e.g. a commit of main)")
     parser.add_argument("--db", default="torii_bench")
     parser.add_argument("--incremental", type=int, default=10_000)
+    parser.add_argument("--skip-resync", action="store_true", help="only the initial sync (and the baseline)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sync.json")
     parser.add_argument(
         "--keep", action="store_true", help="keep the database (e.g. for bench/dashboard_pages.py)"
@@ -369,239 +460,154 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="torii-bench-"))
-    keys_file = workdir / "keys.json"
-    # The simulator's history ends two lag-widths ago, so the sync window [now-90d, now-lag]
-    # holds every generated event and nothing arrives late during the run.
-    anchor = (datetime.now(UTC) - 2 * EVENT_LAG).replace(microsecond=0)
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jumpcloud.simulator",
-            "--port",
-            "0",
-            "--seed",
-            str(args.seed),
-            "--users",
-            str(args.users),
-            "--apps",
-            str(args.apps),
-            "--events",
-            str(args.events),
-            "--days",
-            str(args.days),
-            "--anchor",
-            anchor.isoformat(),
-            "--keys-file",
-            str(keys_file),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    SIMULATOR_PID[0] = sim.pid
+    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/13"
+    requests_limit = int(os.environ.get("SYNC_MAX_REQUESTS_PER_ACCOUNT", "8"))
+    sim = Simulator(args, workdir)
+    result: dict[str, Any] = {
+        "at": datetime.now(UTC).isoformat(),
+        "tenant": {k: getattr(args, k) for k in ("users", "apps", "events", "days", "seed", "latency_ms")},
+    }
+    workers = None
     try:
-        t_gen = time.perf_counter()
-        while not keys_file.exists() or not keys_file.read_text().strip():
-            if sim.poll() is not None:
-                raise SystemExit("the simulator exited early")
-            time.sleep(0.2)
-        info = json.loads(keys_file.read_text())
-        base_url, key = info["base_url"], info["keys"]["admin"]
-        generated_s = time.perf_counter() - t_gen
-        print(f"simulator up at {base_url} in {generated_s:.1f} s")
-
+        print(f"simulator at {sim.base_url} ({args.latency_ms:g} ms a request)", flush=True)
         recreate_database(args.db)
-        env = {
-            **os.environ,
-            "TORII_ENV": "development",
-            "DEBUG": "false",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.db}",
-            "JUMPCLOUD_ALLOWED_BASE_URLS": base_url,
-            "JUMPCLOUD_API_KEY": key,
-            "LOG_LEVEL": "WARNING",
-            "CONN_MAX_AGE": "0",
-        }
-        env.pop("REDIS_URL", None)
+        env = {**bench_env(args.db, sim), "REDIS_URL": redis_url}
+        import redis as redis_lib
+
+        redis_lib.Redis.from_url(redis_url).flushdb()
         manage(env, "migrate", "--noinput", "-v0")
+        if not args.latency_ms:
+            result["limit"] = measure_limit(sim, args.db)
+            print(
+                f"limit: fetch {result['limit']['fetch_s']:.1f} s + COPY {result['limit']['copy_s']:.1f} s",
+                flush=True,
+            )
 
-        print(f"warm-up: the inventory fetched once, untimed, in {warm_up(base_url, key):.1f} s")
-        now = datetime.now(UTC)
-        limit = measure_limit(base_url, key, args.db, now - EVENT_BACKFILL, now - EVENT_LAG)
-        print(
-            f"limit: fetch {limit['fetch_s']:.1f} s (inventory {limit['fetch_inventory_s']:.1f} s; CPU {limit['fetch_cpu']}) + COPY {limit['copy_s']:.1f} s ({limit['events']} events)"
-        )
+        if args.baseline:
+            result["baseline"] = baseline(args.baseline, sim, f"{args.db}_baseline", workdir)
+            print(f"baseline {args.baseline}: initial sync {result['baseline']['seconds']:.1f} s", flush=True)
 
-        connection_id = manage(
-            env, "jumpcloud_connect", "--base-url", base_url, "--name", "bench", "--no-sync"
-        ).stdout.strip()
+        connection = manage(
+            env, "jumpcloud_connect", "--base-url", sim.base_url, "--name", "bench", "--no-sync"
+        ).strip()
+        workers = Workers(env, workdir / "worker.log", args.concurrency)
+        sim.clear()
         before = rows_written(args.db)
-        initial_s, initial_rss, _ = timed_child(
-            env, "integrations_sync", "--connection", connection_id, "--wait"
-        )
-        initial_streams = require_complete(args.db)
-        initial_run = last_run_seconds(args.db)
-        after_initial = wait_stats_flushed(args.db, before)
-        initial_cpu = dict(CPU)
-        print(
-            f"initial sync: {initial_s:.1f} s (run {initial_run:.1f} s), peak RSS {initial_rss:.0f} MB; CPU seconds: "
-            + ", ".join(
-                f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in initial_cpu.items()
+        initial = sync_with_workers(env, args.db, workers, connection, "full")
+        require_complete(initial)
+        initial["requests"] = dict(sim.requests_by_stream())
+        initial["rows_written"] = rows_written(args.db) - before
+        result["initial"] = initial
+        total_requests = sum(initial["requests"].values())
+        print(f"initial sync: {initial['seconds']:.1f} s, {total_requests} requests", flush=True)
+        if args.latency_ms:
+            bound = total_requests * args.latency_ms / 1000 / requests_limit
+            result["latency_bound_s"] = bound
+            initial["ratio_to_bound"] = initial["seconds"] / bound
+        else:
+            initial["ratio_to_limit"] = initial["seconds"] / result["limit"]["limit_s"]
+            initial["events_per_s"] = result["limit"]["events"] / initial["seconds"]
+        if args.baseline:
+            initial["ratio_to_baseline"] = initial["seconds"] / result["baseline"]["seconds"]
+
+        if not args.skip_resync:
+            for name, kind in (("second_full", "full"), ("second_events", "events")):
+                before = rows_written(args.db)
+                again = sync_with_workers(env, args.db, workers, connection, kind)
+                require_complete(again)
+                again["rows_written"] = rows_written(args.db) - before
+                again["share_of_initial"] = again["seconds"] / initial["seconds"]
+                result[name] = again
+            sim.control(
+                "POST",
+                "/events",
+                json={"count": args.incremental, "service": "all", "spread_seconds": 300, "seconds_ago": 600},
+            )
+            incremental = sync_with_workers(env, args.db, workers, connection, "events")
+            require_complete(incremental)
+            result["incremental"] = incremental
+    finally:
+        if workers is not None:
+            workers.stop()
+        sim.stop()
+        if not args.keep:
+            for db in (args.db, f"{args.db}_baseline"):
+                with closing(pg("postgres")) as conn, conn.cursor() as cur:
+                    cur.execute(f'DROP DATABASE IF EXISTS "{db}"')
+    report(result, requests_limit)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str))
+
+
+def report(r: dict[str, Any], requests_limit: int) -> None:
+    t = r["tenant"]
+    print(
+        f"\nTenant: {t['users']:,} users, {t['apps']} apps, {t['events']:,} events over {t['days']} days; "
+        f"simulator latency {t['latency_ms']:g} ms; per-organization request limit {requests_limit}"
+    )
+    i = r["initial"]
+    rows = []
+    if "limit" in r:
+        rows.append(("limit: fetch + raw COPY", f"{r['limit']['limit_s']:.1f} s", ""))
+        rows.append(
+            (
+                "initial full sync (the run)",
+                f"{i['seconds']:.1f} s = {i['ratio_to_limit']:.2f}× the limit",
+                "≤ 1.5×",
             )
         )
-
-        second_s, second_rss, _ = timed_child(
-            env, "integrations_sync", "--connection", connection_id, "--wait"
+        rows.append(("events per second", f"{i['events_per_s']:,.0f}", ""))
+    if "latency_bound_s" in r:
+        rows.append(("latency bound", f"{r['latency_bound_s']:.1f} s", ""))
+        rows.append(
+            (
+                "initial full sync (the run)",
+                f"{i['seconds']:.1f} s = {i['ratio_to_bound']:.2f}× the bound",
+                "≤ 1.3×",
+            )
         )
-        second_run = last_run_seconds(args.db)
-        after_second = wait_stats_flushed(args.db, after_initial)
-        second_rows = after_second - after_initial
-        events_again_s, _, _ = timed_child(
-            env, "integrations_sync", "--connection", connection_id, "--kind", "events", "--wait"
+    if "baseline" in r:
+        b = r["baseline"]
+        rows.append(
+            (
+                f"baseline {b['revision']}: initial sync",
+                f"{b['seconds']:.1f} s; this code {i['ratio_to_baseline']:.2f}× it",
+                "≤ 1.10×",
+            )
         )
-        events_again_run = last_run_seconds(args.db)
-        after_events_again = wait_stats_flushed(args.db, after_second)
-        print(
-            f"second full sync: {second_s:.1f} s (run {second_run:.1f} s), {second_rows} rows written; "
-            f"events-only: {events_again_s:.1f} s (run {events_again_run:.1f} s)"
+        rows.append(
+            (
+                "requests: baseline / this code",
+                f"{sum(b['requests'].values())} / {sum(i['requests'].values())}",
+                "not more",
+            )
         )
-
-        requests.post(
-            f"{base_url}/__simulator__/events",
-            json={
-                "count": args.incremental,
-                "spread_seconds": 60,
-                "seconds_ago": EVENT_LAG.total_seconds() + 60,
-            },
-            timeout=60,
-        ).raise_for_status()
-        incremental_s, _, _ = timed_child(
-            env, "integrations_sync", "--connection", connection_id, "--kind", "events", "--wait"
+    rows.append(("peak memory per worker process", f"{i['peak_rss_mb_per_process']:.0f} MB", "≤ 400 MB"))
+    rows.append(
+        (
+            "CPU: machine busy (workers, PostgreSQL)",
+            f"{i['cpu']['machine_busy_s']:.1f} CPU-s ({i['cpu']['workers_s']:.1f}, {i['cpu']['postgres_s']:.1f})",
+            "",
         )
-        incremental_run = last_run_seconds(args.db)
-        with closing(pg(args.db)) as conn, conn.cursor() as cur:
-            cur.execute("SELECT COUNT(*) FROM integrations_usageevent")
-            stored_events = cur.fetchone()[0]
-        after_incremental = wait_stats_flushed(args.db, after_events_again)
-    finally:
-        sim.terminate()
-        sim.wait(timeout=30)
-
-    # Goals are judged on the sync runs' own durations (what a worker spends; the limit is measured
-    # in this process, without starting one either); the command's wall time is kept beside them.
-    events_per_s = limit["events"] / initial_run
-    figures = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "tenant": {
-            "users": limit["users"],
-            "admins": limit["admins"],
-            "apps": limit["apps"],
-            "assignments": limit["bindings"],
-            "events": limit["events"],
-            "days": args.days,
-        },
-        "limit": limit,
-        "initial": {
-            "seconds": initial_run,
-            "events_per_s": events_per_s,
-            "ratio_to_limit": initial_run / limit["limit_s"],
-            "command_seconds": initial_s,
-            "command_events_per_s": limit["events"] / initial_s,
-            "command_ratio_to_limit": initial_s / limit["limit_s"],
-            "peak_rss_mb": initial_rss,
-            "rows_written": after_initial - before,
-            "cpu": initial_cpu,
-            "streams": initial_streams,
-        },
-        "second_full": {
-            "seconds": second_run,
-            "rows_written": second_rows,
-            "share_of_initial": second_run / initial_run,
-            "command_seconds": second_s,
-            "command_share_of_initial": second_s / initial_s,
-            "peak_rss_mb": second_rss,
-        },
-        "second_events_only": {
-            "seconds": events_again_run,
-            "rows_written": after_events_again - after_second,
-            "share_of_initial": events_again_run / initial_run,
-            "command_seconds": events_again_s,
-        },
-        "incremental": {
-            "new_events": args.incremental,
-            "seconds": incremental_run,
-            "command_seconds": incremental_s,
-            "rows_written": after_incremental - after_events_again,
-            "events_stored": stored_events,
-        },
-        "goals": {
-            "events_per_s >= 25000": events_per_s >= 25_000,
-            "initial <= 1.5 x limit": initial_run <= 1.5 * limit["limit_s"],
-            "peak RSS <= 400 MB": initial_rss <= 400,
-            "second sync writes 0 rows": second_rows == 0,
-            "second sync <= 10% of initial": second_run <= 0.10 * initial_run,
-            "incremental 10k <= 5 s": incremental_run <= 5,
-        },
-        # The same goals on the commands' wall times (Python and Django start-up and exit included).
-        "goals_command_wall_time": {
-            "events_per_s >= 25000": limit["events"] / initial_s >= 25_000,
-            "initial <= 1.5 x limit": initial_s <= 1.5 * limit["limit_s"],
-            "second sync <= 10% of initial": second_s <= 0.10 * initial_s,
-            "incremental 10k <= 5 s": incremental_s <= 5,
-        },
-    }
-    rows = [
-        ("limit: fetch through client", f"{limit['fetch_s']:.1f} s", ""),
-        ("limit: raw COPY of event rows", f"{limit['copy_s']:.1f} s", ""),
-        ("limit total", f"{limit['limit_s']:.1f} s", "1.00x"),
-        ("initial full sync (run)", f"{initial_run:.1f} s", f"{initial_run / limit['limit_s']:.2f}x limit"),
-        ("  events/s end to end", f"{events_per_s:,.0f}", "goal >= 25,000"),
-        ("  peak worker RSS (with its fetcher)", f"{initial_rss:.0f} MB", "goal <= 400 MB"),
-        (
-            "  the command's wall time",
-            f"{initial_s:.1f} s",
-            f"{initial_s / limit['limit_s']:.2f}x limit, {limit['events'] / initial_s:,.0f} events/s",
-        ),
-        (
-            "second full sync, no change (run)",
-            f"{second_run:.1f} s",
-            f"{second_run / initial_run:.1%} of initial; {second_rows} rows",
-        ),
-        (
-            "  the command's wall time",
-            f"{second_s:.1f} s",
-            f"{second_s / initial_s:.1%} of the initial command",
-        ),
-        (
-            "second events sync, no change (run)",
-            f"{events_again_run:.1f} s",
-            f"{events_again_run / initial_run:.1%} of initial; {after_events_again - after_second} rows",
-        ),
-        (
-            f"incremental: {args.incremental:,} new events (run)",
-            f"{incremental_run:.1f} s",
-            f"goal <= 5 s; command {incremental_s:.1f} s",
-        ),
-    ]
-    print()
-    print(
-        f"tenant: {limit['users']:,} users, {limit['apps']} apps, {limit['bindings']:,} assignments, "
-        f"{limit['events']:,} events over {args.days} days"
     )
-    width = max(len(r[0]) for r in rows)
-    for name, value, note in rows:
-        print(f"  {name:<{width}}  {value:>12}  {note}")
-    print()
-    for goal, ok in figures["goals"].items():
-        wall = figures["goals_command_wall_time"].get(goal)
-        also = "" if wall is None else f"   (on the commands' wall time: {'ok' if wall else 'MISSED'})"
-        print(f"  [{'ok' if ok else 'MISSED'}] {goal}{also}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(figures, indent=2))
-    print(f"\nwrote {args.out}")
-    if not args.keep:
-        with closing(pg("postgres")) as conn, conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{args.db}"')
+    if "second_full" in r:
+        s = r["second_full"]
+        rows.append(
+            (
+                "second full sync, no change",
+                f"{s['seconds']:.2f} s = {s['share_of_initial']:.1%}, {s['rows_written']} rows",
+                "0 rows, ≤ 10%",
+            )
+        )
+        rows.append(("second events sync", f"{r['second_events']['seconds']:.2f} s", ""))
+        rows.append(("incremental: 10,000 new events", f"{r['incremental']['seconds']:.2f} s", "≤ 5 s"))
+    width = max(len(a) for a, _, _ in rows)
+    for label, value, goal in rows:
+        print(f"  {label:<{width}}  {value:<44} {goal}")
+    print("  requests per stream (this code" + (", baseline" if "baseline" in r else "") + "):")
+    for stream, n in sorted(i["requests"].items()):
+        base = f", {r['baseline']['requests'].get(stream, 0)}" if "baseline" in r else ""
+        print(f"    {stream:<24} {n}{base}")
 
 
 if __name__ == "__main__":
