@@ -110,16 +110,17 @@ def tree(pid: int) -> list[int]:
     return pids
 
 
-def postgres_cpu() -> float:
-    total = 0.0
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds of every PostgreSQL process now, by pid (backends come and go during a run)."""
+    found: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if (entry / "comm").read_text().strip() == "postgres":
-                    total += cpu_s(int(entry.name))
+                    found[int(entry.name)] = cpu_s(int(entry.name))
             except OSError:
                 continue
-    return total
+    return found
 
 
 def rows_written(db: str) -> int:
@@ -355,10 +356,8 @@ class Workers:
         self._log.close()
 
 
-def manage(env: dict[str, str], *args: str, cwd: Path = ROOT) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=cwd, env=env, text=True, capture_output=True
-    )
+def manage(env: dict[str, str], *args: str, cwd: Path = ROOT, python: Path | str = sys.executable) -> str:
+    done = subprocess.run([str(python), "manage.py", *args], cwd=cwd, env=env, text=True, capture_output=True)
     if done.returncode:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
@@ -369,6 +368,7 @@ def sync_with_workers(
 ) -> dict[str, Any]:
     """Queue a sync and wait for the workers to finish it, sampling memory and CPU meanwhile."""
     busy0, pg0 = machine_busy_s(), postgres_cpu()
+    pg_seen = dict(pg0)
     cpu0 = {p: cpu_s(p) for p in workers.processes()}
     manage(env, "integrations_sync", "--connection", connection, "--kind", kind)
     peak: dict[int, float] = {}
@@ -379,7 +379,9 @@ def sync_with_workers(
                 break
             for p in workers.processes():
                 peak[p] = max(peak.get(p, 0.0), rss_mb(p))
+            pg_seen.update(postgres_cpu())
             time.sleep(0.05)
+    pg_seen.update(postgres_cpu())
     run = last_run(db)
     worker_cpu = sum(max(0.0, cpu_s(p) - cpu0.get(p, 0.0)) for p in workers.processes())
     run.update(
@@ -387,7 +389,7 @@ def sync_with_workers(
         cpu={
             "machine_busy_s": machine_busy_s() - busy0,
             "workers_s": worker_cpu,
-            "postgres_s": postgres_cpu() - pg0,
+            "postgres_s": sum(v - pg0.get(pid, 0.0) for pid, v in pg_seen.items()),
         },
     )
     return run
@@ -405,17 +407,34 @@ def baseline(rev: str, sim: Simulator, db: str, workdir: Path) -> dict[str, Any]
         ["git", "worktree", "add", "--detach", str(tree_dir), rev], cwd=ROOT, check=True, capture_output=True
     )
     try:
-        for name in (".venv", "node_modules"):
-            (tree_dir / name).symlink_to(ROOT / name)
+        # Its own virtualenv with its own pinned packages: this one's editable install would
+        # import this code's modules wherever the baseline lacks one.
+        python = tree_dir / ".venv" / "bin" / "python"
+        subprocess.run([sys.executable, "-m", "venv", str(tree_dir / ".venv")], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-c", "requirements.lock", "-e", "."],
+            cwd=tree_dir,
+            check=True,
+            capture_output=True,
+        )
         recreate_database(db)
         env = bench_env(db, sim)
         env.pop("REDIS_URL", None)
-        manage(env, "migrate", "--noinput", "-v0", cwd=tree_dir)
+        env.pop("VIRTUAL_ENV", None)
+        manage(env, "migrate", "--noinput", "-v0", cwd=tree_dir, python=python)
         connection = manage(
-            env, "jumpcloud_connect", "--base-url", sim.base_url, "--name", "bench", "--no-sync", cwd=tree_dir
+            env,
+            "jumpcloud_connect",
+            "--base-url",
+            sim.base_url,
+            "--name",
+            "bench",
+            "--no-sync",
+            cwd=tree_dir,
+            python=python,
         ).strip()
         sim.clear()
-        manage(env, "integrations_sync", "--connection", connection, "--wait", cwd=tree_dir)
+        manage(env, "integrations_sync", "--connection", connection, "--wait", cwd=tree_dir, python=python)
         run = last_run(db)
         require_complete(run)
         return {"revision": rev, "seconds": run["seconds"], "requests": dict(sim.requests_by_stream())}
