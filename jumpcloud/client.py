@@ -87,7 +87,7 @@ REGION_HOSTS: dict[str, tuple[str, str]] = {
 
 DI_PREFIX = "/insights/directory/v1"
 PAGE_LIMIT = 100  # v1/v2 lists: the official SDKs page with 100; a higher maximum is unconfirmed
-READ_AHEAD = 4  # default pages (or items of map_ahead) in flight while the caller works on one
+READ_AHEAD = 8  # default pages (or items of map_ahead) in flight while the caller works on one
 DI_MAX_LIMIT = 10_000
 # JumpCloud answers 403 when x-org-id is sent to these (API.md §7); no complete list exists.
 _NO_ORG_HEADER_PREFIXES = ("/api/organizations", "/api/v2/providers/", "/api/v2/organizations/")

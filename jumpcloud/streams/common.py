@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import connection as db
 
 from integrations.models import Application, AppUser, Connection, UsageEvent
@@ -25,8 +27,18 @@ def directory_app(connection: Connection) -> Application:
     return app
 
 
-def analyze(table: str) -> None:
+def analyze(table: str, *, unless_since: datetime | None = None) -> None:
+    """Refresh the planner's statistics of `table` (unless it was analyzed after `unless_since`,
+    e.g. by another stream's finish step of the same run)."""
     with db.cursor() as cursor:
+        if unless_since is not None:
+            cursor.execute(
+                "SELECT GREATEST(last_analyze, last_autoanalyze) >= %s FROM pg_stat_user_tables WHERE relname = %s",
+                [unless_since, table],
+            )
+            row = cursor.fetchone()
+            if row and row[0]:
+                return
         cursor.execute(f'ANALYZE "{table}"')
 
 

@@ -189,8 +189,8 @@ def finish(service: str) -> Callable[[StreamContext], None]:
         since = _parse(window[0])
         if ctx.run.streams.get(ctx.stream.key, {}).get("created", 0) >= BIG_BATCH:
             # After a backfill the planner's statistics of the events and last uses are stale.
-            analyze(EVENT_TABLE)
-            analyze(LastUse._meta.db_table)
+            analyze(EVENT_TABLE, unless_since=ctx.run.started_at)
+            analyze(LastUse._meta.db_table, unless_since=ctx.run.started_at)
         apply = apply_sso_last_use if service == "sso" else apply_directory_last_use
         with transaction.atomic():
             moved = apply(connection=ctx.connection, since=since)
