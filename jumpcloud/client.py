@@ -582,8 +582,9 @@ class JumpCloudClient:
 
         With read-ahead, the next pages are requested while the caller works on this one (skip,
         skip + 100, ...): up to what the first page's total says is left (v1), or, without a
-        total (v2), one page more after each full page, up to `read_ahead`, so that a short list
-        costs no request past its end. Same pages, same checks, same errors.
+        total (v2), one page more after each full page, up to half of `read_ahead` (each request
+        in flight when the short last page comes is wasted), so that a one-page list costs one
+        request. Same pages, same checks, same errors.
         """
 
         def page_at(skip: int) -> tuple[list[Any], requests.Response, int | None, Page[T]]:
@@ -610,7 +611,12 @@ class JumpCloudClient:
                     ahead.clear()
                     pool = None
                 elif pool is not None and len(records) == PAGE_LIMIT:
-                    depth = self._read_ahead if total is not None else min(self._read_ahead, depth + 1)
+                    # Without a total every request past the end is wasted: grow slowly, to half.
+                    depth = (
+                        self._read_ahead
+                        if total is not None
+                        else min(max(1, self._read_ahead // 2), depth + 1)
+                    )
                     end = total if total is not None else None
                     while len(ahead) < depth and (end is None or next_skip < end):
                         ahead.append(pool.submit(page_at, next_skip))
