@@ -607,13 +607,13 @@ def _close_run(run: SyncRun, status: str, message: str, *, reconnect: bool = Fal
         if not updated:
             run.refresh_from_db()
             return run
+        connection_status: str = Connection.Status.FAILED
         if reconnect:
             connection_status = Connection.Status.NEEDS_RECONNECT
-        else:
-            connection_status = {
-                SyncRun.Status.SUCCEEDED: Connection.Status.CONNECTED,
-                SyncRun.Status.PARTIAL: Connection.Status.PARTIAL,
-            }.get(status, Connection.Status.FAILED)
+        elif status == SyncRun.Status.SUCCEEDED:
+            connection_status = Connection.Status.CONNECTED
+        elif status == SyncRun.Status.PARTIAL:
+            connection_status = Connection.Status.PARTIAL
         fields: dict[str, Any] = {"status": connection_status, "status_message": message[:4000]}
         if status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
             fields["last_success_at"] = now

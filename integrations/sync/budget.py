@@ -48,7 +48,7 @@ class _Session:
         # threads of this process must skip these, or two of them would share one slot.
         self.held: dict[int, set[int]] = {}
 
-    def query(self, sql: str, params: list[Any]) -> Any:
+    def query(self, sql: str, params: list[Any] | dict[str, Any]) -> Any:
         with self.lock:
             cursor = self.raw.cursor()
             try:

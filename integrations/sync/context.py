@@ -167,7 +167,7 @@ def _stream_status(statuses: list[str]) -> str:
 def refresh_summary(run_id: int, stream_key: str) -> None:
     """Write one stream's summary into SyncRun.streams from its tasks. jsonb_set on the row's
     current value: tasks of other streams updating theirs at the same time lose nothing."""
-    tasks = list(
+    tasks: list[dict[str, Any]] = list(
         SyncTask.objects.filter(run_id=run_id, stream=stream_key).values(
             "status", "counters", "error", "error_ref", "started_at", "finished_at"
         )
