@@ -274,13 +274,13 @@ def test_rate_limits_and_unavailability_do_not_change_the_result(twins, tmp_path
     _assert_same(_snapshot(connection), expected)
     records = sim.requests
     assert sum(r.status == 429 for r in records) > 20
-    # Never earlier than Retry-After: no request of the organization came before that time was up
-    # (the request budget pauses every worker, not just the request that was refused).
+    # Never earlier than Retry-After: the refused request was not sent again before that time was up.
     checked = 0
     for i, r in enumerate(records):
         if r.status != 429 or not r.retry_after:
             continue
-        later = next((n for n in records[i + 1 :] if n.path == r.path and n.query == r.query), None)
+        same = (r.method, r.path, r.query, r.json_body)
+        later = next((n for n in records[i + 1 :] if (n.method, n.path, n.query, n.json_body) == same), None)
         if later is not None:
             assert later.at - r.at >= float(r.retry_after) - 0.05, (r.path, later.at - r.at)
             checked += 1
