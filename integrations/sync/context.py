@@ -167,11 +167,12 @@ def _stream_status(statuses: list[str]) -> str:
 def refresh_summary(run_id: int, stream_key: str) -> None:
     """Write one stream's summary into SyncRun.streams from its tasks. jsonb_set on the row's
     current value: tasks of other streams updating theirs at the same time lose nothing."""
-    tasks: list[dict[str, Any]] = list(
-        SyncTask.objects.filter(run_id=run_id, stream=stream_key).values(
+    tasks = [
+        dict(row)
+        for row in SyncTask.objects.filter(run_id=run_id, stream=stream_key).values(
             "status", "counters", "error", "error_ref", "started_at", "finished_at"
         )
-    )
+    ]
     with db.cursor() as cursor:
         cursor.execute(
             "SELECT streams -> %s ->> 'label' FROM integrations_syncrun WHERE id = %s", [stream_key, run_id]
