@@ -128,8 +128,8 @@ def stream_summary(label: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
     statuses = [t["status"] for t in tasks]
     for t in tasks:
         for key, value in (t["counters"] or {}).items():
-            if key in COUNTERS and isinstance(value, int):
-                summary[key] += value
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                summary[key] = round(summary.get(key, 0) + value, 2)  # counters and timings add up
             else:
                 summary.setdefault(key, value)
         if t["error"] and not summary["error"]:

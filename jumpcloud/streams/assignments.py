@@ -13,6 +13,7 @@ they are stored); the SSO events' finish step moves what was learnt after.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -114,6 +115,7 @@ def sync_app_assignments(ctx: StreamContext) -> None:
         .values_list("pk", "external_id", "assignments_digest")
     )
     client = ctx.client
+    started = time.monotonic()
     direct: dict[int, set[str]] = {}
     for (app_pk, _, _), answer in client.map_ahead(lambda app: read_direct_users(client, app[1]), apps):
         if answer is not None:
@@ -136,12 +138,15 @@ def sync_app_assignments(ctx: StreamContext) -> None:
         ctx.add(pages=pages, skipped=skipped)
         ctx.progress()
 
+    read = time.monotonic()
     writer = _AssignmentWriter(ctx, people, apps)
     for app_pk, app_ext, digest_before in apps:
         if app_pk in direct:
             groups = {g: memberships[g] for g in app_groups[app_ext]}
             writer.write(app_pk, digest_before, direct[app_pk], groups)
         ctx.progress()
+    # Where the time went (shown with the run's counters): reading JumpCloud, writing rows.
+    ctx.note(read_s=round(read - started, 1), write_s=round(time.monotonic() - read, 1))
     if ctx.counters.get("created", 0) >= BIG_BATCH:
         analyze(APPUSER_TABLE)
 

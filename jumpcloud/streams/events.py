@@ -11,6 +11,7 @@ rows the dashboard reads and moves `until` to the window's end.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -135,11 +136,15 @@ def fetch(service: str) -> Callable[[StreamContext], None]:
             .values_list("sso_url", "external_id")
         )
         page_size = getattr(settings, "JUMPCLOUD_EVENT_PAGE_SIZE", EVENT_PAGE_SIZE)
+        wait_s = write_s = 0.0
         try:
             pages = ctx.client.iter_event_pages(
                 service, start, end, limit=page_size, search_after=state.get("search_after")
             )
+            clock = time.monotonic()
             for page in pages:
+                fetched = time.monotonic()
+                wait_s += fetched - clock
                 inserted = 0
                 with transaction.atomic():
                     ctx.hold_connection()
@@ -148,17 +153,24 @@ def fetch(service: str) -> Callable[[StreamContext], None]:
                     ctx.save_checkpoint({"search_after": page.search_after})
                 ctx.add(fetched=len(page.events), created=inserted, skipped=page.skipped, pages=1)
                 ctx.progress()
+                clock = time.monotonic()
+                write_s += clock - fetched
         except errors.DirectoryInsightsUnavailable:
             ctx.detect(usage_events=False)
             raise
         ctx.detect(usage_events=True)
         if service == "directory":
             directory_app(ctx.connection)  # what the directory's logins are attributed to
+        clock = time.monotonic()
         with transaction.atomic():
             folded = fold_last_use(connection=ctx.connection, kind=service, start=start, end=end)
             days = daily_usage(connection=ctx.connection, kind=service, start=start, end=end)
             ctx.save_checkpoint({"done": True})
         ctx.add(updated=folded + days)
+        # Where the time went: waiting for JumpCloud, writing pages, the slice's rollups.
+        ctx.note(
+            wait_s=round(wait_s, 1), write_s=round(write_s, 1), rollup_s=round(time.monotonic() - clock, 1)
+        )
 
     return sync_events
 
