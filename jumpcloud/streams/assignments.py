@@ -7,7 +7,7 @@ instead of one per app), and each bound group's resolved membership (nested grou
 Apps share big groups (All Staff, departments), so each group is read once. Then each app's rows
 are written: one per person who can use the app, `assignment` direct or group. A row is written with the person's last
 use of the app as far as it is known (the SSO events' slices fold their logins into LastUse as
-they are stored); the SSO events' finish step moves what was learnt after.
+they are stored, and move the rows already written along).
 """
 
 from __future__ import annotations
@@ -178,11 +178,13 @@ class _AssignmentWriter:
         if digest == digest_before and self.live.get(app_pk, 0) == len(users):
             return  # what the last sync wrote, and still all there
         ordered = sorted(users)
-        used = last_uses(app_pk)
         with transaction.atomic():
-            # First, and as the application's row lock: an app deleted meanwhile gets no rows.
+            # First, and as the application's row lock: an app deleted meanwhile gets no rows, and
+            # an SSO events slice folding last uses waits for this write (jumpcloud.streams.usage):
+            # so the last uses read next are the latest, or the slice moves these rows after.
             if not Application.objects.filter(pk=app_pk).update(assignments_digest=digest):
                 return
+            used = last_uses(app_pk)
             ctx.hold_connection()
             created = updated = removed = 0
             copied = None

@@ -111,7 +111,9 @@ def plan(service: str) -> Callable[[StreamContext], list[str]]:
             end = now - EVENT_LAG
             if start >= end:  # nothing new yet; never send start >= end
                 return [""]
-        parts = [slice_key(s, e) for s, e in slices(start, end)]
+        # Newest first: a person's latest login lands in LastUse early, and the older slices
+        # rarely move anything after it.
+        parts = [slice_key(s, e) for s, e in reversed(slices(start, end))]
         kept = {k: v for k, v in state.items() if k == "until"}
         ctx.save_checkpoint({**kept, "window": [start.isoformat(), end.isoformat()], "slices": parts})
         return parts

@@ -4,8 +4,9 @@
   LastUse (kept for ever; it only ever moves forward). Every slice of an event stream folds its own
   range once its events are stored, so slices need not wait for each other.
 - daily_usage: logins and distinct active people per app and UTC day, recomputed for whole days.
-- apply_*: copy what LastUse learnt onto the rows the dashboard reads (AppUser.last_used_at,
-  admin_last_login_at, Application.last_used_at): the event streams' finish steps.
+- fold_last_use moves the SSO assignment rows that exist along with LastUse; the finish steps
+  (apply_*) copy the rest onto the rows the dashboard reads: the directory's users and
+  administrators, and each application's last use by anyone.
 
 Failed attempts never count; an sso_auth with sso_token_success false and no error message (an MFA
 step) has success NULL and counts as neither (jumpcloud.parsing, docs/directory-insights.md).
@@ -25,18 +26,42 @@ from jumpcloud.streams.common import DIRECTORY_APP_ID
 USE_EVENTS = {"sso": ("sso_auth",), "directory": ("user_login_attempt", "admin_login_attempt")}
 
 _FOLD = """
-INSERT INTO integrations_lastuse AS lu (connection_id, application_id, person_external_id, last_used_at)
-SELECT %(c)s, a.id, m.actor, m.ts
-FROM (SELECT application_external_id AS app, actor_external_id AS actor, MAX(occurred_at) AS ts
-      FROM integrations_usageevent
-      WHERE connection_id = %(c)s AND kind = %(kind)s AND occurred_at >= %(start)s AND occurred_at <= %(end)s
-        AND event_type = ANY(%(types)s) AND success AND application_external_id <> '' AND actor_external_id <> ''
-      GROUP BY 1, 2) AS m
-JOIN integrations_application a ON a.connection_id = %(c)s AND a.external_id = m.app
-ORDER BY a.id, m.actor
-ON CONFLICT (application_id, person_external_id) DO UPDATE SET last_used_at = EXCLUDED.last_used_at
-WHERE lu.last_used_at < EXCLUDED.last_used_at
+WITH moved AS (
+  INSERT INTO integrations_lastuse AS lu (connection_id, application_id, person_external_id, last_used_at)
+  SELECT %(c)s, a.id, m.actor, m.ts
+  FROM (SELECT application_external_id AS app, actor_external_id AS actor, MAX(occurred_at) AS ts
+        FROM integrations_usageevent
+        WHERE connection_id = %(c)s AND kind = %(kind)s AND occurred_at >= %(start)s AND occurred_at <= %(end)s
+          AND event_type = ANY(%(types)s) AND success AND application_external_id <> '' AND actor_external_id <> ''
+        GROUP BY 1, 2) AS m
+  JOIN integrations_application a ON a.connection_id = %(c)s AND a.external_id = m.app
+  ORDER BY a.id, m.actor
+  ON CONFLICT (application_id, person_external_id) DO UPDATE SET last_used_at = EXCLUDED.last_used_at
+  WHERE lu.last_used_at < EXCLUDED.last_used_at
+  RETURNING lu.application_id, lu.person_external_id, lu.last_used_at
+)
+SELECT COUNT(*) FROM moved
 """
+
+# The same, moving the assignment rows that exist already along (SSO apps: those rows are what
+# the dashboard reads; new rows take their last use from LastUse when they are written).
+_FOLD_AND_MOVE = _FOLD.replace(
+    "SELECT COUNT(*) FROM moved",
+    """, rows AS (
+  UPDATE integrations_appuser AS au SET last_used_at = moved.last_used_at FROM moved
+  WHERE au.application_id = moved.application_id AND au.external_id = moved.person_external_id
+    AND (au.last_used_at IS NULL OR au.last_used_at < moved.last_used_at)
+  RETURNING 1
+)
+SELECT (SELECT COUNT(*) FROM moved) + (SELECT COUNT(*) FROM rows)""",
+)
+
+# An assignment write locks its application's row first (jumpcloud.streams.assignments); a fold
+# waits for such writes, so it either sees their rows or they see its last uses.
+_LOCK_APPS = (
+    "SELECT id FROM integrations_application WHERE connection_id = %s AND kind = 'sso' ORDER BY id FOR SHARE"
+)
+
 
 _DAILY = """
 INSERT INTO integrations_dailyusage AS d (connection_id, application_id, day, successes, failures, active_users)
@@ -55,20 +80,12 @@ WHERE (d.successes, d.failures, d.active_users)
   IS DISTINCT FROM (EXCLUDED.successes, EXCLUDED.failures, EXCLUDED.active_users)
 """
 
-# Rows whose last use LastUse knows to be later (LastUse rows that moved since `since`).
-_APPLY_SSO = """
-UPDATE integrations_appuser AS au SET last_used_at = lu.last_used_at
-FROM integrations_lastuse lu JOIN integrations_application a ON a.id = lu.application_id
-WHERE lu.connection_id = %(c)s AND lu.last_used_at >= %(since)s AND a.kind = 'sso'
-  AND au.application_id = lu.application_id AND au.external_id = lu.person_external_id
-  AND (au.last_used_at IS NULL OR au.last_used_at < lu.last_used_at)
-"""
-
 _APPLY_DIRECTORY = """
 UPDATE integrations_appuser AS au SET last_used_at = lu.last_used_at
 FROM integrations_lastuse lu
-WHERE lu.application_id = %(app)s AND lu.last_used_at >= %(since)s
-  AND au.application_id = %(app)s AND au.external_id = lu.person_external_id
+WHERE lu.application_id = %(app)s AND au.application_id = %(app)s AND au.external_id = lu.person_external_id
+  -- What moved in the window; and people whose row came after their logins (a user created later)
+  AND (lu.last_used_at >= %(since)s OR au.last_used_at IS NULL)
   AND (au.last_used_at IS NULL OR au.last_used_at < lu.last_used_at)
 """
 
@@ -77,8 +94,8 @@ _APPLY_ADMIN = """
 UPDATE integrations_appuser AS au SET admin_last_login_at = lu.last_used_at,
   last_used_at = GREATEST(au.last_used_at, lu.last_used_at)
 FROM integrations_lastuse lu
-WHERE lu.application_id = %(app)s AND lu.last_used_at >= %(since)s
-  AND au.application_id = %(app)s AND au.admin_external_id = lu.person_external_id
+WHERE lu.application_id = %(app)s AND au.application_id = %(app)s AND au.admin_external_id = lu.person_external_id
+  AND (lu.last_used_at >= %(since)s OR au.admin_last_login_at IS NULL)
   AND (au.admin_last_login_at IS NULL OR au.admin_last_login_at < lu.last_used_at)
 """
 
@@ -91,15 +108,18 @@ WHERE a.id = m.application_id AND a.last_used_at IS DISTINCT FROM m.ts
 
 
 def fold_last_use(*, connection: Connection, kind: str, start: datetime, end: datetime) -> int:
-    """Merge the latest successful logins of [start, end] into LastUse; returns rows written."""
+    """Merge the latest successful logins of [start, end] into LastUse (and, for SSO apps, onto
+    the assignment rows already written); returns rows written."""
+    params = {"c": connection.pk, "kind": kind, "start": start, "end": end, "types": list(USE_EVENTS[kind])}
     with db.cursor() as cursor:
         # Aggregating a backfill's slice sorts hundreds of thousands of rows: keep it in memory.
         cursor.execute("SET LOCAL work_mem = '64MB'")
-        cursor.execute(
-            _FOLD,
-            {"c": connection.pk, "kind": kind, "start": start, "end": end, "types": list(USE_EVENTS[kind])},
-        )
-        return max(cursor.rowcount, 0)
+        if kind == "sso":
+            cursor.execute(_LOCK_APPS, [connection.pk])
+            cursor.execute(_FOLD_AND_MOVE, params)
+        else:
+            cursor.execute(_FOLD, params)
+        return int(cursor.fetchone()[0])
 
 
 def daily_usage(*, connection: Connection, kind: str, start: datetime, end: datetime) -> int:
@@ -114,12 +134,10 @@ def daily_usage(*, connection: Connection, kind: str, start: datetime, end: date
 
 
 def apply_sso_last_use(*, connection: Connection, since: datetime) -> int:
-    """Move assignment rows' last use to what LastUse learnt since `since`; apps' last use too."""
+    """The apps' last use (by anyone) from LastUse. (Assignment rows moved with each fold.)"""
     with db.cursor() as cursor:
-        cursor.execute(_APPLY_SSO, {"c": connection.pk, "since": since})
-        moved = cursor.rowcount
         cursor.execute(_APPLY_APPS, {"c": connection.pk})
-        return moved + cursor.rowcount
+        return cursor.rowcount
 
 
 def apply_directory_last_use(*, connection: Connection, since: datetime) -> int:
