@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, DateTimeField, F, OuterRef, QuerySet, Subquery, Value, Window
-from django.db.models.functions import Coalesce, Greatest, NullIf
+from django.db.models import Count, DateTimeField, F, OuterRef, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, Greatest
 
 from integrations.models import Application, AppUser, UsageEvent
 from integrations.selectors.common import directory_app_ids, usage_available
-
-# Greatest() returns NULL on SQLite (dev default) when any argument is NULL; comparing against a
-# sentinel and turning it back into NULL gives the same answer on both databases.
-_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Columns the users table and its CSV need; everything else (extra JSON, ...) stays in the database.
 PERSON_FIELDS = (
@@ -66,16 +62,10 @@ def annotate_people(qs: QuerySet[AppUser]) -> QuerySet[AppUser]:
     latest_app_use = (
         memberships.filter(last_used_at__isnull=False).order_by("-last_used_at").values("last_used_at")[:1]
     )
-    never = Value(_NEVER, output_field=DateTimeField())
     return qs.annotate(
         apps_count=Coalesce(Subquery(apps_count), 0),
-        last_used_any=NullIf(
-            Greatest(
-                Coalesce("last_used_at", never),
-                Coalesce(Subquery(latest_app_use, output_field=DateTimeField()), never),
-            ),
-            never,
-        ),
+        # PostgreSQL's GREATEST skips NULLs: NULL only when the person never used anything.
+        last_used_any=Greatest("last_used_at", Subquery(latest_app_use, output_field=DateTimeField())),
     )
 
 
