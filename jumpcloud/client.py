@@ -2,7 +2,7 @@
 
 HTTP concerns only: auth headers, the x-org-id rules, paging, retries and mapping failures to the
 typed errors in jumpcloud.errors. No ORM, no Django settings; sync.py and actions.py build on it.
-Facts about the API come from shared/jumpcloud/API.md and DIRECTORY_INSIGHTS.md.
+Facts about the API: docs/jumpcloud-api.md and docs/directory-insights.md.
 
 Retries live in urllib3 (jumpcloud.retry.JumpCloudRetry) mounted on two adapters: the console host,
 where POST creates and DELETE deletes (so those are only repeated on 429 or a failed connect), and
@@ -81,7 +81,7 @@ DI_PREFIX = "/insights/directory/v1"
 PAGE_LIMIT = 100  # v1/v2 lists: the official SDKs page with 100; a higher maximum is unconfirmed
 PAGES_AHEAD = 2  # requests in flight when a list is read with an executor (see JumpCloudClient._pages)
 DI_MAX_LIMIT = 10_000
-# JumpCloud answers 403 when x-org-id is sent to these (API.md §7); no complete list exists.
+# JumpCloud answers 403 when x-org-id is sent to these (docs/jumpcloud-api.md §7); no complete list exists.
 _NO_ORG_HEADER_PREFIXES = ("/api/organizations", "/api/v2/providers/", "/api/v2/organizations/")
 # How often an idempotent read is re-issued when its body arrives truncated or is not JSON.
 BODY_ATTEMPTS = 3

@@ -164,7 +164,7 @@ class JumpCloudProvider(Provider):
 
 
 # --- behaviour ---------------------------------------------------------------------------------
-# Roles that cannot change users (API.md §4). Help Desk can; Command Runners cannot use the API at all.
+# Roles that cannot change users (docs/jumpcloud-api.md §4). Help Desk can; Command Runners cannot use the API at all.
 READ_ONLY_ROLES = frozenset({"read only", "billing only", "command runner", "command runner with billing"})
 
 

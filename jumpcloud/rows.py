@@ -33,7 +33,7 @@ EVENT_COLUMNS = (
 
 def event_row(connection_id: int, e: Event, app_by_url: dict[str, str]) -> tuple[Any, ...]:
     """One usage event in EVENT_COLUMNS order. An sso_auth whose application object is empty but
-    for its sso_url is attributed through that URL (DIRECTORY_INSIGHTS.md §2)."""
+    for its sso_url is attributed through that URL (docs/directory-insights.md §2)."""
     if e.event_type == "sso_auth":
         app_id = e.app_id or app_by_url.get(e.app_sso_url, "")
     else:

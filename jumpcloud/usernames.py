@@ -1,4 +1,4 @@
-"""JumpCloud's username rules (shared/jumpcloud/API.md §3.3), in one place.
+"""JumpCloud's username rules (docs/jumpcloud-api.md §3.3), in one place.
 
 Used by the create-user form (live preview and explanation), by the action before it calls
 JumpCloud, and by the simulator to refuse what JumpCloud refuses.

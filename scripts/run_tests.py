@@ -42,7 +42,9 @@ def reachable(url: str, default_port: int) -> bool:
                 sock.settimeout(2)
                 sock.connect(f"{socket_dir}/.s.PGSQL.{port}")
             return True
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2
+        ):
             return True
     except OSError:
         return False
