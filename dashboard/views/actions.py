@@ -60,6 +60,7 @@ class UserActionMixin(AdminRequiredMixin):
     action = ""
     template_name = ""
     service: Any = None
+    kwargs: dict[str, Any]  # set by View.setup()
 
     def get_app_user(self) -> AppUser:
         return get_object_or_404(_directory_users(), pk=self.kwargs["pk"])
