@@ -737,8 +737,14 @@ class JumpCloudClient:
             retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
             wait = f" and asks to wait {retry_after:.0f} s" if retry_after else ""
             return RateLimited(
-                f"JumpCloud is rate-limiting this API key{wait}. The request will be retried later; "
-                "if this keeps happening, run fewer syncs at once." + said,
+                (
+                    f"JumpCloud is rate-limiting this API key{wait}, so it did not process the change: "
+                    "nothing was changed."
+                    if changes
+                    else f"JumpCloud is rate-limiting this API key{wait}. The sync will try again later; "
+                    "if this keeps happening, run fewer syncs at once."
+                )
+                + said,
                 retry_after=retry_after,
                 **common,
             )

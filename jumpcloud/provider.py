@@ -234,13 +234,29 @@ def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str, 
     multi_tenant = len(orgs) > 1
     detected: dict[str, Any] = {"multi_tenant": multi_tenant}
     with client_for(org.id if multi_tenant else None) as client:
+        # `notices` are shown to the admin with the connect result and on the connection's page.
+        detected["notices"] = []
         try:
             me = client.get_self()
             role = str(me.get("roleName") or "")
+            detected["admin_role_verified"] = bool(role)
         except errors.InvalidApiKey:
             raise CredentialsError("JumpCloud rejected this API key.", code="invalid_key") from None
-        except errors.JumpCloudError:
-            role = ""  # the route is not published; its absence must not block a connect
+        except errors.JumpCloudError as exc:
+            # The route is not published; its absence must not block a connect, but it must not
+            # pass silently either: the key was not shown to be allowed to change users.
+            role = ""
+            detected["admin_role_verified"] = False
+            detected["notices"].append(
+                "torii could not verify the role of this key's administrator: JumpCloud did not answer "
+                f"the request for it (/api/users/getSelf: {exc.message}). Whether the key may change "
+                "users is unknown until an action is tried; reconnect later to check again."
+            )
+        if not role and not detected["notices"]:
+            detected["notices"].append(
+                "torii could not verify the role of this key's administrator: JumpCloud's answer "
+                "named no role. Whether the key may change users is unknown until an action is tried."
+            )
         detected["admin_role"] = role
         detected["admin_read_only"] = role.lower() in READ_ONLY_ROLES
         try:

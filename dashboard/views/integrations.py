@@ -180,6 +180,8 @@ class ConnectView(AdminRequiredMixin, View):
             form.add_error(None, str(exc))
             return self._render(request, form, status=429)
         messages.success(request, f"Connected “{connection.name}”. The first sync has started.")
+        for notice in (connection.capabilities or {}).get("notices", []):
+            messages.warning(request, notice)
         return HttpResponseRedirect(
             reverse("dashboard:connection_detail", args=[connection.pk]) + "#progress"
         )

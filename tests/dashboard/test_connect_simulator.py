@@ -117,3 +117,32 @@ def test_rotate_key_and_disconnect_through_the_pages(admin_client, allow_sim):
     assert response.status_code == 302
     conn.refresh_from_db()
     assert conn.status == "disconnected" and conn.credentials == ""
+
+
+def test_a_key_whose_role_cannot_be_read_is_connected_with_that_said(admin_client, allow_sim):
+    """JumpCloud does not answer /api/users/getSelf: the key is accepted (the route is unpublished),
+    but the connect result and the connection's page say the role could not be verified."""
+    from jumpcloud.simulator import FaultConfig
+
+    allow_sim.set_faults(FaultConfig(rate_503=1.0, path_prefixes=("/api/users/getSelf",)))
+    try:
+        response = post(admin_client, allow_sim, "admin", name="Unverified role", permission="read_write")
+    finally:
+        allow_sim.set_faults(None)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    conn = Connection.objects.get(name="Unverified role")
+    assert conn.capabilities["admin_role_verified"] is False
+    assert conn.capabilities["admin_read_only"] is False
+    assert any("could not verify the role" in n for n in conn.capabilities["notices"])
+    detail = admin_client.get(response["Location"].split("#")[0]).content.decode()
+    assert "could not verify the role of this key" in detail  # the connect result (a message)
+    assert "Could not be verified" in detail  # the flag among the connection's facts
+
+
+def test_a_key_whose_role_is_read_shows_it(admin_client, allow_sim):
+    response = post(admin_client, allow_sim, "admin", name="Verified role", permission="read_write")
+    assert response.status_code == 302, response.content.decode()[:2000]
+    conn = Connection.objects.get(name="Verified role")
+    assert conn.capabilities["admin_role_verified"] is True and conn.capabilities["notices"] == []
+    detail = admin_client.get(response["Location"].split("#")[0]).content.decode()
+    assert conn.capabilities["admin_role"] in detail and "Could not be verified" not in detail
