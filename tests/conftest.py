@@ -87,6 +87,18 @@ def browser_context_args(browser_context_args):
 
 
 @pytest.fixture
+def page(page):
+    """Waits sized for a loaded 2-core machine: a wait is synchronisation, never a speed check.
+    (Playwright's defaults, 5 s for expect and 30 s for actions, fail on a busy machine.)"""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=60_000)
+    page.set_default_timeout(60_000)
+    page.set_default_navigation_timeout(60_000)
+    return page
+
+
+@pytest.fixture
 def celery_not_eager():
     """Send tasks through the real broker (for tests with a real worker)."""
     celery_app.conf.task_always_eager = False

@@ -414,7 +414,10 @@ def test_a_create_whose_outcome_cannot_be_learned_is_recorded_as_unknown(
         username="un.known",
     ).run
     sim.set_faults(None)
-    time.sleep(1.2)  # the simulator records the POST once it has (slowly) carried it out
+    # The simulator records the POST once it has (slowly) carried it out: wait for that, not for a time.
+    deadline = time.monotonic() + 60
+    while not writes(sim) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
     assert run.status == ActionRun.Status.FAILED
     assert run.result["outcome"] == "unknown"
