@@ -29,8 +29,8 @@ from integrations import bulk
 from integrations.models import ActionRun, Application, AppUser, Connection
 from integrations.services.actions import ActionCheck, ActionOutcome
 from integrations.services.audit import action_run_snapshot, scrub_parameters
-from jumpcloud.client import JumpCloudClient
 from jumpcloud import retry as _retry
+from jumpcloud.client import JumpCloudClient
 from jumpcloud.errors import Conflict, JumpCloudError, NotFound, RateLimited, UpstreamError
 from jumpcloud.parsing import SystemUser
 from jumpcloud.sync import directory_app, upsert_directory_users, user_status

@@ -28,10 +28,11 @@ def main() -> int:
 
     from torii import embedded_db
 
+    data_dir = settings.EMBEDDED_DATABASE_DIR  # loads the settings, and with them .env into os.environ
     port = os.environ.get("PORT", "8000")
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PORT": port, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    server = embedded_db.Server(settings.EMBEDDED_DATABASE_DIR) if settings.EMBEDDED_DATABASE_DIR else None
+    server = embedded_db.Server(data_dir) if data_dir else None
     started = False
     honcho: subprocess.Popen[bytes] | None = None
 
