@@ -252,7 +252,7 @@ class Server:
             return
         # The unprivileged server user must be able to pass through every directory above the
         # data directory and the binaries: grant search (not listing) to others where it lacks.
-        for target in (self.data_dir, binaries):
+        for target in (self.data_dir, binaries, binaries.resolve()):  # .venv may be a symlink
             for parent in target.parents:
                 mode = parent.stat().st_mode
                 if not mode & stat.S_IXOTH:
