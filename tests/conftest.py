@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from torii.celery import app as celery_app
+
+# Property tests check correctness, never speed: no per-example deadline and no "too slow" health
+# check, both of which measure wall-clock time and fail on a loaded machine.
+settings.register_profile("torii", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("torii")
 
 CHROMIUM = os.environ.get("TORII_CHROMIUM", "/usr/bin/chromium")
 
