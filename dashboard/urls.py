@@ -11,6 +11,8 @@ urlpatterns = [
     path("integrations/capabilities/", integrations.CapabilitiesView.as_view(), name="capabilities"),
     path("integrations/connect/<slug:provider>/", integrations.ConnectView.as_view(), name="connect"),
     path("integrations/<int:pk>/", integrations.ConnectionDetailView.as_view(), name="connection_detail"),
+    path("integrations/<int:pk>/live/", integrations.ConnectionLiveView.as_view(), name="connection_live"),
+    path("integrations/<int:pk>/card/", integrations.ConnectionCardView.as_view(), name="connection_card"),
     path("integrations/<int:pk>/edit/", integrations.ConnectionEditView.as_view(), name="connection_edit"),
     path(
         "integrations/<int:pk>/rotate-key/",

@@ -107,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
+                "dashboard.context_processors.navigation",
             ],
         },
     }
@@ -227,6 +228,8 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/chartjs", NODE_MODULES / "chart.js" / "dist"),
     ("vendor/pico", NODE_MODULES / "@picocss" / "pico" / "css"),
+    # Icons: lucide-static's SVG files, used as CSS masks (static/css/icons.css), never font glyphs.
+    ("vendor/lucide", NODE_MODULES / "lucide-static" / "icons"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -29,7 +29,7 @@ from dashboard.forms import (
     SyncNowForm,
     add_credentials_error,
 )
-from dashboard.views.pages import is_htmx
+from dashboard.views.pages import htmx_target, is_htmx
 from integrations.models import Connection, SyncRun
 from integrations.providers import CredentialsError, registry
 from integrations.selectors import connections as conn_selectors
@@ -45,12 +45,33 @@ def _connection_or_404(pk: int) -> Connection:
 
 
 def _progress_context(connection: Connection, run: SyncRun | None, notice: str = "") -> dict[str, Any]:
+    streams = conn_selectors.sync_run_progress(run, provider_key=connection.provider) if run else []
     return {
         "connection": connection,
         "run": run,
-        "streams": conn_selectors.sync_run_progress(run, provider_key=connection.provider) if run else [],
+        "streams": streams,
+        # A partial or failed run's message repeats its streams' errors: show each once.
+        "run_errors_in_streams": any(s.error and s.status == "failed" for s in streams),
         "notice": notice,
     }
+
+
+def _card_or_404(pk: int) -> conn_selectors.ConnectionCard:
+    cards = conn_selectors.connection_cards(pk=pk)
+    if not cards:
+        raise Http404("No such connection")
+    return cards[0]
+
+
+def _live_context(card: conn_selectors.ConnectionCard, notice: str = "") -> dict[str, Any]:
+    """Everything a connection's page shows below the breadcrumb (the region that polls)."""
+    run = card.active_run or card.last_run
+    ctx: dict[str, Any] = {
+        "card": card,
+        "history": conn_selectors.sync_run_history(connection=card.connection),
+    }
+    ctx.update(_progress_context(card.connection, run, notice))
+    return ctx
 
 
 class IntegrationsView(ViewerRequiredMixin, TemplateView):
@@ -68,14 +89,23 @@ class ConnectionDetailView(ViewerRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         ctx = super().get_context_data(**kwargs)
-        cards = conn_selectors.connection_cards(pk=kwargs["pk"])
-        if not cards:
-            raise Http404("No such connection")
-        card = cards[0]
-        run = card.active_run or card.last_run
-        ctx.update(card=card, history=conn_selectors.sync_run_history(connection=card.connection))
-        ctx.update(_progress_context(card.connection, run))
+        ctx.update(_live_context(_card_or_404(kwargs["pk"])))
         return ctx
+
+
+class ConnectionLiveView(ViewerRequiredMixin, View):
+    """The body of a connection's page (status, facts, progress, history), polled by htmx every 2 s
+    while a sync runs; once the run is over it comes back without its trigger and polling stops."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return render(request, "dashboard/integrations/_live.html", _live_context(_card_or_404(pk)))
+
+
+class ConnectionCardView(ViewerRequiredMixin, View):
+    """One card of the integrations page, polled the same way while its sync runs."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return render(request, "dashboard/integrations/_card.html", {"card": _card_or_404(pk)})
 
 
 class SyncProgressView(ViewerRequiredMixin, View):
@@ -110,6 +140,15 @@ class SyncNowView(AdminRequiredMixin, View):
             run = conn_selectors.sync_run_latest(connection=connection)
             notice = str(exc) or "This connection cannot sync now."
         connection.refresh_from_db()
+        target = htmx_target(request) or ""
+        if target == "connection-live":
+            return render(
+                request, "dashboard/integrations/_live.html", _live_context(_card_or_404(pk), notice)
+            )
+        if target == f"connection-{pk}":
+            return render(
+                request, "dashboard/integrations/_card.html", {"card": _card_or_404(pk), "notice": notice}
+            )
         if is_htmx(request):
             return render(
                 request, "dashboard/integrations/_progress.html", _progress_context(connection, run, notice)

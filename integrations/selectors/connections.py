@@ -14,6 +14,13 @@ from django.utils import timezone
 from integrations.models import Application, AppUser, Connection, SyncRun, UsageEvent
 from integrations.providers import Capability, CapabilityStatus, registry
 from integrations.selectors.common import CONNECTION_SUMMARY_FIELDS, cached, usage_available
+from integrations.selectors.health import (
+    CapabilityCell,
+    ConnectionHealth,
+    capability_cell,
+    connection_health_map,
+    error_cause,
+)
 
 GAP_LOOKBACK_DAYS = 90
 # Upper bound on the run rows read to find gaps: hourly usage syncs for 90 days are ~2,200 rows.
@@ -51,6 +58,8 @@ class ConnectionCard:
     gaps: list[Gap] = field(default_factory=list)
     active_run: SyncRun | None = None
     last_run: SyncRun | None = None
+    # Status, problems and per-stream outcomes derived from the latest runs (selectors.health).
+    health: ConnectionHealth | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ class StreamProgress:
     skipped: int
     pages: int
     error: str
+    error_ref: str
     window_start: datetime | None
     window_end: datetime | None
     is_current: bool
@@ -74,7 +84,7 @@ class StreamProgress:
 class CapabilityRow:
     capability: Capability
     supported: CapabilityStatus
-    per_connection: list[CapabilityStatus]
+    per_connection: list[CapabilityCell]
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,7 @@ def connection_cards(*, pk: int | None = None) -> list[ConnectionCard]:
     runs = SyncRun.objects.in_bulk(run_ids) if run_ids else {}
     counts = connection_counts(connections)
     gaps = connection_gaps(connections)
+    health = connection_health_map(connections)
     cards = []
     for c in connections:
         detected = c.capabilities or {}
@@ -193,6 +204,7 @@ def connection_cards(*, pk: int | None = None) -> list[ConnectionCard]:
                 gaps=gaps.get(c.pk, []),
                 active_run=runs.get(c.active_run_id),  # type: ignore[attr-defined]
                 last_run=runs.get(c.last_run_id),  # type: ignore[attr-defined]
+                health=health[c.pk],
             )
         )
     return cards
@@ -280,7 +292,8 @@ def sync_run_progress(run: SyncRun, *, provider_key: str) -> list[StreamProgress
                 key=key,
                 label=str(s.get("label") or labels.get(key) or key),
                 status=str(s.get("status") or "pending"),
-                error=str(s.get("error") or ""),
+                error=error_cause(str(s.get("error") or "")),
+                error_ref=str(s.get("error_ref") or ""),
                 window_start=_parse_dt(window[0]),
                 window_end=_parse_dt(window[1]),
                 is_current=run.is_active and run.current_stream == key,
@@ -382,17 +395,26 @@ def connection_gaps(connections: list[Connection], *, refresh: bool = False) -> 
 # --- capabilities ------------------------------------------------------------------------------
 def capability_tables() -> list[CapabilityTable]:
     """One table per registered provider: what torii supports, and per live connection whether
-    each capability is available now and why not. Rendered from the provider's declarations."""
+    each capability works now and why not — from the provider's declarations, what the connection
+    detected, and the latest outcome of the streams that provide it (a failing stream's capability
+    is never shown as available)."""
     live = list(
         Connection.objects.exclude(status=Connection.Status.DISCONNECTED)
-        .only("id", "name", "provider", "status", "permission", "capabilities", "org_name")
+        .only("id", "name", "provider", "status", "status_message", "permission", "capabilities", "org_name")
         .order_by("name", "id")
     )
+    health = connection_health_map(live)
     tables = []
     for provider in registry.all():
         conns = [c for c in live if c.provider == provider.key]
         supported = provider.capability_statuses(None)
-        per_conn = [provider.capability_statuses(c) for c in conns]
+        per_conn = [
+            [
+                capability_cell(status, provider_key=provider.key, health=health[c.pk])
+                for status in provider.capability_statuses(c)
+            ]
+            for c in conns
+        ]
         rows = [
             CapabilityRow(capability=s.capability, supported=s, per_connection=[pc[i] for pc in per_conn])
             for i, s in enumerate(supported)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -51,7 +53,7 @@ def test_connect_runs_the_first_sync_and_shows_connected(
     run = SyncRun.objects.get(connection=conn)
     assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
     detail = admin_client.get(response["Location"].split("#")[0]).content.decode()
-    assert "✔</span> Connected" in detail
+    assert re.search(r'status-ok"><span class="icon i-circle-check[^>]*></span> Connected', detail)
     assert "Sync history" in detail and "Succeeded" in detail
     # The synced people are on the users page, and usage is measured.
     users = admin_client.get(reverse("dashboard:users") + f"?connection={conn.pk}").content.decode()
