@@ -32,6 +32,7 @@ urlpatterns = [
     ),
     # Users
     path("users/", users.UsersView.as_view(), name="users"),
+    path("users/columns/", users.UsersColumnsView.as_view(), name="users_columns"),
     path("users/export.csv", users.UsersExportView.as_view(), name="users_export"),
     path("users/<int:pk>/", users.UserDetailView.as_view(), name="user_detail"),
     # Applications

@@ -66,9 +66,13 @@ def _card_or_404(pk: int) -> conn_selectors.ConnectionCard:
 def _live_context(card: conn_selectors.ConnectionCard, notice: str = "") -> dict[str, Any]:
     """Everything a connection's page shows below the breadcrumb (the region that polls)."""
     run = card.active_run or card.last_run
+    # Each cause is written out once: in the problems above, else in the first row that has it.
+    shown = {p.cause for p in card.health.problems} if card.health else set()
+    history = conn_selectors.sync_run_history(connection=card.connection)
     ctx: dict[str, Any] = {
         "card": card,
-        "history": conn_selectors.sync_run_history(connection=card.connection),
+        "shown_causes": shown,
+        "history": conn_selectors.sync_history_rows(history, shown=shown),
     }
     ctx.update(_progress_context(card.connection, run, notice))
     return ctx

@@ -251,6 +251,52 @@ def sync_run_history(*, connection: Connection, limit: int = 25) -> list[SyncRun
     )
 
 
+@dataclass(frozen=True)
+class HistoryError:
+    label: str
+    # Empty when the same cause is already on the page (a problem, or a newer run's row).
+    cause: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    run: SyncRun
+    totals: dict[str, int]
+    errors: list[HistoryError]
+    run_error: str
+
+
+def sync_history_rows(runs: list[SyncRun], *, shown: set[str] | None = None) -> list[HistoryRow]:
+    """The history table: counters summed per run and the failed streams' causes, each cause
+    written out once on the page (`shown`: causes the page already states above the table)."""
+    seen = set(shown or ())
+    rows = []
+    for run in runs:
+        streams = run.streams if isinstance(run.streams, dict) else {}
+        totals = {c: 0 for c in ("fetched", "created", "updated", "removed")}
+        errors = []
+        for key, state in streams.items():
+            if not isinstance(state, dict):
+                continue
+            for counter in totals:
+                totals[counter] += _int(state.get(counter))
+            if state.get("status") == "failed" and state.get("error"):
+                cause = error_cause(str(state["error"]))
+                label = str(state.get("label") or key)
+                errors.append(
+                    HistoryError(label, "" if cause in seen else cause, str(state.get("error_ref") or ""))
+                )
+                seen.add(cause)
+        run_error = ""
+        if run.status == SyncRun.Status.FAILED and not errors and run.error_message:
+            cause = error_cause(run.error_message)
+            run_error = "" if cause in seen else cause
+            seen.add(cause)
+        rows.append(HistoryRow(run=run, totals=totals, errors=errors, run_error=run_error))
+    return rows
+
+
 def _stream_labels(provider_key: str) -> dict[str, str]:
     try:
         provider = registry.get(provider_key)

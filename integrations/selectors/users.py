@@ -32,6 +32,7 @@ PERSON_FIELDS = (
     "display_name",
     "status",
     "mfa_enabled",
+    "admin_mfa_enabled",
     "is_admin",
     "role",
     "password_expired",
@@ -269,7 +270,9 @@ def admin_role_names() -> list[str]:
 def application_choices() -> list[tuple[str, list[tuple[int, str]]]]:
     """Applications for filter drop-downs, grouped by account: [(account, [(id, label), ...])].
 
-    Plain tuples from one query: hundreds of model instances would cost more than the query.
+    With several accounts every option names its account too ("JumpCloud — Acme"): a closed
+    select shows only the option, and every account has a JumpCloud. Plain tuples from one query:
+    hundreds of model instances would cost more than the query.
     """
     groups: dict[tuple[str, int], list[tuple[int, str]]] = {}
     rows = (
@@ -279,6 +282,11 @@ def application_choices() -> list[tuple[str, list[tuple[int, str]]]]:
     )
     for account, conn_id, pk, label, name, ext in rows:
         groups.setdefault((account, conn_id), []).append((pk, label or name or ext))
+    if len(groups) > 1:
+        return [
+            (account, [(pk, f"{label} — {account}") for pk, label in options])
+            for (account, _), options in groups.items()
+        ]
     return [(account, options) for (account, _), options in groups.items()]
 
 

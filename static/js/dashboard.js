@@ -83,3 +83,12 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
 })();
+
+// Disclosure panels marked data-open-wide start open on wide screens (the users filters); on a
+// phone they stay folded so the table starts above the fold.
+(() => {
+  if (!window.matchMedia("(min-width: 761px)").matches) return;
+  document.querySelectorAll("details[data-open-wide]").forEach((d) => {
+    d.open = true;
+  });
+})();

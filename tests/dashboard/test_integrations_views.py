@@ -352,5 +352,7 @@ def test_connection_detail_shows_history_with_counters_and_errors(admin_client):
         },
     )
     body = admin_client.get(reverse("dashboard:connection_detail", args=[conn.pk])).content.decode()
-    assert "Sync history" in body and "Usage: SSO events: HTTP 503." in body
-    assert "> Partial: 1 stream failing</span>" in body
+    assert "Sync history" in body and "> Partial: 1 stream failing</span>" in body
+    # The cause is written out once (in the problem above), not again in the progress or history.
+    assert body.count("HTTP 503") == 1
+    assert "Usage: SSO events: failed" in body and "See the problem above." in body

@@ -150,7 +150,7 @@ def test_users_filters_via_htmx_return_only_the_results(admin_client):
     body = html(response)
     assert "<html" not in body and 'id="users-results"' in body
     assert "person11" in body and "person10" not in body
-    assert "<strong>1</strong> user match the filters" in body
+    assert "<strong>1</strong> user matches the filters" in body
 
 
 def test_users_sort_headers_toggle_and_announce(admin_client):
@@ -170,7 +170,7 @@ def test_last_used_says_unavailable_without_usage_events(admin_client):
     build_tenant(people=2, apps=1, usage=False)
     body = html(admin_client.get(reverse("dashboard:users")))
     table = body[body.index('id="users-results"') :]
-    assert "unavailable" in table and ">never<" not in table
+    assert "not measured" in table and ">never<" not in table
     assert "inactivity cannot be measured" in body
 
 
