@@ -92,6 +92,8 @@ class Provider:
     name: ClassVar[str]
     credentials_class: ClassVar[type]
     regions: ClassVar[dict[str, str]] = {}
+    # Where an administrator finds the API key (shown under the key field and in key errors).
+    api_key_help: ClassVar[str] = ""
     capability_catalog: ClassVar[tuple[Capability, ...]] = ()
     streams: ClassVar[tuple[Stream, ...]] = ()
     actions: ClassVar[tuple[Action, ...]] = ()

@@ -66,6 +66,7 @@ from jumpcloud.parsing import (
     parse_organization,
     parse_system_user,
 )
+from jumpcloud.provider import API_KEY_PATH
 
 log = logging.getLogger(__name__)
 
@@ -729,8 +730,8 @@ class JumpCloudClient:
                     **common,
                 )
             return InvalidApiKey(
-                "JumpCloud rejected the API key. Generate a new key in the JumpCloud Admin Portal "
-                "(your name, top right > My API Key) and reconnect." + said,
+                f"JumpCloud rejected the API key. Generate a new key in {API_KEY_PATH} "
+                "and rotate the key in torii." + said,
                 **common,
             )
         if status == 429:

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 from integrations.providers import Action, Capability, Provider, Stream
 
 REGIONS = {"us": "United States", "eu": "Europe", "in": "India"}
+# Where an administrator finds their API key: the one wording every help text and error uses.
+API_KEY_PATH = "JumpCloud Admin Console → your name (top right) → My API Key"
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class JumpCloudProvider(Provider):
     credentials_class: ClassVar[type] = JumpCloudCredentials
     regions: ClassVar[dict[str, str]] = REGIONS
     capability_catalog: ClassVar[tuple[Capability, ...]] = CAPABILITIES
+    api_key_help: ClassVar[str] = API_KEY_PATH
     streams: ClassVar[tuple[Stream, ...]] = (
         Stream("organization", "Organization", _lazy("jumpcloud.sync.sync_organization")),
         # Applications first: the event streams start beside the rest once they can attribute
@@ -192,8 +195,8 @@ def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str, 
             orgs = discovery.list_organizations()
         except errors.InvalidApiKey:
             raise CredentialsError(
-                "JumpCloud rejected this API key. Copy the key again from the JumpCloud Admin Console "
-                "(your name, top right → My API Key); a regenerated key replaces the old one.",
+                f"JumpCloud rejected this API key. Copy the key again from {API_KEY_PATH}; "
+                "a regenerated key replaces the old one.",
                 code="invalid_key",
             ) from None
         except errors.PermissionDenied:

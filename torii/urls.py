@@ -4,11 +4,13 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponseRedirect
 from django.templatetags.static import static
 from django.urls import include, path
+from django.views.decorators.http import require_GET
 
 from torii.health import ToriiHealthView, health_checks
 
 
 @login_not_required
+@require_GET
 def favicon(request: HttpRequest) -> HttpResponseRedirect:
     """Browsers ask for /favicon.ico whatever the page says; send them to the SVG icon."""
     return HttpResponseRedirect(static("img/torii.svg"))

@@ -34,6 +34,12 @@ from integrations.models import Connection, SyncRun
 from integrations.providers import CredentialsError, registry
 from integrations.selectors import connections as conn_selectors
 from integrations.services import connections as conn_services
+from integrations.services.pending_connect import (
+    PendingConnect,
+    pending_connect_forget,
+    pending_connect_get,
+    pending_connect_store,
+)
 from integrations.services.sync import SyncAlreadyRunning, SyncNotAllowed, sync_run_request
 
 
@@ -165,6 +171,10 @@ class SyncNowView(AdminRequiredMixin, View):
 
 @method_decorator(sensitive_post_parameters("api_key"), name="dispatch")
 class ConnectView(AdminRequiredMixin, View):
+    """Connect an account. A key that manages several organizations gets a second step: the admin
+    picks one (already connected ones are marked) and the key of the first step is kept on the
+    server (services.pending_connect), so it is neither pasted again nor sent back to the page."""
+
     template_name = "dashboard/integrations/connect.html"
 
     def _provider(self, key: str) -> Any:
@@ -173,33 +183,48 @@ class ConnectView(AdminRequiredMixin, View):
         except LookupError:
             raise Http404("No such provider") from None
 
-    def _render(self, request: HttpRequest, form: ConnectForm, status: int = 200) -> HttpResponse:
+    def _form(self, data: Any, provider: Any, pending: PendingConnect | None) -> ConnectForm:
+        return ConnectForm(
+            data,
+            provider=provider,
+            allowed_base_urls=conn_services.allowed_base_urls(),
+            org_choices=pending.choices if pending else None,
+            connected=conn_selectors.connected_orgs(provider_key=provider.key),
+            key_hint=pending.hint if pending else "",
+        )
+
+    def _render(
+        self, request: HttpRequest, form: ConnectForm, status: int = 200, question: str = ""
+    ) -> HttpResponse:
         return render(
             request,
             self.template_name,
-            {"form": form, "provider": form.provider, "permission_help": PERMISSION_HELP},
+            {
+                "form": form,
+                "provider": form.provider,
+                "permission_help": PERMISSION_HELP,
+                "org_question": question,
+            },
             status=status,
         )
 
     def get(self, request: HttpRequest, provider: str) -> HttpResponse:
-        form = ConnectForm(
-            provider=self._provider(provider), allowed_base_urls=conn_services.allowed_base_urls()
-        )
-        return self._render(request, form)
+        return self._render(request, self._form(None, self._provider(provider), None))
 
-    # `data` is the parsed form, key included: error reports must not show it (they list locals).
-    @sensitive_variables("data")
+    # `data` and `api_key` hold the key: error reports must not show them (they list locals).
+    @sensitive_variables("data", "api_key")
     def post(self, request: HttpRequest, provider: str) -> HttpResponse:
         prov = self._provider(provider)
-        allowed = conn_services.allowed_base_urls()
-        form = ConnectForm(request.POST, provider=prov, allowed_base_urls=allowed)
+        pending = pending_connect_get(user=request.user, token=request.POST.get("pending", ""))
+        form = self._form(request.POST, prov, pending)
         if not form.is_valid():
             return self._render(request, form, status=400)
         data = form.cleaned_data
+        api_key = data["api_key"] or (pending.api_key if pending else "")
         try:
             connection = conn_services.connection_create(
                 name=data["name"],
-                api_key=data["api_key"],
+                api_key=api_key,
                 permission=data["permission"],
                 created_by=request.user,
                 provider_key=prov.key,
@@ -208,20 +233,38 @@ class ConnectView(AdminRequiredMixin, View):
                 org_id=data.get("org_id") or "",
             )
         except CredentialsError as exc:
-            if exc.choices:
-                # Offer the organizations; the key is never sent back, so it must be typed again.
-                form = ConnectForm(
-                    request.POST, provider=prov, allowed_base_urls=allowed, org_choices=exc.choices
-                )
-                form.is_valid()
-                form.errors.pop("org_id", None)
-                form.add_error("org_id", exc.message)
-            else:
+            if not exc.choices:
                 add_credentials_error(form, exc)
-            return self._render(request, form, status=400)
+                return self._render(request, form, status=400)
+            # Which organization? Keep the key here, offer the organizations, ask.
+            if pending:
+                pending_connect_forget(user=request.user, token=pending.token)
+            hint = conn_services.mask_secret(api_key)
+            token = pending_connect_store(user=request.user, api_key=api_key, choices=exc.choices, hint=hint)
+            bound = request.POST.copy()
+            bound["pending"] = token
+            bound.pop("api_key", None)
+            asked = exc.code == "org_required"
+            if asked:
+                bound.pop("org_id", None)
+            form = self._form(
+                bound, prov, PendingConnect(token=token, api_key="", choices=exc.choices, hint=hint)
+            )
+            form.full_clean()
+            form.errors.clear()  # a question, not a mistake: nothing is marked invalid
+            if not asked:
+                form.add_error("org_id", exc.message)
+            question = (
+                f"This key manages {len(exc.choices)} organizations. Choose the one to connect."
+                if asked
+                else ""
+            )
+            return self._render(request, form, status=200 if asked else 400, question=question)
         except conn_services.ConnectRateLimited as exc:
             form.add_error(None, str(exc))
             return self._render(request, form, status=429)
+        if pending:
+            pending_connect_forget(user=request.user, token=pending.token)
         messages.success(request, f"Connected “{connection.name}”. The first sync has started.")
         return HttpResponseRedirect(
             reverse("dashboard:connection_detail", args=[connection.pk]) + "#progress"

@@ -116,6 +116,16 @@ def connection_choices() -> list[Connection]:
     return list(Connection.objects.only(*CONNECTION_SUMMARY_FIELDS).order_by("name", "id"))
 
 
+def connected_orgs(*, provider_key: str) -> dict[str, str]:
+    """Organizations already connected (live) with this provider: org id → connection name."""
+    return dict(
+        Connection.objects.filter(provider=provider_key)
+        .exclude(status=Connection.Status.DISCONNECTED)
+        .exclude(org_id="")
+        .values_list("org_id", "name")
+    )
+
+
 def connection_get(pk: int) -> Connection:
     return Connection.objects.select_related("created_by").get(pk=pk)
 

@@ -130,7 +130,8 @@ def test_a_key_for_several_organizations_offers_them(admin_client, fake_create):
     assert '<select name="org_id"' in body
     assert '<option value="aaaaaaaaaaaaaaaaaaaaaaaa">Acme (aaaaaaaaaaaaaaaaaaaaaaaa)</option>' in body
     assert "&lt;b&gt;Globex&lt;/b&gt;" in body and "<b>Globex</b>" not in body
-    assert "enter the API key again" in body
+    # The key is kept on the server for the second step (not echoed, not asked again).
+    assert "is kept for this step" in body and 'name="pending"' in body
     assert SECRET not in body
 
 
