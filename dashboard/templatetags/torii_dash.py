@@ -162,6 +162,18 @@ def when(value: datetime | None, empty: str = "never") -> SafeString:
     )
 
 
+@register.simple_tag
+def at(value: datetime | None, empty: str = "—") -> SafeString:
+    """An exact time with its zone ("2026-05-01 14:03 UTC"), the relative one in the title."""
+    if not value:
+        return format_html('<span class="muted">{}</span>', empty)
+    local = timezone.localtime(value)
+    exact = local.strftime("%Y-%m-%d %H:%M %Z")
+    return mark_safe(  # noqa: S308 - digits, separators and a zone name made here
+        f'<time datetime="{value.isoformat()}" title="{relative_time(value, timezone.now())}">{exact}</time>'
+    )
+
+
 @register.filter
 def http_url(value: Any) -> str:
     """The URL if it is an http(s) link, else "" — anything else (javascript:, data:) stays text."""
