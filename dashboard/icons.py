@@ -19,6 +19,7 @@ ICONS = frozenset(
         "circle-play",
         "circle-x",
         "clock",
+        "cloud-off",
         "columns-3",
         "download",
         "external-link",

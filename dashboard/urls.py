@@ -35,6 +35,7 @@ urlpatterns = [
     path("users/columns/", users.UsersColumnsView.as_view(), name="users_columns"),
     path("users/export.csv", users.UsersExportView.as_view(), name="users_export"),
     path("users/<int:pk>/", users.UserDetailView.as_view(), name="user_detail"),
+    path("users/<int:pk>/live/", users.UserLiveView.as_view(), name="user_live"),
     # Applications
     path("applications/", applications.ApplicationsView.as_view(), name="applications"),
     path("applications/<int:pk>/", applications.ApplicationDetailView.as_view(), name="application_detail"),

@@ -289,6 +289,24 @@ class JumpCloudClient:
             f"/api/v2/usergroups/{_segment(group_id)}/membership", parse_app_binding, executor=executor
         )
 
+    def user_group_ids(self, user_id: str) -> list[str]:
+        """Ids of the user groups a user belongs to, directly or through nesting (graph memberof)."""
+        return [
+            str(item.get("id"))
+            for page in self._iter_v2_pages(f"/api/v2/users/{_segment(user_id)}/memberof", _raw_record)
+            for item in page.items
+            if isinstance(item, dict) and item.get("type") == "user_group" and item.get("id")
+        ]
+
+    def user_group_names(self) -> dict[str, str]:
+        """Every user group of the organization: id → name."""
+        return {
+            str(g["id"]): str(g.get("name") or g["id"])
+            for page in self._iter_v2_pages("/api/v2/usergroups", _raw_record)
+            for g in page.items
+            if isinstance(g, dict) and g.get("id")
+        }
+
     def iter_user_group_members(self, group_id: str) -> Iterator[dict[str, Any]]:
         for page in self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/members", _raw_record):
             yield from page.items
@@ -731,7 +749,7 @@ class JumpCloudClient:
                 )
             return InvalidApiKey(
                 f"JumpCloud rejected the API key. Generate a new key in {API_KEY_PATH} "
-                "and rotate the key in torii." + said,
+                "and reconnect with it (Rotate key in torii)." + said,
                 **common,
             )
         if status == 429:

@@ -67,6 +67,33 @@ CAPABILITIES = (
 )
 
 
+CONSOLES = {
+    "us": "https://console.jumpcloud.com",
+    "eu": "https://console.eu.jumpcloud.com",
+    "in": "https://console.in.jumpcloud.com",
+}
+EVENT_LABELS = {
+    "sso_auth": "Signed in to an SSO app",
+    "user_login_attempt": "Signed in to the User Portal",
+    "admin_login_attempt": "Signed in to the Admin Console",
+    "user_create": "User created",
+    "user_update": "User changed by an administrator",
+    "user_delete": "User deleted",
+    "user_password_change": "Changed their password",
+    "user_lockout": "Locked out after failed sign-ins",
+    "user_unlocked": "Unlocked by an administrator",
+    "user_suspended": "Suspended",
+    "user_unsuspended": "Unsuspended",
+}
+# mfaEnrollment status keys (API.md §2) and what an admin calls each method.
+MFA_METHODS = (
+    ("totpStatus", "Authenticator app (TOTP)"),
+    ("webAuthnStatus", "Security key or passkey (WebAuthn)"),
+    ("pushStatus", "JumpCloud Protect push"),
+    ("jcGoStatus", "JumpCloud Go"),
+)
+
+
 def _lazy(path: str) -> Any:
     """Resolve a function in jumpcloud.sync / jumpcloud.actions when called (no import cycles)."""
     module_name, _, attr = path.rpartition(".")
@@ -165,8 +192,40 @@ class JumpCloudProvider(Provider):
     def get_client(self, connection: Any) -> Any:
         return client_for_connection(connection)
 
+    event_labels: ClassVar[dict[str, str]] = EVENT_LABELS
+
+    def user_details(self, connection: Any, external_id: str) -> Any:
+        """One user's record and group memberships, read now (three requests at most)."""
+        return _user_details(connection, external_id)
+
+    def console_user_url(self, connection: Any, external_id: str) -> str:
+        # A custom endpoint (the simulator) is the JumpCloud this connection talks to.
+        origin = connection.base_url or CONSOLES.get(connection.region, CONSOLES["us"])
+        return f"{origin.rstrip('/')}/#/users/{external_id}/details"
+
 
 # --- behaviour ---------------------------------------------------------------------------------
+def _user_details(connection: Any, external_id: str) -> Any:
+    from integrations.providers import UserDetails
+
+    with client_for_connection(connection, timeout=(5.0, 15.0), max_retries=1) as client:
+        user = client.get_system_user(external_id)
+        group_ids = client.user_group_ids(external_id)
+        names = client.user_group_names() if group_ids else {}
+    raw = user.raw or {}
+    enrollment = raw.get("mfaEnrollment") if isinstance(raw.get("mfaEnrollment"), dict) else {}
+    methods = [label for key, label in MFA_METHODS if str(enrollment.get(key) or "").upper() == "ENROLLED"]
+    if not methods and raw.get("totp_enabled") is True:
+        methods.append("Authenticator app (TOTP)")
+    return UserDetails(
+        department=user.department,
+        job_title=user.job_title,
+        manager_external_id=str(raw.get("manager") or ""),
+        groups=tuple(sorted((names.get(g, g) for g in group_ids), key=str.casefold)),
+        mfa_methods=tuple(methods),
+    )
+
+
 # Roles that cannot change users (API.md §4). Help Desk can; Command Runners cannot use the API at all.
 READ_ONLY_ROLES = frozenset({"read only", "billing only", "command runner", "command runner with billing"})
 

@@ -19,9 +19,11 @@ from dashboard.tables import USER_COLUMNS, table_columns_get, table_columns_set,
 from dashboard.views.pages import htmx_target, is_htmx
 from integrations.filters import PeopleOrderingFilter
 from integrations.models import AppUser
+from integrations.providers import registry
 from integrations.selectors import connections as conn_selectors
 from integrations.selectors import users as user_selectors
 from integrations.selectors.common import usage_available
+from integrations.services.lookups import directory_user_live_profile
 
 INACTIVE_CHOICES = (30, 60, 90, 180)
 FILTER_KEYS = ("q", "connection", "status", "role", "app", "inactive_days", "admin_mfa")
@@ -137,25 +139,58 @@ class UsersExportView(ViewerRequiredMixin, View):
         )
 
 
+def _person_or_404(pk: int) -> AppUser:
+    try:
+        return user_selectors.directory_user_get(pk)
+    except AppUser.DoesNotExist:
+        raise Http404("No such user") from None
+
+
 class UserDetailView(ViewerRequiredMixin, TemplateView):
     template_name = "dashboard/users/detail.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         ctx = super().get_context_data(**kwargs)
-        try:
-            person = user_selectors.directory_user_get(kwargs["pk"])
-        except AppUser.DoesNotExist:
-            raise Http404("No such user") from None
-        events = user_selectors.directory_user_events(person)
-        names = user_selectors.application_names(
-            person.connection_id, {e.application_external_id for e in events if e.application_external_id}
+        person = _person_or_404(kwargs["pk"])
+        activity = user_selectors.directory_user_event_page(
+            person, page=self.request.GET.get("activity_page") or 1
         )
+        names = user_selectors.application_names(
+            person.connection_id,
+            {e.application_external_id for e in activity.events if e.application_external_id},
+        )
+        provider = person.connection.provider
+        extra = person.extra if isinstance(person.extra, dict) else {}
         ctx.update(
             person=person,
             app_user=person,
             connection=person.connection,
             usage_available=usage_available(person.connection),
             memberships=user_selectors.directory_user_memberships(person),
-            events=[(e, names.get(e.application_external_id, e.application_name)) for e in events],
+            activity=activity,
+            events=[
+                (
+                    e,
+                    names.get(e.application_external_id, e.application_name),
+                    user_selectors.event_label(provider, e.event_type),
+                )
+                for e in activity.events
+            ],
+            department=str(extra.get("department") or ""),
+            job_title=str(extra.get("job_title") or ""),
+            employee_type=str(extra.get("employee_type") or ""),
+            console_url=registry.get(provider).console_user_url(person.connection, person.external_id)
+            if person.kind == AppUser.Kind.USER and provider in dict(registry.choices())
+            else "",
         )
         return ctx
+
+
+class UserLiveView(ViewerRequiredMixin, View):
+    """The details torii asks the account for when the page opens (manager, groups, MFA methods),
+    loaded by htmx after the page so a slow answer never holds the page up."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        person = _person_or_404(pk)
+        profile = directory_user_live_profile(person=person)
+        return render(request, "dashboard/users/_live.html", {"person": person, "live": profile})

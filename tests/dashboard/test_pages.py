@@ -204,8 +204,26 @@ def test_user_page_shows_profile_apps_and_timeline(admin_client):
     body = html(admin_client.get(reverse("dashboard:user_detail", args=[person.pk])))
     assert "Pat Person2" in body and "Administrator With Billing" in body
     assert "App 0" in body and "App 1" in body and "JumpCloud" in body
-    assert "sso_auth" in body and "bad password" in body
+    # Event types in words, not JumpCloud's codes.
+    assert (
+        "Signed in to an SSO app</strong>: App 0" in body
+        and "sso_auth" not in body
+        and "bad password" in body
+    )
     assert_csp_clean(body)
+
+
+def test_user_page_pages_the_activity(admin_client):
+    t = build_tenant(people=2, apps=1)
+    person = t.people[1]
+    add_events(t, person, count=30, app=t.apps[0])
+    url = reverse("dashboard:user_detail", args=[person.pk])
+    first = html(admin_client.get(url))
+    assert first.count('class="timeline-when"') == 25 and "?activity_page=2#activity" in first
+    second = html(admin_client.get(url + "?activity_page=2"))
+    assert second.count('class="timeline-when"') == 5 and "?activity_page=1#activity" in second
+    assert "activity_page=3" not in second
+    assert html(admin_client.get(url + "?activity_page=nonsense")).count('class="timeline-when"') == 25
 
 
 def test_user_page_query_count_is_bounded(admin_client):
