@@ -200,6 +200,16 @@ def person_name(person: Any) -> str:
     )
 
 
+@register.simple_tag
+def app_avatar(name: Any) -> SafeString:
+    """An application's monogram in a colour of its own (the same name, the same colour): torii
+    holds no app logos, and a letter is quicker to scan than a list of plain names."""
+    text = str(name or "?").strip() or "?"
+    letter = next((ch for ch in text if ch.isalnum()), "?").upper()
+    hue = sum(text.encode()) % 8
+    return format_html('<span class="app-avatar h{}" aria-hidden="true">{}</span>', hue, letter)
+
+
 @register.filter
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{round(value * 100)} %"

@@ -284,7 +284,7 @@ def test_application_page_links_only_http_sso_urls(admin_client):
     good.sso_url = "https://sso.jumpcloud.com/saml2/app1"
     good.save()
     body = html(admin_client.get(reverse("dashboard:application_detail", args=[bad.pk])))
-    assert 'href="javascript' not in body and "<code>javascript:alert(1)</code>" in body
+    assert 'href="javascript' not in body and ">javascript:alert(1)</code>" in body
     assert XSS not in body
     body = html(admin_client.get(reverse("dashboard:application_detail", args=[good.pk])))
     assert 'href="https://sso.jumpcloud.com/saml2/app1"' in body
@@ -342,7 +342,9 @@ def test_insights_without_any_usage_says_so(admin_client):
 
 
 def test_insights_query_count_constant(admin_client):
-    t = build_tenant(people=5, apps=2)
+    # More inactive people than the reclaim list shows from the start (its first page is read
+    # another way when the list is shorter than a page).
+    t = build_tenant(people=15, apps=2)
     add_daily(t, days=3)
     few = queries(admin_client, reverse("dashboard:insights"))
     add_people(t, 45)
