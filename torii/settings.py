@@ -334,6 +334,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["accounts.permissions.IsViewerOrAdminReadAdminWrite"],
     "SWAGGER_UI_DIST": "SIDECAR",
+    # No deep-link anchors inside the operation buttons (a link in a button: nested interactive
+    # controls, which screen readers cannot reach).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False, "persistAuthorization": False, "displayOperationId": False},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }

@@ -122,7 +122,9 @@ class UsersColumnsView(ViewerRequiredMixin, View):
             if request.POST.get(key):
                 params[key] = request.POST[key]
         if is_htmx(request):
-            return render(request, "dashboard/users/_results.html", users_context(request, params))
+            ctx = users_context(request, params)
+            ctx["chooser_open"] = True  # the swap keeps the chooser open for the next click
+            return render(request, "dashboard/users/_results.html", ctx)
         return HttpResponseRedirect(reverse("dashboard:users") + (f"?{params.urlencode()}" if params else ""))
 
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from integrations.models import Connection, SyncRun
@@ -87,7 +88,6 @@ def test_connect_through_the_form_and_see_connected(admin_page: Page, live, sim,
     expect(page.get_by_role("heading", name="Acme (simulator)", level=1)).to_be_visible()
     progress = page.locator(".sync-progress")
     expect(progress.get_by_role("row", name=re.compile("Users"))).to_contain_text("Succeeded")
-    expect(progress).to_contain_text("Account status:")
     expect(page.locator(".page-head .status-ok")).to_have_text(re.compile("Connected"))
     expect(page.get_by_role("heading", name="Sync history")).to_be_visible()
     assert_accessible(page)
@@ -102,7 +102,9 @@ def test_connect_through_the_form_and_see_connected(admin_page: Page, live, sim,
     assert csp_errors == []
 
 
-def test_progress_polls_until_the_run_finishes(admin_page: Page, live):
+def test_the_whole_connection_page_follows_a_run_without_reload(admin_page: Page, live):
+    """Header, facts, progress and history all change when the worker finishes: no "Connecting…",
+    "never", "Users 0" or "Queued" row left over until a reload."""
     t = build_tenant(people=2, apps=1, name="Polling Inc")
     Connection.objects.filter(pk=t.connection.pk).update(status="pending")
     run = SyncRunFactory(
@@ -113,20 +115,32 @@ def test_progress_polls_until_the_run_finishes(admin_page: Page, live):
     )
     page = admin_page
     page.goto(f"{live.url}/integrations/{t.connection.pk}/")
-    progress = page.locator(f"#sync-progress-{t.connection.pk}")
-    expect(progress).to_contain_text("Running")
-    expect(progress).to_have_attribute("hx-trigger", "every 2s")
-    # The worker finishes; the next poll shows it and polling stops.
+    region = page.locator("#connection-live")
+    expect(region).to_have_attribute("hx-trigger", "every 2s")
+    expect(region.locator(".page-head")).to_contain_text("Connecting…")
+    expect(region.get_by_role("heading", name="Sync in progress")).to_be_visible()
+    history = region.get_by_role("table").filter(has_text="Trigger")
+    expect(history.locator("tbody tr").first).to_contain_text("Running")
+    expect(region.locator(".facts")).to_contain_text("Last complete sync never")
+    # The worker finishes; the next poll redraws the whole page body and polling stops.
+    now = timezone.now()
     SyncRun.objects.filter(pk=run.pk).update(
         status=SyncRun.Status.SUCCEEDED,
+        finished_at=now,
         streams={
             "users": {"label": "Users", "status": "succeeded", "fetched": 240, "created": 240, "pages": 3}
         },
     )
-    Connection.objects.filter(pk=t.connection.pk).update(status="connected")
-    expect(progress).to_contain_text("240", timeout=10_000)
-    expect(progress.locator(".run-result .status-ok")).to_have_text(re.compile("Connected"))
-    expect(progress).not_to_have_attribute("hx-trigger", "every 2s")
+    Connection.objects.filter(pk=t.connection.pk).update(
+        status="connected", last_success_at=now, last_sync_at=now
+    )
+    expect(region.locator(".page-head .status-ok")).to_have_text(re.compile("Connected"), timeout=10_000)
+    expect(region.get_by_role("heading", name="Latest sync")).to_be_visible()
+    expect(history.locator("tbody tr").first).to_contain_text("Succeeded")
+    expect(history.locator("tbody tr").first).to_contain_text("240")
+    expect(region.locator(".facts")).not_to_contain_text("Last complete sync never")
+    expect(region).not_to_have_attribute("hx-trigger", "every 2s")
+    assert "Connecting…" not in region.inner_text()
 
 
 def test_capabilities_dialog(admin_page: Page, live, csp_errors):
@@ -157,25 +171,25 @@ def test_filter_the_users_table_and_open_a_user(admin_page: Page, live, csp_erro
     expect(results).to_contain_text("31 users")
     assert_accessible(page)
     page.get_by_label("Search").fill("person12")
-    expect(results).to_contain_text("1 user match the filters")
+    expect(results).to_contain_text("1 user matches the filters")
     expect(page).to_have_url(re.compile(r"q=person12"))
     page.get_by_label("Search").fill("")
     page.get_by_label("Role").select_option("admin")
-    expect(results).to_contain_text("1 user match the filters")
+    expect(results).to_contain_text("1 user matches the filters")
     page.get_by_label("Role").select_option("")
     page.get_by_label("No use in").select_option("30")
-    expect(results).to_contain_text("1 user match the filters")  # person0 never used anything
-    page.get_by_role("button", name="Reset").click()
+    expect(results).to_contain_text("1 user matches the filters")  # person0 never used anything
+    page.get_by_role("button", name="Clear filters").click()
     page.get_by_role("link", name=re.compile("Last used")).click()
     expect(page).to_have_url(re.compile(r"ordering=-last_used"))
     # The sort link is a full page load: let htmx bind the new form before typing into it.
     page.wait_for_load_state("load")
     page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
     page.get_by_label("Search").fill("person12")
-    expect(results).to_contain_text("1 user match the filters")
+    expect(results).to_contain_text("1 user matches the filters")
     results.get_by_role("link", name="Pat Person12").click()
     expect(page.get_by_role("heading", name="Pat Person12", level=1)).to_be_visible()
-    expect(page.get_by_role("heading", name="Recent activity")).to_be_visible()
+    expect(page.get_by_role("heading", name="Activity")).to_be_visible()
     expect(page.locator(".timeline li")).to_have_count(3)
     assert_accessible(page)
     assert csp_errors == []
