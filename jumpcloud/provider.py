@@ -213,7 +213,8 @@ def _user_details(connection: Any, external_id: str) -> Any:
         group_ids = client.user_group_ids(external_id)
         names = client.user_group_names() if group_ids else {}
     raw = user.raw or {}
-    enrollment = raw.get("mfaEnrollment") if isinstance(raw.get("mfaEnrollment"), dict) else {}
+    found = raw.get("mfaEnrollment")
+    enrollment: dict[str, Any] = found if isinstance(found, dict) else {}
     methods = [label for key, label in MFA_METHODS if str(enrollment.get(key) or "").upper() == "ENROLLED"]
     if not methods and raw.get("totp_enabled") is True:
         methods.append("Authenticator app (TOTP)")

@@ -137,7 +137,10 @@ def _admin_counts(ids: list[int]) -> dict[int, dict[str, int]]:
         )
         .order_by()
     )
-    return {r["connection_id"]: r for r in rows}
+    return {
+        r["connection_id"]: {"total": r["total"], "no_mfa": r["no_mfa"], "unknown": r["unknown"]}
+        for r in rows
+    }
 
 
 def _seats(connections: list[Connection], *, days: int) -> dict[int, tuple[int, int]]:
@@ -170,8 +173,8 @@ def overview() -> Overview:
     active = active_people_counts(connections)
     admins = _admin_counts([c.pk for c in connections])
     seats = _seats(connections, days=ACTIVE_DAYS)
-    accounts = []
-    attention = []
+    accounts: list[AccountSummary] = []
+    attention: list[Attention] = []
     for c in connections:
         measured = usage_available(c)
         h = health[c.pk]
