@@ -62,6 +62,8 @@ def users_context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     count = result.page.paginator.count
     return {
         "params": params,
+        # The filters as pairs (a template would read params.items as a parameter named "items").
+        "param_pairs": [(k, v) for k in params for v in params.getlist(k)],
         "result": result,
         "filterset": result.filterset,
         "page_obj": result.page,

@@ -38,24 +38,25 @@ REASONS = {
     "org_required": "an organization must be chosen",
     "duplicate": "already connected",
     "rate_limited": "too many attempts",
-    "upstream": "JumpCloud could not be reached",
+    "upstream": "the account could not be reached",
     "base_url_not_allowed": "endpoint not allowed",
     "region": "unknown region",
     "permission": "no permission level chosen",
     "required": "no key entered",
 }
 STATES = {"": "Organization default", "ACTIVATED": "Activated", "STAGED": "Staged (invited)"}
+# Provider-neutral words: the page around them names the account.
 OUTCOMES = {
-    "applied": "Done in JumpCloud",
+    "applied": "Done",
     "confirmed_by_reread": "Done (confirmed by reading the user again)",
-    "already_gone": "Already deleted in JumpCloud",
+    "already_gone": "Already deleted",
     "not_applied_by_reread": "Not done (checked by reading the user again)",
     "conflict_by_reread": "Not done: the username or email is taken",
-    "refused": "Refused by JumpCloud",
-    "not_found": "The user no longer exists in JumpCloud",
-    "not_sent": "Nothing was sent to JumpCloud",
+    "refused": "Refused by the account",
+    "not_found": "The user no longer exists in the account",
+    "not_sent": "Nothing was sent",
     "invalid": "Refused: the input is not valid",
-    "unknown": "Unknown: check the user in JumpCloud",
+    "unknown": "Unknown: check the user in the account before trying again",
 }
 
 
