@@ -34,7 +34,7 @@ from jumpcloud.client import JumpCloudClient
 from jumpcloud.errors import Conflict, JumpCloudError, NotFound, RateLimited, UpstreamError
 from jumpcloud.parsing import SystemUser
 from jumpcloud.sync import directory_app, upsert_directory_users, user_status
-from jumpcloud.usernames import normalize_username, username_problems, windows_warning
+from jumpcloud.usernames import normalize_username, suggest_username, username_problems, windows_warning
 
 STATES = ("ACTIVATED", "STAGED")
 NAME_MAX = 255
@@ -170,7 +170,8 @@ def create_user_check(params: dict[str, Any]) -> ActionCheck:
     warning = windows_warning(username)
     if warning:
         notes.append(warning)
-    return ActionCheck(params=clean, errors=errors, notes=notes)
+    suggestion = "" if username else suggest_username(clean["first_name"], clean["last_name"], clean["email"])
+    return ActionCheck(params=clean, errors=errors, notes=notes, suggestion=suggestion)
 
 
 def create_user(

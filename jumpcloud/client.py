@@ -66,6 +66,7 @@ from jumpcloud.parsing import (
     parse_organization,
     parse_system_user,
 )
+from jumpcloud.provider import API_KEY_PATH
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +288,24 @@ class JumpCloudClient:
         return self._iter_v2_pages(
             f"/api/v2/usergroups/{_segment(group_id)}/membership", parse_app_binding, executor=executor
         )
+
+    def user_group_ids(self, user_id: str) -> list[str]:
+        """Ids of the user groups a user belongs to, directly or through nesting (graph memberof)."""
+        return [
+            str(item.get("id"))
+            for page in self._iter_v2_pages(f"/api/v2/users/{_segment(user_id)}/memberof", _raw_record)
+            for item in page.items
+            if isinstance(item, dict) and item.get("type") == "user_group" and item.get("id")
+        ]
+
+    def user_group_names(self) -> dict[str, str]:
+        """Every user group of the organization: id → name."""
+        return {
+            str(g["id"]): str(g.get("name") or g["id"])
+            for page in self._iter_v2_pages("/api/v2/usergroups", _raw_record)
+            for g in page.items
+            if isinstance(g, dict) and g.get("id")
+        }
 
     def iter_user_group_members(self, group_id: str) -> Iterator[dict[str, Any]]:
         for page in self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/members", _raw_record):
@@ -729,8 +748,8 @@ class JumpCloudClient:
                     **common,
                 )
             return InvalidApiKey(
-                "JumpCloud rejected the API key. Generate a new key in the JumpCloud Admin Portal "
-                "(your name, top right > My API Key) and reconnect." + said,
+                f"JumpCloud rejected the API key. Generate a new key in {API_KEY_PATH} "
+                "and reconnect with it (Rotate key in torii)." + said,
                 **common,
             )
         if status == 429:

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 from integrations.providers import Action, Capability, Provider, Stream
 
 REGIONS = {"us": "United States", "eu": "Europe", "in": "India"}
+# Where an administrator finds their API key: the one wording every help text and error uses.
+API_KEY_PATH = "JumpCloud Admin Console → your name (top right) → My API Key"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,33 @@ CAPABILITIES = (
 )
 
 
+CONSOLES = {
+    "us": "https://console.jumpcloud.com",
+    "eu": "https://console.eu.jumpcloud.com",
+    "in": "https://console.in.jumpcloud.com",
+}
+EVENT_LABELS = {
+    "sso_auth": "Signed in to an SSO app",
+    "user_login_attempt": "Signed in to the User Portal",
+    "admin_login_attempt": "Signed in to the Admin Console",
+    "user_create": "User created",
+    "user_update": "User changed by an administrator",
+    "user_delete": "User deleted",
+    "user_password_change": "Changed their password",
+    "user_lockout": "Locked out after failed sign-ins",
+    "user_unlocked": "Unlocked by an administrator",
+    "user_suspended": "Suspended",
+    "user_unsuspended": "Unsuspended",
+}
+# mfaEnrollment status keys (API.md §2) and what an admin calls each method.
+MFA_METHODS = (
+    ("totpStatus", "Authenticator app (TOTP)"),
+    ("webAuthnStatus", "Security key or passkey (WebAuthn)"),
+    ("pushStatus", "JumpCloud Protect push"),
+    ("jcGoStatus", "JumpCloud Go"),
+)
+
+
 def _lazy(path: str) -> Any:
     """Resolve a function in jumpcloud.sync / jumpcloud.actions when called (no import cycles)."""
     module_name, _, attr = path.rpartition(".")
@@ -84,6 +113,7 @@ class JumpCloudProvider(Provider):
     credentials_class: ClassVar[type] = JumpCloudCredentials
     regions: ClassVar[dict[str, str]] = REGIONS
     capability_catalog: ClassVar[tuple[Capability, ...]] = CAPABILITIES
+    api_key_help: ClassVar[str] = API_KEY_PATH
     streams: ClassVar[tuple[Stream, ...]] = (
         Stream("organization", "Organization", _lazy("jumpcloud.sync.sync_organization")),
         # Applications first: the event streams start beside the rest once they can attribute
@@ -162,8 +192,41 @@ class JumpCloudProvider(Provider):
     def get_client(self, connection: Any) -> Any:
         return client_for_connection(connection)
 
+    event_labels: ClassVar[dict[str, str]] = EVENT_LABELS
+
+    def user_details(self, connection: Any, external_id: str) -> Any:
+        """One user's record and group memberships, read now (three requests at most)."""
+        return _user_details(connection, external_id)
+
+    def console_user_url(self, connection: Any, external_id: str) -> str:
+        # A custom endpoint (the simulator) is the JumpCloud this connection talks to.
+        origin = connection.base_url or CONSOLES.get(connection.region, CONSOLES["us"])
+        return f"{origin.rstrip('/')}/#/users/{external_id}/details"
+
 
 # --- behaviour ---------------------------------------------------------------------------------
+def _user_details(connection: Any, external_id: str) -> Any:
+    from integrations.providers import UserDetails
+
+    with client_for_connection(connection, timeout=(5.0, 15.0), max_retries=1) as client:
+        user = client.get_system_user(external_id)
+        group_ids = client.user_group_ids(external_id)
+        names = client.user_group_names() if group_ids else {}
+    raw = user.raw or {}
+    found = raw.get("mfaEnrollment")
+    enrollment: dict[str, Any] = found if isinstance(found, dict) else {}
+    methods = [label for key, label in MFA_METHODS if str(enrollment.get(key) or "").upper() == "ENROLLED"]
+    if not methods and raw.get("totp_enabled") is True:
+        methods.append("Authenticator app (TOTP)")
+    return UserDetails(
+        department=user.department,
+        job_title=user.job_title,
+        manager_external_id=str(raw.get("manager") or ""),
+        groups=tuple(sorted((names.get(g, g) for g in group_ids), key=str.casefold)),
+        mfa_methods=tuple(methods),
+    )
+
+
 # Roles that cannot change users (docs/jumpcloud-api.md §4). Help Desk can; Command Runners cannot use the API at all.
 READ_ONLY_ROLES = frozenset({"read only", "billing only", "command runner", "command runner with billing"})
 
@@ -192,8 +255,8 @@ def _validate(*, credentials: JumpCloudCredentials, region: str, base_url: str, 
             orgs = discovery.list_organizations()
         except errors.InvalidApiKey:
             raise CredentialsError(
-                "JumpCloud rejected this API key. Copy the key again from the JumpCloud Admin Console "
-                "(your name, top right → My API Key); a regenerated key replaces the old one.",
+                f"JumpCloud rejected this API key. Copy the key again from {API_KEY_PATH}; "
+                "a regenerated key replaces the old one.",
                 code="invalid_key",
             ) from None
         except errors.PermissionDenied:

@@ -111,6 +111,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
+                "dashboard.context_processors.navigation",
             ],
         },
     }
@@ -235,6 +236,8 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/chartjs", NODE_MODULES / "chart.js" / "dist"),
     ("vendor/pico", NODE_MODULES / "@picocss" / "pico" / "css"),
+    # Icons: lucide-static's SVG files, used as CSS masks (static/css/icons.css), never font glyphs.
+    ("vendor/lucide", NODE_MODULES / "lucide-static" / "icons"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -339,6 +342,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["accounts.permissions.IsViewerOrAdminReadAdminWrite"],
     "SWAGGER_UI_DIST": "SIDECAR",
+    # No deep-link anchors inside the operation buttons (a link in a button: nested interactive
+    # controls, which screen readers cannot reach).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False, "persistAuthorization": False, "displayOperationId": False},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }

@@ -218,6 +218,12 @@ def _(a: Api) -> tuple[requests.Response, Any]:
     return a.get(f"/api/v2/usergroups/{_nested_group(a)}/membership", params={"limit": 100}), None
 
 
+@case("v2", "GET", "/users/{user_id}/memberof")
+def _(a: Api) -> tuple[requests.Response, Any]:
+    member = next(u for g in a.sim.tenant().groups for u in g.user_ids)
+    return a.get(f"/api/v2/users/{member}/memberof", params={"limit": 100}), None
+
+
 @case("di", "POST", "/events")
 def _(a: Api) -> tuple[requests.Response, Any]:
     body = {
