@@ -19,8 +19,9 @@ RUN pip install --no-cache-dir -c requirements.lock .
 # build output out of the build context, so no secret can land in a layer.
 COPY . .
 COPY --from=assets /app/node_modules ./node_modules
-# collectstatic needs settings but no secrets of production: use throwaway values for this step only.
-RUN SECRET_KEY=build-only \
+# collectstatic needs settings but no secrets of production: use throwaway values for this step only
+# (it connects to no database).
+RUN SECRET_KEY=build-only DATABASE_URL=postgres://build@localhost/build \
     FIELD_ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
     python manage.py collectstatic --noinput
 RUN useradd --create-home torii && mkdir -p var && chown -R torii var staticfiles

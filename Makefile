@@ -22,15 +22,10 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
+# The embedded PostgreSQL (unless DATABASE_URL is set), migrations, the first admin, then web, worker,
+# beat and the simulator (Procfile.dev). Ctrl-C stops them all, the database server included.
 run: install
-	$(PY) manage.py migrate --noinput -v 0
-	$(PY) manage.py create_first_admin
-	@echo ""
-	@echo "  torii:              http://127.0.0.1:$(PORT)/   (log in with the admin above)"
-	@echo "  JumpCloud simulator: http://127.0.0.1:8765/   (connected as the demo account)"
-	@echo "  Stop with Ctrl-C."
-	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) $(BIN)/honcho -f Procfile.dev start
+	PORT=$(PORT) $(PY) scripts/run.py
 
 test: install
 	$(PY) scripts/run_tests.py $(ARGS)

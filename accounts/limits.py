@@ -3,8 +3,8 @@
 Both must hold under concurrent requests on every backend torii runs on. A cache read-modify-write
 is not atomic on the file cache of development (40 concurrent connect attempts once let 27 through
 a limit of 10), so the counting happens in one SQL statement each: an upsert that returns the new
-count, and an upsert that takes a slot only when it is free or expired. PostgreSQL and SQLite
-(3.35+) both run them atomically.
+count, and an upsert that takes a slot only when it is free or expired, which PostgreSQL runs
+atomically.
 """
 
 from __future__ import annotations

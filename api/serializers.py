@@ -57,7 +57,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
 class CapabilityStatusSerializer(serializers.Serializer):
     key = serializers.CharField()
-    label = serializers.CharField()
+    # A field named like an attribute of DRF's Field base class; DRF itself handles that fine.
+    label = serializers.CharField()  # type: ignore[assignment]
     description = serializers.CharField()
     requires_write = serializers.BooleanField()
     supported = serializers.BooleanField(help_text="torii supports this for the provider.")
@@ -89,7 +90,9 @@ class SyncRunSerializer(serializers.ModelSerializer):
     kind = model_choices("SyncKindEnum", SyncRun.Kind.choices)
     trigger = model_choices("SyncTriggerEnum", SyncRun.Trigger.choices)
     status = model_choices("SyncStatusEnum", SyncRun.Status.choices)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    requested_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = SyncRun
@@ -361,7 +364,11 @@ class ActionTargetSerializer(serializers.Serializer):
 class ActionRefusalSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField(required=False)
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    # Describes a response body for the schema only (never validated), so shadowing
+    # Serializer.errors is harmless.
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
     action_run = serializers.IntegerField(required=False, allow_null=True)
 
 

@@ -11,11 +11,13 @@ from typing import Any
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.db.models.functions import Greatest
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import filters as drf_filters
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -44,7 +46,7 @@ class ApiViewMixin:
     """DRF authenticates API calls itself (token or session), so Django's LoginRequiredMiddleware
     must not redirect them to the login page: anonymous callers get DRF's 401/403 instead."""
 
-    pagination_class = StandardPagination
+    pagination_class: type[BasePagination] | None = StandardPagination
     lookup_value_regex = r"\d+"
 
     @classmethod
@@ -64,7 +66,7 @@ class ConnectionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Connection.objects.all().order_by("name", "id")
     serializer_class = s.ConnectionSerializer
     filterset_class = ConnectionFilter
-    filter_backends = [*viewsets.ReadOnlyModelViewSet.filter_backends, drf_filters.SearchFilter]
+    filter_backends = [DjangoFilterBackend, drf_filters.SearchFilter]  # the default's, plus search
     search_fields = ["name", "org_name", "org_id"]
 
     @extend_schema(summary="Capabilities of one account", responses=s.CapabilityStatusSerializer(many=True))

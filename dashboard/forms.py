@@ -55,6 +55,20 @@ def api_key_field(**kwargs: Any) -> forms.CharField:
     )
 
 
+class OrganizationSelect(forms.Select):
+    """A select whose already-connected organizations are shown but cannot be chosen."""
+
+    def __init__(self, *args: Any, unavailable: set[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unavailable = unavailable or set()
+
+    def create_option(self, name: str, value: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(name, value, *args, **kwargs)
+        if str(value) in self.unavailable:
+            option["attrs"]["disabled"] = True
+        return option
+
+
 class ConnectForm(forms.Form):
     permission = forms.ChoiceField(
         label="Permission level",
@@ -62,10 +76,7 @@ class ConnectForm(forms.Form):
         initial=Connection.Permission.READ_ONLY,
         widget=forms.RadioSelect,
     )
-    api_key = api_key_field(
-        help_text="JumpCloud console → your account menu → My API Key. The key is encrypted at rest "
-        "and never shown again."
-    )
+    api_key = api_key_field()
     org_id = forms.CharField(
         label="Organization ID",
         required=False,
@@ -81,6 +92,9 @@ class ConnectForm(forms.Form):
         help_text="Defaults to the organization's name.",
     )
     region = forms.ChoiceField(label="Region", initial="us")
+    # The token of a connect waiting for its organization (services.pending_connect): the key
+    # itself stays on the server and is never sent back to the browser.
+    pending = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
     def __init__(
         self,
@@ -88,10 +102,22 @@ class ConnectForm(forms.Form):
         provider: Provider,
         allowed_base_urls: list[str] | None = None,
         org_choices: list[tuple[str, str]] | None = None,
+        connected: dict[str, str] | None = None,
+        key_hint: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.provider = provider
+        self.connected = connected or {}
+        where = f"Where to find it: {provider.api_key_help}. " if provider.api_key_help else ""
+        self.fields["api_key"].help_text = where + "The key is encrypted at rest and never shown again."
+        if key_hint:
+            # The key of the first step is kept on the server: no need to paste it again.
+            self.fields["api_key"].required = False
+            self.fields["api_key"].help_text = (
+                f"Received: the key ending {key_hint.lstrip('•')} is kept for this step. "
+                "Paste a key only to use a different one."
+            )
         region = self.fields["region"]
         assert isinstance(region, forms.ChoiceField)
         region.choices = [(key, f"{label} ({key.upper()})") for key, label in provider.regions.items()]
@@ -103,15 +129,35 @@ class ConnectForm(forms.Form):
                 choices=[("", "JumpCloud (by region)"), *[(u, u) for u in allowed_base_urls]],
                 help_text="Only origins listed in the server's JUMPCLOUD_ALLOWED_BASE_URLS are offered.",
             )
-        if org_choices:
+        self.org_choices = sorted(org_choices or [], key=lambda c: (c[1].casefold(), c[0]))
+        if self.org_choices:
+            taken = {oid for oid, _ in self.org_choices if oid in self.connected}
             self.fields["org_id"] = forms.ChoiceField(
                 label="Organization",
                 choices=[
                     ("", "Choose an organization…"),
-                    *[(oid, f"{name} ({oid})") for oid, name in org_choices],
+                    *[
+                        (
+                            oid,
+                            f"{name} ({oid})"
+                            + (f" — already connected as “{self.connected[oid]}”" if oid in taken else ""),
+                        )
+                        for oid, name in self.org_choices
+                    ],
                 ],
-                help_text="This key manages several organizations. Choose one, then enter the API key again.",
+                widget=OrganizationSelect(unavailable=taken),
+                help_text=f"{len(self.org_choices) - len(taken)} of {len(self.org_choices)} can be connected; "
+                "the others already are.",
+                error_messages={"required": "Choose the organization to connect."},
             )
+
+    def clean_org_id(self) -> str:
+        value = str(self.cleaned_data.get("org_id") or "").strip()
+        if value and value in self.connected and self.org_choices:
+            raise forms.ValidationError(
+                f"This organization is already connected as “{self.connected[value]}”."
+            )
+        return value
 
     @property
     def has_base_url(self) -> bool:

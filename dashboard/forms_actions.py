@@ -41,7 +41,7 @@ class CreateUserForm(ActionForm):
     state = forms.ChoiceField(
         label="Initial state",
         choices=[
-            ("", "Organization default"),
+            ("", "Organization default (the account's setting for new users)"),
             ("ACTIVATED", "Activated"),
             ("STAGED", "Staged (invited, activates later)"),
         ],
@@ -83,10 +83,16 @@ class BulkSuspendForm(ActionForm):
 class AuditLogFilter(filters.FilterSet):
     """Filters of the audit page and of GET /api/v1/audit-log/."""
 
-    connection = filters.ModelChoiceFilter(queryset=Connection.objects.all(), label="Account")
-    action = filters.ChoiceFilter(choices=sorted(ACTION_LABELS.items(), key=lambda kv: kv[1]))
-    status = filters.ChoiceFilter(choices=ActionRun.Status.choices)
-    category = filters.ChoiceFilter(choices=ActionRun.Category.choices)
+    connection = filters.ModelChoiceFilter(
+        queryset=Connection.objects.order_by("name", "id"), label="Account", empty_label="All accounts"
+    )
+    action = filters.ChoiceFilter(
+        choices=sorted(ACTION_LABELS.items(), key=lambda kv: kv[1]), empty_label="Any action"
+    )
+    status = filters.ChoiceFilter(
+        choices=ActionRun.Status.choices, label="Outcome", empty_label="Any outcome"
+    )
+    category = filters.ChoiceFilter(choices=ActionRun.Category.choices, label="Kind", empty_label="Any kind")
     actor = filters.CharFilter(
         field_name="actor_username", lookup_expr="iexact", label="Actor (torii username)"
     )

@@ -11,6 +11,8 @@ urlpatterns = [
     path("integrations/capabilities/", integrations.CapabilitiesView.as_view(), name="capabilities"),
     path("integrations/connect/<slug:provider>/", integrations.ConnectView.as_view(), name="connect"),
     path("integrations/<int:pk>/", integrations.ConnectionDetailView.as_view(), name="connection_detail"),
+    path("integrations/<int:pk>/live/", integrations.ConnectionLiveView.as_view(), name="connection_live"),
+    path("integrations/<int:pk>/card/", integrations.ConnectionCardView.as_view(), name="connection_card"),
     path("integrations/<int:pk>/edit/", integrations.ConnectionEditView.as_view(), name="connection_edit"),
     path(
         "integrations/<int:pk>/rotate-key/",
@@ -30,8 +32,10 @@ urlpatterns = [
     ),
     # Users
     path("users/", users.UsersView.as_view(), name="users"),
+    path("users/columns/", users.UsersColumnsView.as_view(), name="users_columns"),
     path("users/export.csv", users.UsersExportView.as_view(), name="users_export"),
     path("users/<int:pk>/", users.UserDetailView.as_view(), name="user_detail"),
+    path("users/<int:pk>/live/", users.UserLiveView.as_view(), name="user_live"),
     # Applications
     path("applications/", applications.ApplicationsView.as_view(), name="applications"),
     path("applications/<int:pk>/", applications.ApplicationDetailView.as_view(), name="application_detail"),

@@ -117,6 +117,11 @@ class AppUserFilter(django_filters.FilterSet):
         method="filter_app",
         label="Application",
     )
+    admin_mfa = django_filters.ChoiceFilter(
+        choices=[("on", "MFA on"), ("off", "MFA off"), ("unknown", "MFA unknown")],
+        method="filter_admin_mfa",
+        label="Administrator MFA",
+    )
     inactive_days = IntegerFilter(
         method="filter_inactive_days",
         label="No use in (days)",
@@ -157,6 +162,14 @@ class AppUserFilter(django_filters.FilterSet):
         if value.lower() == "admin":
             return queryset.filter(is_admin=True)
         return queryset.filter(is_admin=True, role=value)
+
+    def filter_admin_mfa(self, queryset: QuerySet[AppUser], name: str, value: str) -> QuerySet[AppUser]:
+        """Administrators by the MFA of their administrator account (people who are not
+        administrators never match)."""
+        state = {"on": True, "off": False}.get(value)
+        if state is None:
+            return queryset.filter(is_admin=True, admin_mfa_enabled__isnull=True)
+        return queryset.filter(is_admin=True, admin_mfa_enabled=state)
 
     def filter_app(self, queryset: QuerySet[AppUser], name: str, value: Application) -> QuerySet[AppUser]:
         if value.kind == Application.Kind.DIRECTORY:

@@ -81,6 +81,18 @@ class ValidatedAccount:
     detected: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class UserDetails:
+    """What the provider says about one user right now (read live, on request): the HR fields,
+    the manager (as the provider's user id), groups by name and the MFA methods enrolled."""
+
+    department: str = ""
+    job_title: str = ""
+    manager_external_id: str = ""
+    groups: tuple[str, ...] = ()
+    mfa_methods: tuple[str, ...] = ()
+
+
 class CredentialsError(Exception):
     """Validation failed; `message` tells the admin what to do. `choices` offers organizations."""
 
@@ -96,6 +108,8 @@ class Provider:
     name: ClassVar[str]
     credentials_class: ClassVar[type]
     regions: ClassVar[dict[str, str]] = {}
+    # Where an administrator finds the API key (shown under the key field and in key errors).
+    api_key_help: ClassVar[str] = ""
     capability_catalog: ClassVar[tuple[Capability, ...]] = ()
     streams: ClassVar[tuple[Stream, ...]] = ()
     actions: ClassVar[tuple[Action, ...]] = ()
@@ -157,6 +171,17 @@ class Provider:
 
     def get_client(self, connection: Connection) -> Any:
         raise NotImplementedError
+
+    def user_details(self, connection: Connection, external_id: str) -> UserDetails:
+        """Read one user's details from the provider now (raises the provider's errors)."""
+        raise NotImplementedError
+
+    def console_user_url(self, connection: Connection, external_id: str) -> str:
+        """The user's page in the provider's own console ("" when there is none)."""
+        return ""
+
+    # Readable names of the provider's usage event types (unknown ones are humanized).
+    event_labels: ClassVar[dict[str, str]] = {}
 
     def stream(self, key: str) -> Stream:
         for s in self.streams:

@@ -7,15 +7,19 @@ the caller has already written the pending audit record and completes it with th
 
 At most once, upstream: writes go through a client without retries and with a short read timeout.
 When JumpCloud does not answer after the request was sent (RequestTimedOut, or another error with
-request_sent), the write is never repeated: the user is re-read to learn what happened, and that is
-what gets recorded. The mirror (the directory AppUser row) is updated from what JumpCloud returned,
-so the change shows in torii at once, without a sync.
+request_sent), the write is never repeated blindly: the user is re-read to learn what happened.
+A create that the re-read shows was not made is sent again (a bounded number of times), so the
+admin gets a definite outcome. A 429 means JumpCloud did not process the request at all: the write
+is sent again after the wait JumpCloud asks for (Retry-After, else a short backoff), within a
+bounded total wait; past it, the run says truthfully that nothing was changed. The mirror (the
+directory AppUser row) is updated from what JumpCloud returned, so the change shows in torii at
+once, without a sync.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -25,17 +29,26 @@ from integrations import bulk
 from integrations.models import ActionRun, Application, AppUser, Connection
 from integrations.services.actions import ActionCheck, ActionOutcome
 from integrations.services.audit import action_run_snapshot, scrub_parameters
+from jumpcloud import retry as _retry
 from jumpcloud.client import JumpCloudClient
 from jumpcloud.connect import client_for_connection
-from jumpcloud.errors import JumpCloudError, NotFound, UpstreamError
+from jumpcloud.errors import Conflict, JumpCloudError, NotFound, RateLimited, UpstreamError
 from jumpcloud.parsing import SystemUser
 from jumpcloud.streams.common import directory_app
 from jumpcloud.streams.directory import upsert_directory_users, user_status
-from jumpcloud.usernames import normalize_username, username_problems, windows_warning
+from jumpcloud.usernames import normalize_username, suggest_username, username_problems, windows_warning
 
 STATES = ("ACTIVATED", "STAGED")
 NAME_MAX = 255
 EMAIL_MAX = 320
+# A rate-limited write is sent again at most this many times, waiting at most this long in all
+# (an admin is waiting for the page).
+RATE_LIMIT_RETRIES = 4
+RATE_LIMIT_WAIT_MAX = 30.0
+# A create that JumpCloud left unanswered, and that a re-read shows was not made, is sent at most
+# this many times in all.
+CREATE_ATTEMPTS = 3
+T = TypeVar("T")
 
 
 # --- clients ---------------------------------------------------------------------------------
@@ -51,12 +64,39 @@ def _client(connection: Connection, *, write: bool) -> JumpCloudClient:
     return client_for_connection(
         connection,
         timeout=(5.0, timeout) if write else (5.0, max(15.0, 2 * timeout)),
-        max_retries=0 if write else 2,
+        max_retries=0 if write else 4,
     )
 
 
 def _sent_but_unanswered(exc: JumpCloudError) -> bool:
     return isinstance(exc, UpstreamError) and exc.request_sent
+
+
+def _write(call: Callable[[], T]) -> T:
+    """Make one write call; after a 429 (JumpCloud did not process it) send it again after the
+    wait JumpCloud asks for, or a short backoff, within RATE_LIMIT_WAIT_MAX seconds in all. The
+    last RateLimited propagates."""
+    waited = 0.0
+    for attempt in range(RATE_LIMIT_RETRIES + 1):
+        try:
+            return call()
+        except RateLimited as exc:
+            wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2**attempt
+            if attempt == RATE_LIMIT_RETRIES or waited + wait > RATE_LIMIT_WAIT_MAX:
+                raise
+            _retry._sleep(wait)
+            waited += wait
+    raise AssertionError("unreachable")
+
+
+def _rate_limited(exc: RateLimited) -> ActionOutcome:
+    return ActionOutcome(
+        succeeded=False,
+        message="JumpCloud is rate-limiting this API key and did not process the request, even after "
+        "torii waited and sent it again: nothing was changed. Try again in a few minutes.",
+        request_id=exc.request_id,
+        result={"outcome": "not_applied", "error": "RateLimited", "http_status": exc.status},
+    )
 
 
 def _failed(exc: JumpCloudError, *, outcome: str = "refused", prefix: str = "") -> ActionOutcome:
@@ -130,7 +170,8 @@ def create_user_check(params: dict[str, Any]) -> ActionCheck:
     warning = windows_warning(username)
     if warning:
         notes.append(warning)
-    return ActionCheck(params=clean, errors=errors, notes=notes)
+    suggestion = "" if username else suggest_username(clean["first_name"], clean["last_name"], clean["email"])
+    return ActionCheck(params=clean, errors=errors, notes=notes, suggestion=suggestion)
 
 
 def create_user(
@@ -144,19 +185,45 @@ def create_user(
             succeeded=False, message=next(iter(check.errors.values()))[0], result={"outcome": "invalid"}
         )
     p = check.params
+    unanswered: JumpCloudError | None = None  # the last attempt JumpCloud left without an answer
     with _client(connection, write=True) as client:
-        try:
-            user = client.create_system_user(
-                username=p["username"],
-                email=p["email"],
-                firstname=p["first_name"],
-                lastname=p["last_name"],
-                state=p["state"] or None,
+        for _attempt in range(CREATE_ATTEMPTS):
+            try:
+                user = _write(
+                    lambda: client.create_system_user(
+                        username=p["username"],
+                        email=p["email"],
+                        firstname=p["first_name"],
+                        lastname=p["last_name"],
+                        state=p["state"] or None,
+                    )
+                )
+                break
+            except RateLimited as exc:
+                return _rate_limited(exc)
+            except Conflict as exc:
+                if unanswered is None:
+                    return _failed(exc)
+                # An earlier unanswered attempt may have been applied after all.
+                return _create_reread(connection=connection, params=p, cause=unanswered) or _failed(exc)
+            except JumpCloudError as exc:
+                if not _sent_but_unanswered(exc):
+                    return _failed(exc)
+                unanswered = exc
+                verdict = _create_reread(connection=connection, params=p, cause=exc)
+                if verdict is not None:
+                    return verdict
+                # Re-reading shows it was not created: sending it again cannot make a duplicate.
+        else:
+            assert unanswered is not None
+            return ActionOutcome(
+                succeeded=False,
+                message=f"JumpCloud left {CREATE_ATTEMPTS} attempts to create “{p['username']}” unanswered, "
+                "and each time re-reading showed no such user: nothing was created. Try again in a few "
+                "minutes.",
+                request_id=unanswered.request_id,
+                result={"outcome": "not_applied_by_reread", "attempts": CREATE_ATTEMPTS},
             )
-        except JumpCloudError as exc:
-            if _sent_but_unanswered(exc):
-                return _create_reread(connection=connection, params=p, cause=exc)
-            return _failed(exc)
         request_id = client.last_request_id
     mirror_user(connection=connection, user=user)
     return ActionOutcome(
@@ -169,8 +236,12 @@ def create_user(
     )
 
 
-def _create_reread(*, connection: Connection, params: dict[str, Any], cause: JumpCloudError) -> ActionOutcome:
-    """The create may or may not have happened: look the username up instead of sending again."""
+def _create_reread(
+    *, connection: Connection, params: dict[str, Any], cause: JumpCloudError
+) -> ActionOutcome | None:
+    """The create may or may not have happened: look the username up. The outcome when the lookup
+    decides it (created, taken by someone else, or unknowable); None when the user was not created,
+    so the create can be sent again."""
     with _client(connection, write=False) as client:
         try:
             found = client.find_system_users(username=params["username"])
@@ -187,7 +258,8 @@ def _create_reread(*, connection: Connection, params: dict[str, Any], cause: Jum
         mirror_user(connection=connection, user=user)
         return ActionOutcome(
             succeeded=True,
-            message=f"JumpCloud did not answer in time, but re-reading shows “{user.username}” was created.",
+            message=f"Created “{user.username}” in JumpCloud (JumpCloud did not answer at first; "
+            "re-reading confirmed it).",
             request_id=cause.request_id,
             result={"outcome": "confirmed_by_reread", "user_id": user.id, "state": user.state},
             target_external_id=user.id,
@@ -196,18 +268,12 @@ def _create_reread(*, connection: Connection, params: dict[str, Any], cause: Jum
     if found:
         return ActionOutcome(
             succeeded=False,
-            message=f"JumpCloud did not answer in time, and re-reading shows “{params['username']}” belongs to "
+            message=f"JumpCloud did not answer, and re-reading shows “{params['username']}” belongs to "
             "another user (a different email). Choose another username.",
             request_id=cause.request_id,
             result={"outcome": "conflict_by_reread"},
         )
-    return ActionOutcome(
-        succeeded=False,
-        message=f"JumpCloud did not answer in time, and re-reading shows no user “{params['username']}”: "
-        "it was not created. You can try again.",
-        request_id=cause.request_id,
-        result={"outcome": "not_applied_by_reread"},
-    )
+    return None
 
 
 # --- suspend / unsuspend ---------------------------------------------------------------------
@@ -219,9 +285,11 @@ def _set_suspended(*, connection: Connection, run: ActionRun, suspended: bool) -
             client.suspend_system_user if suspended else client.unsuspend_system_user
         )
         try:
-            user = send(user_id)
+            user = _write(lambda: send(user_id))
         except NotFound as exc:
             return _failed(exc, outcome="not_found")
+        except RateLimited as exc:
+            return _rate_limited(exc)
         except JumpCloudError as exc:
             if _sent_but_unanswered(exc):
                 return _suspend_reread(
@@ -314,11 +382,13 @@ def delete_user(
         action_run_snapshot(run=run, snapshot=scrub_parameters(current.raw or {}))
     with _client(connection, write=True) as client:
         try:
-            client.delete_system_user(user_id)
+            _write(lambda: client.delete_system_user(user_id))
         except NotFound as exc:
             _mirror_removed(connection=connection, external_id=user_id)
             gone.request_id = exc.request_id
             return gone
+        except RateLimited as exc:
+            return _rate_limited(exc)
         except JumpCloudError as exc:
             if _sent_but_unanswered(exc):
                 return _delete_reread(connection=connection, user_id=user_id, username=username, cause=exc)

@@ -2,7 +2,7 @@
 
 HTTP concerns only: auth headers, the x-org-id rules, paging, retries and mapping failures to the
 typed errors in jumpcloud.errors. No ORM, no Django settings; sync.py and actions.py build on it.
-Facts about the API come from shared/jumpcloud/API.md and DIRECTORY_INSIGHTS.md.
+Facts about the API: docs/jumpcloud-api.md and docs/directory-insights.md.
 
 Every request takes a slot of the account's request budget first (`gate`: the sync passes the
 per-organization budget shared by all workers, integrations.sync.budget), and reports 429s to it.
@@ -74,6 +74,7 @@ from jumpcloud.parsing import (
     parse_organization,
     parse_system_user,
 )
+from jumpcloud.provider import API_KEY_PATH
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ DI_PREFIX = "/insights/directory/v1"
 PAGE_LIMIT = 100  # v1/v2 lists: the official SDKs page with 100; a higher maximum is unconfirmed
 READ_AHEAD = 8  # default pages (or items of map_ahead) in flight while the caller works on one
 DI_MAX_LIMIT = 10_000
-# JumpCloud answers 403 when x-org-id is sent to these (API.md §7); no complete list exists.
+# JumpCloud answers 403 when x-org-id is sent to these (docs/jumpcloud-api.md §7); no complete list exists.
 _NO_ORG_HEADER_PREFIXES = ("/api/organizations", "/api/v2/providers/", "/api/v2/organizations/")
 # How often an idempotent read is re-issued when its body arrives truncated or is not JSON.
 BODY_ATTEMPTS = 3
@@ -340,6 +341,24 @@ class JumpCloudClient:
     def iter_user_group_membership_pages(self, group_id: str) -> Iterator[Page[AppBinding]]:
         """Users of a group after JumpCloud resolves nested groups (same shape as app users)."""
         return self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/membership", parse_app_binding)
+
+    def user_group_ids(self, user_id: str) -> list[str]:
+        """Ids of the user groups a user belongs to, directly or through nesting (graph memberof)."""
+        return [
+            str(item.get("id"))
+            for page in self._iter_v2_pages(f"/api/v2/users/{_segment(user_id)}/memberof", _raw_record)
+            for item in page.items
+            if isinstance(item, dict) and item.get("type") == "user_group" and item.get("id")
+        ]
+
+    def user_group_names(self) -> dict[str, str]:
+        """Every user group of the organization: id → name."""
+        return {
+            str(g["id"]): str(g.get("name") or g["id"])
+            for page in self._iter_v2_pages("/api/v2/usergroups", _raw_record)
+            for g in page.items
+            if isinstance(g, dict) and g.get("id")
+        }
 
     def iter_user_group_members(self, group_id: str) -> Iterator[dict[str, Any]]:
         for page in self._iter_v2_pages(f"/api/v2/usergroups/{_segment(group_id)}/members", _raw_record):
@@ -878,16 +897,22 @@ class JumpCloudClient:
                     **common,
                 )
             return InvalidApiKey(
-                "JumpCloud rejected the API key. Generate a new key in the JumpCloud Admin Portal "
-                "(your name, top right > My API Key) and reconnect." + said,
+                f"JumpCloud rejected the API key. Generate a new key in {API_KEY_PATH} "
+                "and reconnect with it (Rotate key in torii)." + said,
                 **common,
             )
         if status == 429:
             retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
             wait = f" and asks to wait {retry_after:.0f} s" if retry_after else ""
             return RateLimited(
-                f"JumpCloud is rate-limiting this API key{wait}. The request will be retried later; "
-                "if this keeps happening, run fewer syncs at once." + said,
+                (
+                    f"JumpCloud is rate-limiting this API key{wait}, so it did not process the change: "
+                    "nothing was changed."
+                    if changes
+                    else f"JumpCloud is rate-limiting this API key{wait}. The sync will try again later; "
+                    "if this keeps happening, run fewer syncs at once."
+                )
+                + said,
                 retry_after=retry_after,
                 **common,
             )

@@ -16,6 +16,8 @@ from jumpcloud import errors
 from jumpcloud.client import READ_AHEAD, JumpCloudClient
 
 REGIONS = {"us": "United States", "eu": "Europe", "in": "India"}
+# Where an administrator finds their API key: the one wording every help text and error uses.
+API_KEY_PATH = "JumpCloud Admin Console → your name (top right) → My API Key"
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class JumpCloudCredentials:
     api_key: str = field(metadata={"secret": True}, repr=False)
 
 
-# Roles that cannot change users (API.md §4). Help Desk can; Command Runners cannot use the API at all.
+# Roles that cannot change users (docs/jumpcloud-api.md §4). Help Desk can; Command Runners cannot use the API at all.
 READ_ONLY_ROLES = frozenset({"read only", "billing only", "command runner", "command runner with billing"})
 
 
@@ -49,8 +51,8 @@ def validate_credentials(
             orgs = discovery.list_organizations()
         except errors.InvalidApiKey:
             raise CredentialsError(
-                "JumpCloud rejected this API key. Copy the key again from the JumpCloud Admin Console "
-                "(your name, top right → My API Key); a regenerated key replaces the old one.",
+                f"JumpCloud rejected this API key. Copy the key again from {API_KEY_PATH}; "
+                "a regenerated key replaces the old one.",
                 code="invalid_key",
             ) from None
         except errors.PermissionDenied:
@@ -91,13 +93,29 @@ def validate_credentials(
     multi_tenant = len(orgs) > 1
     detected: dict[str, Any] = {"multi_tenant": multi_tenant}
     with client_for(org.id if multi_tenant else None) as client:
+        # `notices` are shown to the admin with the connect result and on the connection's page.
+        detected["notices"] = []
         try:
             me = client.get_self()
             role = str(me.get("roleName") or "")
+            detected["admin_role_verified"] = bool(role)
         except errors.InvalidApiKey:
             raise CredentialsError("JumpCloud rejected this API key.", code="invalid_key") from None
-        except errors.JumpCloudError:
-            role = ""  # the route is not published; its absence must not block a connect
+        except errors.JumpCloudError as exc:
+            # The route is not published; its absence must not block a connect, but it must not
+            # pass silently either: the key was not shown to be allowed to change users.
+            role = ""
+            detected["admin_role_verified"] = False
+            detected["notices"].append(
+                "torii could not verify the role of this key's administrator: JumpCloud did not answer "
+                f"the request for it (/api/users/getSelf: {exc.message}). Whether the key may change "
+                "users is unknown until an action is tried; reconnect later to check again."
+            )
+        if not role and not detected["notices"]:
+            detected["notices"].append(
+                "torii could not verify the role of this key's administrator: JumpCloud's answer "
+                "named no role. Whether the key may change users is unknown until an action is tried."
+            )
         detected["admin_role"] = role
         detected["admin_read_only"] = role.lower() in READ_ONLY_ROLES
         try:

@@ -1,6 +1,6 @@
 """Tolerant parsers: JumpCloud JSON in, small frozen dataclasses out.
 
-JumpCloud's records drift (shared/jumpcloud/API.md, DIRECTORY_INSIGHTS.md §2): fields are absent,
+JumpCloud's records drift (docs/jumpcloud-api.md, docs/directory-insights.md §2): fields are absent,
 null or "" interchangeably, booleans sometimes arrive as strings, timestamps carry 0 to 9 fractional
 digits. Every parser accepts all of that; only a record that cannot be used at all (not an object,
 no id, an event without a readable timestamp) raises MalformedRecord, which the client counts and

@@ -15,9 +15,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from integrations.providers import Action, Capability, Provider, Stream
+from integrations.providers import Action, Capability, Provider, Stream, UserDetails
 from jumpcloud import actions
-from jumpcloud.connect import REGIONS, JumpCloudCredentials, sync_client_for_connection, validate_credentials
+from jumpcloud.connect import (
+    API_KEY_PATH,
+    REGIONS,
+    JumpCloudCredentials,
+    client_for_connection,
+    sync_client_for_connection,
+    validate_credentials,
+)
 from jumpcloud.streams import events
 from jumpcloud.streams.applications import sync_applications
 from jumpcloud.streams.assignments import sync_app_assignments
@@ -72,12 +79,40 @@ CAPABILITIES = (
 )
 
 
+CONSOLES = {
+    "us": "https://console.jumpcloud.com",
+    "eu": "https://console.eu.jumpcloud.com",
+    "in": "https://console.in.jumpcloud.com",
+}
+EVENT_LABELS = {
+    "sso_auth": "Signed in to an SSO app",
+    "user_login_attempt": "Signed in to the User Portal",
+    "admin_login_attempt": "Signed in to the Admin Console",
+    "user_create": "User created",
+    "user_update": "User changed by an administrator",
+    "user_delete": "User deleted",
+    "user_password_change": "Changed their password",
+    "user_lockout": "Locked out after failed sign-ins",
+    "user_unlocked": "Unlocked by an administrator",
+    "user_suspended": "Suspended",
+    "user_unsuspended": "Unsuspended",
+}
+# mfaEnrollment status keys (API.md §2) and what an admin calls each method.
+MFA_METHODS = (
+    ("totpStatus", "Authenticator app (TOTP)"),
+    ("webAuthnStatus", "Security key or passkey (WebAuthn)"),
+    ("pushStatus", "JumpCloud Protect push"),
+    ("jcGoStatus", "JumpCloud Go"),
+)
+
+
 class JumpCloudProvider(Provider):
     key: ClassVar[str] = "jumpcloud"
     name: ClassVar[str] = "JumpCloud"
     credentials_class: ClassVar[type] = JumpCloudCredentials
     regions: ClassVar[dict[str, str]] = REGIONS
     capability_catalog: ClassVar[tuple[Capability, ...]] = CAPABILITIES
+    api_key_help: ClassVar[str] = API_KEY_PATH
     streams: ClassVar[tuple[Stream, ...]] = (
         Stream("organization", "Organization", sync_organization, optional=True),
         Stream("applications", "Applications", sync_applications, provides=("applications",)),
@@ -139,3 +174,35 @@ class JumpCloudProvider(Provider):
 
     def get_client(self, connection: Any) -> Any:
         return sync_client_for_connection(connection)
+
+    event_labels: ClassVar[dict[str, str]] = EVENT_LABELS
+
+    def user_details(self, connection: Any, external_id: str) -> Any:
+        """One user's record and group memberships, read now (three requests at most)."""
+        return _user_details(connection, external_id)
+
+    def console_user_url(self, connection: Any, external_id: str) -> str:
+        # A custom endpoint (the simulator) is the JumpCloud this connection talks to.
+        origin = connection.base_url or CONSOLES.get(connection.region, CONSOLES["us"])
+        return f"{origin.rstrip('/')}/#/users/{external_id}/details"
+
+
+# --- behaviour ---------------------------------------------------------------------------------
+def _user_details(connection: Any, external_id: str) -> UserDetails:
+    with client_for_connection(connection, timeout=(5.0, 15.0), max_retries=1) as client:
+        user = client.get_system_user(external_id)
+        group_ids = client.user_group_ids(external_id)
+        names = client.user_group_names() if group_ids else {}
+    raw = user.raw or {}
+    found = raw.get("mfaEnrollment")
+    enrollment: dict[str, Any] = found if isinstance(found, dict) else {}
+    methods = [label for key, label in MFA_METHODS if str(enrollment.get(key) or "").upper() == "ENROLLED"]
+    if not methods and raw.get("totp_enabled") is True:
+        methods.append("Authenticator app (TOTP)")
+    return UserDetails(
+        department=user.department,
+        job_title=user.job_title,
+        manager_external_id=str(raw.get("manager") or ""),
+        groups=tuple(sorted((names.get(g, g) for g in group_ids), key=str.casefold)),
+        mfa_methods=tuple(methods),
+    )

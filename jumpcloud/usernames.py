@@ -1,4 +1,4 @@
-"""JumpCloud's username rules (shared/jumpcloud/API.md §3.3), in one place.
+"""JumpCloud's username rules (docs/jumpcloud-api.md §3.3), in one place.
 
 Used by the create-user form (live preview and explanation), by the action before it calls
 JumpCloud, and by the simulator to refuse what JumpCloud refuses.
@@ -7,6 +7,7 @@ JumpCloud, and by the simulator to refuse what JumpCloud refuses.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 MAX_LENGTH = 30  # Mac/Linux limit; Windows accounts are limited to 20.
 WINDOWS_MAX_LENGTH = 20
@@ -44,4 +45,21 @@ def username_problems(username: str) -> list[str]:
 def windows_warning(username: str) -> str:
     if len(username) > WINDOWS_MAX_LENGTH:
         return f"Longer than {WINDOWS_MAX_LENGTH} characters: Windows device accounts will not accept it."
+    return ""
+
+
+def _ascii_part(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9._-]+", "", re.sub(r"\s+", ".", folded.strip().lower())).strip("._-")
+
+
+def suggest_username(first_name: str, last_name: str, email: str) -> str:
+    """A username JumpCloud accepts, from the name ("Zoë Müller" -> "zoe.muller") or else the
+    email's local part; "" when neither gives one that starts with a letter."""
+    name = ".".join(p for p in (_ascii_part(first_name), _ascii_part(last_name)) if p)
+    local = _ascii_part(email.split("@", 1)[0]) if "@" in email else ""
+    for candidate in (name, local):
+        candidate = candidate[:MAX_LENGTH].strip("._-")
+        if candidate and not username_problems(candidate):
+            return candidate
     return ""

@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from torii.celery import app as celery_app
+
+# Property tests check correctness, never speed: no per-example deadline and no "too slow" health
+# check, both of which measure wall-clock time and fail on a loaded machine.
+settings.register_profile("torii", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("torii")
 
 CHROMIUM = os.environ.get("TORII_CHROMIUM", "/usr/bin/chromium")
 
@@ -94,6 +100,18 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1280, "height": 900}}
+
+
+@pytest.fixture
+def page(page):
+    """Waits sized for a loaded 2-core machine: a wait is synchronisation, never a speed check.
+    (Playwright's defaults, 5 s for expect and 30 s for actions, fail on a busy machine.)"""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=60_000)
+    page.set_default_timeout(60_000)
+    page.set_default_navigation_timeout(60_000)
+    return page
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def database_url() -> str:
     """The URL of the database the tests are using right now (pytest-django's test_ database)."""
-    db = settings.DATABASES["default"]
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
+    db = {**settings.DATABASES["default"], **connection.settings_dict}
     user = db.get("USER") or "postgres"
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
+    host = db.get("HOST") or db.get("OPTIONS", {}).get("host") or "127.0.0.1"
+    port = db.get("PORT") or db.get("OPTIONS", {}).get("port") or 5432
     auth = user + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    if str(host).startswith("/"):  # a Unix socket directory (the embedded server)
+        return f"postgres://{auth}@/{db['NAME']}?host={host}&port={port}"
     return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
 
 

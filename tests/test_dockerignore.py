@@ -1,7 +1,7 @@
 """The Docker image carries no secret: .dockerignore keeps them out of the build context.
 
 The Dockerfile ends with `COPY . .`; without a .dockerignore, `.env` (SECRET_KEY,
-FIELD_ENCRYPTION_KEYS), `var/` (the development encryption key, the SQLite database), `.git` and
+FIELD_ENCRYPTION_KEYS), `var/` (the development encryption key, the embedded PostgreSQL's data), `.git` and
 `.venv` would land in image layers. The patterns are matched here the way docker build matches
 them (Go filepath.Match per path segment, `**` for any number of directories, `!` re-includes,
 the last matching line wins, an excluded directory excludes everything in it).
@@ -69,7 +69,8 @@ SECRETS = [
     "deploy/.env",
     "var/secrets/secret_key",
     "var/secrets/field_encryption_key",
-    "var/db.sqlite3",
+    "var/postgres/PG_VERSION",
+    "var/postgres/base/1/1259",
     "var/broker/out/message.msg",
     "var/cache/abc.djcache",
     ".git/config",

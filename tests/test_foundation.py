@@ -13,7 +13,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from tests.processes import ROOT
 
-PUBLIC = {"login", "health"}
+# favicon: a GET-only redirect to the static icon (browsers ask for it on every site).
+PUBLIC = {"login", "health", "favicon"}
 
 
 def _named_routes(resolver: URLResolver | None = None, prefix: str = "") -> list[str]:

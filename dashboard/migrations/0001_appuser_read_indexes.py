@@ -18,37 +18,24 @@ only) so the database is not touched twice. Measured on a 50k-people / 400k-assi
 - dash_appuser_admin_roles (application_id, role) WHERE is_admin: administrators are a few dozen
   rows among hundreds of thousands (role filter choices, administrator hygiene: 12–25 ms → < 1 ms).
 
-SQLite (the no-configuration default) gets the same indexes without INCLUDE and sort order.
 """
 
 from django.db import migrations
 
 TABLE = "integrations_appuser"
 INDEXES = {
-    # name: (PostgreSQL definition, SQLite definition)
-    "dash_appuser_diruser_lastused": (
-        "(directory_user_id, last_used_at)",
-        "(directory_user_id, last_used_at)",
-    ),
-    "dash_appuser_member_last_used": (
-        "(last_used_at) WHERE directory_user_id IS NOT NULL",
-        "(last_used_at) WHERE directory_user_id IS NOT NULL",
-    ),
+    "dash_appuser_diruser_lastused": "(directory_user_id, last_used_at)",
+    "dash_appuser_member_last_used": "(last_used_at) WHERE directory_user_id IS NOT NULL",
     "dash_appuser_live_app_lastused": (
-        "(application_id, last_used_at DESC NULLS LAST) INCLUDE (directory_user_id) WHERE removed_at IS NULL",
-        "(application_id, last_used_at) WHERE removed_at IS NULL",
+        "(application_id, last_used_at DESC NULLS LAST) INCLUDE (directory_user_id) WHERE removed_at IS NULL"
     ),
-    "dash_appuser_admin_roles": (
-        "(application_id, role) WHERE is_admin",
-        "(application_id, role) WHERE is_admin",
-    ),
+    "dash_appuser_admin_roles": "(application_id, role) WHERE is_admin",
 }
 
 
 def create(apps, schema_editor):
-    postgres = schema_editor.connection.vendor == "postgresql"
-    for name, (pg, other) in INDEXES.items():
-        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} {pg if postgres else other}")
+    for name, definition in INDEXES.items():
+        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} {definition}")
 
 
 def drop(apps, schema_editor):

@@ -6,10 +6,9 @@ smaller index serves what the old one did. A first sync writes a million or more
 most of them never used: each was an index entry (COPY of 1.37 million assignment rows: 9.4 s
 with the old index, 8.7 s with this one). Same name, so nothing that refers to it changes.
 
-It also puts back the other indexes of 0001 where they are missing: on SQLite, Django rebuilds a
-table to drop a foreign-key constraint (integrations 0003) and the rebuilt table only has the
-indexes Django knows of. Hence the dependency on that migration; on PostgreSQL nothing was lost
-and CREATE INDEX IF NOT EXISTS does nothing.
+It also puts back the other indexes of 0001 where they are missing, which only happened on the
+SQLite default torii once had (Django rebuilt the table to drop a foreign-key constraint in
+integrations 0003); on PostgreSQL nothing is missing and CREATE INDEX IF NOT EXISTS does nothing.
 """
 
 from importlib import import_module
@@ -30,10 +29,9 @@ def _replace(schema_editor, definition: str) -> None:
 
 def forwards(apps, schema_editor):
     _replace(schema_editor, NEW)
-    postgres = schema_editor.connection.vendor == "postgresql"
-    for name, (pg, other) in READ_INDEXES.items():
+    for name, definition in READ_INDEXES.items():
         if name != INDEX:
-            schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} {pg if postgres else other}")
+            schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} {definition}")
 
 
 def backwards(apps, schema_editor):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import datetime
 from typing import Any
 
@@ -12,26 +13,38 @@ from django.utils import timezone
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from dashboard.icons import ICONS
+from integrations.selectors.health import error_cause
+
 register = template.Library()
 
+# status: (tone, icon, text). Tones are CSS classes (status-ok, ...); icons are lucide names.
 CONNECTION_STATUS = {
-    # status: (css class, icon, text)
-    "connected": ("status-ok", "✔", "Connected"),
-    "partial": ("status-warn", "▲", "Partial"),
-    "failed": ("status-bad", "✖", "Needs attention"),
-    "needs_reconnect": ("status-bad", "✖", "Reconnect"),
-    "pending": ("status-pending", "⟳", "Connecting…"),
-    "disconnected": ("status-off", "●", "Disconnected"),
+    "connected": ("ok", "circle-check", "Connected"),
+    "partial": ("warn", "triangle-alert", "Partial"),
+    "failed": ("bad", "circle-x", "Needs attention"),
+    "needs_reconnect": ("bad", "key-round", "Reconnect"),
+    "pending": ("pending", "loader-circle", "Connecting…"),
+    "disconnected": ("off", "unplug", "Disconnected"),
 }
 RUN_STATUS = {
-    "queued": ("status-pending", "⧗", "Queued"),
-    "running": ("status-pending", "⟳", "Running"),
-    "pending": ("status-off", "·", "Pending"),
-    "succeeded": ("status-ok", "✔", "Succeeded"),
-    "partial": ("status-warn", "▲", "Partial"),
-    "failed": ("status-bad", "✖", "Failed"),
-    "skipped": ("status-off", "–", "Skipped"),
-    "cancelled": ("status-off", "●", "Cancelled"),
+    "queued": ("pending", "hourglass", "Queued"),
+    "running": ("pending", "loader-circle", "Running"),
+    "pending": ("off", "circle-dashed", "Pending"),
+    "succeeded": ("ok", "circle-check", "Succeeded"),
+    "partial": ("warn", "triangle-alert", "Partial"),
+    "failed": ("bad", "circle-x", "Failed"),
+    "skipped": ("off", "circle-minus", "Skipped"),
+    "cancelled": ("off", "ban", "Cancelled"),
+}
+# A badge's icon when the caller names only its tone.
+TONE_ICONS = {
+    "ok": "circle-check",
+    "warn": "triangle-alert",
+    "bad": "circle-x",
+    "pending": "loader-circle",
+    "off": "circle-minus",
+    "info": "info",
 }
 USER_STATUS = {
     "active": "status-ok",
@@ -42,23 +55,44 @@ USER_STATUS = {
 }
 
 
-def _badge(css: str, icon: str, text: str) -> SafeString:
-    return format_html(
-        '<span class="status {}"><span aria-hidden="true">{}</span> {}</span>', css, icon, text
-    )
+def icon_html(name: str, extra_class: str = "") -> str:
+    """A decorative icon (hidden from assistive technology: the words next to it say it all)."""
+    if name not in ICONS:
+        raise template.TemplateSyntaxError(
+            f"unknown icon {name!r}: add it to dashboard/icons.py and icons.css"
+        )
+    css = f"icon i-{name} {extra_class}".strip()
+    return f'<span class="{css}" aria-hidden="true"></span>'
+
+
+@register.simple_tag
+def icon(name: str, extra_class: str = "") -> SafeString:
+    return mark_safe(icon_html(name, extra_class))  # noqa: S308 - a known name and our own classes
+
+
+def _badge(tone: str, icon_name: str, text: str) -> SafeString:
+    spin = "spin" if icon_name == "loader-circle" else ""
+    icon_markup = mark_safe(icon_html(icon_name, spin))  # noqa: S308 - a known icon name, our classes
+    return format_html('<span class="status status-{}">{} {}</span>', tone, icon_markup, text)
+
+
+@register.simple_tag
+def badge(tone: str, text: str, icon_name: str = "") -> SafeString:
+    """A status in words with an icon (never colour alone); tone: ok, warn, bad, pending, off, info."""
+    return _badge(tone, icon_name or TONE_ICONS.get(tone, "info"), text)
 
 
 @register.simple_tag
 def connection_status(status: str) -> SafeString:
     """Icon and words (never colour alone) for a connection's status."""
-    css, icon, text = CONNECTION_STATUS.get(status, ("status-off", "●", status))
-    return _badge(css, icon, text)
+    tone, icon_name, text = CONNECTION_STATUS.get(status, ("off", "circle-minus", status))
+    return _badge(tone, icon_name, text)
 
 
 @register.simple_tag
 def run_status(status: str) -> SafeString:
-    css, icon, text = RUN_STATUS.get(status, ("status-off", "●", status))
-    return _badge(css, icon, text)
+    tone, icon_name, text = RUN_STATUS.get(status, ("off", "circle-minus", status))
+    return _badge(tone, icon_name, text)
 
 
 @register.simple_tag
@@ -71,6 +105,21 @@ def user_status(status: str, password_expired: bool = False) -> SafeString:
             label,
         )
     return format_html('<span class="status {}">{}</span>', USER_STATUS.get(status, "status-off"), label)
+
+
+_REPEATED_PUNCTUATION = re.compile(r"\s*([.;,:!?])(?:\s*[.;,:])+")
+
+
+@register.filter
+def sentence(value: Any) -> str:
+    """A message as one clean sentence: whitespace collapsed, runs of punctuation such as ".;" or
+    ".." made one mark, and a full stop at the end. Messages joined upstream with "; " after their
+    own full stop must never read "…log).;"."""
+    text = " ".join(str(value or "").split())
+    text = _REPEATED_PUNCTUATION.sub(r"\1", text).strip(" ;,:")
+    if text and text[-1] not in ".!?…":
+        text += "."
+    return text
 
 
 _UNITS = (
@@ -113,6 +162,18 @@ def when(value: datetime | None, empty: str = "never") -> SafeString:
     )
 
 
+@register.simple_tag
+def at(value: datetime | None, empty: str = "—") -> SafeString:
+    """An exact time with its zone ("2026-05-01 14:03 UTC"), the relative one in the title."""
+    if not value:
+        return format_html('<span class="muted">{}</span>', empty)
+    local = timezone.localtime(value)
+    exact = local.strftime("%Y-%m-%d %H:%M %Z")
+    return mark_safe(  # noqa: S308 - digits, separators and a zone name made here
+        f'<time datetime="{value.isoformat()}" title="{relative_time(value, timezone.now())}">{exact}</time>'
+    )
+
+
 @register.filter
 def http_url(value: Any) -> str:
     """The URL if it is an http(s) link, else "" — anything else (javascript:, data:) stays text."""
@@ -139,6 +200,16 @@ def person_name(person: Any) -> str:
     )
 
 
+@register.simple_tag
+def app_avatar(name: Any) -> SafeString:
+    """An application's monogram in a colour of its own (the same name, the same colour): torii
+    holds no app logos, and a letter is quicker to scan than a list of plain names."""
+    text = str(name or "?").strip() or "?"
+    letter = next((ch for ch in text if ch.isalnum()), "?").upper()
+    hue = sum(text.encode()) % 8
+    return format_html('<span class="app-avatar h{}" aria-hidden="true">{}</span>', hue, letter)
+
+
 @register.filter
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{round(value * 100)} %"
@@ -151,7 +222,7 @@ def yesno_unknown(value: bool | None) -> str:
 
 @register.simple_tag(takes_context=True)
 def sort_header(
-    context: dict[str, Any], param: str, label: str, current: str, default_desc: bool = False
+    context: dict[str, Any], param: str, label: str, current: str, default_desc: bool = False, css: str = ""
 ) -> SafeString:
     """A column header that sorts by `param`, toggling direction, with aria-sort for screen readers."""
     request = context["request"]
@@ -160,7 +231,7 @@ def sort_header(
     if active:
         next_value = param if desc else f"-{param}"
         aria = "descending" if desc else "ascending"
-        arrow = "▼" if desc else "▲"
+        arrow = icon_html("arrow-down" if desc else "arrow-up")
     else:
         next_value = f"-{param}" if default_desc else param
         aria = "none"
@@ -169,11 +240,12 @@ def sort_header(
     query["ordering"] = next_value
     query.pop("page", None)
     return format_html(
-        '<th scope="col" aria-sort="{}"><a href="?{}" class="sort-link">{} <span aria-hidden="true">{}</span></a></th>',
+        '<th scope="col" aria-sort="{}"{}><a href="?{}" class="sort-link">{} {}</a></th>',
         aria,
+        mark_safe(f' class="{css}"') if css else "",  # noqa: S308 - the caller's own class names
         query.urlencode(),
         label,
-        arrow,
+        mark_safe(arrow),  # noqa: S308 - built above from a known icon name
     )
 
 
@@ -190,7 +262,7 @@ def chart_rows(chart: dict[str, Any]) -> list[tuple[str, list[Any]]]:
 
 @register.filter
 def stream_totals(streams: Any) -> dict[str, Any]:
-    """A run's counters summed over its streams, and its streams' errors."""
+    """A run's counters summed over its streams, and its failed streams' errors (label, cause, reference)."""
     totals: dict[str, Any] = {"fetched": 0, "created": 0, "updated": 0, "removed": 0, "errors": []}
     if not isinstance(streams, dict):
         return totals
@@ -200,8 +272,10 @@ def stream_totals(streams: Any) -> dict[str, Any]:
         for counter in ("fetched", "created", "updated", "removed"):
             with contextlib.suppress(TypeError, ValueError):
                 totals[counter] += int(s.get(counter) or 0)
-        if s.get("error"):
-            totals["errors"].append((s.get("label") or key, str(s["error"])))
+        if s.get("error") and s.get("status") == "failed":
+            totals["errors"].append(
+                (s.get("label") or key, error_cause(str(s["error"])), str(s.get("error_ref") or ""))
+            )
     return totals
 
 

@@ -26,6 +26,7 @@ from api.throttles import ActionsThrottle, throttled_response
 from dashboard.forms_actions import ActionForm, BulkSuspendForm, CreateUserForm, DeleteUserForm
 from dashboard.params import parse_id
 from integrations.models import ActionRun, Application, AppUser, Connection
+from integrations.selectors.audit import audit_outcome, audit_parameters
 from integrations.services import actions as services
 from integrations.services.audit import action_label
 
@@ -60,6 +61,7 @@ class UserActionMixin(AdminRequiredMixin):
     action = ""
     template_name = ""
     service: Any = None
+    kwargs: dict[str, Any]  # set by View.setup()
 
     def get_app_user(self) -> AppUser:
         return get_object_or_404(_directory_users(), pk=self.kwargs["pk"])
@@ -414,5 +416,11 @@ class ActionRunView(ViewerRequiredMixin, DetailView):
             if run.snapshot and is_admin(self.request.user)
             else ""
         )
-        ctx.update(action_label=action_label(run.action), target=target, snapshot_json=snapshot_json)
+        ctx.update(
+            action_label=action_label(run.action),
+            target=target,
+            snapshot_json=snapshot_json,
+            parameters=audit_parameters(run),
+            outcome_text=audit_outcome(run),
+        )
         return ctx

@@ -16,7 +16,8 @@ from django.views.generic import ListView
 from accounts.permissions import ViewerRequiredMixin
 from dashboard.exports import limited_csv_response
 from dashboard.forms_actions import AuditLogFilter
-from integrations.models import ActionRun
+from integrations.models import ActionRun, AppUser
+from integrations.selectors.audit import audit_outcome, audit_parameters
 from integrations.services.audit import action_label
 
 CSV_HEADER = (
@@ -53,8 +54,26 @@ class AuditLogView(ViewerRequiredMixin, ListView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         ctx = super().get_context_data(**kwargs)
         ctx["filter"] = self.filterset
-        for run in ctx["runs"]:
+        runs = list(ctx["runs"])
+        # The targets' pages, in one query for the whole page of records.
+        targets = {
+            (r.connection_id, r.target_external_id) for r in runs if r.connection_id and r.target_external_id
+        }
+        people: dict[tuple[int, str], int] = {}
+        if targets:
+            rows = AppUser.objects.filter(
+                connection_id__in={c for c, _ in targets},
+                external_id__in={e for _, e in targets},
+                directory_user__isnull=True,
+                application__kind="directory",
+            ).values_list("connection_id", "external_id", "pk")
+            people = {(c, e): pk for c, e, pk in rows}
+        for run in runs:
             run.action_label = action_label(run.action)
+            run.readable_parameters = audit_parameters(run)
+            run.outcome_text = audit_outcome(run)
+            run.target_pk = people.get((run.connection_id, run.target_external_id))
+        ctx["runs"] = runs
         return ctx
 
 

@@ -13,6 +13,8 @@ from integrations.selectors import usage as usage_selectors
 from integrations.selectors.common import usage_available
 
 INACTIVE_PAGE = 50
+# The reclaim list shows its first rows; the users page (linked) has them all, filtered.
+INACTIVE_SHOWN = 10
 
 
 def _choice(value: Any, choices: tuple[int, ...], default: int) -> int:
@@ -81,6 +83,8 @@ class InsightsView(ViewerRequiredMixin, TemplateView):
             periods=usage_selectors.PERIODS,
             inactive_days=inactive_days,
             admin_days=admin_days,
+            admin_days_text=f"{admin_days} days",
+            inactive_shown=INACTIVE_SHOWN,
             windows=usage_selectors.INACTIVE_WINDOWS,
             hygiene=usage_selectors.admin_hygiene(days=admin_days),
         )

@@ -29,11 +29,17 @@ from dashboard.forms import (
     SyncNowForm,
     add_credentials_error,
 )
-from dashboard.views.pages import is_htmx
+from dashboard.views.pages import htmx_target, is_htmx
 from integrations.models import Connection, SyncRun
 from integrations.providers import CredentialsError, registry
 from integrations.selectors import connections as conn_selectors
 from integrations.services import connections as conn_services
+from integrations.services.pending_connect import (
+    PendingConnect,
+    pending_connect_forget,
+    pending_connect_get,
+    pending_connect_store,
+)
 from integrations.services.sync import SyncAlreadyRunning, SyncNotAllowed, sync_run_request
 
 
@@ -45,12 +51,37 @@ def _connection_or_404(pk: int) -> Connection:
 
 
 def _progress_context(connection: Connection, run: SyncRun | None, notice: str = "") -> dict[str, Any]:
+    streams = conn_selectors.sync_run_progress(run, provider_key=connection.provider) if run else []
     return {
         "connection": connection,
         "run": run,
-        "streams": conn_selectors.sync_run_progress(run, provider_key=connection.provider) if run else [],
+        "streams": streams,
+        # A partial or failed run's message repeats its streams' errors: show each once.
+        "run_errors_in_streams": any(s.error and s.status == "failed" for s in streams),
         "notice": notice,
     }
+
+
+def _card_or_404(pk: int) -> conn_selectors.ConnectionCard:
+    cards = conn_selectors.connection_cards(pk=pk)
+    if not cards:
+        raise Http404("No such connection")
+    return cards[0]
+
+
+def _live_context(card: conn_selectors.ConnectionCard, notice: str = "") -> dict[str, Any]:
+    """Everything a connection's page shows below the breadcrumb (the region that polls)."""
+    run = card.active_run or card.last_run
+    # Each cause is written out once: in the problems above, else in the first row that has it.
+    shown = {p.cause for p in card.health.problems} if card.health else set()
+    history = conn_selectors.sync_run_history(connection=card.connection)
+    ctx: dict[str, Any] = {
+        "card": card,
+        "shown_causes": shown,
+        "history": conn_selectors.sync_history_rows(history, shown=shown),
+    }
+    ctx.update(_progress_context(card.connection, run, notice))
+    return ctx
 
 
 class IntegrationsView(ViewerRequiredMixin, TemplateView):
@@ -68,14 +99,23 @@ class ConnectionDetailView(ViewerRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         ctx = super().get_context_data(**kwargs)
-        cards = conn_selectors.connection_cards(pk=kwargs["pk"])
-        if not cards:
-            raise Http404("No such connection")
-        card = cards[0]
-        run = card.active_run or card.last_run
-        ctx.update(card=card, history=conn_selectors.sync_run_history(connection=card.connection))
-        ctx.update(_progress_context(card.connection, run))
+        ctx.update(_live_context(_card_or_404(kwargs["pk"])))
         return ctx
+
+
+class ConnectionLiveView(ViewerRequiredMixin, View):
+    """The body of a connection's page (status, facts, progress, history), polled by htmx every 2 s
+    while a sync runs; once the run is over it comes back without its trigger and polling stops."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return render(request, "dashboard/integrations/_live.html", _live_context(_card_or_404(pk)))
+
+
+class ConnectionCardView(ViewerRequiredMixin, View):
+    """One card of the integrations page, polled the same way while its sync runs."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return render(request, "dashboard/integrations/_card.html", {"card": _card_or_404(pk)})
 
 
 class SyncProgressView(ViewerRequiredMixin, View):
@@ -110,6 +150,15 @@ class SyncNowView(AdminRequiredMixin, View):
             run = conn_selectors.sync_run_latest(connection=connection)
             notice = str(exc) or "This connection cannot sync now."
         connection.refresh_from_db()
+        target = htmx_target(request) or ""
+        if target == "connection-live":
+            return render(
+                request, "dashboard/integrations/_live.html", _live_context(_card_or_404(pk), notice)
+            )
+        if target == f"connection-{pk}":
+            return render(
+                request, "dashboard/integrations/_card.html", {"card": _card_or_404(pk), "notice": notice}
+            )
         if is_htmx(request):
             return render(
                 request, "dashboard/integrations/_progress.html", _progress_context(connection, run, notice)
@@ -122,6 +171,10 @@ class SyncNowView(AdminRequiredMixin, View):
 
 @method_decorator(sensitive_post_parameters("api_key"), name="dispatch")
 class ConnectView(AdminRequiredMixin, View):
+    """Connect an account. A key that manages several organizations gets a second step: the admin
+    picks one (already connected ones are marked) and the key of the first step is kept on the
+    server (services.pending_connect), so it is neither pasted again nor sent back to the page."""
+
     template_name = "dashboard/integrations/connect.html"
 
     def _provider(self, key: str) -> Any:
@@ -130,33 +183,48 @@ class ConnectView(AdminRequiredMixin, View):
         except LookupError:
             raise Http404("No such provider") from None
 
-    def _render(self, request: HttpRequest, form: ConnectForm, status: int = 200) -> HttpResponse:
+    def _form(self, data: Any, provider: Any, pending: PendingConnect | None) -> ConnectForm:
+        return ConnectForm(
+            data,
+            provider=provider,
+            allowed_base_urls=conn_services.allowed_base_urls(),
+            org_choices=pending.choices if pending else None,
+            connected=conn_selectors.connected_orgs(provider_key=provider.key),
+            key_hint=pending.hint if pending else "",
+        )
+
+    def _render(
+        self, request: HttpRequest, form: ConnectForm, status: int = 200, question: str = ""
+    ) -> HttpResponse:
         return render(
             request,
             self.template_name,
-            {"form": form, "provider": form.provider, "permission_help": PERMISSION_HELP},
+            {
+                "form": form,
+                "provider": form.provider,
+                "permission_help": PERMISSION_HELP,
+                "org_question": question,
+            },
             status=status,
         )
 
     def get(self, request: HttpRequest, provider: str) -> HttpResponse:
-        form = ConnectForm(
-            provider=self._provider(provider), allowed_base_urls=conn_services.allowed_base_urls()
-        )
-        return self._render(request, form)
+        return self._render(request, self._form(None, self._provider(provider), None))
 
-    # `data` is the parsed form, key included: error reports must not show it (they list locals).
-    @sensitive_variables("data")
+    # `data` and `api_key` hold the key: error reports must not show them (they list locals).
+    @sensitive_variables("data", "api_key")
     def post(self, request: HttpRequest, provider: str) -> HttpResponse:
         prov = self._provider(provider)
-        allowed = conn_services.allowed_base_urls()
-        form = ConnectForm(request.POST, provider=prov, allowed_base_urls=allowed)
+        pending = pending_connect_get(user=request.user, token=request.POST.get("pending", ""))
+        form = self._form(request.POST, prov, pending)
         if not form.is_valid():
             return self._render(request, form, status=400)
         data = form.cleaned_data
+        api_key = data["api_key"] or (pending.api_key if pending else "")
         try:
             connection = conn_services.connection_create(
                 name=data["name"],
-                api_key=data["api_key"],
+                api_key=api_key,
                 permission=data["permission"],
                 created_by=request.user,
                 provider_key=prov.key,
@@ -165,21 +233,41 @@ class ConnectView(AdminRequiredMixin, View):
                 org_id=data.get("org_id") or "",
             )
         except CredentialsError as exc:
-            if exc.choices:
-                # Offer the organizations; the key is never sent back, so it must be typed again.
-                form = ConnectForm(
-                    request.POST, provider=prov, allowed_base_urls=allowed, org_choices=exc.choices
-                )
-                form.is_valid()
-                form.errors.pop("org_id", None)
-                form.add_error("org_id", exc.message)
-            else:
+            if not exc.choices:
                 add_credentials_error(form, exc)
-            return self._render(request, form, status=400)
+                return self._render(request, form, status=400)
+            # Which organization? Keep the key here, offer the organizations, ask.
+            if pending:
+                pending_connect_forget(user=request.user, token=pending.token)
+            hint = conn_services.mask_secret(api_key)
+            token = pending_connect_store(user=request.user, api_key=api_key, choices=exc.choices, hint=hint)
+            bound = request.POST.copy()
+            bound["pending"] = token
+            bound.pop("api_key", None)
+            asked = exc.code == "org_required"
+            if asked:
+                bound.pop("org_id", None)
+            form = self._form(
+                bound, prov, PendingConnect(token=token, api_key="", choices=exc.choices, hint=hint)
+            )
+            form.full_clean()
+            form.errors.clear()  # a question, not a mistake: nothing is marked invalid
+            if not asked:
+                form.add_error("org_id", exc.message)
+            question = (
+                f"This key manages {len(exc.choices)} organizations. Choose the one to connect."
+                if asked
+                else ""
+            )
+            return self._render(request, form, status=200 if asked else 400, question=question)
         except conn_services.ConnectRateLimited as exc:
             form.add_error(None, str(exc))
             return self._render(request, form, status=429)
+        if pending:
+            pending_connect_forget(user=request.user, token=pending.token)
         messages.success(request, f"Connected “{connection.name}”. The first sync has started.")
+        for notice in (connection.capabilities or {}).get("notices", []):
+            messages.warning(request, notice)
         return HttpResponseRedirect(
             reverse("dashboard:connection_detail", args=[connection.pk]) + "#progress"
         )

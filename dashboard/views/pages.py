@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.views.generic import TemplateView
 
 from accounts.permissions import ViewerRequiredMixin
-from integrations.selectors import connections as conn_selectors
+from integrations.selectors import overview as overview_selectors
 
 
 def is_htmx(request: HttpRequest) -> bool:
@@ -23,11 +23,20 @@ def htmx_target(request: HttpRequest) -> str | None:
 
 
 class HomeView(ViewerRequiredMixin, TemplateView):
-    """Overview: each account's status at a glance, or a call to connect the first one."""
+    """Overview: what needs the admin, the numbers that matter and each account's health — or a
+    call to connect the first account."""
 
     template_name = "dashboard/home.html"
+    # The page's sections, in order: one template each, all reading `overview`. A new section is a
+    # template here (and, if it needs more, a context entry in get_context_data).
+    sections = (
+        "dashboard/overview/_attention.html",
+        "dashboard/overview/_kpis.html",
+        "dashboard/overview/_accounts.html",
+    )
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         ctx = super().get_context_data(**kwargs)
-        ctx["cards"] = conn_selectors.connection_cards()
+        ctx["overview"] = overview_selectors.overview()
+        ctx["sections"] = self.sections
         return ctx

@@ -14,6 +14,13 @@ from django.utils import timezone
 from integrations.models import Application, AppUser, Connection, SyncRun, UsageEvent
 from integrations.providers import Capability, CapabilityStatus, registry
 from integrations.selectors.common import CONNECTION_SUMMARY_FIELDS, cached, usage_available
+from integrations.selectors.health import (
+    CapabilityCell,
+    ConnectionHealth,
+    capability_cell,
+    connection_health_map,
+    error_cause,
+)
 
 GAP_LOOKBACK_DAYS = 90
 # Upper bound on the run rows read to find gaps: hourly usage syncs for 90 days are ~2,200 rows.
@@ -51,6 +58,8 @@ class ConnectionCard:
     gaps: list[Gap] = field(default_factory=list)
     active_run: SyncRun | None = None
     last_run: SyncRun | None = None
+    # Status, problems and per-stream outcomes derived from the latest runs (selectors.health).
+    health: ConnectionHealth | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ class StreamProgress:
     skipped: int
     pages: int
     error: str
+    error_ref: str
     window_start: datetime | None
     window_end: datetime | None
     is_current: bool
@@ -74,7 +84,7 @@ class StreamProgress:
 class CapabilityRow:
     capability: Capability
     supported: CapabilityStatus
-    per_connection: list[CapabilityStatus]
+    per_connection: list[CapabilityCell]
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,16 @@ def connection_list() -> list[Connection]:
 def connection_choices() -> list[Connection]:
     """Connections for filter drop-downs (only what a label needs)."""
     return list(Connection.objects.only(*CONNECTION_SUMMARY_FIELDS).order_by("name", "id"))
+
+
+def connected_orgs(*, provider_key: str) -> dict[str, str]:
+    """Organizations already connected (live) with this provider: org id → connection name."""
+    return dict(
+        Connection.objects.filter(provider=provider_key)
+        .exclude(status=Connection.Status.DISCONNECTED)
+        .exclude(org_id="")
+        .values_list("org_id", "name")
+    )
 
 
 def connection_get(pk: int) -> Connection:
@@ -181,6 +201,7 @@ def connection_cards(*, pk: int | None = None) -> list[ConnectionCard]:
     runs = SyncRun.objects.in_bulk(run_ids) if run_ids else {}
     counts = connection_counts(connections)
     gaps = connection_gaps(connections)
+    health = connection_health_map(connections)
     cards = []
     for c in connections:
         detected = c.capabilities or {}
@@ -193,6 +214,7 @@ def connection_cards(*, pk: int | None = None) -> list[ConnectionCard]:
                 gaps=gaps.get(c.pk, []),
                 active_run=runs.get(c.active_run_id),  # type: ignore[attr-defined]
                 last_run=runs.get(c.last_run_id),  # type: ignore[attr-defined]
+                health=health[c.pk],
             )
         )
     return cards
@@ -239,6 +261,52 @@ def sync_run_history(*, connection: Connection, limit: int = 25) -> list[SyncRun
     )
 
 
+@dataclass(frozen=True)
+class HistoryError:
+    label: str
+    # Empty when the same cause is already on the page (a problem, or a newer run's row).
+    cause: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    run: SyncRun
+    totals: dict[str, int]
+    errors: list[HistoryError]
+    run_error: str
+
+
+def sync_history_rows(runs: list[SyncRun], *, shown: set[str] | None = None) -> list[HistoryRow]:
+    """The history table: counters summed per run and the failed streams' causes, each cause
+    written out once on the page (`shown`: causes the page already states above the table)."""
+    seen = set(shown or ())
+    rows = []
+    for run in runs:
+        streams = run.streams if isinstance(run.streams, dict) else {}
+        totals = {c: 0 for c in ("fetched", "created", "updated", "removed")}
+        errors = []
+        for key, state in streams.items():
+            if not isinstance(state, dict):
+                continue
+            for counter in totals:
+                totals[counter] += _int(state.get(counter))
+            if state.get("status") == "failed" and state.get("error"):
+                cause = error_cause(str(state["error"]))
+                label = str(state.get("label") or key)
+                errors.append(
+                    HistoryError(label, "" if cause in seen else cause, str(state.get("error_ref") or ""))
+                )
+                seen.add(cause)
+        run_error = ""
+        if run.status == SyncRun.Status.FAILED and not errors and run.error_message:
+            cause = error_cause(run.error_message)
+            run_error = "" if cause in seen else cause
+            seen.add(cause)
+        rows.append(HistoryRow(run=run, totals=totals, errors=errors, run_error=run_error))
+    return rows
+
+
 def _stream_labels(provider_key: str) -> dict[str, str]:
     try:
         provider = registry.get(provider_key)
@@ -280,7 +348,8 @@ def sync_run_progress(run: SyncRun, *, provider_key: str) -> list[StreamProgress
                 key=key,
                 label=str(s.get("label") or labels.get(key) or key),
                 status=str(s.get("status") or "pending"),
-                error=str(s.get("error") or ""),
+                error=error_cause(str(s.get("error") or "")),
+                error_ref=str(s.get("error_ref") or ""),
                 window_start=_parse_dt(window[0]),
                 window_end=_parse_dt(window[1]),
                 is_current=run.is_active and run.current_stream == key,
@@ -382,17 +451,26 @@ def connection_gaps(connections: list[Connection], *, refresh: bool = False) -> 
 # --- capabilities ------------------------------------------------------------------------------
 def capability_tables() -> list[CapabilityTable]:
     """One table per registered provider: what torii supports, and per live connection whether
-    each capability is available now and why not. Rendered from the provider's declarations."""
+    each capability works now and why not — from the provider's declarations, what the connection
+    detected, and the latest outcome of the streams that provide it (a failing stream's capability
+    is never shown as available)."""
     live = list(
         Connection.objects.exclude(status=Connection.Status.DISCONNECTED)
-        .only("id", "name", "provider", "status", "permission", "capabilities", "org_name")
+        .only("id", "name", "provider", "status", "status_message", "permission", "capabilities", "org_name")
         .order_by("name", "id")
     )
+    health = connection_health_map(live)
     tables = []
     for provider in registry.all():
         conns = [c for c in live if c.provider == provider.key]
         supported = provider.capability_statuses(None)
-        per_conn = [provider.capability_statuses(c) for c in conns]
+        per_conn = [
+            [
+                capability_cell(status, provider_key=provider.key, health=health[c.pk])
+                for status in provider.capability_statuses(c)
+            ]
+            for c in conns
+        ]
         rows = [
             CapabilityRow(capability=s.capability, supported=s, per_connection=[pc[i] for pc in per_conn])
             for i, s in enumerate(supported)

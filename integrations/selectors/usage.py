@@ -80,6 +80,11 @@ class AppRankings:
     inactive_seats: int
     assigned_seats: int
 
+    @property
+    def any_use(self) -> bool:
+        """Whether any SSO app was used in the window (else "top" would be a list of zeros)."""
+        return any(r.active for r in self.top)
+
 
 def app_rankings(
     *, connections: list[Connection], window: int = 30, inactive_days: int = 30, limit: int = 10

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, DateTimeField, F, OuterRef, QuerySet, Subquery, Value, Window
-from django.db.models.functions import Coalesce, Greatest, NullIf
+from django.db.models import Count, DateTimeField, F, OuterRef, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, Greatest
 
 from integrations.models import Application, AppUser, UsageEvent
 from integrations.selectors.common import directory_app_ids, usage_available
-
-# Greatest() returns NULL on SQLite (dev default) when any argument is NULL; comparing against a
-# sentinel and turning it back into NULL gives the same answer on both databases.
-_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Columns the users table and its CSV need; everything else (extra JSON, ...) stays in the database.
 PERSON_FIELDS = (
@@ -32,6 +28,7 @@ PERSON_FIELDS = (
     "display_name",
     "status",
     "mfa_enabled",
+    "admin_mfa_enabled",
     "is_admin",
     "role",
     "password_expired",
@@ -66,16 +63,10 @@ def annotate_people(qs: QuerySet[AppUser]) -> QuerySet[AppUser]:
     latest_app_use = (
         memberships.filter(last_used_at__isnull=False).order_by("-last_used_at").values("last_used_at")[:1]
     )
-    never = Value(_NEVER, output_field=DateTimeField())
     return qs.annotate(
         apps_count=Coalesce(Subquery(apps_count), 0),
-        last_used_any=NullIf(
-            Greatest(
-                Coalesce("last_used_at", never),
-                Coalesce(Subquery(latest_app_use, output_field=DateTimeField()), never),
-            ),
-            never,
-        ),
+        # PostgreSQL's GREATEST skips NULLs: NULL only when the person never used anything.
+        last_used_any=Greatest("last_used_at", Subquery(latest_app_use, output_field=DateTimeField())),
     )
 
 
@@ -269,7 +260,9 @@ def admin_role_names() -> list[str]:
 def application_choices() -> list[tuple[str, list[tuple[int, str]]]]:
     """Applications for filter drop-downs, grouped by account: [(account, [(id, label), ...])].
 
-    Plain tuples from one query: hundreds of model instances would cost more than the query.
+    With several accounts every option names its account too ("JumpCloud — Acme"): a closed
+    select shows only the option, and every account has a JumpCloud. Plain tuples from one query:
+    hundreds of model instances would cost more than the query.
     """
     groups: dict[tuple[str, int], list[tuple[int, str]]] = {}
     rows = (
@@ -279,6 +272,11 @@ def application_choices() -> list[tuple[str, list[tuple[int, str]]]]:
     )
     for account, conn_id, pk, label, name, ext in rows:
         groups.setdefault((account, conn_id), []).append((pk, label or name or ext))
+    if len(groups) > 1:
+        return [
+            (account, [(pk, f"{label} — {account}") for pk, label in options])
+            for (account, _), options in groups.items()
+        ]
     return [(account, options) for (account, _), options in groups.items()]
 
 
@@ -334,7 +332,40 @@ def directory_user_memberships(person: AppUser) -> list[Membership]:
     return out
 
 
-def directory_user_events(person: AppUser, *, limit: int = 50) -> list[UsageEvent]:
+@dataclass
+class EventPage:
+    events: list[UsageEvent]
+    number: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+
+def directory_user_event_page(person: AppUser, *, page: Any = 1, per_page: int = 25) -> EventPage:
+    """One page of the person's usage events, newest first, without counting them all (one query:
+    a page and one more row, on the (connection, actor, occurred_at) index)."""
+    try:
+        number = max(1, min(int(page), 400))
+    except (TypeError, ValueError):
+        number = 1
+    rows = directory_user_events(person, limit=number * per_page + 1, offset=(number - 1) * per_page)
+    return EventPage(events=rows[:per_page], number=number, has_next=len(rows) > per_page)
+
+
+def event_label(provider_key: str, event_type: str) -> str:
+    """What a usage event type means, in words (the provider's label, else the type humanized)."""
+    from integrations.providers import registry
+
+    try:
+        labels = registry.get(provider_key).event_labels
+    except LookupError:
+        labels = {}
+    return labels.get(event_type) or event_type.replace("_", " ").capitalize()
+
+
+def directory_user_events(person: AppUser, *, limit: int = 50, offset: int = 0) -> list[UsageEvent]:
     """The person's most recent usage events (as a user, and as an administrator when they are one)."""
     actor_ids = [i for i in (person.external_id, person.admin_external_id) if i]
     if not actor_ids:
@@ -352,7 +383,7 @@ def directory_user_events(person: AppUser, *, limit: int = 50) -> list[UsageEven
             "client_ip",
             "error_message",
         )
-        .order_by("-occurred_at")[:limit]
+        .order_by("-occurred_at")[offset:limit]
     )
 
 

@@ -69,6 +69,8 @@ class ActionCheck:
     notes: list[str] = field(default_factory=list)
     # True when the input collides with a synced user (a 409 in the API, not a 400).
     conflict: bool = False
+    # A username to offer when none was typed (from the name or the email), free in the synced data.
+    suggestion: str = ""
 
     @property
     def ok(self) -> bool:
@@ -242,6 +244,15 @@ def user_create_check(*, connection: Connection, params: dict[str, Any]) -> Acti
     for field_name, message in clashes:
         check.errors.setdefault(field_name, []).append(message)
     check.conflict = bool(clashes)
+    if check.suggestion:
+        base = check.suggestion
+        for n in range(1, 10):
+            if not any(
+                f == "username"
+                for f, _ in _synced_clashes(connection=connection, username=check.suggestion, email="")
+            ):
+                break
+            check.suggestion = f"{base[:28]}{n + 1}"
     return check
 
 

@@ -24,6 +24,7 @@ ACTION_LABELS: dict[str, str] = {
     "unsuspend_user": "Unsuspend user",
     "delete_user": "Delete user",
     "connection.connected": "Account connected",
+    "connection.connect_failed": "Connect attempt failed",
     "connection.key_rotated": "API key rotated",
     "connection.permission_changed": "Permission changed",
     "connection.updated": "Connection settings changed",
@@ -92,6 +93,32 @@ def audit_access_event(
         parameters=scrub_parameters(parameters or {}),
         status=ActionRun.Status.SUCCEEDED,
         finished_at=timezone.now(),
+        **_actor_fields(actor),
+    )
+
+
+def audit_connect_failed(
+    *,
+    name: str,
+    actor: Any = None,
+    parameters: dict[str, Any] | None = None,
+    error_message: str = "",
+    code: str = "",
+) -> ActionRun:
+    """Record a connect attempt that did not connect (rejected key, wrong organization, too many
+    attempts): who tried what, and why it failed. There is no connection to point at; the key is
+    never among the parameters."""
+    now = timezone.now()
+    params = {**(parameters or {}), **({"reason": code} if code else {})}
+    return ActionRun.objects.create(
+        category=ActionRun.Category.CONNECTION,
+        action="connection.connect_failed",
+        connection=None,
+        connection_name=name[:100],
+        parameters=scrub_parameters(params),
+        status=ActionRun.Status.FAILED,
+        error_message=error_message,
+        finished_at=now,
         **_actor_fields(actor),
     )
 

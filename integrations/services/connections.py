@@ -21,7 +21,7 @@ from integrations import crypto
 from integrations.logging import register_secret
 from integrations.models import Connection, SyncRun
 from integrations.providers import CredentialsError, ValidatedAccount, registry
-from integrations.services.audit import audit_connection_event
+from integrations.services.audit import audit_connect_failed, audit_connection_event
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +124,10 @@ def connection_validate(
         raise CredentialsError("Enter the API key of a JumpCloud administrator.", code="required")
     if not (api_key.isascii() and api_key.isprintable()) or any(ch.isspace() for ch in api_key):
         # It travels in an HTTP header: anything else cannot be sent (and is no JumpCloud key).
+        where = registry.get(provider_key).api_key_help
         raise CredentialsError(
-            "This is not a JumpCloud API key: a key is letters and digits only, without spaces. "
-            "Copy it again from the JumpCloud Admin Console (your name, top right → My API Key).",
+            "This is not a JumpCloud API key: a key is letters and digits only, without spaces."
+            + (f" Copy it again from {where}." if where else ""),
             code="invalid_key",
         )
     register_secret(api_key)
@@ -179,24 +180,43 @@ def connection_create(
     org_id: str = "",
     start_sync: bool = True,
 ) -> Connection:
-    """Validate, then save (encrypted) and queue the first sync. Nothing is saved on failure."""
-    if permission not in Connection.Permission.values:
-        raise CredentialsError("Choose Read only or Read and take action.", code="permission")
-    account = connection_validate(
-        provider_key=provider_key,
-        api_key=api_key,
-        region=region,
-        base_url=base_url,
-        org_id=org_id,
-        permission=permission,
-        user=created_by,
-    )
+    """Validate, then save (encrypted) and queue the first sync. Nothing is saved on failure but
+    the audit record of the failed attempt."""
+    attempt = {"permission": permission, "region": region, "base_url": base_url, "org_id": org_id}
+    try:
+        if permission not in Connection.Permission.values:
+            raise CredentialsError("Choose Read only or Read and take action.", code="permission")
+        account = connection_validate(
+            provider_key=provider_key,
+            api_key=api_key,
+            region=region,
+            base_url=base_url,
+            org_id=org_id,
+            permission=permission,
+            user=created_by,
+        )
+    except CredentialsError as exc:
+        # Choosing among the key's organizations is a question, not a failed attempt.
+        if exc.code != "org_required":
+            audit_connect_failed(
+                name=name, actor=created_by, parameters=attempt, error_message=exc.message, code=exc.code
+            )
+        raise
+    except ConnectRateLimited as exc:
+        audit_connect_failed(
+            name=name, actor=created_by, parameters=attempt, error_message=str(exc), code="rate_limited"
+        )
+        raise
     region, base_url = connection_check_endpoint(provider_key=provider_key, region=region, base_url=base_url)
     existing = _find_live_duplicate(
         provider_key=provider_key, region=region, base_url=base_url, org_id=account.org_id
     )
     if existing:
-        raise CredentialsError(_duplicate_message(existing), code="duplicate")
+        message = _duplicate_message(existing)
+        audit_connect_failed(
+            name=name, actor=created_by, parameters=attempt, error_message=message, code="duplicate"
+        )
+        raise CredentialsError(message, code="duplicate")
     try:
         with transaction.atomic():
             connection = Connection.objects.create(

@@ -749,6 +749,29 @@ class JumpCloudAPI:
         )
         return _graph(ctx, [{**_to(i, targets), "attributes": {}} for i in ids[skip : skip + limit]])
 
+    @route("GET", "/api/v2/users/{id}/memberof", scope="org", right="read")
+    def user_member_of(self, ctx: Context) -> Response:
+        """The user groups a user belongs to, directly or through nested groups (JumpCloud's graph
+        traversal: one item per group, with the chains of groups that lead to the user)."""
+        t = ctx.tenant
+        user = self._user_or_404(ctx)
+        uid = user["_id"]
+        limit, skip = _v2_paging(ctx.request)
+        items = [
+            {
+                "id": g.id,
+                "type": "user_group",
+                "compiledAttributes": {},
+                "paths": [
+                    [*(_to(x, "user_group") for x in chain[1:]), _to(uid, "user")]
+                    for chain in t.group_paths(g.id, uid)
+                ],
+            }
+            for g in t.groups
+            if uid in t.group_user_set(g.id)
+        ]
+        return _graph(ctx, items[skip : skip + limit])
+
     @route("GET", "/api/v2/usergroups/{id}/members", scope="org", right="read")
     def group_members(self, ctx: Context) -> Response:
         group = ctx.tenant.group(self._group_or_404(ctx))

@@ -397,7 +397,7 @@ class GeneratedStream:
         return self.key(i)[0]
 
     def event_id(self, i: int, h: int, ts_ms: int) -> str:
-        """ObjectId layout, as JumpCloud sends (DIRECTORY_INSIGHTS.md §2): the event's second, 32
+        """ObjectId layout, as JumpCloud sends (docs/directory-insights.md §2): the event's second, 32
         hash bits, then the stream and index (unique by construction)."""
         return f"{(ts_ms // 1000) & 0xFFFFFFFF:08x}{mix64(h ^ 0xD1B54A32D192ED03) & 0xFFFFFFFF:08x}{self._suffix_base | i:08x}"
 

@@ -29,6 +29,18 @@
     input.addEventListener("input", () => syncConfirm(input));
   });
 
+  // A suggested value: a button data-fill="#input" data-value="..." puts the value in the input and
+  // lets the input's own listeners (the htmx preview) see the change.
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-fill]");
+    if (!button) return;
+    const input = document.querySelector(button.dataset.fill);
+    if (!input) return;
+    input.value = button.dataset.value || "";
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    input.focus();
+  });
+
   // Bulk: a header checkbox selects or clears every checkbox of the given name in its form.
   document.addEventListener("change", (event) => {
     const box = event.target.closest("[data-select-all]");

@@ -6,6 +6,9 @@
   // --- Charts: <canvas data-chart="ID"> reads its data from <script type="application/json" id="ID">.
   const renderCharts = (root) => {
     if (typeof window.Chart === "undefined") return;
+    // Readable axis and legend text (Chart.js defaults to 12 px with a light grey).
+    window.Chart.defaults.font.size = 13;
+    window.Chart.defaults.color = "#374151";
     root.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
       if (canvas.dataset.rendered === "true") return;
       const source = document.getElementById(canvas.dataset.chart);
@@ -82,4 +85,13 @@
   };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
+})();
+
+// Disclosure panels marked data-open-wide start open on wide screens (the users filters); on a
+// phone they stay folded so the table starts above the fold.
+(() => {
+  if (!window.matchMedia("(min-width: 761px)").matches) return;
+  document.querySelectorAll("details[data-open-wide]").forEach((d) => {
+    d.open = true;
+  });
 })();

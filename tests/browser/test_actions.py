@@ -35,16 +35,28 @@ def test_an_admin_suspends_a_user_from_the_users_table_and_finds_the_audit_recor
     page = admin_page
     page.goto(f"{live.url}/users/?q={target.username}")
     row = page.get_by_role("row").filter(has_text=target.username)
+    # Delete is styled as destructive (red), in the row, without scrolling sideways.
+    delete = row.get_by_role("button", name=f"Delete {target.username}")
+    expect(delete).to_be_in_viewport()
+    assert "rgb(161, 26, 26)" in delete.evaluate(
+        "e => getComputedStyle(e).color + getComputedStyle(e).borderColor"
+    )
     row.get_by_role("button", name=f"Suspend {target.username}").click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Suspend user: {target.username}")
+    confirm = page.get_by_role("button", name=f"Suspend {target.username}")
+    assert confirm.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(161, 26, 26)"
     expect(page.get_by_text("lose access to every SSO application and to device logins")).to_be_visible()
     assert sim.requests == []
     page.get_by_role("button", name=f"Suspend {target.username}").click()
 
     expect(page).to_have_url(re.compile(r"/actions/runs/\d+/$"))
-    expect(page.locator("#run-status")).to_contain_text("✓ Succeeded")
+    expect(page.locator("#run-status")).to_contain_text("Succeeded")
     expect(page.locator("#run-status")).to_contain_text(f"Suspended “{target.username}”")
+    # The result links to the user.
+    expect(page.locator(".result-card").get_by_role("link", name=target.username)).to_have_attribute(
+        "href", f"/users/{target.pk}/"
+    )
     assert [r.json_body for r in writes(sim)] == [{"state": "SUSPENDED", "suspended": True}]
     assert AppUser.objects.get(pk=target.pk).status == AppUser.Status.SUSPENDED
 
@@ -52,7 +64,7 @@ def test_an_admin_suspends_a_user_from_the_users_table_and_finds_the_audit_recor
     expect(page).to_have_url(f"{live.url}/audit/")
     record = page.get_by_role("row").filter(has_text=target.username)
     expect(record).to_contain_text("Suspend user")
-    expect(record).to_contain_text("✓ Succeeded")
+    expect(record).to_contain_text("Succeeded")
     expect(record).to_contain_text("ada.admin")
     run = ActionRun.objects.get()
     expect(record).to_contain_text(run.request_id)
@@ -78,13 +90,26 @@ def test_a_viewer_sees_no_action_buttons(viewer_page, live, sim, target):
 
 def test_an_admin_creates_a_user_with_the_live_username_preview(admin_page, live, sim, target):
     page = admin_page
-    page.goto(f"{live.url}/actions/users/new/")
+    # Create user is one click from the users page.
+    page.goto(f"{live.url}/users/")
+    page.get_by_role("button", name="Create user").click()
+    expect(page).to_have_url(f"{live.url}/actions/users/new/")
     page.get_by_label("First name").fill("Jane")
     page.get_by_label("Last name").fill("Doe")
     page.get_by_label("Email").fill("jane.doe@newhire.example")
-    page.get_by_label("Username", exact=True).fill("Jane Doe")
     preview = page.locator("#username-preview")
-    expect(preview).to_contain_text("JumpCloud will receive the username Jane.Doe")
+    # No username typed yet: one is suggested from the name, and one click puts it in.
+    expect(preview).to_contain_text("Suggested username: jane.doe")
+    preview.get_by_role("button", name="Use jane.doe").click()
+    expect(page.get_by_label("Username", exact=True)).to_have_value("jane.doe")
+    expect(preview).to_contain_text("JumpCloud should accept this username and email")
+    # The organization default is explained where it is offered.
+    expect(
+        page.get_by_text("The organization default is the state JumpCloud gives new users")
+    ).to_be_visible()
+    page.get_by_label("Username", exact=True).fill("Jane Doe")
+    expect(preview).to_contain_text("Spaces become dots: JumpCloud will receive “Jane.Doe”")
+    assert preview.inner_text().count("Jane.Doe") == 1  # said once
     page.get_by_label("Username", exact=True).fill("9 lives")
     expect(preview).to_contain_text("It must start with a letter.")
     page.get_by_label("Username", exact=True).fill(target.username)
@@ -93,8 +118,13 @@ def test_an_admin_creates_a_user_with_the_live_username_preview(admin_page, live
 
     page.get_by_label("Username", exact=True).fill("Jane Doe")
     page.get_by_role("button", name="Create user in JumpCloud").click()
-    expect(page.locator("#run-status")).to_contain_text("✓ Succeeded")
+    expect(page.locator("#run-status")).to_contain_text("Succeeded")
     expect(page.locator("#run-status")).to_contain_text("Created “Jane.Doe”")
+    # The result page is a summary in words with the way to the new user, not raw fields.
+    summary = page.locator(".result-card")
+    expect(summary).to_contain_text(re.compile(r"Outcome\s*Done"))
+    expect(summary).not_to_contain_text("app_user_id")
+    expect(summary).not_to_contain_text("Outcome: applied")
     assert writes(sim)[0].json_body["username"] == "Jane.Doe"
     page.goto(f"{live.url}/users/?q=Jane.Doe")
     expect(page.get_by_role("row").filter(has_text="jane.doe@newhire.example")).to_be_visible()

@@ -130,7 +130,8 @@ def test_a_key_for_several_organizations_offers_them(admin_client, fake_create):
     assert '<select name="org_id"' in body
     assert '<option value="aaaaaaaaaaaaaaaaaaaaaaaa">Acme (aaaaaaaaaaaaaaaaaaaaaaaa)</option>' in body
     assert "&lt;b&gt;Globex&lt;/b&gt;" in body and "<b>Globex</b>" not in body
-    assert "enter the API key again" in body
+    # The key is kept on the server for the second step (not echoed, not asked again).
+    assert "is kept for this step" in body and 'name="pending"' in body
     assert SECRET not in body
 
 
@@ -256,28 +257,44 @@ def test_sync_now_queues_a_run_and_redirects(admin_client, admin_user):
     assert (run.kind, run.trigger, run.requested_by) == ("full", "manual", admin_user)
 
 
-def test_sync_now_with_htmx_returns_the_polling_progress(admin_client):
+def test_sync_now_with_htmx_returns_the_polling_page_region(admin_client):
+    """Sync now on a connection's page swaps the whole region (status, facts, progress, history),
+    which then polls itself: nothing on the page stays stale until a reload."""
     conn = ConnectionFactory()
     response = admin_client.post(
-        reverse("dashboard:sync_now", args=[conn.pk]), {"kind": "events"}, headers={"HX-Request": "true"}
+        reverse("dashboard:sync_now", args=[conn.pk]),
+        {"kind": "events"},
+        headers={"HX-Request": "true", "HX-Target": "connection-live"},
     )
     body = response.content.decode()
     run = SyncRun.objects.get(connection=conn)
     assert run.kind == "events"
-    assert "<html" not in body and 'hx-trigger="every 2s"' in body
-    assert reverse("dashboard:sync_progress", args=[conn.pk, run.pk]) in body
-    assert "Sync started." in body
+    assert "<html" not in body and 'id="connection-live"' in body and 'hx-trigger="every 2s"' in body
+    assert f'hx-get="{reverse("dashboard:connection_live", args=[conn.pk])}"' in body
+    assert "Sync started." in body and "Sync in progress" in body
+
+
+def test_sync_now_on_a_card_returns_the_polling_card(admin_client):
+    conn = ConnectionFactory()
+    response = admin_client.post(
+        reverse("dashboard:sync_now", args=[conn.pk]),
+        headers={"HX-Request": "true", "HX-Target": f"connection-{conn.pk}"},
+    )
+    body = response.content.decode()
+    assert f'id="connection-{conn.pk}"' in body and 'hx-trigger="every 2s"' in body
+    assert f'hx-get="{reverse("dashboard:connection_card", args=[conn.pk])}"' in body
 
 
 def test_sync_now_while_running_says_so_and_links_progress(admin_client):
     conn = ConnectionFactory()
     running = SyncRunFactory(connection=conn, status=SyncRun.Status.RUNNING)
     response = admin_client.post(
-        reverse("dashboard:sync_now", args=[conn.pk]), headers={"HX-Request": "true"}
+        reverse("dashboard:sync_now", args=[conn.pk]),
+        headers={"HX-Request": "true", "HX-Target": "connection-live"},
     )
     body = response.content.decode()
     assert "A sync is already running" in body
-    assert reverse("dashboard:sync_progress", args=[conn.pk, running.pk]) in body
+    assert f'data-run-status="{running.status}"' in body and 'hx-trigger="every 2s"' in body
     assert SyncRun.objects.filter(connection=conn).count() == 1
 
 
@@ -290,7 +307,7 @@ def test_sync_now_on_a_disconnected_connection(admin_client):
     assert not SyncRun.objects.filter(connection=conn).exists()
 
 
-def test_progress_polls_while_active_and_stops_when_finished(viewer_client):
+def test_page_region_polls_while_active_and_stops_when_finished(viewer_client):
     conn = ConnectionFactory(status="pending")
     run = SyncRunFactory(
         connection=conn,
@@ -301,16 +318,21 @@ def test_progress_polls_while_active_and_stops_when_finished(viewer_client):
             "applications": {"label": "Applications", "status": "pending"},
         },
     )
-    url = reverse("dashboard:sync_progress", args=[conn.pk, run.pk])
+    url = reverse("dashboard:connection_live", args=[conn.pk])
     body = viewer_client.get(url).content.decode()
     assert 'hx-trigger="every 2s"' in body and f'hx-get="{url}"' in body
     assert 'aria-current="step"' in body and "120" in body
+    assert "Connecting…" in body and "Sync in progress" in body
     run.status, run.streams["users"]["status"] = SyncRun.Status.SUCCEEDED, "succeeded"
+    run.finished_at = run.created_at
     run.save()
     Connection.objects.filter(pk=conn.pk).update(status="connected")
     body = viewer_client.get(url).content.decode()
-    assert "hx-trigger" not in body and "hx-get" not in body
-    assert "✔</span> Connected" in body
+    # Finished: no more polling, and the header, facts and history all say so.
+    assert 'hx-trigger="every 2s"' not in body
+    assert "Connecting…" not in body and "Sync in progress" not in body and "Latest sync" in body
+    assert re.search(r'status-ok"><span class="icon i-circle-check[^>]*></span> Connected', body)
+    assert "i-hourglass" not in body and "i-loader-circle" not in body
 
 
 def test_progress_of_another_connections_run_is_404(viewer_client):
@@ -331,4 +353,7 @@ def test_connection_detail_shows_history_with_counters_and_errors(admin_client):
         },
     )
     body = admin_client.get(reverse("dashboard:connection_detail", args=[conn.pk])).content.decode()
-    assert "Sync history" in body and "Usage: SSO events: HTTP 503" in body and "▲</span> Partial" in body
+    assert "Sync history" in body and "> Partial: 1 stream failing</span>" in body
+    # The cause is written out once (in the problem above), not again in the progress or history.
+    assert body.count("HTTP 503") == 1
+    assert "Usage: SSO events: failed" in body and "See the problem above." in body

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection as db
 from django.db import transaction
 
 from integrations import bulk
@@ -13,12 +12,7 @@ from integrations.models import UsageEvent
 from jumpcloud.streams.events import EVENT_COLUMNS
 from tests.factories import ConnectionFactory
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.skipif(
-        db.vendor != "postgresql", reason="COPY is PostgreSQL's; SQLite always takes the staged path"
-    ),
-]
+pytestmark = [pytest.mark.django_db]
 
 WHEN = datetime(2026, 5, 1, 12, 0, 1, 250000, tzinfo=UTC)
 

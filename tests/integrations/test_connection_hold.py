@@ -23,16 +23,22 @@ from jumpcloud.streams.events import EVENT_COLUMNS
 from tests.factories import ConnectionFactory
 from tests.integrations.test_bulk import _row
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(db.vendor != "postgresql", reason="row locks between sessions are PostgreSQL's"),
-]
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def _blocked_on_a_lock(cursor) -> bool:
+    """Whether another session of this database is waiting for a lock right now."""
+    cursor.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+    )
+    return cursor.fetchone()[0] > 0
 
 
 def test_a_disconnect_waits_for_a_writing_transaction_and_deletes_its_rows_too():
     connection = ConnectionFactory()
     held, release = threading.Event(), threading.Event()
-    committed_at: list[float] = []
+    saw_disconnect_waiting: list[bool] = []
     failures: list[BaseException] = []
 
     def write() -> None:
@@ -46,9 +52,14 @@ def test_a_disconnect_waits_for_a_writing_transaction_and_deletes_its_rows_too()
                     conflict=("connection_id", "external_id"),
                 )
                 held.set()
-                release.wait(10)
-                time.sleep(0.3)  # the disconnect is waiting by now
-            committed_at.append(time.monotonic())
+                release.wait(60)
+                # Commit only once PostgreSQL shows the disconnect blocked behind this transaction:
+                # proof that it waits, observed instead of assumed after a pause.
+                deadline = time.monotonic() + 60
+                with db.cursor() as cursor:
+                    while not _blocked_on_a_lock(cursor) and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    saw_disconnect_waiting.append(_blocked_on_a_lock(cursor))
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             failures.append(exc)
         finally:
@@ -56,13 +67,12 @@ def test_a_disconnect_waits_for_a_writing_transaction_and_deletes_its_rows_too()
 
     writer = threading.Thread(target=write)
     writer.start()
-    assert held.wait(10)
+    assert held.wait(60)
     release.set()
     connection_disconnect(connection=connection, delete_data=True)
-    deleted_at = time.monotonic()
-    writer.join(10)
+    writer.join(120)
     assert not failures, failures
-    assert committed_at and committed_at[0] <= deleted_at, "the disconnect did not wait for the write"
+    assert saw_disconnect_waiting == [True], "the disconnect did not wait for the write"
     assert not Connection.objects.filter(pk=connection.pk).exists()
     assert not UsageEvent.objects.filter(connection_id=connection.pk).exists(), (
         "events outlived their connection"

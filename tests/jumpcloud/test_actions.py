@@ -414,7 +414,10 @@ def test_a_create_whose_outcome_cannot_be_learned_is_recorded_as_unknown(
         username="un.known",
     ).run
     sim.set_faults(None)
-    time.sleep(1.2)  # the simulator records the POST once it has (slowly) carried it out
+    # The simulator records the POST once it has (slowly) carried it out: wait for that, not for a time.
+    deadline = time.monotonic() + 60
+    while not writes(sim) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
     assert run.status == ActionRun.Status.FAILED
     assert run.result["outcome"] == "unknown"
@@ -439,3 +442,92 @@ def test_bulk_suspend_gives_each_user_an_outcome_and_replays_as_a_whole(sim, con
     assert all(i.replayed for i in again)
     assert len(writes(sim)) == 3
     assert ActionRun.objects.filter(action="suspend_user").count() == 3
+
+
+# --- rate limits and unanswered creates: always a definite outcome ---------------------------
+def _create(connection, admin_user, n: int):
+    return services.app_user_create(
+        connection=connection,
+        actor=admin_user,
+        idempotency_key=_key(n),
+        first_name="Rate",
+        last_name=f"Limited{n}",
+        email=f"rate.limited{n}@newhire.example",
+        username=f"rate.limited{n}",
+    ).run
+
+
+def test_a_create_answered_429_is_sent_again_after_the_wait(sim, connection, admin_user):
+    # Every 429 carries Retry-After: 0; seed 3 answers the first two POSTs 429, then lets one through.
+    sim.set_faults(
+        FaultConfig(
+            rate_429=0.6,
+            retry_after_share=1.0,
+            retry_after_seconds=0,
+            seed=3,
+            path_prefixes=("/api/systemusers",),
+        )
+    )
+    run = _create(connection, admin_user, 1)
+    sim.set_faults(None)
+
+    posts = [r for r in writes(sim) if r.method == "POST"]
+    assert [r.status for r in posts][:-1] == [429] * (len(posts) - 1) and len(posts) >= 2
+    assert posts[-1].status == 200
+    assert all(r.retry_after == 0 for r in posts[:-1])
+    assert run.status == ActionRun.Status.SUCCEEDED, run.error_message
+    assert sim.tenant().user_by_username("rate.limited1") is not None
+
+
+def test_a_create_rate_limited_past_the_bounded_wait_says_nothing_was_done(sim, connection, admin_user):
+    sim.set_faults(
+        FaultConfig(
+            rate_429=1.0, retry_after_share=1.0, retry_after_seconds=0, path_prefixes=("/api/systemusers",)
+        )
+    )
+    run = _create(connection, admin_user, 2)
+    sim.set_faults(None)
+
+    from jumpcloud.actions import RATE_LIMIT_RETRIES
+
+    assert [r.status for r in writes(sim)] == [429] * (RATE_LIMIT_RETRIES + 1)
+    assert run.status == ActionRun.Status.FAILED
+    assert run.result["outcome"] == "not_applied"
+    assert "nothing was changed" in run.error_message
+    assert "retried later" not in run.error_message  # nothing would retry it
+    assert sim.tenant().user_by_username("rate.limited2") is None
+
+
+def test_a_create_answered_503_is_looked_up_and_sent_again(sim, connection, admin_user):
+    # seed 1: the first POST is answered 503 (JumpCloud did not create the user); the lookup and
+    # the second POST get through.
+    sim.set_faults(FaultConfig(rate_503=0.5, seed=1, path_prefixes=("/api/systemusers",)))
+    run = _create(connection, admin_user, 3)
+    sim.set_faults(None)
+
+    calls = [(r.method, r.status) for r in user_requests(sim)]
+    assert calls[0] == ("POST", 503)
+    assert ("GET", 200) in calls and calls[-1] == ("POST", 200)
+    assert calls.index(("GET", 200)) < len(calls) - 1  # looked up before sending again
+    assert run.status == ActionRun.Status.SUCCEEDED, run.error_message
+    assert run.result["outcome"] == "applied"
+    assert sim.tenant().user_by_username("rate.limited3") is not None
+
+
+def test_creates_under_heavy_429_and_503_each_get_a_definite_outcome(sim, connection, admin_user):
+    """The outside check's scenario: 30 % of requests answered 429 (half with Retry-After), 5 % 503.
+    Every create ends succeeded and made exactly once, never "unknown" nor a duplicate."""
+    sim.set_faults(
+        FaultConfig(
+            rate_429=0.3, rate_503=0.05, retry_after_seconds=0, seed=17, path_prefixes=("/api/systemusers",)
+        )
+    )
+    runs = [_create(connection, admin_user, n) for n in range(10, 18)]
+    sim.set_faults(None)
+
+    faults = {r.fault for r in user_requests(sim)}
+    assert {"429", "503"} <= faults, faults  # both kinds were really injected
+    for n, run in zip(range(10, 18), runs, strict=True):
+        assert run.status == ActionRun.Status.SUCCEEDED, (n, run.result, run.error_message)
+        matches = [u for u in sim.tenant().users if u["username"] == f"rate.limited{n}"]
+        assert len(matches) == 1

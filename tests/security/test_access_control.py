@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.django_db]
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 # Public by design: the login form itself, and logging out (which only ends one's own session).
-EXEMPT = {"login", "logout"}
+# favicon: a public, GET-only redirect to a static file (405 for anything else); it changes nothing.
+EXEMPT = {"login", "logout", "favicon"}
 # One's own account: any Viewer may make, rotate and revoke their own API tokens, and anyone
 # signed in may change their own password (tests/security/test_tokens.py covers them).
 SELF_SERVICE = {
@@ -34,6 +35,8 @@ SELF_SERVICE = {
     "dashboard:api_token_rotate",
     "dashboard:api_token_revoke",
     "dashboard:password_change",
+    # One's own display preferences (the users table's columns): they change nothing else.
+    "dashboard:users_columns",
 }
 # Accept POST but only render a page (the selection form may post): nothing changes.
 RENDER_ONLY_POSTS = {"dashboard:bulk_suspend_confirm"}

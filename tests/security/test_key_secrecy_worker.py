@@ -70,11 +70,14 @@ def test_celery_messages_retries_and_worker_logs_never_carry_the_key(
             "the retry",
             worker,
         )
-        time.sleep(1)  # the retry message is published after the task is parked
-        dumped = redis_dump()
-        assert any(f"[{parked.pk}," in value.replace(" ", "") for _, value in dumped), (
-            "the parked retry message (its args: the run id, stream and part) is in Redis"
+        # The retry message is published after the run is parked: wait until it is in Redis.
+        wait_for(
+            lambda: any(f"[{parked.pk}," in value.replace(" ", "") for _, value in redis_dump()),
+            60,
+            "the parked retry message (its args: the run id, stream and part) in Redis",
+            worker,
         )
+        dumped = redis_dump()
         for key, value in dumped:
             scan.check(f"redis {key} (retry parked)", key + value)
         SyncRun.objects.filter(pk=parked.pk).update(status=SyncRun.Status.CANCELLED)

@@ -141,8 +141,10 @@ def test_hosts_endpoints_and_logins_are_closed_by_default(production):
 
 
 def test_production_refuses_to_start_without_its_secrets():
-    for missing in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS"):
+    # Production never falls back to the embedded database: DATABASE_URL is required too.
+    for missing in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DATABASE_URL"):
         env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS")}
+        env.setdefault("DATABASE_URL", "postgres://torii@127.0.0.1:5432/torii")
         env.update(
             {
                 "TORII_ENV": "production",

@@ -278,9 +278,9 @@ def test_the_debug_page_never_shows_data_store_urls(world, clients, monkeypatch,
     """If a server error does happen in development (DEBUG on), the page shows no connection URL:
     not as a setting, not as an environment variable (runserver passes the environment in
     request.META), and the traceback itself only to Admins."""
-    from integrations.selectors import connections as conn_selectors
+    from integrations.selectors import overview as overview_selectors
 
-    monkeypatch.setattr(conn_selectors, "connection_cards", _broken)
+    monkeypatch.setattr(overview_selectors, "overview", _broken)
     page, api = clients["admin" if role == "admin" else "viewer"]
     # Made here, not written in this file: the debug page shows source lines around each frame.
     db_password, redis_password = secrets.token_hex(8), secrets.token_hex(8)

@@ -60,6 +60,8 @@ class Command(BaseCommand):
         except ConnectRateLimited as exc:
             raise CommandError(str(exc)) from None
         self.stderr.write(f"Connected “{connection.name}” (organization {connection.org_id}).")
+        for notice in (connection.capabilities or {}).get("notices", []):
+            self.stderr.write(self.style.WARNING(f"Note: {notice}"))
         self.stdout.write(str(connection.pk))
 
     def _read_key(self, opts: dict[str, Any]) -> str:

@@ -17,8 +17,8 @@ from jsonschema import Draft4Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-# <repo>/../shared/jumpcloud/openapi, next to the repository.
-SPEC_DIR = Path(__file__).resolve().parent.parent.parent.parent / ".." / "shared" / "jumpcloud" / "openapi"
+# JumpCloud's official specs, copied into the repository with their licence (docs/jumpcloud/openapi/SOURCE.md).
+SPEC_DIR = Path(__file__).resolve().parents[3] / "docs" / "jumpcloud" / "openapi"
 SPEC_FILES = {
     "v1": "JumpCloud.SDK.V1.json",
     "v2": "JumpCloud.SDK.V2.json",
@@ -28,8 +28,8 @@ SPEC_FILES = {
 PREFIXES = {"v1": "/api", "v2": "/api/v2", "di": "/insights/directory/v1"}
 
 
-def specs_available() -> bool:
-    return all((SPEC_DIR / name).is_file() for name in SPEC_FILES.values())
+def missing_specs() -> list[str]:
+    return [name for name in SPEC_FILES.values() if not (SPEC_DIR / name).is_file()]
 
 
 def _to_draft4(node: Any) -> Any:

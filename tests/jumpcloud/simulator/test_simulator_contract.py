@@ -1,8 +1,8 @@
 """Contract tests: real HTTP responses (and the request bodies the simulator accepts) validated
-against the official JumpCloud Swagger 2.0 specs in <repo>/../shared/jumpcloud/openapi.
+against the official JumpCloud Swagger 2.0 specs in docs/jumpcloud/openapi/.
 
 Operations the simulator implements that the specs do not publish (GET /api/users and
-GET /api/users/getSelf) are checked against shared/jumpcloud/API.md in test_simulator_auth /
+GET /api/users/getSelf) are checked against docs/jumpcloud-api.md in test_simulator_auth /
 test_simulator_v1, and their records against the spec's `userreturn` definition here.
 """
 
@@ -22,11 +22,23 @@ from jumpcloud.simulator.api import routes
 from tests.jumpcloud.simulator import spec
 from tests.jumpcloud.simulator.support import ANCHOR, Api
 
-pytestmark = pytest.mark.skipif(
-    not spec.specs_available(), reason="official specs not found next to the repository"
-)
 
-# Implemented but absent from the official specs; covered against API.md instead.
+@pytest.fixture(autouse=True, scope="module")
+def _specs_present() -> None:
+    """A missing spec fails every contract test (it is never a reason to skip them)."""
+    missing = spec.missing_specs()
+    assert not missing, f"official JumpCloud specs missing from {spec.SPEC_DIR}: {missing}"
+
+
+def test_the_official_specs_and_their_licence_are_in_the_repository():
+    assert spec.missing_specs() == []
+    assert "MIT License" in (spec.SPEC_DIR / "LICENSE").read_text()
+    assert "82c20c1" in (spec.SPEC_DIR / "SOURCE.md").read_text()
+    for api in spec.SPEC_FILES:
+        assert spec.load(api)["swagger"] == "2.0"
+
+
+# Implemented but absent from the official specs; covered against docs/jumpcloud-api.md instead.
 NOT_IN_SPECS = {("GET", "/api/users"), ("GET", "/api/users/getSelf")}
 
 
@@ -214,6 +226,12 @@ def _(a: Api) -> tuple[requests.Response, Any]:
 @case("v2", "GET", "/usergroups/{group_id}/membership")
 def _(a: Api) -> tuple[requests.Response, Any]:
     return a.get(f"/api/v2/usergroups/{_nested_group(a)}/membership", params={"limit": 100}), None
+
+
+@case("v2", "GET", "/users/{user_id}/memberof")
+def _(a: Api) -> tuple[requests.Response, Any]:
+    member = next(u for g in a.sim.tenant().groups for u in g.user_ids)
+    return a.get(f"/api/v2/users/{member}/memberof", params={"limit": 100}), None
 
 
 @case("di", "POST", "/events")

@@ -203,13 +203,16 @@ def test_module_entry_point_serves_until_sigterm(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     try:
+        # The keys file is written once the server listens; wait until it is there and complete.
         deadline = time.monotonic() + 60
-        while not keys.exists():
+        info = None
+        while info is None:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.1)
-        info = json.loads(keys.read_text())
+            assert time.monotonic() < deadline, "the simulator wrote no keys file"
+            try:
+                info = json.loads(keys.read_text())
+            except (OSError, ValueError):
+                time.sleep(0.05)
         r = requests.get(
             info["base_url"] + "/api/systemusers", headers={"x-api-key": info["keys"]["admin"]}, timeout=10
         )

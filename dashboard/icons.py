@@ -1,0 +1,48 @@
+"""The icons torii uses: lucide-static's SVG files from node_modules, drawn as CSS masks so they
+take the text colour (static/css/icons.css has one rule per name). Never font glyphs: a missing
+font turned the old ⛩ and ⧗ into empty boxes."""
+
+ICONS = frozenset(
+    {
+        "app-window",
+        "arrow-down",
+        "arrow-up",
+        "ban",
+        "chart-column",
+        "check",
+        "chevron-down",
+        "circle-check",
+        "circle-dashed",
+        "circle-minus",
+        "circle-pause",
+        "circle-user",
+        "circle-play",
+        "circle-x",
+        "clock",
+        "cloud-off",
+        "columns-3",
+        "download",
+        "external-link",
+        "hourglass",
+        "info",
+        "key-round",
+        "layout-dashboard",
+        "loader-circle",
+        "log-out",
+        "menu",
+        "pencil",
+        "plug",
+        "refresh-cw",
+        "scroll-text",
+        "search",
+        "shield-alert",
+        "shield-check",
+        "trash-2",
+        "triangle-alert",
+        "unplug",
+        "user-cog",
+        "user-plus",
+        "users",
+        "x",
+    }
+)
