@@ -42,6 +42,7 @@ from urllib3.exceptions import (
 
 from jumpcloud import retry as _retry
 from jumpcloud.errors import (
+    API_KEY_PATH,
     BadRequest,
     Conflict,
     DirectoryInsightsUnavailable,
@@ -74,7 +75,6 @@ from jumpcloud.parsing import (
     parse_organization,
     parse_system_user,
 )
-from jumpcloud.provider import API_KEY_PATH
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,9 @@ from integrations.services.connections import connection_check_endpoint, connect
 from integrations.sync.budget import RequestBudget
 from jumpcloud import errors
 from jumpcloud.client import READ_AHEAD, JumpCloudClient
+from jumpcloud.errors import API_KEY_PATH
 
 REGIONS = {"us": "United States", "eu": "Europe", "in": "India"}
-# Where an administrator finds their API key: the one wording every help text and error uses.
-API_KEY_PATH = "JumpCloud Admin Console → your name (top right) → My API Key"
 
 
 @dataclass(frozen=True)

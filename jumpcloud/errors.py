@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from integrations import exceptions as core
 
+# Where an administrator finds their API key: the one wording every help text and error uses.
+API_KEY_PATH = "JumpCloud Admin Console → your name (top right) → My API Key"
+
 
 class JumpCloudError(core.ProviderError):
     """Base class: `message` is safe to show, `detail` is JumpCloud's own (scrubbed) wording."""

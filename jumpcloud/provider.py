@@ -18,13 +18,13 @@ from typing import Any, ClassVar
 from integrations.providers import Action, Capability, Provider, Stream, UserDetails
 from jumpcloud import actions
 from jumpcloud.connect import (
-    API_KEY_PATH,
     REGIONS,
     JumpCloudCredentials,
     client_for_connection,
     sync_client_for_connection,
     validate_credentials,
 )
+from jumpcloud.errors import API_KEY_PATH
 from jumpcloud.streams import events
 from jumpcloud.streams.applications import sync_applications
 from jumpcloud.streams.assignments import sync_app_assignments
