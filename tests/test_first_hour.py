@@ -269,7 +269,7 @@ def test_make_run_reaches_the_green_check(product, demo):
     session, connection = demo
     page = session.get(f"{product.web}/integrations/{connection['id']}/", timeout=120)
     assert page.status_code == 200
-    assert re.search(r'status-ok[^>]*>\s*<span aria-hidden="true">✔</span>\s*Connected', page.text), (
+    assert re.search(r'status-ok"><span class="icon i-circle-check"[^>]*></span>\s*Connected', page.text), (
         page.text[:3000]
     )
     runs = _api(session, product, f"sync-runs/?connection={connection['id']}")["results"]
