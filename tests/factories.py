@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
@@ -68,11 +69,12 @@ class ApplicationFactory(factory.django.DjangoModelFactory):
         model = Application
 
     connection = factory.SubFactory(ConnectionFactory)
-    external_id = factory.Sequence(lambda n: f"app{n:021d}")
+    # Typed loosely so that DirectoryAppFactory may set plain values instead of declarations.
+    external_id: Any = factory.Sequence(lambda n: f"app{n:021d}")
     kind = Application.Kind.SSO
-    name = factory.Sequence(lambda n: f"app{n}")
-    label = factory.Sequence(lambda n: f"App {n}")
-    sso_url = factory.LazyAttribute(lambda o: f"https://sso.jumpcloud.com/saml2/{o.name}")
+    name: Any = factory.Sequence(lambda n: f"app{n}")
+    label: Any = factory.Sequence(lambda n: f"App {n}")
+    sso_url: Any = factory.LazyAttribute(lambda o: f"https://sso.jumpcloud.com/saml2/{o.name}")
 
 
 class DirectoryAppFactory(ApplicationFactory):

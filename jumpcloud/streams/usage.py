@@ -15,6 +15,7 @@ step) has success NULL and counts as neither (jumpcloud.parsing, docs/directory-
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import connection as db
 
@@ -110,7 +111,13 @@ WHERE a.id = m.application_id AND a.last_used_at IS DISTINCT FROM m.ts
 def fold_last_use(*, connection: Connection, kind: str, start: datetime, end: datetime) -> int:
     """Merge the latest successful logins of [start, end] into LastUse (and, for SSO apps, onto
     the assignment rows already written); returns rows written."""
-    params = {"c": connection.pk, "kind": kind, "start": start, "end": end, "types": list(USE_EVENTS[kind])}
+    params: dict[str, Any] = {
+        "c": connection.pk,
+        "kind": kind,
+        "start": start,
+        "end": end,
+        "types": list(USE_EVENTS[kind]),
+    }
     with db.cursor() as cursor:
         # Aggregating a backfill's slice sorts hundreds of thousands of rows: keep it in memory.
         cursor.execute("SET LOCAL work_mem = '64MB'")
