@@ -162,6 +162,21 @@ def _no_task_left_running(run: SyncRun) -> None:
     assert all(s["status"] not in ("pending", "running") for s in run.streams.values()), run.streams
 
 
+def _progress(run_id: int) -> int:
+    """How far a run has got: pages its tasks stored plus tasks that ended."""
+    tasks = list(SyncTask.objects.filter(run_id=run_id).values_list("counters", "status"))
+    pages = sum(int((c or {}).get("pages") or 0) for c, _ in tasks)
+    return pages + sum(1 for _, st in tasks if st in SyncTask.DONE)
+
+
+def _wait_progress(run_id: int, target: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while _progress(run_id) < target and time.monotonic() < deadline:
+        if not SyncRun.objects.get(pk=run_id).is_active:
+            return
+        time.sleep(0.02)
+
+
 def test_sigkill_at_random_points_then_resume_equals_a_clean_sync(twins, tmp_path, celery_not_eager):
     victim_sim, reference_sim = twins
     expected = _clean_reference(reference_sim)
@@ -180,7 +195,9 @@ def test_sigkill_at_random_points_then_resume_equals_a_clean_sync(twins, tmp_pat
             run = sync_run_request(connection=connection, kind="full", trigger="manual")
         else:
             sync_recover_stale(stale_after=timedelta(0))
-        time.sleep(rng.uniform(0.3, 1.2))
+        # A random point of the sync's own progress, not of the clock: one or two more pages
+        # stored or tasks ended, so every kill lands mid-sync however busy the machine is.
+        _wait_progress(run.pk, _progress(run.pk) + rng.randint(1, 2))
         state = SyncRun.objects.get(pk=run.pk)
         worker.kill()
         if not state.is_active:
