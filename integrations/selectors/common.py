@@ -12,6 +12,7 @@ from integrations.models import Application, Connection
 
 T = TypeVar("T")
 
+
 def directory_app_ids() -> list[int]:
     """Ids of the directory applications (one per connection).
 

@@ -142,7 +142,10 @@ def _with_run_ids(qs: QuerySet[Connection]) -> QuerySet[Connection]:
 
 def connection_stats(connections: list[Connection]) -> dict[int, ConnectionStats]:
     """The connections' read models (one query); a connection never refreshed has none."""
-    return {st.connection_id: st for st in ConnectionStats.objects.filter(connection_id__in=[c.pk for c in connections])}
+    return {
+        st.connection_id: st
+        for st in ConnectionStats.objects.filter(connection_id__in=[c.pk for c in connections])
+    }
 
 
 def connection_counts(connections: list[Connection]) -> dict[int, ConnectionCounts]:

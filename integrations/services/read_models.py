@@ -34,14 +34,16 @@ INACTIVE_WINDOWS = (30, 60, 90)
 REFRESH_TASK = "integrations.tasks.refresh_read_models"
 
 # Per application: live assignments and how many of them were used in each window. Apps with no
-# live assignment get zeros (the LEFT JOIN), so a removed assignment lowers the count.
+# live assignment get zeros (the LEFT JOIN), so a removed assignment lowers the count. The app's
+# last use (by anyone, from LastUse, set by the sync) never trails an assigned person's.
 _APPS_SQL = """
 UPDATE integrations_application AS a
 SET assigned_count = COALESCE(s.assigned, 0), active_7 = COALESCE(s.a7, 0),
-    active_30 = COALESCE(s.a30, 0), active_60 = COALESCE(s.a60, 0), active_90 = COALESCE(s.a90, 0)
+    active_30 = COALESCE(s.a30, 0), active_60 = COALESCE(s.a60, 0), active_90 = COALESCE(s.a90, 0),
+    last_used_at = GREATEST(a.last_used_at, s.last)
 FROM integrations_application AS a2
 LEFT JOIN (
-    SELECT application_id, COUNT(*) AS assigned,
+    SELECT application_id, COUNT(*) AS assigned, MAX(last_used_at) AS last,
            COUNT(*) FILTER (WHERE last_used_at >= %(c7)s) AS a7,
            COUNT(*) FILTER (WHERE last_used_at >= %(c30)s) AS a30,
            COUNT(*) FILTER (WHERE last_used_at >= %(c60)s) AS a60,
@@ -51,9 +53,9 @@ LEFT JOIN (
     GROUP BY application_id
 ) AS s ON s.application_id = a2.id
 WHERE a.id = a2.id AND a2.connection_id = %(conn)s
-  AND (a.assigned_count, a.active_7, a.active_30, a.active_60, a.active_90)
+  AND (a.assigned_count, a.active_7, a.active_30, a.active_60, a.active_90, a.last_used_at)
       IS DISTINCT FROM (COALESCE(s.assigned, 0), COALESCE(s.a7, 0), COALESCE(s.a30, 0),
-                        COALESCE(s.a60, 0), COALESCE(s.a90, 0))
+                        COALESCE(s.a60, 0), COALESCE(s.a90, 0), GREATEST(a.last_used_at, s.last))
 """
 
 # Per directory row: live SSO memberships and the latest use of anything (GREATEST skips NULLs).

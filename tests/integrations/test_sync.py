@@ -173,9 +173,7 @@ def _read_models_from_scratch(connection: Connection) -> tuple[dict, dict, dict]
 
 
 def _read_models(connection: Connection) -> tuple[dict, dict, dict]:
-    apps = {
-        a.pk: (a.assigned_count, a.active_30) for a in Application.objects.filter(connection=connection)
-    }
+    apps = {a.pk: (a.assigned_count, a.active_30) for a in Application.objects.filter(connection=connection)}
     people = {
         p.pk: (p.apps_count, p.last_used_any)
         for p in AppUser.objects.filter(connection=connection, directory_user__isnull=True)
