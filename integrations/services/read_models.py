@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.db import connection as db
 from django.db import transaction
@@ -91,7 +92,7 @@ WHERE p.connection_id = %(conn)s AND p.directory_user_id IS NULL AND p.removed_a
 """
 
 
-def _cutoffs() -> dict[str, object]:
+def _cutoffs() -> dict[str, Any]:
     now = timezone.now()
     return {f"c{d}": now - timedelta(days=d) for d in ACTIVE_WINDOWS}
 
@@ -100,7 +101,7 @@ def read_models_refresh(*, connection: Connection, events_added: int | None = No
     """Recompute one connection's read models. `events_added`: events stored since the last
     refresh (a sync's count), which moves the event count without counting every event; None
     recounts them."""
-    params = {"conn": connection.pk, **_cutoffs()}
+    params: dict[str, Any] = {"conn": connection.pk, **_cutoffs()}
     with transaction.atomic(), db.cursor() as cursor:
         cursor.execute(_APPS_SQL, params)
         cursor.execute(_PEOPLE_SQL, params)
