@@ -44,7 +44,7 @@ class PeopleOrderingFilter(django_filters.OrderingFilter):
 
     Dates sort with "never" last when newest-first and first when oldest-first, so both directions
     answer a useful question (who used it most recently / who has not used it at all). The primary
-    key always breaks ties, so pages are stable.
+    key always breaks ties (in the direction of the first column), so pages are stable.
     """
 
     COLUMNS: dict[str, tuple[str, ...]] = {
@@ -91,7 +91,10 @@ class PeopleOrderingFilter(django_filters.OrderingFilter):
                     order.append(expr.desc(nulls_last=True) if desc else expr.asc(nulls_first=True))
                 else:
                     order.append(expr.desc() if desc else expr.asc())
-        return qs.order_by(*order, "pk")
+        # The primary key breaks ties in the first column's direction: then "newest first" is
+        # the exact backward walk of the ascending index (last_used_any ASC NULLS FIRST, id).
+        tie = "-pk" if params[0].startswith("-") else "pk"
+        return qs.order_by(*order, tie)
 
 
 class AppUserFilter(django_filters.FilterSet):

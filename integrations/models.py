@@ -414,8 +414,10 @@ class AppUser(models.Model):
                 condition=~Q(admin_external_id=""),
             ),
             # The users table sorted by last use (both directions), and "no use in N days".
+            # Walked forwards for oldest first (never used first), backwards for newest first.
             models.Index(
-                fields=["last_used_any", "id"],
+                models.F("last_used_any").asc(nulls_first=True),
+                models.F("id").asc(),
                 name="appuser_dir_last_used_any",
                 condition=Q(directory_user__isnull=True),
             ),
@@ -520,6 +522,9 @@ class ConnectionStats(models.Model):
     )
     users = models.IntegerField(default=0)
     admins_only = models.IntegerField(default=0)
+    # The users table's totals without a filter, and with status "active" (people not removed).
+    listed = models.IntegerField(default=0)
+    listed_active = models.IntegerField(default=0)
     apps = models.IntegerField(default=0)
     events = models.BigIntegerField(default=0)
     oldest_event_at = models.DateTimeField(null=True, blank=True)

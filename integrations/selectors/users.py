@@ -10,7 +10,7 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, QuerySet, Window
 
-from integrations.models import Application, AppUser, UsageEvent
+from integrations.models import Application, AppUser, Connection, ConnectionStats, UsageEvent
 from integrations.selectors.common import directory_app_ids, usage_available
 
 # Columns the users table and its CSV need; everything else (extra JSON, ...) stays in the database.
@@ -89,6 +89,8 @@ def directory_user_search(
         per_page = DEFAULT_PAGE_SIZE
     ordering = str(data["ordering"])
     paginator = Paginator(qs, per_page)
+    if known_count is None and filterset.is_valid():
+        known_count = count_from_read_models(filterset.form.cleaned_data)
     if known_count is not None:
         paginator.__dict__["count"] = known_count  # Paginator.count is a cached_property
     # A search is usually small: one query for its page and total.
@@ -98,6 +100,27 @@ def directory_user_search(
     if page_obj is None:
         page_obj = paginator.get_page(page)
     return PeopleResult(filterset=filterset, page=page_obj, paginator=paginator, ordering=ordering)
+
+
+# Filters whose totals the read models hold (ConnectionStats.listed / listed_active).
+COUNTED_FILTERS = {"connection", "status", "ordering"}
+
+
+def count_from_read_models(cleaned: Mapping[str, Any]) -> int | None:
+    """The users table's total from the read models, for the unfiltered table and its
+    account / "active" views (no COUNT over tens of thousands of people); None for other filters."""
+    if any(v not in (None, "") for k, v in cleaned.items() if k not in COUNTED_FILTERS):
+        return None
+    status = cleaned.get("status") or ""
+    if status not in ("", AppUser.Status.ACTIVE):
+        return None
+    connection = cleaned.get("connection")
+    ids = [connection.pk] if connection is not None else list(Connection.objects.values_list("pk", flat=True))
+    stats = ConnectionStats.objects.filter(connection_id__in=ids).values_list("listed", "listed_active")
+    rows = list(stats)
+    if len(rows) != len(ids):  # a connection never refreshed: count for real
+        return None
+    return sum(active if status else listed for listed, active in rows)
 
 
 def directory_user_count(params: Mapping[str, Any]) -> int:

@@ -34,6 +34,8 @@ ACTIVE_WINDOWS = (7, 30, 60, 90)
 INACTIVE_WINDOWS = (30, 60, 90)
 REFRESH_TASK = "integrations.tasks.refresh_read_models"
 
+# The rows are found through their applications (the (application, external_id) unique index):
+# AppUser has no index leading with the connection for SSO rows.
 # Per application: live assignments and how many of them were used in each window. Apps with no
 # live assignment get zeros (the LEFT JOIN), so a removed assignment lowers the count. The app's
 # last use (by anyone, from LastUse, set by the sync) never trails an assigned person's.
@@ -50,7 +52,8 @@ LEFT JOIN (
            COUNT(*) FILTER (WHERE last_used_at >= %(c60)s) AS a60,
            COUNT(*) FILTER (WHERE last_used_at >= %(c90)s) AS a90
     FROM integrations_appuser
-    WHERE connection_id = %(conn)s AND removed_at IS NULL
+    WHERE application_id IN (SELECT id FROM integrations_application WHERE connection_id = %(conn)s)
+      AND removed_at IS NULL
     GROUP BY application_id
 ) AS s ON s.application_id = a2.id
 WHERE a.id = a2.id AND a2.connection_id = %(conn)s
@@ -67,7 +70,8 @@ FROM integrations_appuser AS p2
 LEFT JOIN (
     SELECT directory_user_id, COUNT(*) FILTER (WHERE removed_at IS NULL) AS n, MAX(last_used_at) AS last
     FROM integrations_appuser
-    WHERE connection_id = %(conn)s AND directory_user_id IS NOT NULL
+    WHERE application_id IN (SELECT id FROM integrations_application WHERE connection_id = %(conn)s)
+      AND directory_user_id IS NOT NULL
     GROUP BY directory_user_id
 ) AS m ON m.directory_user_id = p2.id
 WHERE p.id = p2.id AND p2.connection_id = %(conn)s AND p2.directory_user_id IS NULL
@@ -79,6 +83,8 @@ _PEOPLE_COUNTS_SQL = """
 SELECT
     COUNT(*) FILTER (WHERE p.kind = 'user') AS users,
     COUNT(*) FILTER (WHERE p.kind = 'admin') AS admins_only,
+    COUNT(*) FILTER (WHERE p.status <> 'removed'),
+    COUNT(*) FILTER (WHERE p.status = 'active'),
     COUNT(*) FILTER (WHERE p.kind = 'user' AND p.status <> 'removed' AND p.last_used_any >= %(c30)s),
     COUNT(*) FILTER (WHERE p.status = 'active' AND (p.last_used_any IS NULL OR p.last_used_any < %(c30)s)),
     COUNT(*) FILTER (WHERE p.status = 'active' AND (p.last_used_any IS NULL OR p.last_used_any < %(c60)s)),
@@ -107,9 +113,19 @@ def read_models_refresh(*, connection: Connection, events_added: int | None = No
         cursor.execute(_PEOPLE_SQL, params)
         cursor.execute(_PEOPLE_COUNTS_SQL, params)
         row = cursor.fetchone()
-        (users, admins_only, active_30, in30, in60, in90, admins, no_mfa, mfa_unknown) = (
-            int(v or 0) for v in row
-        )
+        (
+            users,
+            admins_only,
+            listed,
+            listed_active,
+            active_30,
+            in30,
+            in60,
+            in90,
+            admins,
+            no_mfa,
+            mfa_unknown,
+        ) = (int(v or 0) for v in row)
         stats = ConnectionStats.objects.select_for_update().filter(connection=connection).first()
         if stats is None:
             stats = ConnectionStats(connection=connection)
@@ -122,6 +138,7 @@ def read_models_refresh(*, connection: Connection, events_added: int | None = No
         else:
             stats.events += max(0, events_added)
         stats.users, stats.admins_only = users, admins_only
+        stats.listed, stats.listed_active = listed, listed_active
         stats.apps = connection.applications.filter(kind="sso", removed_at__isnull=True).count()
         stats.people_active_30 = active_30
         stats.inactive_30, stats.inactive_60, stats.inactive_90 = in30, in60, in90

@@ -323,7 +323,7 @@ def test_connection_data_counts_for_the_disconnect_page():
 def test_pages_sorted_by_last_use_follow_each_persons_latest_use_anywhere(ordering, params):
     """The users table sorted by last use pages through people by the latest of their own login
     and their use of any app (the read model), never-used people last newest-first, first
-    oldest-first; the primary key breaks ties."""
+    oldest-first; the primary key breaks ties in the same direction (one index serves both)."""
     t = build_tenant(people=40, apps=3)
     # App use newer than portal use for some people, older for others, none for a few.
     for i, person in enumerate(t.people):
@@ -344,21 +344,12 @@ def test_pages_sorted_by_last_use_follow_each_persons_latest_use_anywhere(orderi
     assert f.is_valid()
     members = set(f.qs.values_list("pk", flat=True))
     assert members
-    far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    if ordering.startswith("-"):
-        expected = sorted(
-            members,
-            key=lambda pk: (
-                -(latest[pk] or dt.datetime.min.replace(tzinfo=dt.UTC)).timestamp()
-                if latest[pk]
-                else far.timestamp(),
-                pk,
-            ),
-        )
-    else:
-        expected = sorted(
-            members, key=lambda pk: ((latest[pk].timestamp() if latest[pk] else float("-inf")), pk)
-        )
+
+    def key(pk: int) -> tuple[float, int]:
+        # Oldest first: never used first, then by time, ties by id; newest first is its reverse.
+        return (latest[pk].timestamp() if latest[pk] else float("-inf"), pk)
+
+    expected = sorted(members, key=key, reverse=ordering.startswith("-"))
     got: list[int] = []
     for page in range(1, len(expected) // 25 + 2):
         result = user_sel.directory_user_search({**params, "ordering": ordering}, page=page, per_page=25)
@@ -390,3 +381,31 @@ def test_inactive_people_first_page_equals_the_users_table_oldest_first():
     assert [u.pk for u in page] == [u.pk for u in expected.page]
     assert page.paginator.count == expected.paginator.count == 55
     assert page.has_next()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"status": "active"}, {"connection": "first"}, {"connection": "first", "status": "active"}],
+)
+def test_users_table_totals_from_the_read_models_equal_a_count(params):
+    """The unfiltered table and its account / "active" views take their total from the read
+    models; it equals counting the people (removed and suspended people included in the data)."""
+    t = build_tenant(people=12, apps=2)
+    build_tenant(people=5, apps=1, name="Other")
+    AppUser.objects.filter(pk=t.people[3].pk).update(status="suspended")
+    AppUser.objects.filter(pk=t.people[4].pk).update(status="removed", removed_at=timezone.now())
+    refresh()
+    if params.get("connection") == "first":
+        params = {**params, "connection": str(t.connection.pk)}
+    f = AppUserFilter(params, queryset=user_sel.directory_user_queryset())
+    assert f.is_valid()
+    assert user_sel.count_from_read_models(f.form.cleaned_data) == f.qs.count()
+    result = user_sel.directory_user_search(params, per_page=25)
+    assert result.paginator.count == f.qs.count()
+
+
+def test_other_filters_are_counted_for_real():
+    build_tenant(people=3, apps=1)
+    f = AppUserFilter({"q": "person1"}, queryset=user_sel.directory_user_queryset())
+    assert f.is_valid()
+    assert user_sel.count_from_read_models(f.form.cleaned_data) is None
