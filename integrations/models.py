@@ -414,6 +414,12 @@ class AppUser(models.Model):
                 condition=~Q(admin_external_id=""),
             ),
             # The users table sorted by last use (both directions), and "no use in N days".
+            # The users table's default sort (by name), walked either way.
+            models.Index(
+                fields=["display_name", "last_name", "first_name", "id"],
+                name="appuser_dir_name",
+                condition=Q(directory_user__isnull=True),
+            ),
             # Walked forwards for oldest first (never used first), backwards for newest first.
             models.Index(
                 models.F("last_used_any").asc(nulls_first=True),
