@@ -381,3 +381,12 @@ def test_every_page_of_the_navigation_costs_the_same_queries_at_ten_times_the_da
     add_people(t, 36)
     SyncRunFactory(connection=bigger.connection)
     assert {url: queries(admin_client, url) for url in urls} == small
+
+
+def test_applications_are_paged_a_hundred_at_a_time(admin_client):
+    build_tenant(people=1, apps=120)
+    first = html(admin_client.get(reverse("dashboard:applications"), {"ordering": "name"}))
+    second = html(admin_client.get(reverse("dashboard:applications"), {"ordering": "name", "page": 2}))
+    assert first.count('class="app-name"') == 100
+    assert second.count('class="app-name"') == 21  # 120 apps and JumpCloud itself
+    assert "Page 1 of 2" in first and "Page 2 of 2" in second
