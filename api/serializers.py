@@ -125,9 +125,15 @@ class SyncRunRequestSerializer(serializers.Serializer):
 # --- inventory -------------------------------------------------------------------------------
 class ApplicationSerializer(serializers.ModelSerializer):
     kind = model_choices("ApplicationKindEnum", Application.Kind.choices)
-    users_count = serializers.IntegerField(read_only=True, help_text="Users who can use it (not removed).")
+    users_count = serializers.IntegerField(
+        source="assigned_count", read_only=True, help_text="Users who can use it (not removed)."
+    )
+    active_30 = serializers.IntegerField(
+        read_only=True, help_text="Of those, how many used it in the last 30 days (0 without usage events)."
+    )
+    active_90 = serializers.IntegerField(read_only=True, help_text="The same over 90 days.")
     last_used_at = serializers.DateTimeField(
-        source="last_use", read_only=True, allow_null=True, help_text="Last use by anyone, assigned or not."
+        read_only=True, allow_null=True, help_text="Last use by anyone, assigned or not."
     )
 
     class Meta:
@@ -145,6 +151,8 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "removed_at",
             "first_seen_at",
             "users_count",
+            "active_30",
+            "active_90",
             "last_used_at",
         ]
         read_only_fields = fields

@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
-from django.db.models import Count, Max, Prefetch, Q, QuerySet
-from django.db.models.functions import Greatest
+from django.db.models import Prefetch, QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -162,13 +161,9 @@ class ApplicationViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = ApplicationFilter
 
     def get_queryset(self) -> QuerySet:
-        # The latest use by anyone, assigned or not (kept on the application by the sync), or by
-        # an assigned person when later: as the applications page shows it (with_app_last_use).
-        live = Q(app_users__removed_at__isnull=True)
-        return Application.objects.annotate(
-            users_count=Count("app_users", filter=live),
-            last_use=Greatest("last_used_at", Max("app_users__last_used_at", filter=live)),
-        ).order_by("label", "name", "id")
+        # Counts and last use come from the application's read model, as the applications page
+        # shows them (integrations.services.read_models).
+        return Application.objects.order_by("label", "name", "id")
 
 
 @extend_schema(summary="Users of one application, with status and last use")

@@ -6,7 +6,8 @@
 The shape mimics a synced JumpCloud organization: one directory application (JumpCloud itself)
 whose rows are the people, a few administrators, SSO applications assigned to people with a skewed
 popularity, usage events over the last --days days, then last_used_at and DailyUsage derived from
-those events in SQL (as the sync does), and VACUUM ANALYZE so plans are realistic. A second, small
+those events in SQL (as the sync does), the read models the pages read, and VACUUM ANALYZE so
+plans are realistic. A second, small
 connection has no Directory Insights, so "usage unavailable" paths are exercised too.
 
 It writes with COPY (no ORM per row), so 1M events take seconds, not minutes. --reset deletes the
@@ -39,7 +40,15 @@ django.setup()
 from django.db import connection as db  # noqa: E402
 from django.db import models, transaction  # noqa: E402
 
-from integrations.models import Application, AppUser, Connection, DailyUsage, UsageEvent  # noqa: E402
+from integrations.models import (  # noqa: E402
+    Application,
+    AppUser,
+    Connection,
+    ConnectionStats,
+    DailyUsage,
+    UsageEvent,
+)
+from integrations.services.read_models import read_models_refresh_all  # noqa: E402
 
 ORG_PREFIX = "bench0"
 ADMIN_ROLES = ["Administrator With Billing", "Administrator", "Manager", "Help Desk", "Read Only"]
@@ -133,8 +142,11 @@ def _db_value(field: models.Field, value: Any) -> str:
 
 
 def copy_rows(model: type[models.Model], rows: Iterable[dict[str, Any]], *, chunk: int = 50_000) -> int:
-    """COPY dicts (keyed by attname) into the model's table; unspecified fields take their default."""
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    """COPY dicts (keyed by attname) into the model's table; unspecified fields take their default
+    (columns with a database default, like the read models', are left to the database)."""
+    fields = [
+        f for f in model._meta.concrete_fields if not f.primary_key and f.db_default is models.NOT_PROVIDED
+    ]
     defaults: dict[str, Any] = {}
     for f in fields:
         if f.has_default():
@@ -457,9 +469,13 @@ def main(argv: list[str] | None = None) -> None:
                 usage=False,
                 rng=rng,
             )
+    # The read models, as a sync's finish step writes them (the pages read nothing else).
+    t1 = time.perf_counter()
+    read_models_refresh_all()
+    print(f"read models refreshed in {time.perf_counter() - t1:.1f} s")
     db.close()
     with db.cursor() as cur:  # outside a transaction: VACUUM cannot run inside one
-        for model in (Connection, Application, AppUser, UsageEvent, DailyUsage):
+        for model in (Connection, Application, AppUser, UsageEvent, DailyUsage, ConnectionStats):
             cur.execute(f'VACUUM ANALYZE "{model._meta.db_table}"')
     print(f"seeded in {time.perf_counter() - t0:.1f} s")
 

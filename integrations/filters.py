@@ -1,8 +1,8 @@
 """django-filter FilterSets over the inventory, shared by the dashboard and the REST API.
 
 `AppUserFilter` filters the directory's people: AppUser rows of the directory applications (see
-`integrations.selectors.users.directory_user_queryset`, which also adds the `apps_count` and
-`last_used_any` annotations the orderings below use; the filter adds them itself when missing).
+`integrations.selectors.users.directory_user_queryset`). `apps_count` and `last_used_any` are
+read-model columns of those rows (integrations.services.read_models).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import BooleanField, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from integrations.models import Application, AppUser, Connection
 from integrations.selectors.common import usage_available
-from integrations.selectors.users import annotate_people
 
 MAX_INACTIVE_DAYS = 3650
 
@@ -45,7 +44,7 @@ class PeopleOrderingFilter(django_filters.OrderingFilter):
 
     Dates sort with "never" last when newest-first and first when oldest-first, so both directions
     answer a useful question (who used it most recently / who has not used it at all). The primary
-    key always breaks ties, so pages are stable.
+    key always breaks ties (in the direction of the first column), so pages are stable.
     """
 
     COLUMNS: dict[str, tuple[str, ...]] = {
@@ -83,7 +82,6 @@ class PeopleOrderingFilter(django_filters.OrderingFilter):
         params = [p for p in (value or []) if p]
         if not params:
             return qs
-        qs = annotate_people(qs)
         order: list[Any] = []
         for param in params:
             desc = param.startswith("-")
@@ -93,7 +91,10 @@ class PeopleOrderingFilter(django_filters.OrderingFilter):
                     order.append(expr.desc(nulls_last=True) if desc else expr.asc(nulls_first=True))
                 else:
                     order.append(expr.desc() if desc else expr.asc())
-        return qs.order_by(*order, "pk")
+        # The primary key breaks ties in the first column's direction: then "newest first" is
+        # the exact backward walk of the ascending index (last_used_any ASC NULLS FIRST, id).
+        tie = "-pk" if params[0].startswith("-") else "pk"
+        return qs.order_by(*order, tie)
 
 
 class AppUserFilter(django_filters.FilterSet):
@@ -181,22 +182,10 @@ class AppUserFilter(django_filters.FilterSet):
 
     def filter_inactive_days(self, queryset: QuerySet[AppUser], name: str, value: int) -> QuerySet[AppUser]:
         cutoff = timezone.now() - timedelta(days=int(value))
-        # "Used any app since" as a per-person probe of (directory_user, last_used_at) that stops
-        # at the first hit — a scalar subquery, which PostgreSQL cannot turn into a join. As NOT
-        # EXISTS it became an anti-join whose plan hung on the statistics of last_used_at: right
-        # after a sync (before ANALYZE) it nested-looped over every recent assignment (3 s for
-        # 20k people); the probe costs ~1 µs a person whatever the statistics say.
-        recent_app_use = Subquery(
-            AppUser.objects.filter(directory_user=OuterRef("pk"), last_used_at__gte=cutoff)
-            .order_by()
-            .values("directory_user_id")[:1]
-        )
         # The measured connections as a list of ids: a join on the JSON capabilities made
         # PostgreSQL walk the connection index over every AppUser row (150 ms on 450k rows).
         measured = [c.pk for c in Connection.objects.only("id", "capabilities") if usage_available(c)]
-        return (
-            queryset.filter(connection_id__in=measured)
-            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff))
-            .alias(recent_app_use=recent_app_use)
-            .filter(recent_app_use__isnull=True)
+        # last_used_any (the read model) is the latest use of JumpCloud or any app; NULL: never.
+        return queryset.filter(connection_id__in=measured).filter(
+            Q(last_used_any__isnull=True) | Q(last_used_any__lt=cutoff)
         )

@@ -125,7 +125,6 @@ class SyncRun(models.Model):
     stop_reason = models.CharField(max_length=16, choices=StopReason.choices, blank=True, default="")
     # The dashboard cache's data version before and just after the run started: a run that wrote
     # nothing carries the cached aggregates forward from the first (integrations.selectors.warm).
-    cache_versions = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -307,6 +306,14 @@ class Application(models.Model):
     )
     # The latest successful use of the app by anyone, assigned or not (from LastUse).
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Read model (integrations.services.read_models): people assigned (not removed) and how many of
+    # them used the app in the last 7/30/60/90 days, as of the last refresh. Database defaults,
+    # so rows written by raw SQL start at zero.
+    assigned_count = models.IntegerField(db_default=0, editable=False)
+    active_7 = models.IntegerField(db_default=0, editable=False)
+    active_30 = models.IntegerField(db_default=0, editable=False)
+    active_60 = models.IntegerField(db_default=0, editable=False)
+    active_90 = models.IntegerField(db_default=0, editable=False)
 
     class Meta:
         ordering = ["label", "name", "id"]
@@ -378,6 +385,11 @@ class AppUser(models.Model):
     admin_last_login_at = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
     extra = models.JSONField(default=dict, blank=True)
+    # Read model of directory rows (integrations.services.read_models): SSO apps the person can
+    # use, and their latest use of JumpCloud or any app (NULL: never), so that the users table
+    # sorts and filters on columns instead of a subquery per person.
+    apps_count = models.IntegerField(db_default=0, editable=False)
+    last_used_any = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["username", "id"]
@@ -400,6 +412,20 @@ class AppUser(models.Model):
                 fields=["connection", "admin_external_id"],
                 name="appuser_admin_id",
                 condition=~Q(admin_external_id=""),
+            ),
+            # The users table sorted by last use (both directions), and "no use in N days".
+            # The users table's default sort (by name), walked either way.
+            models.Index(
+                fields=["display_name", "last_name", "first_name", "id"],
+                name="appuser_dir_name",
+                condition=Q(directory_user__isnull=True),
+            ),
+            # Walked forwards for oldest first (never used first), backwards for newest first.
+            models.Index(
+                models.F("last_used_any").asc(nulls_first=True),
+                models.F("id").asc(),
+                name="appuser_dir_last_used_any",
+                condition=Q(directory_user__isnull=True),
             ),
         ]
 
@@ -490,3 +516,37 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_id} {self.day}: {self.active_users} active"
+
+
+class ConnectionStats(models.Model):
+    """Read model: one connection's numbers for the Overview, Integrations and Insights, written by
+    integrations.services.read_models after each sync (and daily, as the windows move), so pages
+    never count hundreds of thousands of rows on a request."""
+
+    connection = models.OneToOneField(
+        Connection, on_delete=models.CASCADE, primary_key=True, related_name="stats"
+    )
+    users = models.IntegerField(default=0)
+    admins_only = models.IntegerField(default=0)
+    # The users table's totals without a filter, and with status "active" (people not removed).
+    listed = models.IntegerField(default=0)
+    listed_active = models.IntegerField(default=0)
+    apps = models.IntegerField(default=0)
+    events = models.BigIntegerField(default=0)
+    oldest_event_at = models.DateTimeField(null=True, blank=True)
+    # People (not removed) who used JumpCloud or any app in the last 30 days.
+    people_active_30 = models.IntegerField(default=0)
+    # People with status active and no use anywhere in 30/60/90 days (never used counts).
+    inactive_30 = models.IntegerField(default=0)
+    inactive_60 = models.IntegerField(default=0)
+    inactive_90 = models.IntegerField(default=0)
+    admins = models.IntegerField(default=0)
+    admins_without_mfa = models.IntegerField(default=0)
+    admins_mfa_unknown = models.IntegerField(default=0)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"stats of connection {self.connection_id}"
+
+    def inactive(self, days: int) -> int:
+        return int(getattr(self, f"inactive_{days}", 0))

@@ -12,6 +12,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from integrations.health import record_worker_heartbeat
+from integrations.services import read_models
 from integrations.services import sync as sync_services
 from integrations.services.actions import action_runs_close_abandoned
 
@@ -64,6 +65,15 @@ def prune_sync_history() -> None:
 @shared_task(name="integrations.tasks.close_abandoned_actions", ignore_result=True)
 def close_abandoned_actions() -> None:
     action_runs_close_abandoned()
+
+
+@shared_task(name="integrations.tasks.refresh_read_models", ignore_result=True)
+def refresh_read_models(connection_id: int | None = None) -> None:
+    """One connection's read models (after an action), or every connection's (beat, daily)."""
+    if connection_id is None:
+        read_models.read_models_refresh_all()
+    else:
+        read_models.read_models_refresh_by_id(connection_id=connection_id)
 
 
 @shared_task(name="integrations.tasks.worker_heartbeat", ignore_result=True)

@@ -303,6 +303,11 @@ CELERY_BEAT_SCHEDULE = {
     "recover-stale-syncs": {"task": "integrations.tasks.recover_stale_syncs", "schedule": 300.0},
     "worker-heartbeat": {"task": "integrations.tasks.worker_heartbeat", "schedule": 60.0},
     "close-abandoned-actions": {"task": "integrations.tasks.close_abandoned_actions", "schedule": 300.0},
+    # "Active in the last N days" moves with the clock even when nothing syncs.
+    "refresh-read-models": {
+        "task": "integrations.tasks.refresh_read_models",
+        "schedule": crontab(hour=0, minute=7),
+    },
     "prune-sync-history": {
         "task": "integrations.tasks.prune_sync_history",
         "schedule": crontab(hour=3, minute=17),
@@ -380,8 +385,6 @@ JUMPCLOUD_EVENT_PAGE_SIZE = env.int("JUMPCLOUD_EVENT_PAGE_SIZE", default=10_000)
 JUMPCLOUD_READ_AHEAD = env.int("JUMPCLOUD_READ_AHEAD", default=8)
 # Seconds a user action may wait for JumpCloud (actions run inline; a timed-out write is re-read).
 TORII_ACTION_TIMEOUT_SECONDS = env.int("TORII_ACTION_TIMEOUT_SECONDS", default=10)
-# How long the dashboard may serve cached aggregates; every finished sync replaces them anyway.
-TORII_DASHBOARD_CACHE_SECONDS = env.int("TORII_DASHBOARD_CACHE_SECONDS", default=2 * 3600)
 # Requests in flight at once to one upstream account (a JumpCloud organization), all workers on all
 # machines together (integrations.sync.budget); halved on a 429, grown back slowly.
 SYNC_MAX_REQUESTS_PER_ACCOUNT = env.int("SYNC_MAX_REQUESTS_PER_ACCOUNT", default=8)

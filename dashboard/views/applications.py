@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.views.generic import TemplateView
 
@@ -23,6 +24,9 @@ APP_SORT_LABELS = {
     "utilization": "Utilization",
     "last_used": "Last used",
 }
+
+
+APPS_PER_PAGE = 100
 
 
 def _int_choice(value: Any, choices: tuple[int, ...], default: int) -> int:
@@ -52,8 +56,10 @@ class ApplicationsView(ViewerRequiredMixin, TemplateView):
             connections=connections, connection_id=connection_id, q=(g.get("q") or "").strip(), window=window
         )
         rows = app_selectors.sort_app_rows(rows, ordering)
+        # A page of rows (the rows themselves are cheap; rendering a thousand of them is not).
+        page_obj = Paginator(rows, APPS_PER_PAGE).get_page(g.get("page") or 1)
         groups: dict[int, dict[str, Any]] = {}
-        for row in rows:
+        for row in page_obj.object_list:
             groups.setdefault(row.connection.pk, {"connection": row.connection, "rows": []})["rows"].append(
                 row
             )
@@ -66,6 +72,7 @@ class ApplicationsView(ViewerRequiredMixin, TemplateView):
             ordering=ordering,
             q=g.get("q") or "",
             sort_labels=APP_SORT_LABELS,
+            page_obj=page_obj,
         )
         return ctx
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Min, OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from integrations.models import Application, AppUser, Connection, SyncRun, UsageEvent
+from integrations.models import Application, AppUser, Connection, ConnectionStats, SyncRun, UsageEvent
 from integrations.providers import Capability, CapabilityStatus, registry
-from integrations.selectors.common import CONNECTION_SUMMARY_FIELDS, cached, usage_available
+from integrations.selectors.common import CONNECTION_SUMMARY_FIELDS, usage_available
 from integrations.selectors.health import (
     CapabilityCell,
     ConnectionHealth,
@@ -140,53 +140,30 @@ def _with_run_ids(qs: QuerySet[Connection]) -> QuerySet[Connection]:
     return qs.annotate(last_run_id=Subquery(runs), active_run_id=Subquery(active))
 
 
-def connection_counts(connections: list[Connection], *, refresh: bool = False) -> dict[int, ConnectionCounts]:
-    """Users, admins without a user account, apps, events and the oldest event, per connection.
+def connection_stats(connections: list[Connection]) -> dict[int, ConnectionStats]:
+    """The connections' read models (one query); a connection never refreshed has none."""
+    return {
+        st.connection_id: st
+        for st in ConnectionStats.objects.filter(connection_id__in=[c.pk for c in connections])
+    }
 
-    Three grouped queries (cached per data version: counting a million events is not free).
-    """
 
-    def compute() -> dict[int, ConnectionCounts]:
-        ids = [c.pk for c in connections]
-        people: dict[int, dict[str, int]] = defaultdict(dict)
-        for row in (
-            AppUser.objects.filter(
-                connection_id__in=ids, application__kind=Application.Kind.DIRECTORY, removed_at__isnull=True
-            )
-            .values("connection_id", "kind")
-            .annotate(n=Count("id"))
-            .order_by()
-        ):
-            people[row["connection_id"]][row["kind"]] = row["n"]
-        apps = dict(
-            Application.objects.filter(
-                connection_id__in=ids, kind=Application.Kind.SSO, removed_at__isnull=True
-            )
-            .values("connection_id")
-            .annotate(n=Count("id"))
-            .order_by()
-            .values_list("connection_id", "n")
+def connection_counts(connections: list[Connection]) -> dict[int, ConnectionCounts]:
+    """Users, admins without a user account, apps, events and the oldest event, per connection,
+    from the read model the sync refreshes (integrations.services.read_models)."""
+    stats = connection_stats(connections)
+    return {
+        c.pk: ConnectionCounts(
+            users=st.users,
+            admins_only=st.admins_only,
+            apps=st.apps,
+            events=st.events,
+            oldest_event_at=st.oldest_event_at,
         )
-        events: dict[int, dict[str, Any]] = {
-            row["connection_id"]: dict(row)
-            for row in UsageEvent.objects.filter(connection_id__in=ids)
-            .values("connection_id")
-            # Columns of the (connection, actor, occurred_at) index only: an index-only scan.
-            .annotate(n=Count("connection_id"), oldest=Min("occurred_at"))
-            .order_by()
-        }
-        return {
-            pk: ConnectionCounts(
-                users=people[pk].get(AppUser.Kind.USER, 0),
-                admins_only=people[pk].get(AppUser.Kind.ADMIN_ONLY, 0),
-                apps=apps.get(pk, 0),
-                events=events.get(pk, {}).get("n", 0),
-                oldest_event_at=events.get(pk, {}).get("oldest"),
-            )
-            for pk in ids
-        }
-
-    return cached("connection-counts", connections, compute, refresh=refresh)
+        if (st := stats.get(c.pk))
+        else ConnectionCounts()
+        for c in connections
+    }
 
 
 def connection_cards(*, pk: int | None = None) -> list[ConnectionCard]:
@@ -391,7 +368,7 @@ def _subtract(
     return out
 
 
-def connection_gaps(connections: list[Connection], *, refresh: bool = False) -> dict[int, list[Gap]]:
+def connection_gaps(connections: list[Connection]) -> dict[int, list[Gap]]:
     """Failed usage-event windows that no later successful window covers, per connection.
 
     A failed event stream leaves its checkpoint where it was, so the next run usually refetches the
@@ -445,7 +422,7 @@ def connection_gaps(connections: list[Connection], *, refresh: bool = False) -> 
             gaps.sort(key=lambda g: g.start, reverse=True)
         return dict(out)
 
-    return cached("connection-gaps", connections, compute, refresh=refresh)
+    return compute()
 
 
 # --- capabilities ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from integrations.models import Application, AppUser, Connection, DailyUsage
 from integrations.selectors.applications import AppRow, application_rows
-from integrations.selectors.common import cached, days_ago, directory_app_ids, usage_connection_ids
+from integrations.selectors.common import days_ago, directory_app_ids, usage_connection_ids
 
 INACTIVE_WINDOWS = (30, 60, 90)
 PERIODS = (7, 30, 90)
@@ -121,39 +121,25 @@ def _inactive_params(days: int) -> dict[str, str]:
     return {"inactive_days": str(days), "status": "active", "ordering": "last_used"}
 
 
-def inactive_people_count(*, connections: list[Connection], days: int, refresh: bool = False) -> int:
-    """How many active people of measured accounts had no use anywhere in `days` days; cached per
-    data version (an anti-join over every person, ~30 ms on 50k)."""
-    from integrations.selectors.users import directory_user_count
+def inactive_people_count(*, connections: list[Connection], days: int) -> int:
+    """How many active people of measured accounts had no use anywhere in `days` days (never used
+    counts), from the connections' read models."""
+    from integrations.selectors.connections import connection_stats
 
-    params = _inactive_params(days)
-    return cached(
-        "inactive-count", connections, lambda: directory_user_count(params), extra=str(days), refresh=refresh
-    )
+    if days not in INACTIVE_WINDOWS:
+        from integrations.selectors.users import directory_user_count
+
+        return directory_user_count(_inactive_params(days))
+    stats = connection_stats(connections)
+    return sum(stats[pk].inactive(days) for pk in usage_connection_ids(connections) if pk in stats)
 
 
 def inactive_people(*, connections: list[Connection], days: int, per_page: int = 50) -> Page:
-    """Those people, never-used first.
-
-    The first page is usually people who never used anything at all (all of them are inactive
-    whatever the window), read directly — without the per-person "used since" probe the
-    inactivity filter needs, which halves the work; otherwise the users table's search pages it.
-    """
-    from django.core.paginator import Paginator
-
-    from integrations.selectors.users import directory_user_queryset, directory_user_search, never_used_first
+    """Those people, never-used first: the users table's search, sorted on the read model's
+    last_used_any column (an index walk), with the total from the read models."""
+    from integrations.selectors.users import directory_user_search
 
     total = inactive_people_count(connections=connections, days=days)
-    measured = usage_connection_ids(connections)
-    if total >= per_page and measured:
-        people = directory_user_queryset().filter(
-            connection_id__in=measured, status=AppUser.Status.ACTIVE, removed_at__isnull=True
-        )
-        rows = never_used_first(people, per_page)
-        if rows is not None:
-            paginator = Paginator(people.none(), per_page)
-            paginator.__dict__["count"] = total  # Paginator.count is a cached_property
-            return Page(rows, 1, paginator)
     return directory_user_search(_inactive_params(days), per_page=per_page, known_count=total).page
 
 

@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, DateTimeField, F, OuterRef, QuerySet, Subquery, Window
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Count, QuerySet, Window
 
-from integrations.models import Application, AppUser, UsageEvent
+from integrations.models import Application, AppUser, Connection, ConnectionStats, UsageEvent
 from integrations.selectors.common import directory_app_ids, usage_available
 
 # Columns the users table and its CSV need; everything else (extra JSON, ...) stays in the database.
@@ -34,6 +33,8 @@ PERSON_FIELDS = (
     "password_expired",
     "upstream_created_at",
     "last_used_at",
+    "last_used_any",
+    "apps_count",
     "admin_last_login_at",
     "removed_at",
     "connection__id",
@@ -46,35 +47,11 @@ PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
 
 
-def annotate_people(qs: QuerySet[AppUser]) -> QuerySet[AppUser]:
-    """Add `apps_count` (SSO apps the person can use) and `last_used_any` (latest use of JumpCloud
-    or any app). Both are correlated subqueries on the (directory_user, last_used_at) index;
-    PostgreSQL evaluates them only for the rows of the page unless they are sorted on."""
-    if "last_used_any" in qs.query.annotations:
-        return qs
-    memberships = AppUser.objects.filter(directory_user=OuterRef("pk"))
-    apps_count = (
-        memberships.filter(removed_at__isnull=True)
-        .order_by()
-        .values("directory_user")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    latest_app_use = (
-        memberships.filter(last_used_at__isnull=False).order_by("-last_used_at").values("last_used_at")[:1]
-    )
-    return qs.annotate(
-        apps_count=Coalesce(Subquery(apps_count), 0),
-        # PostgreSQL's GREATEST skips NULLs: NULL only when the person never used anything.
-        last_used_any=Greatest("last_used_at", Subquery(latest_app_use, output_field=DateTimeField())),
-    )
-
-
 def directory_user_queryset() -> QuerySet[AppUser]:
     """The directory's people across every connection (the queryset AppUserFilter works on)."""
-    return annotate_people(
-        # directory_user IS NULL is true of every directory row; saying so lets PostgreSQL use the
-        # partial indexes made for people (the search's trigram index).
+    # directory_user IS NULL is true of every directory row; saying so lets PostgreSQL use the
+    # partial indexes made for people (the search's trigram and last-use indexes).
+    return (
         AppUser.objects.filter(application_id__in=directory_app_ids(), directory_user__isnull=True)
         .select_related("connection")
         .only(*PERSON_FIELDS)
@@ -111,21 +88,39 @@ def directory_user_search(
     if per_page not in PAGE_SIZES:
         per_page = DEFAULT_PAGE_SIZE
     ordering = str(data["ordering"])
-    paginator: Paginator
-    if ordering in ("last_used", "-last_used"):
-        paginator = LastUsePaginator(qs, per_page, descending=ordering.startswith("-"))
-    else:
-        paginator = Paginator(qs, per_page)
+    paginator = Paginator(qs, per_page)
+    if known_count is None and filterset.is_valid():
+        known_count = count_from_read_models(filterset.form.cleaned_data)
     if known_count is not None:
         paginator.__dict__["count"] = known_count  # Paginator.count is a cached_property
-    # A search is usually small: one query for its page and total. Not when sorted by last use,
-    # whose paginator counts first to choose its strategy (a broad search can be big).
+    # A search is usually small: one query for its page and total.
     page_obj = None
-    if data.get("q") and not isinstance(paginator, LastUsePaginator):
+    if data.get("q"):
         page_obj = _search_page(qs, paginator, page)
     if page_obj is None:
         page_obj = paginator.get_page(page)
     return PeopleResult(filterset=filterset, page=page_obj, paginator=paginator, ordering=ordering)
+
+
+# Filters whose totals the read models hold (ConnectionStats.listed / listed_active).
+COUNTED_FILTERS = {"connection", "status", "ordering"}
+
+
+def count_from_read_models(cleaned: Mapping[str, Any]) -> int | None:
+    """The users table's total from the read models, for the unfiltered table and its
+    account / "active" views (no COUNT over tens of thousands of people); None for other filters."""
+    if any(v not in (None, "") for k, v in cleaned.items() if k not in COUNTED_FILTERS):
+        return None
+    status = cleaned.get("status") or ""
+    if status not in ("", AppUser.Status.ACTIVE):
+        return None
+    connection = cleaned.get("connection")
+    ids = [connection.pk] if connection is not None else list(Connection.objects.values_list("pk", flat=True))
+    stats = ConnectionStats.objects.filter(connection_id__in=ids).values_list("listed", "listed_active")
+    rows = list(stats)
+    if len(rows) != len(ids):  # a connection never refreshed: count for real
+        return None
+    return sum(active if status else listed for listed, active in rows)
 
 
 def directory_user_count(params: Mapping[str, Any]) -> int:
@@ -153,97 +148,6 @@ def _search_page(qs: QuerySet[AppUser], paginator: Paginator, page: int | str) -
         return None
     paginator.__dict__["count"] = getattr(rows[0], "search_total", len(rows))  # Paginator.count is cached
     return Page(rows, number, paginator)
-
-
-# --- sorting by last use without computing it for every person -------------------------------------
-# "Last used anywhere" is the latest of a person's own JumpCloud login and their use of any app: a
-# value across rows that no index holds. Sorting tens of thousands of people by it means one
-# subquery per person (~80 ms for 50k). When the filtered set is big, the first pages are instead
-# assembled from two index-ordered streams (see _newest_first) or, oldest first, from the people
-# who never used anything (never_used_first); anything else falls back to the plain ORDER BY.
-FAST_PATH_MIN_ROWS = 2000
-FAST_PATH_MAX_ROWS = 1000
-MEMBERSHIP_SCAN_LIMIT = 200_000
-
-
-class LastUsePaginator(Paginator):
-    def __init__(self, object_list: QuerySet[AppUser], per_page: int, *, descending: bool) -> None:
-        super().__init__(object_list, per_page)
-        self.people = object_list
-        self.descending = descending
-
-    def page(self, number: Any) -> Page:
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        top = bottom + self.per_page
-        rows: list[AppUser] | None = None
-        if self.count >= FAST_PATH_MIN_ROWS and top <= FAST_PATH_MAX_ROWS:
-            qs = self.people
-            rows = _newest_first(qs, top) if self.descending else never_used_first(qs, top)
-        if rows is None:
-            return super().page(number)
-        return Page(rows[bottom:top], number, self)
-
-
-def _newest_first(qs: QuerySet[AppUser], n: int) -> list[AppUser] | None:
-    """The first n people by last use anywhere, newest first, or None when they cannot be found
-    this way (fewer than n people ever used anything).
-
-    The top n by max(own, apps) are among the top n by their own last login plus the top n by
-    their latest app use: anyone else has n people ahead of them on the stream that gives their
-    maximum. The second stream reads app assignments newest first (dash_appuser_member_last_used)
-    until n distinct people of the filtered set have appeared. Only used when the filtered set is
-    big (FAST_PATH_MIN_ROWS), so a few thousand assignments are enough.
-    """
-    plain = qs.order_by()
-    own = list(
-        plain.filter(last_used_at__isnull=False)
-        .order_by(F("last_used_at").desc(), "pk")
-        .values_list("pk", flat=True)[:n]
-    )
-    # App assignments newest use first, over the whole table (a backward scan of a partial index),
-    # then which of those people pass the filters. Joining the filters into the scan let the
-    # planner misjudge semi-joins (170 ms with an app filter); two plain queries cannot go wrong.
-    via_apps: list[int] = []
-    scan = max(n * 20, 1000)
-    while True:
-        rows = list(
-            AppUser.objects.filter(directory_user__isnull=False, last_used_at__isnull=False)
-            .order_by("-last_used_at")
-            .values_list("directory_user_id", flat=True)[:scan]
-        )
-        seen = list(dict.fromkeys(rows))
-        allowed = set(plain.filter(pk__in=seen).values_list("pk", flat=True))
-        via_apps = [pk for pk in seen if pk in allowed][:n]
-        if len(via_apps) >= n or len(rows) < scan:
-            break
-        if scan >= MEMBERSHIP_SCAN_LIMIT:
-            return None
-        scan *= 4
-    candidates = set(own) | set(via_apps)
-    result = list(qs.filter(pk__in=candidates).order_by(F("last_used_any").desc(nulls_last=True), "pk")[:n])
-    if len(result) < n or getattr(result[-1], "last_used_any", None) is None:
-        return None
-    return result
-
-
-def never_used_first(qs: QuerySet[AppUser], n: int) -> list[AppUser] | None:
-    """Oldest first starts with the people who never used anything (by id): when there are at
-    least n of them, that is the page, read in primary-key order with one index probe per person
-    (a scalar subquery, not NOT EXISTS: see AppUserFilter.filter_inactive_days for why)."""
-    any_use = Subquery(
-        # Unordered and selecting an indexed column: an index-only probe that stops at the first row.
-        AppUser.objects.filter(directory_user=OuterRef("pk"), last_used_at__isnull=False)
-        .order_by()
-        .values("directory_user_id")[:1]
-    )
-    never: list[AppUser] = list(
-        qs.filter(last_used_at__isnull=True)
-        .alias(any_use=any_use)
-        .filter(any_use__isnull=True)
-        .order_by("pk")[:n]
-    )
-    return never if len(never) == n else None
 
 
 def admin_role_names() -> list[str]:
@@ -282,11 +186,11 @@ def application_choices() -> list[tuple[str, list[tuple[int, str]]]]:
 
 # --- one person --------------------------------------------------------------------------------
 def directory_user_get(pk: int) -> AppUser:
-    return annotate_people(
-        AppUser.objects.filter(application__kind=Application.Kind.DIRECTORY).select_related(
-            "connection", "application"
-        )
-    ).get(pk=pk)
+    return (
+        AppUser.objects.filter(application__kind=Application.Kind.DIRECTORY)
+        .select_related("connection", "application")
+        .get(pk=pk)
+    )
 
 
 @dataclass(frozen=True)

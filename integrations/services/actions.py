@@ -45,6 +45,7 @@ from integrations.services.audit import (
     action_run_start,
     scrub_parameters,
 )
+from integrations.services.read_models import read_models_refresh_soon
 
 logger = logging.getLogger(__name__)
 
@@ -373,9 +374,8 @@ def action_run_execute(*, run_id: int) -> ActionRun:
             "Check the user in JumpCloud before trying again.",
         )
     if outcome.succeeded:
-        # The action mirrored its change into the synced rows: move the data version the
-        # dashboard's cached aggregates are keyed on (selectors.common.data_version).
-        Connection.objects.filter(pk=connection.pk).update(updated_at=timezone.now())
+        # The action mirrored its change into the synced rows: the counts shown beside them follow.
+        read_models_refresh_soon(connection_id=connection.pk)
     return action_run_complete(
         run=run,
         succeeded=outcome.succeeded,

@@ -21,6 +21,7 @@ from tests.factories import (
     SyncRunFactory,
     UsageEventFactory,
 )
+from tests.read_models import refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -86,6 +87,7 @@ def world(db):
         occurred_at=NOW - dt.timedelta(days=3),
     )
     SyncRunFactory(connection=rw)
+    refresh()
     ActionRunFactory(
         connection=rw,
         action="suspend_user",

@@ -1,4 +1,7 @@
-"""Build small synced-looking tenants for dashboard and selector tests (factories underneath)."""
+"""Build small synced-looking tenants for dashboard and selector tests (factories underneath).
+
+Each builder refreshes the tenant's read models at the end, as a sync's finish step would; a test
+that changes rows by hand afterwards calls refresh() itself."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from django.utils import timezone
 
 from integrations.models import Application, AppUser, Connection, DailyUsage, UsageEvent
 from tests.factories import ApplicationFactory, AppUserFactory, ConnectionFactory, DirectoryAppFactory
+from tests.read_models import refresh
 
 
 @dataclass
@@ -90,6 +94,7 @@ def add_people(tenant: Tenant, count: int) -> list[AppUser]:
             )
     tenant.people.extend(people)
     tenant.memberships.extend(AppUser.objects.bulk_create(members))
+    refresh(tenant.connection)
     return people
 
 
@@ -101,7 +106,7 @@ def add_admin(
     last_login_days: float | None = None,
     kind: str = AppUser.Kind.ADMIN_ONLY,
 ) -> AppUser:
-    return AppUserFactory(
+    admin = AppUserFactory(
         application=tenant.directory,
         kind=kind,
         is_admin=True,
@@ -110,6 +115,8 @@ def add_admin(
         admin_external_id=f"adm{AppUser.objects.count():08d}",
         admin_last_login_at=None if last_login_days is None else ago(last_login_days),
     )
+    refresh(tenant.connection)
+    return admin
 
 
 def add_events(
@@ -131,7 +138,9 @@ def add_events(
         )
         for k in range(count)
     ]
-    return UsageEvent.objects.bulk_create(rows)
+    events = UsageEvent.objects.bulk_create(rows)
+    refresh(tenant.connection)
+    return events
 
 
 def add_daily(tenant: Tenant, *, days: int = 10) -> None:

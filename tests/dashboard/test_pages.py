@@ -358,3 +358,35 @@ def test_home_overview(admin_client):
     build_tenant(people=3, apps=1, name="Acme")
     body = html(admin_client.get(reverse("dashboard:home")))
     assert "Acme" in body and "Accounts" in body
+
+
+# --- every page of the navigation: no query per row ---------------------------------------------
+def _nav_urls(client) -> list[str]:
+    from dashboard.nav import nav_links
+
+    return [link.url for link in nav_links("/", is_admin=True)]
+
+
+def test_every_page_of_the_navigation_costs_the_same_queries_at_ten_times_the_data(admin_client):
+    """The pages read the read models: the number of queries of each page of the menu (and the
+    users table sorted by last use, filtered by app) does not grow with people, apps or events."""
+    t = build_tenant(people=4, apps=2)
+    add_events(t, t.people[1], count=3, app=t.apps[0])
+    SyncRunFactory(connection=t.connection)
+    urls = [*_nav_urls(admin_client), f"/users/?ordering=-last_used&app={t.apps[0].pk}"]
+    small = {url: queries(admin_client, url) for url in urls}
+    bigger = build_tenant(people=40, apps=20, name="Bigger")
+    for person in bigger.people[:10]:
+        add_events(bigger, person, count=3, app=bigger.apps[1])
+    add_people(t, 36)
+    SyncRunFactory(connection=bigger.connection)
+    assert {url: queries(admin_client, url) for url in urls} == small
+
+
+def test_applications_are_paged_a_hundred_at_a_time(admin_client):
+    build_tenant(people=1, apps=120)
+    first = html(admin_client.get(reverse("dashboard:applications"), {"ordering": "name"}))
+    second = html(admin_client.get(reverse("dashboard:applications"), {"ordering": "name", "page": 2}))
+    assert first.count('class="app-name"') == 100
+    assert second.count('class="app-name"') == 21  # 120 apps and JumpCloud itself
+    assert "Page 1 of 2" in first and "Page 2 of 2" in second

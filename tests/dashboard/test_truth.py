@@ -17,6 +17,7 @@ from jumpcloud.usernames import suggest_username
 from tests.dashboard.builders import add_admin, add_people, build_tenant
 from tests.dashboard.test_pages import html, queries
 from tests.factories import SyncRunFactory
+from tests.read_models import refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -180,6 +181,7 @@ def test_username_suggestions(first, last, email, expected):
 def test_top_applications_say_nothing_was_used_instead_of_listing_zeros(admin_client):
     t = build_tenant(people=2, apps=2)
     t.connection.app_users.update(last_used_at=None)
+    refresh(t.connection)
     SyncRun.objects.all().delete()
     body = html(admin_client.get(reverse("dashboard:insights")))
     assert "No SSO application was used in the last 30 days" in body

@@ -9,21 +9,17 @@ from django.db import connection as db
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from integrations.filters import AppUserFilter
 from integrations.models import AppUser, Connection, DailyUsage, SyncRun
 from integrations.selectors import applications as app_sel
 from integrations.selectors import connections as conn_sel
 from integrations.selectors import usage as usage_sel
 from integrations.selectors import users as user_sel
-from integrations.selectors.common import cached, data_version
 from tests.dashboard.builders import add_admin, add_daily, add_events, add_people, ago, build_tenant
 from tests.factories import SyncRunFactory, UsageEventFactory
+from tests.read_models import refresh
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_read_cache(settings):
-    settings.TORII_DASHBOARD_CACHE_SECONDS = 0
 
 
 def _count_queries(fn) -> int:
@@ -48,6 +44,7 @@ def test_latest_use_anywhere_counts_app_use_newer_than_the_portal_login():
     t = build_tenant(people=2, apps=1)
     person = t.people[1]
     AppUser.objects.filter(directory_user=person).update(last_used_at=ago(0.1))
+    refresh(t.connection)
     row = user_sel.directory_user_get(person.pk)
     assert abs((row.last_used_any - ago(0.1)).total_seconds()) < 5
 
@@ -122,11 +119,16 @@ def test_csv_rows_stream_every_filtered_person_and_say_unavailable_without_usage
 
 
 # --- applications ---------------------------------------------------------------------------------
+def _app_stats() -> dict[int, app_sel.AppStats]:
+    rows = app_sel.application_rows(connections=list(Connection.objects.all()), include_removed=True)
+    return {r.application.pk: r.stats for r in rows}
+
+
 def test_application_stats_count_assigned_and_active_per_window():
     t = build_tenant(people=10, apps=1)
     # App 0: person i used it i days ago (person 0 never) → active in 7 days: persons 1..6 (person 7
     # is exactly on the edge, and a moment has passed since).
-    stats = app_sel.application_stats(list(Connection.objects.all()))
+    stats = _app_stats()
     s = stats[t.apps[0].pk]
     assert s.assigned == 10
     assert s.active_7 == 6 and s.active_30 == 9 and s.active_90 == 9
@@ -139,7 +141,9 @@ def test_removed_assignments_are_not_counted():
     AppUser.objects.filter(application=t.apps[0], directory_user=t.people[1]).update(
         removed_at=timezone.now(), status="removed"
     )
-    assert app_sel.application_stats(list(Connection.objects.all()))[t.apps[0].pk].assigned == 2
+    assert _app_stats()[t.apps[0].pk].assigned == 3  # until the read models are refreshed
+    refresh(t.connection)
+    assert _app_stats()[t.apps[0].pk].assigned == 2
 
 
 def test_application_rows_say_when_usage_is_not_measured():
@@ -313,106 +317,15 @@ def test_connection_data_counts_for_the_disconnect_page():
     assert (counts.users, counts.apps, counts.assignments, counts.events) == (3, 2, 6, 4)
 
 
-# --- read-through cache ---------------------------------------------------------------------------
-def test_cached_aggregates_follow_the_data_version(settings):
-    settings.TORII_DASHBOARD_CACHE_SECONDS = 300
-    t = build_tenant(people=1, apps=0)
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return len(calls)
-
-    conns = list(Connection.objects.all())
-    assert cached("t", conns, compute) == 1
-    assert cached("t", conns, compute) == 1  # served from the cache
-    before = data_version(conns)
-    Connection.objects.filter(pk=t.connection.pk).update(
-        last_sync_at=timezone.now() + dt.timedelta(seconds=1)
-    )
-    conns = list(Connection.objects.all())
-    assert data_version(conns) != before
-    assert cached("t", conns, compute) == 2  # a sync wrote: recomputed
-
-
-def test_warming_fills_the_cache_the_pages_read(settings, django_assert_max_num_queries):
-    from integrations.selectors.warm import dashboard_cache_warm
-
-    settings.TORII_DASHBOARD_CACHE_SECONDS = 300
-    build_tenant(people=3, apps=2)
-    dashboard_cache_warm()
-    conns = list(Connection.objects.all())
-    with django_assert_max_num_queries(0):
-        app_sel.application_stats(conns)
-        conn_sel.connection_counts(conns)
-        conn_sel.connection_gaps(conns)
-        usage_sel.inactive_people_count(connections=conns, days=30)
-
-
-def _new_version() -> list[Connection]:
-    """What a finished sync does to the data version: its markers move."""
-    Connection.objects.update(last_success_at=timezone.now() + dt.timedelta(seconds=1))
-    return list(Connection.objects.all())
-
-
-def test_carry_forward_serves_the_old_values_under_the_new_version_with_their_expiry(settings, monkeypatch):
-    from integrations.selectors import common
-
-    settings.TORII_DASHBOARD_CACHE_SECONDS = 300
-    build_tenant(people=1, apps=0)
-    conns = list(Connection.objects.all())
-    calls: list[int] = []
-
-    def compute() -> int:
-        calls.append(1)
-        return len(calls)
-
-    clock = [1_000_000.0]
-    monkeypatch.setattr(common.time, "time", lambda: clock[0])
-    assert cached("a", conns, compute) == 1
-    assert cached("b", conns, compute, extra="30") == 2
-    old = data_version(conns)
-    conns = _new_version()
-    clock[0] += 100
-    assert common.carry_forward([("a", ""), ("b", "30")], old, data_version(conns))
-    assert cached("a", conns, compute) == 1 and cached("b", conns, compute, extra="30") == 2
-    assert len(calls) == 2, "carried values were recomputed"
-    entry = common.cache.get(common._key("a", data_version(conns), ""))
-    assert entry.computed_at == 1_000_000.0  # keeps its age: the windows in it do not drift longer
-
-    # Too close to its expiry (less than MIN_CARRY_SECONDS left): recomputed instead.
-    old = data_version(conns)
-    conns = _new_version()
-    clock[0] += 300 - common.MIN_CARRY_SECONDS - 100 + 1
-    assert not common.carry_forward([("a", "")], old, data_version(conns))
-    assert cached("a", conns, compute) == 3
-
-
-def test_carry_forward_needs_every_value(settings):
-    from integrations.selectors import common
-
-    settings.TORII_DASHBOARD_CACHE_SECONDS = 300
-    build_tenant(people=1, apps=0)
-    conns = list(Connection.objects.all())
-    cached("a", conns, lambda: 1)
-    old = data_version(conns)
-    conns = _new_version()
-    assert not common.carry_forward([("a", ""), ("missing", "")], old, data_version(conns))
-    assert cached("a", conns, lambda: 2) == 2  # nothing was carried
-    settings.TORII_DASHBOARD_CACHE_SECONDS = 0
-    assert not common.carry_forward([("a", "")], data_version(conns), "other")
-
-
+# --- sorting on the read model -------------------------------------------------------------------
 @pytest.mark.parametrize("ordering", ["-last_used", "last_used"])
 @pytest.mark.parametrize("params", [{}, {"status": "active"}, {"inactive_days": "3"}, {"q": "pat"}])
-def test_last_use_fast_path_gives_the_same_pages_as_sorting_everyone(monkeypatch, ordering, params):
-    """Big filtered sets are paged from index-ordered streams; it must equal the plain ORDER BY."""
-    from django.db.models import F
-
-    from integrations.filters import AppUserFilter
-
+def test_pages_sorted_by_last_use_follow_each_persons_latest_use_anywhere(ordering, params):
+    """The users table sorted by last use pages through people by the latest of their own login
+    and their use of any app (the read model), never-used people last newest-first, first
+    oldest-first; the primary key breaks ties in the same direction (one index serves both)."""
     t = build_tenant(people=40, apps=3)
-    # Make app use newer than portal use for some people, older for others, none for a few.
+    # App use newer than portal use for some people, older for others, none for a few.
     for i, person in enumerate(t.people):
         AppUser.objects.filter(directory_user=person).update(
             last_used_at=None if i % 7 == 0 else ago((i * 37) % 50 / 3)
@@ -420,28 +333,28 @@ def test_last_use_fast_path_gives_the_same_pages_as_sorting_everyone(monkeypatch
         AppUser.objects.filter(pk=person.pk).update(
             last_used_at=None if i % 5 == 0 else ago((i * 11) % 40 / 2)
         )
-    monkeypatch.setattr(user_sel, "FAST_PATH_MIN_ROWS", 1)
-    used: list[bool] = []
-    for name in ("_newest_first", "never_used_first"):
-        real = getattr(user_sel, name)
-
-        def spy(qs, n, _real=real):
-            rows = _real(qs, n)
-            used.append(rows is not None)
-            return rows
-
-        monkeypatch.setattr(user_sel, name, spy)
-    desc = ordering.startswith("-")
-    order = F("last_used_any").desc(nulls_last=True) if desc else F("last_used_any").asc(nulls_first=True)
-    f = AppUserFilter({**params, "ordering": ordering}, queryset=user_sel.directory_user_queryset())
+    refresh(t.connection)
+    latest = {}
+    for person in AppUser.objects.filter(pk__in=[p.pk for p in t.people]):
+        uses = [m.last_used_at for m in AppUser.objects.filter(directory_user=person) if m.last_used_at]
+        latest[person.pk] = max(
+            [*uses, *([person.last_used_at] if person.last_used_at else [])], default=None
+        )
+    f = AppUserFilter({**params, "ordering": "username"}, queryset=user_sel.directory_user_queryset())
     assert f.is_valid()
-    expected = list(f.qs.order_by(order, "pk").values_list("pk", flat=True))
+    members = set(f.qs.values_list("pk", flat=True))
+    assert members
+
+    def key(pk: int) -> tuple[float, int]:
+        # Oldest first: never used first, then by time, ties by id; newest first is its reverse.
+        return (latest[pk].timestamp() if latest[pk] else float("-inf"), pk)
+
+    expected = sorted(members, key=key, reverse=ordering.startswith("-"))
+    got: list[int] = []
     for page in range(1, len(expected) // 25 + 2):
         result = user_sel.directory_user_search({**params, "ordering": ordering}, page=page, per_page=25)
-        got = [u.pk for u in result.page.object_list]
-        assert got == expected[(page - 1) * 25 : page * 25], (page, params)
-    if params.get("q") is None and ordering == "-last_used":
-        assert used[0], "page 1 came from the fast path"
+        got.extend(u.pk for u in result.page.object_list)
+    assert got == expected
 
 
 def test_a_search_page_and_its_total_come_from_one_query():
@@ -455,10 +368,11 @@ def test_a_search_page_and_its_total_come_from_one_query():
 
 def test_inactive_people_first_page_equals_the_users_table_oldest_first():
     t = build_tenant(people=60, apps=2)
-    # 55 people never used anything, so the page comes from the never-used shortcut.
+    # 55 people never used anything.
     AppUser.objects.filter(connection=t.connection).exclude(
         username__in=[f"person{i}" for i in range(1, 6)]
     ).update(last_used_at=None)
+    refresh(t.connection)
     conns = list(Connection.objects.all())
     page = usage_sel.inactive_people(connections=conns, days=30, per_page=50)
     expected = user_sel.directory_user_search(
@@ -467,3 +381,31 @@ def test_inactive_people_first_page_equals_the_users_table_oldest_first():
     assert [u.pk for u in page] == [u.pk for u in expected.page]
     assert page.paginator.count == expected.paginator.count == 55
     assert page.has_next()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"status": "active"}, {"connection": "first"}, {"connection": "first", "status": "active"}],
+)
+def test_users_table_totals_from_the_read_models_equal_a_count(params):
+    """The unfiltered table and its account / "active" views take their total from the read
+    models; it equals counting the people (removed and suspended people included in the data)."""
+    t = build_tenant(people=12, apps=2)
+    build_tenant(people=5, apps=1, name="Other")
+    AppUser.objects.filter(pk=t.people[3].pk).update(status="suspended")
+    AppUser.objects.filter(pk=t.people[4].pk).update(status="removed", removed_at=timezone.now())
+    refresh()
+    if params.get("connection") == "first":
+        params = {**params, "connection": str(t.connection.pk)}
+    f = AppUserFilter(params, queryset=user_sel.directory_user_queryset())
+    assert f.is_valid()
+    assert user_sel.count_from_read_models(f.form.cleaned_data) == f.qs.count()
+    result = user_sel.directory_user_search(params, per_page=25)
+    assert result.paginator.count == f.qs.count()
+
+
+def test_other_filters_are_counted_for_real():
+    build_tenant(people=3, apps=1)
+    f = AppUserFilter({"q": "person1"}, queryset=user_sel.directory_user_queryset())
+    assert f.is_valid()
+    assert user_sel.count_from_read_models(f.form.cleaned_data) is None

@@ -7,11 +7,13 @@ record; refusals check that nothing was sent at all.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.db.models import Q
+from django.utils import timezone
 
-from integrations.models import ActionRun, AppUser, Connection
-from integrations.selectors.common import data_version
+from integrations.models import ActionRun, AppUser, Connection, ConnectionStats
 from integrations.services import actions as services
 from integrations.services.audit import action_run_start
 from jumpcloud.client import JumpCloudClient
@@ -25,6 +27,7 @@ from tests.api.support import (
     writes,
 )
 from tests.factories import ApplicationFactory, AppUserFactory
+from tests.read_models import refresh
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
@@ -51,11 +54,25 @@ def _key(n: int = 0) -> str:
 
 
 # --- suspend / unsuspend ---------------------------------------------------------------------
-def test_suspend_sends_state_and_suspended_updates_mirror_and_audits(sim, connection, target, admin_user):
-    version = data_version(Connection.objects.all())
-    result = services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=_key())
-    # The mirrored change moves the data version the dashboard's cached aggregates are keyed on.
-    assert data_version(Connection.objects.all()) != version
+def test_suspend_sends_state_and_suspended_updates_mirror_and_audits(
+    sim, connection, target, admin_user, django_capture_on_commit_callbacks
+):
+    refresh(connection)
+    before = ConnectionStats.objects.get(connection=connection)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=_key())
+    # The mirrored change refreshes the counts shown beside it once it is committed.
+    after = ConnectionStats.objects.get(connection=connection)
+    assert after.refreshed_at > before.refreshed_at
+    active = AppUser.objects.filter(
+        connection=connection, directory_user__isnull=True, removed_at__isnull=True, status="active"
+    )
+    assert (
+        after.inactive_90
+        == active.filter(
+            Q(last_used_any__isnull=True) | Q(last_used_any__lt=timezone.now() - timedelta(days=90))
+        ).count()
+    )
 
     run = result.run
     assert not result.replayed

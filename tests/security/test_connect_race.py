@@ -35,7 +35,6 @@ def test_forty_concurrent_connect_attempts_reach_jumpcloud_at_most_ten_times(
         }
     }
     settings.CONNECT_ATTEMPTS_PER_HOUR = 10
-    settings.TORII_DASHBOARD_CACHE_SECONDS = 0
     admin = AdminFactory(username="racing.admin")
     browser = Client()
     browser.force_login(admin)

@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from integrations.models import SyncRun
 from integrations.providers import Provider, Stream
-from integrations.selectors.warm import dashboard_version
 
 logger = logging.getLogger("integrations.services.sync")
 
@@ -70,15 +69,6 @@ def send_on_commit(signature: Signature) -> None:
 
 def stale_before() -> datetime:
     return timezone.now() - settings.SYNC_STALE_AFTER
-
-
-def cache_version() -> str | None:
-    """The dashboard cache's data version now (None without a cache, or when it cannot be read)."""
-    try:
-        return dashboard_version()
-    except Exception:  # a cache problem must never fail a sync
-        logger.exception("reading the dashboard cache's data version failed")
-        return None
 
 
 def stop_run(run_id: int, reason: str, message: str) -> None:

@@ -1,6 +1,6 @@
 """A run's finish (the canvas's callback): claimed by the task that ends last, it runs the
-streams' finish steps, sets the run's and the connection's status, warms the dashboard cache and
-sends sync_run_finished."""
+streams' finish steps, refreshes the connection's read models, sets the run's and the connection's
+status and sends sync_run_finished."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from django.utils import timezone
 from integrations.exceptions import ProviderError
 from integrations.models import Connection, SyncRun, SyncTask
 from integrations.providers import Stream, registry
-from integrations.selectors.warm import dashboard_cache_warm
+from integrations.services.read_models import read_models_refresh
 from integrations.services.sync.common import (
     FINISH_TASK,
-    cache_version,
     internal_message,
     log_internal,
     logger,
@@ -67,6 +66,7 @@ def sync_run_finish(*, run_id: int) -> SyncRun | None:
             if stream.finish is not None and statuses.get(stream.key) == SyncTask.Status.SUCCEEDED:
                 _run_finish_step(run, stream)
         statuses = _stream_statuses(run)
+    _refresh_read_models(run, provider.streams)
     run.refresh_from_db()
     if run.stop_reason:
         reconnect = run.stop_reason == SyncRun.StopReason.RECONNECT
@@ -131,7 +131,6 @@ def close_run(run: SyncRun, status: str, message: str, *, reconnect: bool = Fals
     """End the run (no task of it is left running) and set the connection's status from it."""
     now = timezone.now()
     connection = run.connection
-    version_at_end = cache_version()
     with transaction.atomic():
         open_tasks = SyncTask.objects.filter(
             run=run, status__in=[SyncTask.Status.PENDING, SyncTask.Status.RUNNING]
@@ -179,25 +178,24 @@ def close_run(run: SyncRun, status: str, message: str, *, reconnect: bool = Fals
         )
     run.refresh_from_db()
     logger.info("sync run %s finished: %s", run.pk, status)
-    if status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
-        _warm_dashboard(run, version_at_end)
-    sync_run_finished.send(sender=SyncRun, run=run)
+    # A receiver's failure (an alert channel, say) must not fail a finished sync.
+    for receiver, result in sync_run_finished.send_robust(sender=SyncRun, run=run):
+        if isinstance(result, Exception):
+            logger.error("sync_run_finished receiver %r failed", receiver, exc_info=result)
     return run
 
 
-def _warm_dashboard(run: SyncRun, version_at_end: str | None) -> None:
-    """Recompute the dashboard's cached aggregates off the request path; or, when the run wrote
-    nothing (no stream counted a row created, updated or removed) and nothing else moved the
-    cache's data version while it ran, carry them forward from the version before the run."""
-    before, after_start = (list(run.cache_versions or []) + [None, None])[:2]
-    wrote = any(
-        state.get(counter)
-        for state in run.streams.values()
-        if isinstance(state, dict)
-        for counter in ("created", "updated", "removed")
+def _refresh_read_models(run: SyncRun, streams: tuple[Stream, ...] | list[Stream]) -> None:
+    """The connection's read models, before the run's status says it is done (so a green check
+    never sits beside stale counts). The events the run's event streams stored move the event
+    count without a recount. Read models are derived data: their failure is logged, not the run's."""
+    event_keys = {s.key for s in streams if s.kind == "events"}
+    added = sum(
+        int(state.get("created") or 0)
+        for key, state in (run.streams or {}).items()
+        if key in event_keys and isinstance(state, dict)
     )
-    unchanged = before is not None and not wrote and version_at_end == after_start
     try:
-        dashboard_cache_warm(unchanged_since=before if unchanged else None)
-    except Exception:  # a cache problem must never fail a finished sync
-        logger.exception("warming the dashboard cache failed")
+        read_models_refresh(connection=run.connection, events_added=added)
+    except Exception:
+        logger.exception("refreshing the read models after sync run %s failed", run.pk)

@@ -23,7 +23,6 @@ from integrations.services.sync.common import (
     RetryLater,
     SyncAlreadyRunning,
     SyncNotAllowed,
-    cache_version,
     internal_message,
     log_internal,
     logger,
@@ -109,8 +108,6 @@ def _claim_run(run_id: int, *, foreground: bool = False) -> SyncRun | None:
             run=OuterRef("pk"), status=SyncTask.Status.PENDING, not_before__isnull=False
         )
         takeover |= Q(status=SyncRun.Status.RUNNING, lease="") & ~Exists(working) & Exists(parked)
-    first = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.QUEUED).exists()
-    before = cache_version() if first else None
     taken = (
         SyncRun.objects.filter(pk=run_id)
         .filter(Q(status=SyncRun.Status.QUEUED) | takeover)
@@ -126,8 +123,6 @@ def _claim_run(run_id: int, *, foreground: bool = False) -> SyncRun | None:
     run = SyncRun.objects.select_related("connection").get(pk=run_id)
     if run.attempts == 1:
         Connection.objects.filter(pk=run.connection_id).update(last_sync_at=now)
-        run.cache_versions = [before, cache_version() if before else None]
-        SyncRun.objects.filter(pk=run_id).update(cache_versions=run.cache_versions)
     return run
 
 
