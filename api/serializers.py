@@ -125,9 +125,7 @@ class SyncRunRequestSerializer(serializers.Serializer):
 # --- inventory -------------------------------------------------------------------------------
 class ApplicationSerializer(serializers.ModelSerializer):
     kind = model_choices("ApplicationKindEnum", Application.Kind.choices)
-    users_count = serializers.IntegerField(
-        source="assigned_count", read_only=True, help_text="Users who can use it (not removed)."
-    )
+    users_count = serializers.IntegerField(read_only=True, help_text="Users who can use it (not removed).")
     active_30 = serializers.IntegerField(
         read_only=True, help_text="Of those, how many used it in the last 30 days (0 without usage events)."
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Prefetch, QuerySet
+from django.db.models.functions import Coalesce
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -163,7 +164,11 @@ class ApplicationViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet:
         # Counts and last use come from the application's read model, as the applications page
         # shows them (integrations.services.read_models).
-        return Application.objects.order_by("label", "name", "id")
+        return Application.objects.annotate(
+            users_count=Coalesce("stats__assigned_count", 0),
+            active_30=Coalesce("stats__active_30", 0),
+            active_90=Coalesce("stats__active_90", 0),
+        ).order_by("label", "name", "id")
 
 
 @extend_schema(summary="Users of one application, with status and last use")

@@ -42,6 +42,7 @@ from django.db import models, transaction  # noqa: E402
 
 from integrations.models import (  # noqa: E402
     Application,
+    ApplicationStats,
     AppUser,
     Connection,
     ConnectionStats,
@@ -475,7 +476,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"read models refreshed in {time.perf_counter() - t1:.1f} s")
     db.close()
     with db.cursor() as cur:  # outside a transaction: VACUUM cannot run inside one
-        for model in (Connection, Application, AppUser, UsageEvent, DailyUsage, ConnectionStats):
+        for model in (
+            Connection,
+            Application,
+            AppUser,
+            UsageEvent,
+            DailyUsage,
+            ApplicationStats,
+            ConnectionStats,
+        ):
             cur.execute(f'VACUUM ANALYZE "{model._meta.db_table}"')
     print(f"seeded in {time.perf_counter() - t0:.1f} s")
 

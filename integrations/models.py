@@ -306,14 +306,6 @@ class Application(models.Model):
     )
     # The latest successful use of the app by anyone, assigned or not (from LastUse).
     last_used_at = models.DateTimeField(null=True, blank=True)
-    # Read model (integrations.services.read_models): people assigned (not removed) and how many of
-    # them used the app in the last 7/30/60/90 days, as of the last refresh. Database defaults,
-    # so rows written by raw SQL start at zero.
-    assigned_count = models.IntegerField(db_default=0, editable=False)
-    active_7 = models.IntegerField(db_default=0, editable=False)
-    active_30 = models.IntegerField(db_default=0, editable=False)
-    active_60 = models.IntegerField(db_default=0, editable=False)
-    active_90 = models.IntegerField(db_default=0, editable=False)
 
     class Meta:
         ordering = ["label", "name", "id"]
@@ -516,6 +508,25 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_id} {self.day}: {self.active_users} active"
+
+
+class ApplicationStats(models.Model):
+    """Read model: people assigned to an application (not removed) and how many of them used it in
+    the last 7/30/60/90 days, as of the last refresh (integrations.services.read_models). A table of
+    its own: these counts move with the clock, the synced tables only when JumpCloud's data does."""
+
+    application = models.OneToOneField(
+        Application, on_delete=models.CASCADE, primary_key=True, related_name="stats"
+    )
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    assigned_count = models.IntegerField(default=0)
+    active_7 = models.IntegerField(default=0)
+    active_30 = models.IntegerField(default=0)
+    active_60 = models.IntegerField(default=0)
+    active_90 = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"stats of application {self.application_id}"
 
 
 class ConnectionStats(models.Model):

@@ -11,7 +11,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Exists, F, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from integrations.models import Application, AppUser, Connection, DailyUsage, LastUse
+from integrations.models import Application, ApplicationStats, AppUser, Connection, DailyUsage, LastUse
 from integrations.selectors.common import days_ago, usage_available
 
 ACTIVE_WINDOWS = (7, 30, 60, 90)
@@ -60,19 +60,32 @@ class AppRow:
         return None if u is None else round(u * 100)
 
 
-# The read-model columns of Application (integrations.services.read_models) the pages need.
-APP_STATS_FIELDS = ("assigned_count", "active_7", "active_30", "active_60", "active_90", "last_used_at")
+# The read model's columns (ApplicationStats, integrations.services.read_models) the pages need.
+APP_STATS_FIELDS = (
+    "last_used_at",
+    "stats__application_id",
+    "stats__assigned_count",
+    "stats__active_7",
+    "stats__active_30",
+    "stats__active_60",
+    "stats__active_90",
+)
 
 
 def app_stats(app: Application) -> AppStats:
     """An application's assigned and active people, from its read model (refreshed by every sync
-    and daily), and its last use by anyone."""
+    and daily; zeros before the first refresh), and its last use by anyone. Load the app with
+    select_related("stats")."""
+    try:
+        stats = app.stats
+    except ApplicationStats.DoesNotExist:
+        return AppStats(last_used_at=app.last_used_at)
     return AppStats(
-        assigned=app.assigned_count,
-        active_7=app.active_7,
-        active_30=app.active_30,
-        active_60=app.active_60,
-        active_90=app.active_90,
+        assigned=stats.assigned_count,
+        active_7=stats.active_7,
+        active_30=stats.active_30,
+        active_60=stats.active_60,
+        active_90=stats.active_90,
         last_used_at=app.last_used_at,
     )
 
@@ -88,7 +101,7 @@ def application_rows(
     """Every application (JumpCloud itself first in each account) with its usage numbers."""
     if window not in UTILIZATION_WINDOWS:
         window = 30
-    apps = Application.objects.only(
+    apps = Application.objects.select_related("stats").only(
         "id",
         "connection_id",
         "external_id",
@@ -152,7 +165,7 @@ def sort_app_rows(rows: list[AppRow], ordering: str) -> list[AppRow]:
 
 # --- one application ---------------------------------------------------------------------------
 def application_get(pk: int) -> Application:
-    return Application.objects.select_related("connection").get(pk=pk)
+    return Application.objects.select_related("connection", "stats").get(pk=pk)
 
 
 def application_stats_one(app: Application) -> AppStats:

@@ -96,7 +96,7 @@ def _seats(connections: list[Connection], *, days: int) -> dict[int, tuple[int, 
             connection_id__in=[c.pk for c in connections], kind=Application.Kind.SSO, removed_at__isnull=True
         )
         .values("connection_id")
-        .annotate(assigned=Sum("assigned_count"), active=Sum(f"active_{days}"))
+        .annotate(assigned=Sum("stats__assigned_count"), active=Sum(f"stats__active_{days}"))
         .order_by()
     )
     return {r["connection_id"]: (r["assigned"] or 0, (r["assigned"] or 0) - (r["active"] or 0)) for r in rows}

@@ -1,8 +1,8 @@
 """The read models: what Applications, Insights, the Overview and the users table show, kept in
 tables instead of computed from every person and event on each request (docs/read-models.md).
 
-- Application.assigned_count / active_7…active_90: people assigned to the app and how many of them
-  used it in the window;
+- ApplicationStats (one row per application): people assigned to the app and how many of them
+  used it in the last 7/30/60/90 days;
 - AppUser.apps_count / last_used_any on the directory's rows: the person's SSO apps and their
   latest use of JumpCloud or any app;
 - ConnectionStats: per connection, people, apps, events, active and inactive people, admins.
@@ -36,17 +36,17 @@ REFRESH_TASK = "integrations.tasks.refresh_read_models"
 
 # The rows are found through their applications (the (application, external_id) unique index):
 # AppUser has no index leading with the connection for SSO rows.
-# Per application: live assignments and how many of them were used in each window. Apps with no
-# live assignment get zeros (the LEFT JOIN), so a removed assignment lowers the count. The app's
-# last use (by anyone, from LastUse, set by the sync) never trails an assigned person's.
-_APPS_SQL = """
-UPDATE integrations_application AS a
-SET assigned_count = COALESCE(s.assigned, 0), active_7 = COALESCE(s.a7, 0),
-    active_30 = COALESCE(s.a30, 0), active_60 = COALESCE(s.a60, 0), active_90 = COALESCE(s.a90, 0),
-    last_used_at = GREATEST(a.last_used_at, s.last)
-FROM integrations_application AS a2
+# Per application: live assignments and how many of them were used in each window, upserted into
+# ApplicationStats; apps with no live assignment get zeros (the LEFT JOIN), so a removed assignment
+# lowers the count. Unchanged rows are not written.
+_APP_STATS_SQL = """
+INSERT INTO integrations_applicationstats
+    (application_id, connection_id, assigned_count, active_7, active_30, active_60, active_90)
+SELECT a.id, a.connection_id, COALESCE(s.assigned, 0), COALESCE(s.a7, 0), COALESCE(s.a30, 0),
+       COALESCE(s.a60, 0), COALESCE(s.a90, 0)
+FROM integrations_application AS a
 LEFT JOIN (
-    SELECT application_id, COUNT(*) AS assigned, MAX(last_used_at) AS last,
+    SELECT application_id, COUNT(*) AS assigned,
            COUNT(*) FILTER (WHERE last_used_at >= %(c7)s) AS a7,
            COUNT(*) FILTER (WHERE last_used_at >= %(c30)s) AS a30,
            COUNT(*) FILTER (WHERE last_used_at >= %(c60)s) AS a60,
@@ -55,11 +55,30 @@ LEFT JOIN (
     WHERE application_id IN (SELECT id FROM integrations_application WHERE connection_id = %(conn)s)
       AND removed_at IS NULL
     GROUP BY application_id
-) AS s ON s.application_id = a2.id
-WHERE a.id = a2.id AND a2.connection_id = %(conn)s
-  AND (a.assigned_count, a.active_7, a.active_30, a.active_60, a.active_90, a.last_used_at)
-      IS DISTINCT FROM (COALESCE(s.assigned, 0), COALESCE(s.a7, 0), COALESCE(s.a30, 0),
-                        COALESCE(s.a60, 0), COALESCE(s.a90, 0), GREATEST(a.last_used_at, s.last))
+) AS s ON s.application_id = a.id
+WHERE a.connection_id = %(conn)s
+ON CONFLICT (application_id) DO UPDATE SET
+    assigned_count = EXCLUDED.assigned_count, active_7 = EXCLUDED.active_7,
+    active_30 = EXCLUDED.active_30, active_60 = EXCLUDED.active_60, active_90 = EXCLUDED.active_90
+WHERE (integrations_applicationstats.assigned_count, integrations_applicationstats.active_7,
+       integrations_applicationstats.active_30, integrations_applicationstats.active_60,
+       integrations_applicationstats.active_90)
+      IS DISTINCT FROM (EXCLUDED.assigned_count, EXCLUDED.active_7, EXCLUDED.active_30,
+                        EXCLUDED.active_60, EXCLUDED.active_90)
+"""
+
+# An app's last use (by anyone, from LastUse, set by the sync) never trails an assigned person's;
+# written only where an assigned person's use is later, which only a sync's new data makes so.
+_APP_LAST_USE_SQL = """
+UPDATE integrations_application AS a SET last_used_at = s.last
+FROM (
+    SELECT application_id, MAX(last_used_at) AS last
+    FROM integrations_appuser
+    WHERE application_id IN (SELECT id FROM integrations_application WHERE connection_id = %(conn)s)
+      AND removed_at IS NULL AND last_used_at IS NOT NULL
+    GROUP BY application_id
+) AS s
+WHERE a.id = s.application_id AND (a.last_used_at IS NULL OR a.last_used_at < s.last)
 """
 
 # Per directory row: live SSO memberships and the latest use of anything (GREATEST skips NULLs).
@@ -109,7 +128,8 @@ def read_models_refresh(*, connection: Connection, events_added: int | None = No
     recounts them."""
     params: dict[str, Any] = {"conn": connection.pk, **_cutoffs()}
     with transaction.atomic(), db.cursor() as cursor:
-        cursor.execute(_APPS_SQL, params)
+        cursor.execute(_APP_STATS_SQL, params)
+        cursor.execute(_APP_LAST_USE_SQL, params)
         cursor.execute(_PEOPLE_SQL, params)
         cursor.execute(_PEOPLE_COUNTS_SQL, params)
         row = cursor.fetchone()

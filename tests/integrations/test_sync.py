@@ -173,7 +173,10 @@ def _read_models_from_scratch(connection: Connection) -> tuple[dict, dict, dict]
 
 
 def _read_models(connection: Connection) -> tuple[dict, dict, dict]:
-    apps = {a.pk: (a.assigned_count, a.active_30) for a in Application.objects.filter(connection=connection)}
+    apps = {
+        a.pk: (a.stats.assigned_count, a.stats.active_30)
+        for a in Application.objects.filter(connection=connection).select_related("stats")
+    }
     people = {
         p.pk: (p.apps_count, p.last_used_any)
         for p in AppUser.objects.filter(connection=connection, directory_user__isnull=True)
