@@ -5,69 +5,97 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0005_sync_tasks_budget_last_use'),
+        ("integrations", "0005_sync_tasks_budget_last_use"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApplicationStats',
+            name="ApplicationStats",
             fields=[
-                ('application', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='stats', serialize=False, to='integrations.application')),
-                ('assigned_count', models.IntegerField(default=0)),
-                ('active_7', models.IntegerField(default=0)),
-                ('active_30', models.IntegerField(default=0)),
-                ('active_60', models.IntegerField(default=0)),
-                ('active_90', models.IntegerField(default=0)),
+                (
+                    "application",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="stats",
+                        serialize=False,
+                        to="integrations.application",
+                    ),
+                ),
+                ("assigned_count", models.IntegerField(default=0)),
+                ("active_7", models.IntegerField(default=0)),
+                ("active_30", models.IntegerField(default=0)),
+                ("active_60", models.IntegerField(default=0)),
+                ("active_90", models.IntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='ConnectionStats',
+            name="ConnectionStats",
             fields=[
-                ('connection', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='stats', serialize=False, to='integrations.connection')),
-                ('users', models.IntegerField(default=0)),
-                ('admins_only', models.IntegerField(default=0)),
-                ('listed', models.IntegerField(default=0)),
-                ('listed_active', models.IntegerField(default=0)),
-                ('apps', models.IntegerField(default=0)),
-                ('events', models.BigIntegerField(default=0)),
-                ('oldest_event_at', models.DateTimeField(blank=True, null=True)),
-                ('people_active_30', models.IntegerField(default=0)),
-                ('inactive_30', models.IntegerField(default=0)),
-                ('inactive_60', models.IntegerField(default=0)),
-                ('inactive_90', models.IntegerField(default=0)),
-                ('admins', models.IntegerField(default=0)),
-                ('admins_without_mfa', models.IntegerField(default=0)),
-                ('admins_mfa_unknown', models.IntegerField(default=0)),
-                ('refreshed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "connection",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="stats",
+                        serialize=False,
+                        to="integrations.connection",
+                    ),
+                ),
+                ("users", models.IntegerField(default=0)),
+                ("admins_only", models.IntegerField(default=0)),
+                ("listed", models.IntegerField(default=0)),
+                ("listed_active", models.IntegerField(default=0)),
+                ("apps", models.IntegerField(default=0)),
+                ("events", models.BigIntegerField(default=0)),
+                ("oldest_event_at", models.DateTimeField(blank=True, null=True)),
+                ("people_active_30", models.IntegerField(default=0)),
+                ("inactive_30", models.IntegerField(default=0)),
+                ("inactive_60", models.IntegerField(default=0)),
+                ("inactive_90", models.IntegerField(default=0)),
+                ("admins", models.IntegerField(default=0)),
+                ("admins_without_mfa", models.IntegerField(default=0)),
+                ("admins_mfa_unknown", models.IntegerField(default=0)),
+                ("refreshed_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.RemoveField(
-            model_name='syncrun',
-            name='cache_versions',
+            model_name="syncrun",
+            name="cache_versions",
         ),
         migrations.AddField(
-            model_name='appuser',
-            name='apps_count',
+            model_name="appuser",
+            name="apps_count",
             field=models.IntegerField(db_default=0, editable=False),
         ),
         migrations.AddField(
-            model_name='appuser',
-            name='last_used_any',
+            model_name="appuser",
+            name="last_used_any",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddIndex(
-            model_name='appuser',
-            index=models.Index(condition=models.Q(('directory_user__isnull', True)), fields=['display_name', 'last_name', 'first_name', 'id'], name='appuser_dir_name'),
+            model_name="appuser",
+            index=models.Index(
+                condition=models.Q(("directory_user__isnull", True)),
+                fields=["display_name", "last_name", "first_name", "id"],
+                name="appuser_dir_name",
+            ),
         ),
         migrations.AddIndex(
-            model_name='appuser',
-            index=models.Index(models.OrderBy(models.F('last_used_any'), nulls_first=True), models.OrderBy(models.F('id')), condition=models.Q(('directory_user__isnull', True)), name='appuser_dir_last_used_any'),
+            model_name="appuser",
+            index=models.Index(
+                models.OrderBy(models.F("last_used_any"), nulls_first=True),
+                models.OrderBy(models.F("id")),
+                condition=models.Q(("directory_user__isnull", True)),
+                name="appuser_dir_last_used_any",
+            ),
         ),
         migrations.AddField(
-            model_name='applicationstats',
-            name='connection',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='integrations.connection'),
+            model_name="applicationstats",
+            name="connection",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="integrations.connection"
+            ),
         ),
     ]
