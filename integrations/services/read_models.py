@@ -18,7 +18,7 @@ nothing writes nothing.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection as db
@@ -97,6 +97,27 @@ WHERE p.id = p2.id AND p2.connection_id = %(conn)s AND p2.directory_user_id IS N
   AND (p.apps_count, p.last_used_any) IS DISTINCT FROM (COALESCE(m.n, 0), GREATEST(p.last_used_at, m.last))
 """
 
+# After an events-only sync a person's latest use can only have moved forward, and only to a use
+# inside the windows the run fetched: the memberships used since the windows' start (an index range
+# of dash_appuser_member_last_used) and the people's own logins since then are all there is to
+# fold in, instead of regrouping every assignment of the connection.
+_PEOPLE_SINCE_SQL = """
+UPDATE integrations_appuser AS p SET last_used_any = GREATEST(p.last_used_any, p.last_used_at, m.last)
+FROM (
+    SELECT directory_user_id, MAX(last_used_at) AS last
+    FROM integrations_appuser
+    WHERE directory_user_id IS NOT NULL AND last_used_at IS NOT NULL AND last_used_at >= %(since)s
+      AND application_id IN (SELECT id FROM integrations_application WHERE connection_id = %(conn)s)
+    GROUP BY directory_user_id
+) AS m
+WHERE p.id = m.directory_user_id AND (p.last_used_any IS NULL OR p.last_used_any < m.last)
+"""
+_PEOPLE_OWN_SINCE_SQL = """
+UPDATE integrations_appuser AS p SET last_used_any = p.last_used_at
+WHERE p.connection_id = %(conn)s AND p.directory_user_id IS NULL AND p.last_used_at >= %(since)s
+  AND (p.last_used_any IS NULL OR p.last_used_any < p.last_used_at)
+"""
+
 # Per connection, from the directory rows just refreshed (one scan of the connection's people).
 _PEOPLE_COUNTS_SQL = """
 SELECT
@@ -122,15 +143,22 @@ def _cutoffs() -> dict[str, Any]:
     return {f"c{d}": now - timedelta(days=d) for d in ACTIVE_WINDOWS}
 
 
-def read_models_refresh(*, connection: Connection, events_added: int | None = None) -> ConnectionStats:
+def read_models_refresh(
+    *, connection: Connection, events_added: int | None = None, uses_since: datetime | None = None
+) -> ConnectionStats:
     """Recompute one connection's read models. `events_added`: events stored since the last
     refresh (a sync's count), which moves the event count without counting every event; None
-    recounts them."""
-    params: dict[str, Any] = {"conn": connection.pk, **_cutoffs()}
+    recounts them. `uses_since`: after an events-only sync, the start of the windows it fetched
+    (nothing but last use changed, and only through uses since then); None recomputes everyone."""
+    params: dict[str, Any] = {"conn": connection.pk, "since": uses_since, **_cutoffs()}
     with transaction.atomic(), db.cursor() as cursor:
         cursor.execute(_APP_STATS_SQL, params)
         cursor.execute(_APP_LAST_USE_SQL, params)
-        cursor.execute(_PEOPLE_SQL, params)
+        if uses_since is None:
+            cursor.execute(_PEOPLE_SQL, params)
+        else:
+            cursor.execute(_PEOPLE_SINCE_SQL, params)
+            cursor.execute(_PEOPLE_OWN_SINCE_SQL, params)
         cursor.execute(_PEOPLE_COUNTS_SQL, params)
         row = cursor.fetchone()
         (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -188,14 +188,27 @@ def close_run(run: SyncRun, status: str, message: str, *, reconnect: bool = Fals
 def _refresh_read_models(run: SyncRun, streams: tuple[Stream, ...] | list[Stream]) -> None:
     """The connection's read models, before the run's status says it is done (so a green check
     never sits beside stale counts). The events the run's event streams stored move the event
-    count without a recount. Read models are derived data: their failure is logged, not the run's."""
+    count without a recount; after an events-only run, people's latest use is folded in from the
+    windows the run fetched. Read models are derived data: their failure is logged, not the run's."""
     event_keys = {s.key for s in streams if s.kind == "events"}
-    added = sum(
-        int(state.get("created") or 0)
-        for key, state in (run.streams or {}).items()
-        if key in event_keys and isinstance(state, dict)
-    )
+    states = {k: v for k, v in (run.streams or {}).items() if k in event_keys and isinstance(v, dict)}
+    added = sum(int(state.get("created") or 0) for state in states.values())
+    uses_since = None
+    if run.kind == SyncRun.Kind.EVENTS and states:
+        starts = [_window_start(state) for state in states.values()]
+        if all(starts):
+            uses_since = min(s for s in starts if s is not None)
     try:
-        read_models_refresh(connection=run.connection, events_added=added)
+        read_models_refresh(connection=run.connection, events_added=added, uses_since=uses_since)
     except Exception:
         logger.exception("refreshing the read models after sync run %s failed", run.pk)
+
+
+def _window_start(state: dict[str, Any]) -> datetime | None:
+    window = state.get("window")
+    if not isinstance(window, list | tuple) or len(window) != 2 or not window[0]:
+        return None
+    try:
+        return datetime.fromisoformat(str(window[0]))
+    except ValueError:
+        return None
