@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "jumpcloud",
     "dashboard",
     "api",
+    "policies",
 ]
 
 MIDDLEWARE = [
@@ -303,6 +304,8 @@ CELERY_BEAT_SCHEDULE = {
     "recover-stale-syncs": {"task": "integrations.tasks.recover_stale_syncs", "schedule": 300.0},
     "worker-heartbeat": {"task": "integrations.tasks.worker_heartbeat", "schedule": 60.0},
     "close-abandoned-actions": {"task": "integrations.tasks.close_abandoned_actions", "schedule": 300.0},
+    # Scheduled policies whose time has come, and policy runs whose worker died.
+    "run-due-policies": {"task": "policies.tasks.run_due_policies", "schedule": 120.0},
     "prune-sync-history": {
         "task": "integrations.tasks.prune_sync_history",
         "schedule": crontab(hour=3, minute=17),
