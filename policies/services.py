@@ -311,7 +311,7 @@ def policy_run_execute(*, run_id: int) -> PolicyRun:
     left running: people already handled keep their outcome, the rest are done now."""
     now = timezone.now()
     with transaction.atomic():
-        run = PolicyRun.objects.select_for_update().select_related("policy", "actor").get(pk=run_id)
+        run = PolicyRun.objects.select_for_update(of=("self",)).select_related("policy", "actor").get(pk=run_id)
         if run.status not in (PolicyRun.Status.QUEUED, PolicyRun.Status.RUNNING):
             return run
         run.status = PolicyRun.Status.RUNNING
