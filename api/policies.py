@@ -73,12 +73,16 @@ class PolicySerializer(serializers.ModelSerializer):
 
     def save(self, **kwargs: Any) -> Policy:
         data = {**self.validated_data, **kwargs}
-        connections = list(data.pop("connections", None) or (self.instance.connections.all() if self.instance else []))
+        connections = list(
+            data.pop("connections", None) or (self.instance.connections.all() if self.instance else [])
+        )
         policy = self.instance or Policy()
         for name, value in data.items():
             setattr(policy, name, value)
         try:
-            self.instance = policy_save(policy=policy, connections=connections, actor=self.context["request"].user)
+            self.instance = policy_save(
+                policy=policy, connections=connections, actor=self.context["request"].user
+            )
         except PolicyError as exc:
             raise serializers.ValidationError(exc.errors or {"detail": [exc.message]}) from None
         return self.instance
@@ -136,9 +140,15 @@ class PolicyRunItemSerializer(serializers.ModelSerializer):
 
 
 class PolicyRunSerializer(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    undone_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    approved_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    undone_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = PolicyRun
@@ -232,7 +242,9 @@ class PolicyViewSet(ApiViewMixin, viewsets.ModelViewSet):
     list=extend_schema(summary="List policy runs, newest first"),
     retrieve=extend_schema(summary="One policy run, with every person's outcome"),
 )
-class PolicyRunViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class PolicyRunViewSet(
+    ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     pagination_class = StandardPagination
 
     def get_queryset(self) -> QuerySet[PolicyRun]:
@@ -271,7 +283,9 @@ class PolicyRunViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModel
     def reject(self, request: Request, pk: str | None = None) -> Response:
         return self._change(request, policy_run_reject)
 
-    @extend_schema(summary="Unsuspend everyone the run suspended (Admins)", request=None, responses=_responses)
+    @extend_schema(
+        summary="Unsuspend everyone the run suspended (Admins)", request=None, responses=_responses
+    )
     @action(detail=True, methods=["post"], pagination_class=None, filter_backends=[])
     def undo(self, request: Request, pk: str | None = None) -> Response:
         return self._change(request, policy_run_undo)

@@ -72,7 +72,12 @@ class PolicyForm(forms.ModelForm):
             "description": forms.Textarea(attrs={"rows": 2}),
             "excluded_people": forms.Textarea(attrs={"rows": 3}),
             "schedule_weekday": forms.Select(
-                choices=[(i, d) for i, d in enumerate(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))]
+                choices=[
+                    (i, d)
+                    for i, d in enumerate(
+                        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+                    )
+                ]
             ),
         }
 
@@ -81,7 +86,9 @@ class PolicyForm(forms.ModelForm):
         live = Connection.objects.exclude(status=Connection.Status.DISCONNECTED).order_by("name", "id")
         self.fields["connections"].queryset = live  # type: ignore[attr-defined]
         self.fields["application"].queryset = (  # type: ignore[attr-defined]
-            Application.objects.filter(kind=Application.Kind.SSO, removed_at__isnull=True, connection__in=live)
+            Application.objects.filter(
+                kind=Application.Kind.SSO, removed_at__isnull=True, connection__in=live
+            )
             .select_related("connection")
             .order_by("connection__name", "label", "name", "id")
         )

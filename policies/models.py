@@ -175,7 +175,9 @@ class PolicyRunItem(models.Model):
     is_new = models.BooleanField(default=True, help_text="Not approved in an earlier run of the policy.")
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
     message = models.TextField(blank=True)
-    action_run = models.ForeignKey(ActionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action_run = models.ForeignKey(
+        ActionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     undo = models.CharField(max_length=16, choices=Undo.choices, blank=True, default="")
     undo_message = models.TextField(blank=True)
     undo_action_run = models.ForeignKey(

@@ -7,6 +7,7 @@ outcomes, the event streams' checkpoints).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -105,20 +106,23 @@ def connection_usage_brakes(*, connection: Connection, now: datetime | None = No
     if not streams:
         return [*out, f"{name} syncs no usage events; the policy cannot act on its people."]
     states = dict(
-        SyncCheckpoint.objects.filter(connection=connection, stream__in=streams).values_list("stream", "state")
+        SyncCheckpoint.objects.filter(connection=connection, stream__in=streams).values_list(
+            "stream", "state"
+        )
     )
     untils: list[datetime] = []
     for key in streams:
         raw = (states.get(key) or {}).get("until")
         if raw:
-            try:
+            with contextlib.suppress(ValueError):
                 untils.append(datetime.fromisoformat(str(raw)))
-            except ValueError:
-                pass
     health = connection_health(connection)
     successes = [health.streams[k].last_success_at for k in streams if k in health.streams]
     if len(untils) < len(streams) or not successes or any(s is None for s in successes):
-        return [*out, f"The usage events of {name} have not synced completely yet; the policy waits for them."]
+        return [
+            *out,
+            f"The usage events of {name} have not synced completely yet; the policy waits for them.",
+        ]
     as_of = min(untils)
     last_success = min(s for s in successes if s is not None)
     when = timezone.localtime(as_of).strftime("%Y-%m-%d %H:%M")
@@ -150,12 +154,15 @@ def _directory_rows(connection: Connection) -> QuerySet[AppUser]:
     ).exclude(status=AppUser.Status.REMOVED)
 
 
-def _last_uses(*, policy: Policy, connection: Connection, directory_app_id: int | None) -> dict[str, datetime]:
+def _last_uses(
+    *, policy: Policy, connection: Connection, directory_app_id: int | None
+) -> dict[str, datetime]:
     rows = LastUse.objects.filter(connection=connection)
-    if policy.use_scope == Policy.UseScope.DIRECTORY:
-        rows = rows.filter(application_id=directory_app_id)
-    elif policy.use_scope == Policy.UseScope.APPLICATION:
-        rows = rows.filter(application_id=policy.application_id)
+    if policy.use_scope != Policy.UseScope.ANYWHERE:
+        app_id = directory_app_id if policy.use_scope == Policy.UseScope.DIRECTORY else policy.application_id
+        if app_id is None:
+            return {}
+        rows = rows.filter(application_id=app_id)
     return dict(
         rows.values("person_external_id")
         .annotate(ts=Max("last_used_at"))
@@ -198,11 +205,14 @@ def policy_selection(
         )
         rows = _directory_rows(connection)
         size += rows.count()
-        if policy.use_scope == Policy.UseScope.APPLICATION or policy.application_id is not None:
+        app_id = policy.application_id
+        if app_id is not None:
             assigned = AppUser.objects.filter(
-                application_id=policy.application_id, removed_at__isnull=True, directory_user__isnull=False
+                application_id=app_id, removed_at__isnull=True, directory_user__isnull=False
             ).values("directory_user_id")
             rows = rows.filter(pk__in=assigned)
+        elif policy.use_scope == Policy.UseScope.APPLICATION:
+            rows = rows.none()
         last_uses = _last_uses(policy=policy, connection=connection, directory_app_id=directory_app_id)
         phrase = _scope_phrase(policy, connection)
         for row in rows.order_by("username", "id").iterator(chunk_size=2000):
@@ -235,7 +245,9 @@ def policy_selection(
             else:
                 days = (now - last).days
                 reason = f"No successful use {phrase} for {days} days (last {last:%Y-%m-%d})"
-            candidates.append(Candidate(connection=connection, app_user=row, last_used_at=last, reason=reason))
+            candidates.append(
+                Candidate(connection=connection, app_user=row, last_used_at=last, reason=reason)
+            )
     candidates.sort(key=lambda c: (c.last_used_at is not None, c.last_used_at or now, c.app_user.username))
     return Selection(
         candidates=candidates,

@@ -81,7 +81,9 @@ def policy_validate(*, policy: Policy, connections: list[Connection]) -> dict[st
         errors["connections"] = ["Choose at least one account."]
     app: Application | None = policy.application
     if app is not None and app.connection_id not in {c.pk for c in connections}:
-        errors.setdefault("application", []).append("The application must belong to one of the chosen accounts.")
+        errors.setdefault("application", []).append(
+            "The application must belong to one of the chosen accounts."
+        )
     if policy.use_scope == Policy.UseScope.APPLICATION and app is None:
         errors.setdefault("application", []).append("Choose the application whose use counts.")
     if app is not None and app.kind == Application.Kind.DIRECTORY:
@@ -218,7 +220,9 @@ def policy_run_approve(*, run: PolicyRun, actor: Any) -> PolicyRun:
     with transaction.atomic():
         run = PolicyRun.objects.select_for_update().get(pk=run.pk)
         if run.status != PolicyRun.Status.AWAITING_APPROVAL:
-            raise PolicyError(f"This run is {run.get_status_display().lower()}; only a waiting run can be approved.")
+            raise PolicyError(
+                f"This run is {run.get_status_display().lower()}; only a waiting run can be approved."
+            )
         run.status = PolicyRun.Status.QUEUED
         run.actor = run.approved_by = actor
         run.approved_at = timezone.now()
@@ -232,7 +236,9 @@ def policy_run_reject(*, run: PolicyRun, actor: Any) -> PolicyRun:
     with transaction.atomic():
         run = PolicyRun.objects.select_for_update().get(pk=run.pk)
         if run.status != PolicyRun.Status.AWAITING_APPROVAL:
-            raise PolicyError(f"This run is {run.get_status_display().lower()}; only a waiting run can be rejected.")
+            raise PolicyError(
+                f"This run is {run.get_status_display().lower()}; only a waiting run can be rejected."
+            )
         run.items.filter(outcome=PolicyRunItem.Outcome.PENDING).update(
             outcome=PolicyRunItem.Outcome.SKIPPED, message="The run was rejected."
         )
@@ -311,7 +317,9 @@ def policy_run_execute(*, run_id: int) -> PolicyRun:
     left running: people already handled keep their outcome, the rest are done now."""
     now = timezone.now()
     with transaction.atomic():
-        run = PolicyRun.objects.select_for_update(of=("self",)).select_related("policy", "actor").get(pk=run_id)
+        run = (
+            PolicyRun.objects.select_for_update(of=("self",)).select_related("policy", "actor").get(pk=run_id)
+        )
         if run.status not in (PolicyRun.Status.QUEUED, PolicyRun.Status.RUNNING):
             return run
         run.status = PolicyRun.Status.RUNNING
@@ -321,7 +329,9 @@ def policy_run_execute(*, run_id: int) -> PolicyRun:
         run.save(update_fields=["status", "attempts", "started_at", "heartbeat_at"])
     policy = run.policy
     pending = list(
-        run.items.filter(outcome=PolicyRunItem.Outcome.PENDING).select_related("connection", "app_user").order_by("id")
+        run.items.filter(outcome=PolicyRunItem.Outcome.PENDING)
+        .select_related("connection", "app_user")
+        .order_by("id")
     )
     untouched = not run.items.exclude(outcome=PolicyRunItem.Outcome.PENDING).exists()
     # The usage may have gone stale while the run waited for approval: check the brakes again.
@@ -329,7 +339,9 @@ def policy_run_execute(*, run_id: int) -> PolicyRun:
     if brakes and untouched:
         return _finish(run, status=PolicyRun.Status.STOPPED, reason=" ".join(brakes))
     selection = policy_selection(policy=policy)
-    current = {(c.connection.pk, c.app_user.external_id) for c in selection.candidates}
+    current: set[tuple[int | None, str]] = {
+        (c.connection.pk, c.app_user.external_id) for c in selection.candidates
+    }
     if brakes:
         current = set()  # resumed onto stale data: finish what was started, start nobody new
     for item in pending:
@@ -361,7 +373,9 @@ def policy_run_undo(*, run: PolicyRun, actor: Any) -> PolicyRun:
         else:
             try:
                 result = app_user_unsuspend(
-                    app_user=item.app_user, actor=actor, idempotency_key=policy_item_key(run=run, item=item, undo=True)
+                    app_user=item.app_user,
+                    actor=actor,
+                    idempotency_key=policy_item_key(run=run, item=item, undo=True),
                 )
             except ActionRefused as exc:
                 item.undo, item.undo_message = PolicyRunItem.Undo.FAILED, exc.message
@@ -369,7 +383,9 @@ def policy_run_undo(*, run: PolicyRun, actor: Any) -> PolicyRun:
                 item.undo_action_run = result.run
                 if result.run.status == ActionRun.Status.SUCCEEDED:
                     item.undo = PolicyRunItem.Undo.UNSUSPENDED
-                    item.undo_message = str((result.run.result or {}).get("message") or "JumpCloud unsuspended the user.")
+                    item.undo_message = str(
+                        (result.run.result or {}).get("message") or "JumpCloud unsuspended the user."
+                    )
                 else:
                     item.undo = PolicyRunItem.Undo.FAILED
                     item.undo_message = result.run.error_message or "The outcome is unknown."
@@ -416,7 +432,11 @@ def policies_run_due(*, now: datetime | None = None) -> list[PolicyRun]:
             policy.next_run_at = policy_next_run_at(policy=policy, after=now)
             policy.save(update_fields=["next_run_at"])
             if policy.runs.filter(
-                status__in=[PolicyRun.Status.AWAITING_APPROVAL, PolicyRun.Status.QUEUED, PolicyRun.Status.RUNNING]
+                status__in=[
+                    PolicyRun.Status.AWAITING_APPROVAL,
+                    PolicyRun.Status.QUEUED,
+                    PolicyRun.Status.RUNNING,
+                ]
             ).exists():
                 logger.info("policy %s: a run is still open; the scheduled run is skipped", policy.pk)
                 continue

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views import View
@@ -38,6 +39,7 @@ from policies.services import (
     policy_run_reject,
     policy_run_undo,
     policy_save,
+    policy_validate,
 )
 
 DRY_RUN_HEADER = ("account", "username", "email", "last_used_at", "reason")
@@ -98,6 +100,12 @@ class _PolicyFormView(AdminRequiredMixin, View):
         draft = form.policy()
         connections = form.chosen_connections()
         if "preview" in request.POST:
+            problems = policy_validate(policy=draft, connections=connections)
+            for name, errors in problems.items():
+                for error in errors:
+                    form.add_error(name if name in form.fields else None, error)
+            if problems:
+                return self.render_form(form)
             return self.render_form(form, policy_selection(policy=draft, connections=connections))
         try:
             saved = policy_save(policy=draft, connections=connections, actor=request.user)
@@ -136,7 +144,7 @@ class PolicyDetailView(ViewerRequiredMixin, TemplateView):
 
 
 class PolicyDryRunCsvView(ViewerRequiredMixin, View):
-    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def get(self, request: HttpRequest, pk: int) -> HttpResponseBase:
         policy = get_object_or_404(Policy, pk=pk)
 
         def rows() -> Iterator[list[Any]]:
@@ -169,7 +177,10 @@ class PolicyRunDetailView(ViewerRequiredMixin, TemplateView):
             items=items,
             can_edit=is_admin(self.request.user),
             can_undo=run.is_finished
-            and any(i.outcome == PolicyRunItem.Outcome.SUSPENDED and i.undo != PolicyRunItem.Undo.UNSUSPENDED for i in items),
+            and any(
+                i.outcome == PolicyRunItem.Outcome.SUSPENDED and i.undo != PolicyRunItem.Undo.UNSUSPENDED
+                for i in items
+            ),
             counts=_outcome_counts(items),
         )
         return ctx
@@ -184,7 +195,7 @@ def _outcome_counts(items: list[PolicyRunItem]) -> list[tuple[str, int]]:
 
 
 class PolicyRunCsvView(ViewerRequiredMixin, View):
-    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def get(self, request: HttpRequest, pk: int) -> HttpResponseBase:
         run = get_object_or_404(PolicyRun, pk=pk)
 
         def rows() -> Iterator[list[Any]]:

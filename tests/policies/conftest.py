@@ -23,7 +23,9 @@ def sim():
     simulator.stop()
 
 
-def connect_and_sync(sim: Simulator, settings: Any, *, permission: str = "read_write", name: str = "Acme") -> Connection:
+def connect_and_sync(
+    sim: Simulator, settings: Any, *, permission: str = "read_write", name: str = "Acme"
+) -> Connection:
     settings.JUMPCLOUD_ALLOWED_BASE_URLS = [*settings.JUMPCLOUD_ALLOWED_BASE_URLS, sim.base_url]
     settings.TORII_ACTION_TIMEOUT_SECONDS = 10
     connection = connection_create(

@@ -50,9 +50,12 @@ def test_viewers_read_but_cannot_write(viewer_client, synced, sim, admin_user):
     dry = viewer_client.get(f"{BASE}/policies/{policy.pk}/dry-run/").json()
     assert dry["count"] == len(dry["people"]) > 0 and dry["brakes"] == []
     assert _post(viewer_client, f"{BASE}/policies/", _body(synced, name="x")).status_code == 403
-    assert viewer_client.patch(
-        f"{BASE}/policies/{policy.pk}/", data='{"inactive_days": 1}', content_type="application/json"
-    ).status_code == 403
+    assert (
+        viewer_client.patch(
+            f"{BASE}/policies/{policy.pk}/", data='{"inactive_days": 1}', content_type="application/json"
+        ).status_code
+        == 403
+    )
     assert _post(viewer_client, f"{BASE}/policies/{policy.pk}/run/").status_code == 403
     Policy.objects.filter(pk=policy.pk).update(next_run_at=timezone.now() - timedelta(minutes=1))
     [run] = policies_run_due()

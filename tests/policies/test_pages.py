@@ -56,7 +56,10 @@ def test_the_form_dry_runs_without_saving_then_saves(admin_client, synced):
     assert not Policy.objects.exists()
     bad = admin_client.post("/policies/new/", {**_form(synced), "inactive_days": "abc", "connections": []})
     assert bad.status_code == 200 and not Policy.objects.exists()
-    assert "Correct the policy above" in bad.content.decode() or "correct the highlighted" in bad.content.decode().lower()
+    assert (
+        "Correct the policy above" in bad.content.decode()
+        or "correct the highlighted" in bad.content.decode().lower()
+    )
     saved = admin_client.post("/policies/new/", _form(synced))
     assert saved.status_code == 302
     policy = Policy.objects.get()

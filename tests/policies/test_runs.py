@@ -104,7 +104,11 @@ def test_rejecting_a_waiting_run_touches_nobody(synced, sim, admin_user, receive
 
 def test_unattended_runs_and_people_already_approved_need_no_approval(synced, sim, admin_user):
     notify = make_policy(
-        [synced], name="notify", action=Policy.Action.NOTIFY, schedule=Policy.Schedule.DAILY, created_by=admin_user
+        [synced],
+        name="notify",
+        action=Policy.Action.NOTIFY,
+        schedule=Policy.Schedule.DAILY,
+        created_by=admin_user,
     )
     _due(notify)
     [first] = policies_run_due()

@@ -37,7 +37,9 @@ def _expected(connection, *, days, age_days, scope, app=None, admins_out=True, i
     elif scope == "application":
         uses = uses.filter(application=app)
     last = dict(
-        uses.values("person_external_id").annotate(t=Max("last_used_at")).values_list("person_external_id", "t")
+        uses.values("person_external_id")
+        .annotate(t=Max("last_used_at"))
+        .values_list("person_external_id", "t")
     )
     rows = _people(connection)
     if app is not None:
@@ -49,7 +51,9 @@ def _expected(connection, *, days, age_days, scope, app=None, admins_out=True, i
             continue
         if p.username.lower() in names or p.email.lower() in names:
             continue
-        if age_days and (p.upstream_created_at is None or p.upstream_created_at > now - timedelta(days=age_days)):
+        if age_days and (
+            p.upstream_created_at is None or p.upstream_created_at > now - timedelta(days=age_days)
+        ):
             continue
         t = last.get(p.external_id)
         if t is None or t < now - timedelta(days=days):
@@ -71,7 +75,11 @@ def test_directory_use_threshold_matches_the_synced_last_uses(synced, days):
     assert not selection.brakes
     # Why: every person carries their last use (or none) and the reason names the threshold.
     for c in selection.candidates:
-        assert ("on record" in c.reason) if c.last_used_at is None else (f"last {c.last_used_at:%Y-%m-%d}" in c.reason)
+        assert (
+            ("on record" in c.reason)
+            if c.last_used_at is None
+            else (f"last {c.last_used_at:%Y-%m-%d}" in c.reason)
+        )
 
 
 def test_thresholds_differ_and_a_longer_one_selects_a_subset(synced):
@@ -81,11 +89,7 @@ def test_thresholds_differ_and_a_longer_one_selects_a_subset(synced):
 
 
 def test_application_use_mode_counts_only_that_app_and_only_its_people(synced):
-    app = (
-        Application.objects.filter(connection=synced, kind="sso")
-        .order_by("-last_used_at")
-        .first()
-    )
+    app = Application.objects.filter(connection=synced, kind="sso").order_by("-last_used_at").first()
     policy = make_policy([synced], inactive_days=2, use_scope=Policy.UseScope.APPLICATION, application=app)
     selected = _selected(policy)
     assert selected == _expected(synced, days=2, age_days=14, scope="application", app=app)
@@ -114,9 +118,14 @@ def test_exclusions_admins_named_new_and_invited(synced):
     usernames = {c.app_user.username for c in everyone.candidates}
     rows = {c.app_user.username: c.app_user for c in everyone.candidates}
     # Administrators.
-    with_admins = make_policy([synced], name="admins", inactive_days=3, min_account_age_days=0, exclude_admins=False)
+    with_admins = make_policy(
+        [synced], name="admins", inactive_days=3, min_account_age_days=0, exclude_admins=False
+    )
     admins = _selected(with_admins) - usernames
-    assert all(AppUser.objects.get(connection=synced, username=u, directory_user__isnull=True).is_admin for u in admins)
+    assert all(
+        AppUser.objects.get(connection=synced, username=u, directory_user__isnull=True).is_admin
+        for u in admins
+    )
     assert not any(r.is_admin for r in rows.values())
     assert everyone.excluded["admin"] > 0
     # Named people, by username or e-mail, whatever the case.
@@ -137,7 +146,9 @@ def test_exclusions_admins_named_new_and_invited(synced):
     aged = make_policy([synced], name="aged", inactive_days=3, min_account_age_days=14)
     assert _selected(aged) == usernames - young
     # Invited (staged) people are left alone unless the policy says otherwise.
-    with_invited = make_policy([synced], name="inv", inactive_days=3, min_account_age_days=0, exclude_invited=False)
+    with_invited = make_policy(
+        [synced], name="inv", inactive_days=3, min_account_age_days=0, exclude_invited=False
+    )
     invited = _selected(with_invited) - usernames
     assert invited and all(
         AppUser.objects.get(connection=synced, username=u, directory_user__isnull=True).status == "invited"
@@ -160,7 +171,9 @@ def test_stale_usage_stops_the_run_with_a_reason_and_touches_nobody(synced, sim,
 
 def test_a_partial_latest_sync_stops_the_run(synced, sim, admin_user):
     policy = make_policy([synced])
-    SyncRun.objects.create(connection=synced, kind="events", status=SyncRun.Status.PARTIAL, finished_at=timezone.now())
+    SyncRun.objects.create(
+        connection=synced, kind="events", status=SyncRun.Status.PARTIAL, finished_at=timezone.now()
+    )
     run = policy_run_create(policy=policy, actor=admin_user)
     assert run.status == PolicyRun.Status.STOPPED and "Partial" in run.stop_reason
     assert not [r for r in sim.requests if r.method == "PUT"]

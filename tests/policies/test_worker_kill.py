@@ -34,7 +34,9 @@ def _suspensions(sim) -> Counter[str]:
     return Counter(
         r.path.rsplit("/", 1)[-1]
         for r in sim.requests
-        if r.method == "PUT" and r.path.startswith("/api/systemusers/") and (r.json_body or {}).get("state") == "SUSPENDED"
+        if r.method == "PUT"
+        and r.path.startswith("/api/systemusers/")
+        and (r.json_body or {}).get("state") == "SUSPENDED"
     )
 
 
