@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from api.pagination import StandardPagination
 from api.views import ApiViewMixin
+from dashboard.params import parse_id
 from integrations.models import Application, Connection
 from integrations.services.actions import ActionRefused
 from policies.models import Policy, PolicyRun, PolicyRunItem
@@ -194,6 +195,18 @@ def _problem(message: str, code: int) -> Response:
     return Response({"detail": message}, status=code)
 
 
+def _no_fields(request: Request) -> Response | None:
+    """These calls take no input: anything but an empty body or `{}` is refused (400), so a
+    mistyped call never acts."""
+    data = request.data  # malformed JSON raises ParseError: a 400 already
+    if not isinstance(data, dict):
+        return _problem("Send an empty body or an empty JSON object.", status.HTTP_400_BAD_REQUEST)
+    if data:
+        unexpected = ", ".join(sorted(str(k) for k in data)[:10])
+        return _problem(f"This call takes no fields; unexpected: {unexpected}.", status.HTTP_400_BAD_REQUEST)
+    return None
+
+
 # --- views -------------------------------------------------------------------------------------
 @extend_schema_view(
     list=extend_schema(summary="List policies"),
@@ -226,10 +239,13 @@ class PolicyViewSet(ApiViewMixin, viewsets.ModelViewSet):
     @extend_schema(
         summary="Run the policy now (Admins): the run acts on the Admin's authority",
         request=None,
-        responses={201: PolicyRunSerializer, 403: ProblemSerializer},
+        responses={201: PolicyRunSerializer, 400: ProblemSerializer, 403: ProblemSerializer},
     )
     @action(detail=True, methods=["post"], url_path="run", pagination_class=None, filter_backends=[])
     def run(self, request: Request, pk: str | None = None) -> Response:
+        refused = _no_fields(request)
+        if refused is not None:
+            return refused
         try:
             run = policy_run_create(policy=self.get_object(), actor=request.user)
         except ActionRefused as exc:
@@ -249,15 +265,18 @@ class PolicyRunViewSet(
 
     def get_queryset(self) -> QuerySet[PolicyRun]:
         qs = policy_run_list()
-        policy = self.request.query_params.get("policy", "")
-        if policy.isdigit():
-            qs = qs.filter(policy_id=int(policy))
+        policy = parse_id(self.request.query_params.get("policy"))
+        if policy is not None:
+            qs = qs.filter(policy_id=policy)
         return qs.order_by("-created_at", "-id")
 
     def get_serializer_class(self) -> type:
         return PolicyRunDetailSerializer if self.action == "retrieve" else PolicyRunSerializer
 
     def _change(self, request: Request, service: Any) -> Response:
+        refused = _no_fields(request)
+        if refused is not None:
+            return refused
         try:
             run = service(run=self.get_object(), actor=request.user)
         except ActionRefused as exc:
@@ -269,6 +288,7 @@ class PolicyRunViewSet(
 
     _responses = {
         200: PolicyRunDetailSerializer,
+        400: ProblemSerializer,
         403: ProblemSerializer,
         409: OpenApiResponse(ProblemSerializer, description="The run is not in a state that allows this."),
     }

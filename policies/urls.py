@@ -12,9 +12,11 @@ urlpatterns = [
     path("policies/<int:pk>/edit/", views.PolicyEditView.as_view(), name="policy_edit"),
     path("policies/<int:pk>/dry-run.csv", views.PolicyDryRunCsvView.as_view(), name="policy_dry_run_csv"),
     path("policies/<int:pk>/run/", views.PolicyRunNowView.as_view(), name="policy_run_now"),
-    path("policies/runs/<int:pk>/", views.PolicyRunDetailView.as_view(), name="policy_run"),
-    path("policies/runs/<int:pk>/people.csv", views.PolicyRunCsvView.as_view(), name="policy_run_csv"),
-    path("policies/runs/<int:pk>/approve/", views.PolicyRunApproveView.as_view(), name="policy_run_approve"),
-    path("policies/runs/<int:pk>/reject/", views.PolicyRunRejectView.as_view(), name="policy_run_reject"),
-    path("policies/runs/<int:pk>/undo/", views.PolicyRunUndoView.as_view(), name="policy_run_undo"),
+    path("policies/runs/<int:run_id>/", views.PolicyRunDetailView.as_view(), name="policy_run"),
+    path("policies/runs/<int:run_id>/people.csv", views.PolicyRunCsvView.as_view(), name="policy_run_csv"),
+    path(
+        "policies/runs/<int:run_id>/approve/", views.PolicyRunApproveView.as_view(), name="policy_run_approve"
+    ),
+    path("policies/runs/<int:run_id>/reject/", views.PolicyRunRejectView.as_view(), name="policy_run_reject"),
+    path("policies/runs/<int:run_id>/undo/", views.PolicyRunUndoView.as_view(), name="policy_run_undo"),
 ]

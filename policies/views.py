@@ -170,7 +170,7 @@ class PolicyRunDetailView(ViewerRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         ctx = super().get_context_data(**kwargs)
-        run = get_object_or_404(policy_run_list(), pk=self.kwargs["pk"])
+        run = get_object_or_404(policy_run_list(), pk=self.kwargs["run_id"])
         items = list(policy_run_items(run=run))
         ctx.update(
             run=run,
@@ -195,8 +195,8 @@ def _outcome_counts(items: list[PolicyRunItem]) -> list[tuple[str, int]]:
 
 
 class PolicyRunCsvView(ViewerRequiredMixin, View):
-    def get(self, request: HttpRequest, pk: int) -> HttpResponseBase:
-        run = get_object_or_404(PolicyRun, pk=pk)
+    def get(self, request: HttpRequest, run_id: int) -> HttpResponseBase:
+        run = get_object_or_404(PolicyRun, pk=run_id)
 
         def rows() -> Iterator[list[Any]]:
             for i in policy_run_items(run=run):
@@ -220,15 +220,15 @@ class _RunChangeView(AdminRequiredMixin, View):
     service: Any = None
     done = ""
 
-    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
-        run = get_object_or_404(PolicyRun, pk=pk)
+    def post(self, request: HttpRequest, run_id: int) -> HttpResponse:
+        run = get_object_or_404(PolicyRun, pk=run_id)
         try:
             type(self).service(run=run, actor=request.user)
         except (ActionRefused, PolicyError) as exc:
             messages.error(request, exc.message)
         else:
             messages.success(request, self.done)
-        return HttpResponseRedirect(reverse("dashboard:policy_run", args=[pk]))
+        return HttpResponseRedirect(reverse("dashboard:policy_run", args=[run_id]))
 
 
 class PolicyRunApproveView(_RunChangeView):
