@@ -58,7 +58,7 @@ class PolicyForm(forms.ModelForm):
             "dry_run": "Dry run only: record whom it would touch, touch nobody",
             "schedule": "When",
             "schedule_hour": "Hour of the day (server time)",
-            "schedule_weekday": "Day of the week (weekly)",
+            "schedule_weekday": "Day of the week (weekly only)",
             "unattended": "Run unattended: scheduled runs act without waiting for an Admin's approval",
             "max_people": "At most this many people per run",
             "max_percent": "At most this share of the accounts' people per run (%)",
@@ -66,7 +66,7 @@ class PolicyForm(forms.ModelForm):
         }
         help_texts = {
             "excluded_people": "Usernames or e-mail addresses, one per line.",
-            "schedule_weekday": "0 is Monday, 6 is Sunday.",
+            "schedule_weekday": "",
         }
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),

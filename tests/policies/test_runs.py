@@ -207,3 +207,16 @@ def test_schedule_times():
     weekly = Policy(schedule=Policy.Schedule.WEEKLY, schedule_hour=6, schedule_weekday=now.weekday())
     assert policy_next_run_at(policy=weekly, after=now) == (now + timedelta(days=7)).replace(hour=6, minute=0)
     assert policy_next_run_at(policy=Policy(schedule=Policy.Schedule.MANUAL), after=now) is None
+
+
+def test_beat_runs_due_policies_through_a_registered_task(settings, synced, admin_user):
+    from torii.celery import app
+
+    entry = next(
+        e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "policies.tasks.run_due_policies"
+    )
+    assert entry["task"] in app.tasks
+    policy = make_policy([synced], schedule=Policy.Schedule.WEEKLY, created_by=admin_user)
+    _due(policy)
+    app.tasks[entry["task"]].delay()
+    assert PolicyRun.objects.get(policy=policy).status == PolicyRun.Status.AWAITING_APPROVAL
