@@ -322,6 +322,13 @@ def policy_run_execute(*, run_id: int) -> PolicyRun:
         )
         if run.status not in (PolicyRun.Status.QUEUED, PolicyRun.Status.RUNNING):
             return run
+        if (
+            run.status == PolicyRun.Status.RUNNING
+            and run.heartbeat_at is not None
+            and now - run.heartbeat_at < STALE_AFTER
+        ):
+            # A duplicate delivery while a live worker runs it: that worker finishes the run.
+            return run
         run.status = PolicyRun.Status.RUNNING
         run.attempts += 1
         run.started_at = run.started_at or now
@@ -455,6 +462,8 @@ def policy_runs_recover_stale(*, now: datetime | None = None) -> int:
     )
     count = 0
     for run in stale:
+        # The dead worker's heartbeat no longer holds the run: the next delivery takes it over.
+        PolicyRun.objects.filter(pk=run.pk).update(heartbeat_at=None)
         _enqueue(run)
         count += 1
     return count

@@ -220,3 +220,22 @@ def test_beat_runs_due_policies_through_a_registered_task(settings, synced, admi
     _due(policy)
     app.tasks[entry["task"]].delay()
     assert PolicyRun.objects.get(policy=policy).status == PolicyRun.Status.AWAITING_APPROVAL
+
+
+def test_a_duplicate_delivery_while_a_worker_runs_the_run_does_nothing(synced, sim, admin_user):
+    from policies.services import policy_run_execute, policy_runs_recover_stale
+
+    policy = make_policy([synced], schedule=Policy.Schedule.DAILY, created_by=admin_user)
+    _due(policy)
+    [run] = policies_run_due()
+    # As if a live worker had just started it (approved, running, fresh heartbeat).
+    PolicyRun.objects.filter(pk=run.pk).update(
+        status=PolicyRun.Status.RUNNING, actor=admin_user, heartbeat_at=timezone.now()
+    )
+    assert policy_run_execute(run_id=run.pk).status == PolicyRun.Status.RUNNING
+    assert not _puts(sim) and not run.items.exclude(outcome="pending").exists()
+    # Once its heartbeat is stale, recovery hands it over and the next delivery finishes it.
+    assert policy_runs_recover_stale(now=timezone.now() + timedelta(minutes=10)) == 1
+    run.refresh_from_db()
+    assert run.status == PolicyRun.Status.SUCCEEDED
+    assert len(_puts(sim)) == run.items.filter(outcome="suspended").count() > 0
