@@ -227,8 +227,21 @@ def policy_run_approve(*, run: PolicyRun, actor: Any) -> PolicyRun:
         run.actor = run.approved_by = actor
         run.approved_at = timezone.now()
         run.save(update_fields=["status", "actor", "approved_by", "approved_at"])
+        _audit_run(run, action="policy.run_approved", actor=actor)
         _enqueue(run)
     return run
+
+
+def _audit_run(run: PolicyRun, *, action: str, actor: Any) -> None:
+    """An approval or rejection in the audit log of each account the run touches."""
+    ids = set(run.items.exclude(connection=None).values_list("connection_id", flat=True))
+    for connection in Connection.objects.filter(pk__in=ids):
+        audit_connection_event(
+            connection=connection,
+            action=action,
+            actor=actor,
+            parameters={"policy": run.policy.name, "run": run.pk, "people": run.selected},
+        )
 
 
 def policy_run_reject(*, run: PolicyRun, actor: Any) -> PolicyRun:
@@ -242,6 +255,7 @@ def policy_run_reject(*, run: PolicyRun, actor: Any) -> PolicyRun:
         run.items.filter(outcome=PolicyRunItem.Outcome.PENDING).update(
             outcome=PolicyRunItem.Outcome.SKIPPED, message="The run was rejected."
         )
+        _audit_run(run, action="policy.run_rejected", actor=actor)
         return _finish(run, status=PolicyRun.Status.REJECTED, reason=f"Rejected by {actor.get_username()}.")
 
 

@@ -39,6 +39,8 @@ ACTION_LABELS: dict[str, str] = {
     "token.revoked": "API token revoked",
     "login.unlocked": "Login lockout lifted",
     "policy.saved": "Policy saved",
+    "policy.run_approved": "Policy run approved",
+    "policy.run_rejected": "Policy run rejected",
     "policy.run_undone": "Policy run undone",
 }
 

@@ -81,3 +81,11 @@ def test_run_now_then_undo_from_the_pages(admin_client, synced, sim):
     admin_client.post(f"/policies/runs/{run.pk}/undo/")
     assert set(run.items.values_list("undo", flat=True)) == {"unsuspended"}
     assert "Undo this run" not in admin_client.get(f"/policies/runs/{run.pk}/").content.decode()
+
+
+def test_a_queued_run_page_refreshes_itself_until_the_run_ends(viewer_client, synced):
+    policy = make_policy([synced])
+    run = PolicyRun.objects.create(policy=policy, action=policy.action, status=PolicyRun.Status.QUEUED)
+    assert 'hx-trigger="every 2s"' in viewer_client.get(f"/policies/runs/{run.pk}/").content.decode()
+    PolicyRun.objects.filter(pk=run.pk).update(status=PolicyRun.Status.SUCCEEDED)
+    assert 'hx-trigger="every 2s"' not in viewer_client.get(f"/policies/runs/{run.pk}/").content.decode()

@@ -75,6 +75,8 @@ def test_a_scheduled_run_waits_for_an_admin_then_suspends_once_each(synced, sim,
         assert item.action_run.actor == admin_user and item.action_run.action == "suspend_user"
         assert item.action_run.request_id and item.action_run.request_id in item.message
     assert ("finished", run.pk, "succeeded") in received
+    approval = ActionRun.objects.get(action="policy.run_approved")
+    assert approval.actor == admin_user and approval.parameters["run"] == run.pk
     # Approving twice is refused and sends nothing more.
     with pytest.raises(PolicyError):
         policy_run_approve(run=run, actor=admin_user)
@@ -100,6 +102,7 @@ def test_rejecting_a_waiting_run_touches_nobody(synced, sim, admin_user, receive
     assert run.status == PolicyRun.Status.REJECTED
     assert set(run.items.values_list("outcome", flat=True)) == {"skipped"}
     assert not _puts(sim)
+    assert ActionRun.objects.get(action="policy.run_rejected").actor == admin_user
 
 
 def test_unattended_runs_and_people_already_approved_need_no_approval(synced, sim, admin_user):
