@@ -26,6 +26,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Users", "dashboard:users", "users"),
     NavItem("Applications", "dashboard:applications", "app-window"),
     NavItem("Insights", "dashboard:insights", "chart-column"),
+    NavItem("Policies", "dashboard:policies", "shield-check"),
     NavItem("Audit log", "dashboard:audit", "scroll-text"),
     NavItem("People", "dashboard:people", "user-cog", admin_only=True),
 )

@@ -43,6 +43,8 @@ urlpatterns = [
     path("insights/", insights.InsightsView.as_view(), name="insights"),
     # Actions and the audit log.
     path("", include("dashboard.urls_actions")),
+    # Policies that act for the admin.
+    path("", include("policies.urls")),
     # People and roles, your API tokens and password.
     path("", include("dashboard.urls_people")),
 ]

@@ -23,11 +23,22 @@ def connect_demo(*, base_url: str, api_key: str) -> Connection | None:
     if existing:
         with contextlib.suppress(SyncAlreadyRunning, SyncNotAllowed):
             sync_run_request(connection=existing, kind=SyncRun.Kind.FULL, trigger=SyncRun.Trigger.MANUAL)
+        _example_policy(existing)
         return existing
     try:
-        return connection_create(
+        connection = connection_create(
             name=DEMO_NAME, api_key=api_key, permission=Connection.Permission.READ_WRITE, base_url=origin
         )
     except CredentialsError as exc:
         logger.error("demo account not connected: %s", exc.message)
         return None
+    _example_policy(connection)
+    return connection
+
+
+def _example_policy(connection: Connection) -> None:
+    """The demo ships one example policy in dry-run mode. Imported here, not at the top: the
+    demo is wiring for `make run`, and the core itself never depends on policies."""
+    from policies.demo import policy_demo_ensure
+
+    policy_demo_ensure(connection=connection)

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "jumpcloud",
     "dashboard",
     "api",
+    "policies",
 ]
 
 MIDDLEWARE = [
@@ -308,6 +309,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.refresh_read_models",
         "schedule": crontab(hour=0, minute=7),
     },
+    # Scheduled policies whose time has come, and policy runs whose worker died.
+    "run-due-policies": {"task": "policies.tasks.run_due_policies", "schedule": 120.0},
     "prune-sync-history": {
         "task": "integrations.tasks.prune_sync_history",
         "schedule": crontab(hour=3, minute=17),

@@ -38,6 +38,10 @@ ACTION_LABELS: dict[str, str] = {
     "token.rotated": "API token rotated",
     "token.revoked": "API token revoked",
     "login.unlocked": "Login lockout lifted",
+    "policy.saved": "Policy saved",
+    "policy.run_approved": "Policy run approved",
+    "policy.run_rejected": "Policy run rejected",
+    "policy.run_undone": "Policy run undone",
 }
 
 

@@ -33,9 +33,11 @@ SEGMENT_SAMPLE = {
     "runs": "action_run",  # actions/runs/<pk>/
     "people": "person",
     "lockouts": "lockout",
+    "policies": "policy",
+    "policy-runs": "policy_run",
 }
 # Some ids are known by their parameter name alone.
-PARAM_SAMPLE = {"run_pk": "sync_run", "key": "api_token"}
+PARAM_SAMPLE = {"run_pk": "sync_run", "key": "api_token", "run_id": "policy_run"}
 PARAM_LITERAL = {"provider": "jumpcloud", "format": "json"}
 SKIPPED_NAMESPACES = {"admin"}  # Django's admin site: staff-only, its own login; torii grants no staff
 # /health/: public, GET-only, no data (tests/test_foundation.py). Its view is async, and Django runs
@@ -348,6 +350,8 @@ class Samples:
     person: Any = None  # a torii user (the people page)
     lockout: Any = None  # a locked-out login (axes AccessAttempt)
     api_token: Any = None  # someone's API token
+    policy: Any = None  # a policy (policies app)
+    policy_run: Any = None  # one of its runs, waiting for approval
 
 
 # --- walking pages -------------------------------------------------------------------------------
@@ -376,10 +380,14 @@ def walk_get(
 def samples_from_db() -> Any:
     """The first object of each kind in the database, for reversing routes."""
     from integrations.models import ActionRun, Application, AppUser, Connection, SyncRun, UsageEvent
+    from policies.models import Policy, PolicyRun
 
     directory_users = AppUser.objects.filter(application__kind=Application.Kind.DIRECTORY).order_by("pk")
     writable = Connection.objects.filter(permission=Connection.Permission.READ_WRITE).order_by("pk")
     read_only = Connection.objects.filter(permission=Connection.Permission.READ_ONLY).order_by("pk")
+    person = directory_users.filter(connection__in=writable).first() or directory_users.first()
+    if person is not None and not Policy.objects.exists():
+        _policy_samples(person.connection, person)
     return Samples(
         connection=writable.first() or Connection.objects.order_by("pk").first(),
         read_only_connection=read_only.first(),
@@ -391,6 +399,8 @@ def samples_from_db() -> Any:
         usage_event=UsageEvent.objects.order_by("pk").first(),
         action_run=ActionRun.objects.filter(category=ActionRun.Category.USER_ACTION).order_by("pk").first()
         or ActionRun.objects.order_by("pk").first(),
+        policy=Policy.objects.order_by("pk").first(),
+        policy_run=PolicyRun.objects.order_by("pk").first(),
     )
 
 
@@ -471,6 +481,30 @@ def make_world(sim: Any, *, users: int = 6) -> Samples:
     return samples
 
 
+def _policy_samples(connection: Any, person: Any) -> None:
+    """A policy over the read-write account and a run of it waiting for approval, with one person."""
+    from policies.models import Policy, PolicyRun, PolicyRunItem
+
+    policy = Policy.objects.create(name="Inactive people", action=Policy.Action.SUSPEND, dry_run=False)
+    policy.connections.set([connection])
+    run = PolicyRun.objects.create(
+        policy=policy,
+        trigger=PolicyRun.Trigger.SCHEDULE,
+        status=PolicyRun.Status.AWAITING_APPROVAL,
+        action=policy.action,
+        selected=1,
+        account_size=1,
+    )
+    PolicyRunItem.objects.create(
+        run=run,
+        connection=connection,
+        app_user=person,
+        external_id=person.external_id,
+        username=person.username,
+        reason="No successful use of JumpCloud on record",
+    )
+
+
 def _access_samples() -> tuple[Any, Any, Any]:
     """A torii user, a locked-out login and an API token (of another person), for the routes of the
     people page and the tokens page."""
@@ -511,6 +545,7 @@ def state_snapshot() -> dict[str, list[dict[str, Any]]]:
         SyncRun,
         UsageEvent,
     )
+    from policies.models import Policy, PolicyRun, PolicyRunItem
 
     models = [
         Connection,
@@ -522,6 +557,9 @@ def state_snapshot() -> dict[str, list[dict[str, Any]]]:
         UsageEvent,
         DailyUsage,
         ApiToken,
+        Policy,
+        PolicyRun,
+        PolicyRunItem,
     ]
     snapshot = {m.__name__: list(m.objects.order_by("pk").values()) for m in models}
     # When a token was last used is bookkeeping, like sessions: every token call updates it.
