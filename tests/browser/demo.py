@@ -52,16 +52,18 @@ def seed_demo(sim: Simulator) -> Demo:
     settings.JUMPCLOUD_ALLOWED_BASE_URLS = [sim.base_url]
     admin = AdminFactory(username=ADMIN_USERNAME)
     acme = connection_create(
+        provider_key="jumpcloud",
         name="Acme (simulator)",
-        api_key=sim.keys["admin"],
+        credentials={"api_key": sim.keys["admin"]},
         permission=Connection.Permission.READ_WRITE,
         created_by=admin,
         base_url=sim.base_url,
         region="custom",
     )
     initech = connection_create(
+        provider_key="jumpcloud",
         name="Initech",
-        api_key=sim.keys["no_di"],
+        credentials={"api_key": sim.keys["no_di"]},
         permission=Connection.Permission.READ_ONLY,
         created_by=admin,
         base_url=sim.base_url,
@@ -70,8 +72,9 @@ def seed_demo(sim: Simulator) -> Demo:
     # A failed connect attempt, recorded in the audit log.
     with contextlib.suppress(CredentialsError):
         connection_create(
+            provider_key="jumpcloud",
             name="Typo",
-            api_key="0" * 40,
+            credentials={"api_key": "0" * 40},
             permission=Connection.Permission.READ_ONLY,
             created_by=admin,
             base_url=sim.base_url,
