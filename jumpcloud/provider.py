@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from integrations.providers import Action, Capability, Provider, Stream, UserDetails
-from jumpcloud import actions
-from jumpcloud import connect
+from jumpcloud import actions, connect
 from jumpcloud.connect import REGIONS, JumpCloudCredentials, client_for_connection, validate_credentials
 from jumpcloud.streams import events
 from jumpcloud.streams.applications import sync_applications

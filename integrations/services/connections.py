@@ -8,8 +8,8 @@ provider, encrypted with MultiFernet as that dict, and never stored, logged or r
 from __future__ import annotations
 
 import contextlib
-import logging
 import dataclasses
+import logging
 from collections.abc import Mapping
 from typing import Any
 
