@@ -158,12 +158,7 @@ class JumpCloudProvider(Provider):
             finish=events.finish("directory"),
         ),
     )
-    actions: ClassVar[tuple[Action, ...]] = (
-        Action("create_user", "Create user", actions.create_user, "action_create_user"),
-        Action("suspend_user", "Suspend user", actions.suspend_user, "action_suspend_user"),
-        Action("unsuspend_user", "Unsuspend user", actions.unsuspend_user, "action_unsuspend_user"),
-        Action("delete_user", "Delete user", actions.delete_user, "action_delete_user", destructive=True),
-    )
+    actions: ClassVar[tuple[Action, ...]] = actions.ACTIONS
 
     @classmethod
     def normalize_credentials(cls, values: Mapping[str, Any]) -> JumpCloudCredentials:

@@ -150,9 +150,20 @@ def sort_app_rows(rows: list[AppRow], ordering: str) -> list[AppRow]:
     return sorted(rows, key=APP_SORTS[key], reverse=ordering.startswith("-"))
 
 
+def application_queryset() -> QuerySet[Application]:
+    """Every application, by label (the API's list; counts and last use are its read model's)."""
+    return Application.objects.order_by("label", "name", "id")
+
+
 # --- one application ---------------------------------------------------------------------------
 def application_get(pk: int) -> Application:
     return Application.objects.select_related("connection").get(pk=pk)
+
+
+def application_user_queryset(app: Application) -> QuerySet[AppUser]:
+    """The people who can use an application now: people removed upstream are left out, as the
+    application's page leaves them out."""
+    return AppUser.objects.filter(application=app, removed_at__isnull=True)
 
 
 def application_stats_one(app: Application) -> AppStats:
@@ -207,9 +218,7 @@ class AppUsersResult:
 def application_users(app: Application, params: Mapping[str, Any], *, per_page: int = 50) -> AppUsersResult:
     """The people who can use an application, with last use and status; filterable, paginated."""
     qs: QuerySet[AppUser] = (
-        AppUser.objects.filter(application=app, removed_at__isnull=True)
-        .select_related("directory_user")
-        .only(*APP_USER_FIELDS)
+        application_user_queryset(app).select_related("directory_user").only(*APP_USER_FIELDS)
     )
     q = str(params.get("q") or "").replace("\x00", "").strip()  # PostgreSQL cannot compare NUL
     for term in q.split()[:5]:

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from integrations.models import ActionRun, Application, AppUser, Connection, SyncRun
 from integrations.providers import CredentialsError
-from integrations.services.actions import app_user_suspend
+from integrations.services.actions import app_user_act
 from integrations.services.connections import connection_create
 from jumpcloud.simulator import Simulator, SimulatorConfig
 
@@ -120,7 +120,9 @@ def seed_demo(sim: Simulator) -> Demo:
     assert person is not None
     target = people.exclude(pk=person.pk).filter(status=AppUser.Status.ACTIVE).last()
     assert target is not None
-    run = app_user_suspend(app_user=target, actor=admin, idempotency_key="demo-suspend-0001").run
+    run = app_user_act(
+        action="suspend_user", app_user=target, actor=admin, idempotency_key="demo-suspend-0001"
+    ).run
     admin_person = (
         AppUser.objects.filter(connection=acme, application__kind=Application.Kind.DIRECTORY, is_admin=True)
         .order_by("pk")
