@@ -373,6 +373,10 @@ class Registry:
         self._providers[provider_class.key] = provider_class()
         return provider_class
 
+    def unregister(self, key: str) -> None:
+        """Forget a provider (tests that register one of their own clean up with this)."""
+        self._providers.pop(key, None)
+
     def get(self, key: str) -> Provider:
         try:
             return self._providers[key]
