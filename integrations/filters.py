@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from integrations.models import ActionRun, Application, AppUser, Connection
 from integrations.selectors.common import usage_available
-from integrations.services.audit import ACTION_LABELS
+from integrations.services.audit import action_labels
 
 MAX_INACTIVE_DAYS = 3650
 
@@ -199,7 +199,9 @@ class AuditLogFilter(django_filters.FilterSet):
         queryset=Connection.objects.order_by("name", "id"), label="Account", empty_label="All accounts"
     )
     action = django_filters.ChoiceFilter(
-        choices=sorted(ACTION_LABELS.items(), key=lambda kv: kv[1]), empty_label="Any action"
+        # A callable: read when a form is built, after every provider registered its actions.
+        choices=lambda: sorted(action_labels().items(), key=lambda kv: kv[1]),
+        empty_label="Any action",
     )
     status = django_filters.ChoiceFilter(
         choices=ActionRun.Status.choices, label="Outcome", empty_label="Any outcome"

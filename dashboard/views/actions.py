@@ -26,6 +26,7 @@ from api.throttles import ActionsThrottle, throttled_response
 from dashboard.forms_actions import ActionForm, BulkSuspendForm, CreateUserForm, DeleteUserForm
 from dashboard.params import parse_id
 from integrations.models import ActionRun, Application, AppUser, Connection
+from integrations.providers import registry
 from integrations.selectors.audit import audit_outcome, audit_parameters
 from integrations.services import actions as services
 from integrations.services.audit import action_label
@@ -82,8 +83,9 @@ class UserActionMixin(AdminRequiredMixin):
         if app_user.removed_at is not None or app_user.status == AppUser.Status.REMOVED:
             unavailable = f"{app_user.username} was removed from {connection.name}; there is nothing to do."
         elif app_user.kind != AppUser.Kind.USER:
+            console = registry.get(connection.provider).name
             unavailable = (
-                "This is an administrator without a user account; manage administrators in JumpCloud."
+                f"This is an administrator without a user account; manage administrators in {console}."
             )
         return {
             "app_user": app_user,
