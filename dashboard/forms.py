@@ -146,12 +146,8 @@ class ConnectForm(forms.Form):
                     f"Received: the key ending {key_hint.lstrip('•')} is kept for this step. "
                     "Paste a key only to use a different one."
                 )
-        fields = dict(self.fields)
-        self.fields = {  # type: ignore[assignment]
-            **{k: v for k, v in fields.items() if k == "permission"},
-            **built,
-            **{k: v for k, v in fields.items() if k != "permission"},
-        }
+        self.fields.update(built)
+        self.order_fields(["permission", *self.credential_names])
         region = self.fields["region"]
         assert isinstance(region, forms.ChoiceField)
         region.choices = [(key, f"{label} ({key.upper()})") for key, label in provider.regions.items()]

@@ -252,7 +252,7 @@ def connection_create(
     return connection
 
 
-@sensitive_variables("credentials", "typed", "values")
+@sensitive_variables("credentials", "typed", "typed_secrets", "values")
 def connection_update(
     *,
     connection: Connection,
@@ -274,7 +274,8 @@ def connection_update(
         raise CredentialsError("Choose Read only or Read and take action.", code="permission")
     # New credentials replace the stored ones when any of their secrets was typed.
     secrets = registry.get(connection.provider).secret_fields()
-    rotated = bool(credentials) and any(str(credentials.get(n) or "").strip() for n in secrets)  # type: ignore[union-attr]
+    typed_secrets = [str((credentials or {}).get(n) or "").strip() for n in secrets]
+    rotated = any(typed_secrets)
     if rotated or (
         permission and permission != connection.permission and permission == Connection.Permission.READ_WRITE
     ):
