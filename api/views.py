@@ -1,4 +1,5 @@
-"""REST API v1 views: thin. Reads are querysets with filters; every write calls a service.
+"""REST API v1 views: thin. Reads come from the selectors the pages use (querysets the filters and
+pagination narrow); every write calls a service.
 
 Permissions: the default class (accounts.permissions.IsViewerOrAdminReadAdminWrite) lets Viewers and
 Admins read and only Admins write, exactly as in the UI; the action services check again.
@@ -9,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
-from django.db.models import Prefetch, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
+from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -32,12 +33,18 @@ from api.filters import (
 )
 from api.pagination import StandardPagination, UsageEventCursorPagination
 from api.throttles import ActionsThrottle
-from dashboard.forms_actions import AuditLogFilter
 from dashboard.params import parse_id
-from integrations.filters import AppUserFilter
-from integrations.models import ActionRun, Application, AppUser, Connection, SyncRun, UsageEvent
+from integrations.filters import AppUserFilter, AuditLogFilter
+from integrations.models import Application, AppUser, SyncRun
 from integrations.providers import registry
-from integrations.selectors.users import directory_user_queryset
+from integrations.selectors import applications as app_selectors
+from integrations.selectors import connections as conn_selectors
+from integrations.selectors.audit import audit_log_queryset
+from integrations.selectors.users import (
+    directory_user_detail_queryset,
+    directory_user_queryset,
+    usage_event_queryset,
+)
 from integrations.services import actions as action_services
 from integrations.services.sync import SyncAlreadyRunning, SyncNotAllowed, sync_run_request
 
@@ -63,11 +70,13 @@ class ApiViewMixin:
     retrieve=extend_schema(summary="One connected account"),
 )
 class ConnectionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = Connection.objects.all().order_by("name", "id")
     serializer_class = s.ConnectionSerializer
     filterset_class = ConnectionFilter
     filter_backends = [DjangoFilterBackend, drf_filters.SearchFilter]  # the default's, plus search
     search_fields = ["name", "org_name", "org_id"]
+
+    def get_queryset(self) -> QuerySet:
+        return conn_selectors.connection_queryset()
 
     @extend_schema(summary="Capabilities of one account", responses=s.CapabilityStatusSerializer(many=True))
     @action(detail=True, pagination_class=None, filter_backends=[])
@@ -87,13 +96,13 @@ class CapabilitiesView(ApiViewMixin, APIView):
         responses=s.ConnectionCapabilitiesSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
-        connections = Connection.objects.exclude(status=Connection.Status.DISCONNECTED).order_by("name", "id")
         wanted = request.query_params.get("connection")
+        pk = None
         if wanted is not None:
             pk = parse_id(wanted)
             if pk is None:
                 return Response({"detail": "connection must be an id."}, status=status.HTTP_400_BAD_REQUEST)
-            connections = connections.filter(pk=pk)
+        connections = conn_selectors.connections_live(pk=pk)
         rows = [
             {
                 "connection": c.pk,
@@ -112,9 +121,11 @@ class CapabilitiesView(ApiViewMixin, APIView):
     retrieve=extend_schema(summary="One sync run, with per-stream progress"),
 )
 class SyncRunViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = SyncRun.objects.select_related("requested_by").order_by("-created_at", "-id")
     serializer_class = s.SyncRunSerializer
     filterset_class = SyncRunFilter
+
+    def get_queryset(self) -> QuerySet:
+        return conn_selectors.sync_run_queryset()
 
     def get_throttles(self) -> list[Any]:
         throttles = list(super().get_throttles())
@@ -164,24 +175,23 @@ class ApplicationViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet:
         # Counts and last use come from the application's read model, as the applications page
         # shows them (integrations.services.read_models).
-        return Application.objects.annotate(
-            users_count=Coalesce("stats__assigned_count", 0),
-            active_30=Coalesce("stats__active_30", 0),
-            active_90=Coalesce("stats__active_90", 0),
-        ).order_by("label", "name", "id")
+        return app_selectors.application_queryset()
 
 
 @extend_schema(summary="Users of one application, with status and last use")
 class ApplicationUsersView(ApiViewMixin, generics.ListAPIView):
-    queryset = AppUser.objects.all()
     serializer_class = s.AppUserSerializer
     filterset_class = ApplicationUserFilter
 
     def get_queryset(self) -> QuerySet:
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return AppUser.objects.none()
-        app = generics.get_object_or_404(Application.objects.only("pk"), pk=self.kwargs["pk"])
-        return AppUser.objects.filter(application=app).order_by("username", "id")
+        try:
+            app = app_selectors.application_get(self.kwargs["pk"])
+        except Application.DoesNotExist:
+            raise Http404("No such application") from None
+        # People removed upstream are left out, as on the application's page.
+        return app_selectors.application_user_queryset(app).order_by("username", "id")
 
 
 @extend_schema_view(
@@ -198,10 +208,9 @@ class UserViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no database
             return AppUser.objects.none()
-        queryset = directory_user_queryset()
-        if self.action == "retrieve":
-            memberships = AppUser.objects.select_related("application").order_by("application__label", "id")
-            queryset = queryset.prefetch_related(Prefetch("app_memberships", queryset=memberships))
+        queryset = (
+            directory_user_detail_queryset() if self.action == "retrieve" else directory_user_queryset()
+        )
         # The default order (AppUserFilter sorts when `ordering` is given).
         return queryset.order_by("username", "pk")
 
@@ -214,10 +223,12 @@ class UserViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     retrieve=extend_schema(summary="One usage event"),
 )
 class UsageEventViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = UsageEvent.objects.all()
     serializer_class = s.UsageEventSerializer
     filterset_class = UsageEventFilter
     pagination_class = UsageEventCursorPagination
+
+    def get_queryset(self) -> QuerySet:
+        return usage_event_queryset()
 
 
 # --- audit log and actions -------------------------------------------------------------------
@@ -226,13 +237,17 @@ class UsageEventViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     retrieve=extend_schema(summary="One audit record"),
 )
 class AuditLogViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = ActionRun.objects.all()
     filterset_class = AuditLogFilter
+
+    def get_queryset(self) -> QuerySet:
+        return audit_log_queryset()
 
     def get_serializer_class(self) -> type:
         return s.ActionRunDetailSerializer if self.action == "retrieve" else s.ActionRunSerializer
 
 
+# The input of the provider's "create_user" action (the fields of CreateUserSerializer).
+CREATE_FIELDS = ("first_name", "last_name", "email", "username", "state")
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
@@ -315,8 +330,10 @@ def _invalid_response(payload: Any) -> Response:
 class ActionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     """Run user actions in JumpCloud. Admins only; accounts connected with Read and take action only."""
 
-    queryset = ActionRun.objects.filter(category=ActionRun.Category.USER_ACTION)
     filterset_class = AuditLogFilter
+
+    def get_queryset(self) -> QuerySet:
+        return audit_log_queryset(user_actions_only=True)
 
     def get_throttles(self) -> list[Any]:
         throttles = list(super().get_throttles())
@@ -347,27 +364,25 @@ class ActionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
             return _invalid_response(payload)
         data = payload.validated_data
         try:
-            result = action_services.app_user_create(
+            result = action_services.action_run_request(
                 connection=data["connection"],
+                action="create_user",
                 actor=request.user,
                 idempotency_key=self._key(request),
-                first_name=data["first_name"],
-                last_name=data["last_name"],
-                email=data["email"],
-                username=data["username"],
-                state=data["state"],
+                params={name: data[name] for name in CREATE_FIELDS},
             )
         except action_services.ActionRefused as exc:
             return _refusal_response(exc)
         return _run_response(result, request)
 
-    def _on_user(self, request: Request, service: Any) -> Response:
+    def _on_user(self, request: Request, action_key: str) -> Response:
         payload = s.ActionTargetSerializer(data=request.data)
         if not payload.is_valid():
             return _invalid_response(payload)
         try:
-            result = service(
+            result = action_services.app_user_act(
                 app_user=payload.validated_data["user"],
+                action=action_key,
                 actor=request.user,
                 idempotency_key=self._key(request),
             )
@@ -385,7 +400,7 @@ class ActionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
         detail=False, methods=["post"], url_path="suspend-user", filter_backends=[], pagination_class=None
     )
     def suspend_user(self, request: Request) -> Response:
-        return self._on_user(request, action_services.app_user_suspend)
+        return self._on_user(request, "suspend_user")
 
     @extend_schema(
         summary="Unsuspend a user",
@@ -397,7 +412,7 @@ class ActionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
         detail=False, methods=["post"], url_path="unsuspend-user", filter_backends=[], pagination_class=None
     )
     def unsuspend_user(self, request: Request) -> Response:
-        return self._on_user(request, action_services.app_user_unsuspend)
+        return self._on_user(request, "unsuspend_user")
 
     @extend_schema(
         summary="Delete a user",
@@ -409,4 +424,4 @@ class ActionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=False, methods=["post"], url_path="delete-user", filter_backends=[], pagination_class=None)
     def delete_user(self, request: Request) -> Response:
-        return self._on_user(request, action_services.app_user_delete)
+        return self._on_user(request, "delete_user")

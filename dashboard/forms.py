@@ -11,7 +11,7 @@ from typing import Any
 from django import forms
 
 from integrations.models import Connection
-from integrations.providers import CredentialsError, Provider
+from integrations.providers import CredentialField, CredentialsError, Provider
 
 PERMISSION_HELP = {
     Connection.Permission.READ_ONLY: "torii reads users, apps and usage. Nothing in the account can be changed.",
@@ -20,11 +20,13 @@ PERMISSION_HELP = {
 }
 
 # Which form field a service error code belongs to; anything else is shown above the form.
+# CREDENTIALS: the credential field the error names, else the provider's first secret field.
+CREDENTIALS = "credentials"
 ERROR_FIELDS = {
-    "required": "api_key",
-    "invalid_key": "api_key",
-    "no_rights": "api_key",
-    "other_org": "api_key",
+    "required": CREDENTIALS,
+    "invalid_key": CREDENTIALS,
+    "no_rights": CREDENTIALS,
+    "other_org": CREDENTIALS,
     "org_required": "org_id",
     "org_not_found": "org_id",
     "no_write_rights": "permission",
@@ -38,21 +40,42 @@ def add_credentials_error(form: forms.Form, error: CredentialsError) -> None:
     # On the edit form a permission upgrade is checked with the stored key: a key error then has
     # no field to sit on and goes above the form.
     field = ERROR_FIELDS.get(error.code)
+    if field == CREDENTIALS:
+        names = [n for n in getattr(form, "credential_names", ()) if n in form.fields]
+        field = error.field or (names[0] if names else None)
     form.add_error(field if field in form.fields else None, error.message)
 
 
-def api_key_field(**kwargs: Any) -> forms.CharField:
-    return forms.CharField(
-        label=kwargs.pop("label", "API key"),
+def credential_form_field(spec: CredentialField, *, label: str = "", help_text: str = "") -> forms.Field:
+    """The form field of one credential field the provider declares."""
+    if spec.choices:
+        return forms.ChoiceField(
+            label=label or spec.label,
+            choices=list(spec.choices),
+            help_text=help_text or spec.help_text,
+            error_messages={"required": spec.missing_message},
+        )
+    if spec.secret:
         # Never rendered back, never pre-filled, not remembered by the browser.
-        widget=forms.PasswordInput(
+        widget: forms.Widget = forms.PasswordInput(
             render_value=False, attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
-        ),
+        )
+    else:
+        widget = forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"})
+    return forms.CharField(
+        label=label or spec.label,
+        widget=widget,
         strip=True,
-        max_length=512,
-        error_messages={"required": "Enter the API key of a JumpCloud administrator."},
-        **kwargs,
+        max_length=spec.max_length,
+        help_text=help_text or spec.help_text,
+        error_messages={"required": spec.missing_message},
     )
+
+
+def _secret_help(spec: CredentialField) -> str:
+    return (
+        spec.help_text + " " if spec.help_text else ""
+    ) + "The key is encrypted at rest and never shown again."
 
 
 class OrganizationSelect(forms.Select):
@@ -76,7 +99,6 @@ class ConnectForm(forms.Form):
         initial=Connection.Permission.READ_ONLY,
         widget=forms.RadioSelect,
     )
-    api_key = api_key_field()
     org_id = forms.CharField(
         label="Organization ID",
         required=False,
@@ -91,7 +113,7 @@ class ConnectForm(forms.Form):
         max_length=100,
         help_text="Defaults to the organization's name.",
     )
-    region = forms.ChoiceField(label="Region", initial="us")
+    region = forms.ChoiceField(label="Region")
     # The token of a connect waiting for its organization (services.pending_connect): the key
     # itself stays on the server and is never sent back to the browser.
     pending = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
@@ -109,25 +131,34 @@ class ConnectForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.provider = provider
         self.connected = connected or {}
-        where = f"Where to find it: {provider.api_key_help}. " if provider.api_key_help else ""
-        self.fields["api_key"].help_text = where + "The key is encrypted at rest and never shown again."
-        if key_hint:
-            # The key of the first step is kept on the server: no need to paste it again.
-            self.fields["api_key"].required = False
-            self.fields["api_key"].help_text = (
-                f"Received: the key ending {key_hint.lstrip('•')} is kept for this step. "
-                "Paste a key only to use a different one."
+        # The provider's credential fields, right after the permission (the order people fill in).
+        specs = provider.credential_fields()
+        self.credential_names = [spec.name for spec in specs]
+        built: dict[str, forms.Field] = {}
+        for spec in specs:
+            built[spec.name] = credential_form_field(
+                spec, help_text=_secret_help(spec) if spec.secret else ""
             )
+            if key_hint and spec.secret:
+                # The credentials of the first step are kept on the server: no need to paste them again.
+                built[spec.name].required = False
+                built[spec.name].help_text = (
+                    f"Received: the key ending {key_hint.lstrip('•')} is kept for this step. "
+                    "Paste a key only to use a different one."
+                )
+        self.fields.update(built)
+        self.order_fields(["permission", *self.credential_names])
         region = self.fields["region"]
         assert isinstance(region, forms.ChoiceField)
         region.choices = [(key, f"{label} ({key.upper()})") for key, label in provider.regions.items()]
+        region.initial = provider.default_region
         if allowed_base_urls:
             # Only origins the operator listed (the local simulator); never free text.
             self.fields["base_url"] = forms.ChoiceField(
                 label="API endpoint",
                 required=False,
-                choices=[("", "JumpCloud (by region)"), *[(u, u) for u in allowed_base_urls]],
-                help_text="Only origins listed in the server's JUMPCLOUD_ALLOWED_BASE_URLS are offered.",
+                choices=[("", f"{provider.name} (by region)"), *[(u, u) for u in allowed_base_urls]],
+                help_text=provider.custom_origin_help,
             )
         self.org_choices = sorted(org_choices or [], key=lambda c: (c[1].casefold(), c[0]))
         if self.org_choices:
@@ -150,6 +181,10 @@ class ConnectForm(forms.Form):
                 "the others already are.",
                 error_messages={"required": "Choose the organization to connect."},
             )
+
+    @property
+    def credential_inputs(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.credential_names]
 
     def clean_org_id(self) -> str:
         value = str(self.cleaned_data.get("org_id") or "").strip()
@@ -196,11 +231,29 @@ class ConnectionEditForm(forms.Form):
 
 
 class RotateKeyForm(forms.Form):
-    api_key = api_key_field(
-        label="New API key",
-        help_text="The key of an administrator of the same organization. It is checked before it replaces "
-        "the current one.",
-    )
+    """New credentials for a connection: the provider's credential fields, all required again."""
+
+    def __init__(self, *args: Any, provider: Provider, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.credential_names: list[str] = []
+        for spec in provider.credential_fields():
+            self.credential_names.append(spec.name)
+            self.fields[spec.name] = credential_form_field(
+                spec,
+                label=f"New {spec.label}" if spec.secret else spec.label,
+                help_text="The key of an administrator of the same organization. It is checked before it "
+                "replaces the current one."
+                if spec.secret
+                else "",
+            )
+
+    @property
+    def credential_inputs(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.credential_names]
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {name: self.cleaned_data.get(name) or "" for name in self.credential_names}
 
 
 class DisconnectForm(forms.Form):

@@ -1,4 +1,4 @@
-"""Forms of the user actions and the audit page's filters.
+"""Forms of the user actions (the audit page's filters are integrations.filters.AuditLogFilter).
 
 Every action form carries an idempotency key, generated when the form renders, in a hidden field:
 a double click or a re-posted form sends the same key, and the service replays the first outcome.
@@ -9,11 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import django_filters as filters
 from django import forms
 
-from integrations.models import ActionRun, Connection
-from integrations.services.audit import ACTION_LABELS
+from integrations.models import Connection
 
 
 def new_idempotency_key() -> str:
@@ -78,40 +76,3 @@ class BulkSuspendForm(ActionForm):
     def __init__(self, *args: Any, choices: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["app_user_ids"].choices = choices  # type: ignore[attr-defined]
-
-
-class AuditLogFilter(filters.FilterSet):
-    """Filters of the audit page and of GET /api/v1/audit-log/."""
-
-    connection = filters.ModelChoiceFilter(
-        queryset=Connection.objects.order_by("name", "id"), label="Account", empty_label="All accounts"
-    )
-    action = filters.ChoiceFilter(
-        choices=sorted(ACTION_LABELS.items(), key=lambda kv: kv[1]), empty_label="Any action"
-    )
-    status = filters.ChoiceFilter(
-        choices=ActionRun.Status.choices, label="Outcome", empty_label="Any outcome"
-    )
-    category = filters.ChoiceFilter(choices=ActionRun.Category.choices, label="Kind", empty_label="Any kind")
-    actor = filters.CharFilter(
-        field_name="actor_username", lookup_expr="iexact", label="Actor (torii username)"
-    )
-    target = filters.CharFilter(
-        field_name="target_username", lookup_expr="icontains", label="Target username"
-    )
-    date_from = filters.DateFilter(
-        field_name="created_at",
-        lookup_expr="date__gte",
-        label="From",
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
-    date_to = filters.DateFilter(
-        field_name="created_at",
-        lookup_expr="date__lte",
-        label="To",
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
-
-    class Meta:
-        model = ActionRun
-        fields = ["connection", "action", "status", "category", "actor", "target", "date_from", "date_to"]

@@ -1,6 +1,6 @@
 """django-filter FilterSets over the inventory, shared by the dashboard and the REST API.
 
-`AppUserFilter` filters the directory's people: AppUser rows of the directory applications (see
+`AuditLogFilter` filters the audit log (ActionRun rows). `AppUserFilter` filters the directory's people: AppUser rows of the directory applications (see
 `integrations.selectors.users.directory_user_queryset`). `apps_count` and `last_used_any` are
 read-model columns of those rows (integrations.services.read_models).
 """
@@ -16,8 +16,9 @@ from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from integrations.models import Application, AppUser, Connection
+from integrations.models import ActionRun, Application, AppUser, Connection
 from integrations.selectors.common import usage_available
+from integrations.services.audit import action_labels
 
 MAX_INACTIVE_DAYS = 3650
 
@@ -189,3 +190,44 @@ class AppUserFilter(django_filters.FilterSet):
         return queryset.filter(connection_id__in=measured).filter(
             Q(last_used_any__isnull=True) | Q(last_used_any__lt=cutoff)
         )
+
+
+class AuditLogFilter(django_filters.FilterSet):
+    """Filters of the audit page and of GET /api/v1/audit-log/."""
+
+    connection = django_filters.ModelChoiceFilter(
+        queryset=Connection.objects.order_by("name", "id"), label="Account", empty_label="All accounts"
+    )
+    action = django_filters.ChoiceFilter(
+        # A callable: read when a form is built, after every provider registered its actions.
+        choices=lambda: sorted(action_labels().items(), key=lambda kv: kv[1]),
+        empty_label="Any action",
+    )
+    status = django_filters.ChoiceFilter(
+        choices=ActionRun.Status.choices, label="Outcome", empty_label="Any outcome"
+    )
+    category = django_filters.ChoiceFilter(
+        choices=ActionRun.Category.choices, label="Kind", empty_label="Any kind"
+    )
+    actor = django_filters.CharFilter(
+        field_name="actor_username", lookup_expr="iexact", label="Actor (torii username)"
+    )
+    target = django_filters.CharFilter(
+        field_name="target_username", lookup_expr="icontains", label="Target username"
+    )
+    date_from = django_filters.DateFilter(
+        field_name="created_at",
+        lookup_expr="date__gte",
+        label="From",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    date_to = django_filters.DateFilter(
+        field_name="created_at",
+        lookup_expr="date__lte",
+        label="To",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    class Meta:
+        model = ActionRun
+        fields = ["connection", "action", "status", "category", "actor", "target", "date_from", "date_to"]

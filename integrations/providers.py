@@ -9,9 +9,10 @@ and never from a hand-kept list. Providers register in their AppConfig.ready().
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from integrations.models import Connection
@@ -54,13 +55,64 @@ class Stream:
     finish: Callable[..., Any] | None = None
 
 
+# --- actions ------------------------------------------------------------------------------------
+# The generic categories the core knows: an action that makes a new directory user (the core checks
+# its input against the synced users too), and an action on one existing directory user.
+CREATES_USER = "creates_user"
+ON_USER = "on_user"
+
+
+@dataclass
+class ActionCheck:
+    """A provider's verdict on an action's input, before anything is sent (no network)."""
+
+    params: dict[str, Any]
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    # True when the input collides with a synced user (a 409 in the API, not a 400).
+    conflict: bool = False
+    # A username to offer when none was typed (from the name or the email), free in the synced data.
+    suggestion: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class ActionOutcome:
+    """What the provider reports after running an action."""
+
+    succeeded: bool
+    message: str = ""
+    request_id: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+    target_external_id: str = ""
+    target_username: str = ""
+
+
+def accept_input(*, connection: Connection, params: dict[str, Any]) -> ActionCheck:
+    """The check of an action whose only input is its target: nothing to normalise."""
+    return ActionCheck(params=dict(params))
+
+
 @dataclass(frozen=True)
 class Action:
+    """One thing a provider can do upstream.
+
+    `check(*, connection, params) -> ActionCheck` normalises and judges the input without touching
+    the network; `run(*, connection, run, params) -> ActionOutcome` makes the call (the pending
+    ActionRun `run` holds the target) and may record a snapshot before a destructive call.
+    """
+
     key: str
     label: str
-    run: Callable[..., Any]
+    run: Callable[..., ActionOutcome]
     capability: str
+    check: Callable[..., ActionCheck] = accept_input
+    category: str = ON_USER  # CREATES_USER | ON_USER
     destructive: bool = False
+    # The input's fields as JSON Schema properties (what `check` accepts), for forms and docs.
     input_schema: dict[str, Any] = field(default_factory=dict)
 
 
@@ -94,25 +146,146 @@ class UserDetails:
 
 
 class CredentialsError(Exception):
-    """Validation failed; `message` tells the admin what to do. `choices` offers organizations."""
+    """Validation failed; `message` tells the admin what to do. `choices` offers organizations.
+    `field` names the credential field at fault when there is one (forms show the error beside it)."""
 
-    def __init__(self, message: str, *, code: str = "invalid", choices: Iterable[tuple[str, str]] = ()):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "invalid",
+        choices: Iterable[tuple[str, str]] = (),
+        field: str = "",
+    ):
         super().__init__(message)
         self.message = message
         self.code = code
         self.choices = list(choices)
+        self.field = field
+
+
+# --- credentials ---------------------------------------------------------------------------------
+def credential(
+    *,
+    label: str,
+    secret: bool = False,
+    help_text: str = "",
+    choices: tuple[tuple[str, str], ...] = (),
+    required_message: str = "",
+    max_length: int = 512,
+) -> Any:
+    """A field of a provider's credentials dataclass, described for the connect form and services.
+
+    A secret field is never shown again, never logged and kept out of repr() (tracebacks and error
+    reports print a frame's locals with repr())."""
+    return field(
+        repr=not secret,
+        metadata={
+            "label": label,
+            "secret": secret,
+            "help_text": help_text,
+            "choices": choices,
+            "required_message": required_message,
+            "max_length": max_length,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class CredentialField:
+    """One field of a provider's credentials, as its dataclass declares it."""
+
+    name: str
+    label: str
+    secret: bool = False
+    help_text: str = ""
+    choices: tuple[tuple[str, str], ...] = ()
+    required_message: str = ""
+    max_length: int = 512
+
+    @property
+    def missing_message(self) -> str:
+        return self.required_message or f"Enter the {self.label[:1].lower()}{self.label[1:]}."
+
+
+def normalize_origin(url: str) -> str:
+    """`scheme://host[:port]` of an http(s) URL that is nothing but an origin; "" for anything else
+    (credentials, a path, a query, a port that is not a number): the SSRF guard's canonical form."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+        return ""
+    try:
+        port_number = parts.port
+    except ValueError:  # not a number or out of range ("http://host:80\r\nHost: x"): not an origin
+        return ""
+    port = f":{port_number}" if port_number else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
 class Provider:
     key: ClassVar[str]
     name: ClassVar[str]
+    # A dataclass whose fields are declared with `credential(...)`: the connect form, the connect
+    # service and the encrypted credentials dict are all built from it.
     credentials_class: ClassVar[type]
     regions: ClassVar[dict[str, str]] = {}
-    # Where an administrator finds the API key (shown under the key field and in key errors).
-    api_key_help: ClassVar[str] = ""
+    # The region a connection gets when none is chosen ("" when the provider has no regions).
+    default_region: ClassVar[str] = ""
+    # Custom endpoints (a local simulator) are refused unless allowed_origins() lists them; these say
+    # where an operator lists them.
+    custom_origin_help: ClassVar[str] = ""
+    custom_origin_refused: ClassVar[str] = "This base URL is not allowed."
     capability_catalog: ClassVar[tuple[Capability, ...]] = ()
     streams: ClassVar[tuple[Stream, ...]] = ()
     actions: ClassVar[tuple[Action, ...]] = ()
+
+    # --- credentials -------------------------------------------------------------------------------
+    @classmethod
+    def credential_fields(cls) -> list[CredentialField]:
+        out = []
+        for f in dataclasses.fields(cls.credentials_class):
+            meta = f.metadata
+            out.append(
+                CredentialField(
+                    name=f.name,
+                    label=str(meta.get("label") or f.name.replace("_", " ").capitalize()),
+                    secret=bool(meta.get("secret")),
+                    help_text=str(meta.get("help_text") or ""),
+                    choices=tuple(meta.get("choices") or ()),
+                    required_message=str(meta.get("required_message") or ""),
+                    max_length=int(meta.get("max_length") or 512),
+                )
+            )
+        return out
+
+    @classmethod
+    def secret_fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in cls.credential_fields() if f.secret)
+
+    @classmethod
+    def normalize_credentials(cls, values: Mapping[str, Any]) -> Any:
+        """The credentials dataclass from what an admin typed: every field stripped, present, and
+        one of its choices when it has some. A provider adds its own format rules by extending it."""
+        clean: dict[str, str] = {}
+        for f in cls.credential_fields():
+            value = str(values.get(f.name) or "").strip()
+            if not value:
+                raise CredentialsError(f.missing_message, code="required", field=f.name)
+            if f.choices and value not in {c for c, _ in f.choices}:
+                raise CredentialsError(
+                    f"Choose one of: {', '.join(label for _, label in f.choices)}.",
+                    code="invalid",
+                    field=f.name,
+                )
+            clean[f.name] = value
+        return cls.credentials_class(**clean)
+
+    @classmethod
+    def allowed_origins(cls) -> list[str]:
+        """Origins besides the provider's own hosts that connections may talk to (none by default)."""
+        return []
 
     # --- declared capabilities -----------------------------------------------------------------
     @classmethod
@@ -125,10 +298,6 @@ class Provider:
     def capabilities(cls) -> list[Capability]:
         """Every capability the provider knows of, in catalog order."""
         return list(cls.capability_catalog)
-
-    @classmethod
-    def secret_fields(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls.credentials_class) if f.metadata.get("secret"))
 
     @classmethod
     def capability_statuses(cls, connection: Connection | None) -> list[CapabilityStatus]:
@@ -156,7 +325,7 @@ class Provider:
             return "Connected read-only; reconnect with Read and take action to enable"
         detected = connection.capabilities or {}
         if cap.requires_write and detected.get("admin_read_only"):
-            return "The JumpCloud administrator of this key has a read-only role"
+            return f"The {cls.name} administrator of this key has a read-only role"
         if cap.requires_detected and not detected.get(cap.requires_detected):
             if cap.requires_detected not in detected:
                 return "Not detected yet; runs with the first sync"
@@ -203,6 +372,10 @@ class Registry:
     def register(self, provider_class: type[Provider]) -> type[Provider]:
         self._providers[provider_class.key] = provider_class()
         return provider_class
+
+    def unregister(self, key: str) -> None:
+        """Forget a provider (tests that register one of their own clean up with this)."""
+        self._providers.pop(key, None)
 
     def get(self, key: str) -> Provider:
         try:

@@ -1,9 +1,9 @@
 """JumpCloud user actions: create, suspend, unsuspend and delete a system user.
 
-Each function follows the provider action protocol of integrations.services.actions:
-`fn(*, connection, run, params, check_only=False)`. With check_only it only normalises and checks the
-input (no network). Otherwise it makes the call through the client and returns an ActionOutcome;
-the caller has already written the pending audit record and completes it with that outcome.
+Each action is two callables (integrations.providers.Action): `check(*, connection, params)` only
+normalises and checks the input (no network); `run(*, connection, run, params)` makes the call
+through the client and returns an ActionOutcome; the caller has already written the pending audit
+record and completes it with that outcome. `ACTIONS` declares them for the provider.
 
 At most once, upstream: writes go through a client without retries and with a short read timeout.
 When JumpCloud does not answer after the request was sent (RequestTimedOut, or another error with
@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from integrations import bulk
 from integrations.models import ActionRun, Application, AppUser, Connection
-from integrations.services.actions import ActionCheck, ActionOutcome
+from integrations.providers import CREATES_USER, Action, ActionCheck, ActionOutcome
 from integrations.services.audit import action_run_snapshot, scrub_parameters
 from jumpcloud import retry as _retry
 from jumpcloud.client import JumpCloudClient
@@ -140,7 +140,7 @@ def _mirror_removed(*, connection: Connection, external_id: str) -> None:
 
 
 # --- create ----------------------------------------------------------------------------------
-def create_user_check(params: dict[str, Any]) -> ActionCheck:
+def create_user_check(*, connection: Connection | None = None, params: dict[str, Any]) -> ActionCheck:
     """Normalise the new user's fields and say everything JumpCloud would refuse (no network)."""
     raw_username = str(params.get("username") or "")
     username = normalize_username(raw_username)
@@ -174,12 +174,8 @@ def create_user_check(params: dict[str, Any]) -> ActionCheck:
     return ActionCheck(params=clean, errors=errors, notes=notes, suggestion=suggestion)
 
 
-def create_user(
-    *, connection: Connection, run: ActionRun | None, params: dict[str, Any], check_only: bool = False
-) -> Any:
-    check = create_user_check(params)
-    if check_only:
-        return check
+def create_user(*, connection: Connection, run: ActionRun, params: dict[str, Any]) -> ActionOutcome:
+    check = create_user_check(connection=connection, params=params)
     if not check.ok:
         return ActionOutcome(
             succeeded=False, message=next(iter(check.errors.values()))[0], result={"outcome": "invalid"}
@@ -338,29 +334,17 @@ def _suspend_reread(
     )
 
 
-def suspend_user(
-    *, connection: Connection, run: ActionRun | None, params: dict[str, Any], check_only: bool = False
-) -> Any:
-    if check_only or run is None:
-        return ActionCheck(params=params)
+def suspend_user(*, connection: Connection, run: ActionRun, params: dict[str, Any]) -> ActionOutcome:
     return _set_suspended(connection=connection, run=run, suspended=True)
 
 
-def unsuspend_user(
-    *, connection: Connection, run: ActionRun | None, params: dict[str, Any], check_only: bool = False
-) -> Any:
-    if check_only or run is None:
-        return ActionCheck(params=params)
+def unsuspend_user(*, connection: Connection, run: ActionRun, params: dict[str, Any]) -> ActionOutcome:
     return _set_suspended(connection=connection, run=run, suspended=False)
 
 
 # --- delete ----------------------------------------------------------------------------------
-def delete_user(
-    *, connection: Connection, run: ActionRun | None, params: dict[str, Any], check_only: bool = False
-) -> Any:
+def delete_user(*, connection: Connection, run: ActionRun, params: dict[str, Any]) -> ActionOutcome:
     """Snapshot the JumpCloud record into the audit run, then delete. A 404 counts as done."""
-    if check_only or run is None:
-        return ActionCheck(params=params)
     user_id, username = run.target_external_id, run.target_username
     gone = ActionOutcome(
         succeeded=True,
@@ -431,3 +415,36 @@ def _delete_reread(
         request_id=cause.request_id,
         result={"outcome": "not_applied_by_reread"},
     )
+
+
+# --- declarations ----------------------------------------------------------------------------
+CREATE_USER_INPUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["email", "username"],
+    "properties": {
+        "first_name": {"type": "string", "maxLength": NAME_MAX},
+        "last_name": {"type": "string", "maxLength": NAME_MAX},
+        "email": {"type": "string", "format": "email", "maxLength": EMAIL_MAX},
+        "username": {"type": "string", "maxLength": 255, "description": "Spaces become dots."},
+        "state": {
+            "type": "string",
+            "enum": ["", *STATES],
+            "description": "Empty: the organization's default.",
+        },
+    },
+}
+
+ACTIONS = (
+    Action(
+        "create_user",
+        "Create user",
+        create_user,
+        "action_create_user",
+        check=create_user_check,
+        category=CREATES_USER,
+        input_schema=CREATE_USER_INPUT,
+    ),
+    Action("suspend_user", "Suspend user", suspend_user, "action_suspend_user"),
+    Action("unsuspend_user", "Unsuspend user", unsuspend_user, "action_unsuspend_user"),
+    Action("delete_user", "Delete user", delete_user, "action_delete_user", destructive=True),
+)

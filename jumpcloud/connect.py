@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
-from integrations.providers import CredentialsError, ValidatedAccount
+from integrations.providers import CredentialsError, ValidatedAccount, credential
 from integrations.services.connections import connection_check_endpoint, connection_credentials
 from integrations.sync.budget import RequestBudget
 from jumpcloud import errors
@@ -21,8 +23,44 @@ REGIONS = {"us": "United States", "eu": "Europe", "in": "India"}
 
 @dataclass(frozen=True)
 class JumpCloudCredentials:
-    # repr=False: tracebacks and error reports print a frame's locals with repr().
-    api_key: str = field(metadata={"secret": True}, repr=False)
+    api_key: str = credential(
+        label="API key",
+        secret=True,
+        help_text=f"Where to find it: {API_KEY_PATH}.",
+        required_message="Enter the API key of a JumpCloud administrator.",
+    )
+
+
+@sensitive_variables("values", "api_key")
+def normalize_credentials(values: Mapping[str, Any]) -> JumpCloudCredentials:
+    """JumpCloud's rule for a key, checked before any request: it travels in an HTTP header, so it
+    is printable ASCII without spaces (anything else cannot be sent, and is no JumpCloud key)."""
+    api_key = str(values.get("api_key") or "").strip()
+    if not api_key:
+        raise CredentialsError(
+            "Enter the API key of a JumpCloud administrator.", code="required", field="api_key"
+        )
+    if not (api_key.isascii() and api_key.isprintable()) or any(ch.isspace() for ch in api_key):
+        raise CredentialsError(
+            "This is not a JumpCloud API key: a key is letters and digits only, without spaces."
+            f" Copy it again from {API_KEY_PATH}.",
+            code="invalid_key",
+            field="api_key",
+        )
+    return JumpCloudCredentials(api_key=api_key)
+
+
+def allowed_origins() -> list[str]:
+    """Origins an operator listed in JUMPCLOUD_ALLOWED_BASE_URLS (the local simulator; none in
+    production) besides JumpCloud's own hosts."""
+    return list(getattr(settings, "JUMPCLOUD_ALLOWED_BASE_URLS", []))
+
+
+ORIGIN_REFUSED = (
+    "This base URL is not allowed. torii only talks to JumpCloud's own hosts, or to an "
+    "origin an operator listed in JUMPCLOUD_ALLOWED_BASE_URLS."
+)
+ORIGIN_HELP = "Only origins listed in the server's JUMPCLOUD_ALLOWED_BASE_URLS are offered."
 
 
 # Roles that cannot change users (docs/jumpcloud-api.md §4). Help Desk can; Command Runners cannot use the API at all.

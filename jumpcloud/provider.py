@@ -13,18 +13,12 @@ The streams and their order (docs/sync.md has the canvas they make):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from integrations.providers import Action, Capability, Provider, Stream, UserDetails
-from jumpcloud import actions
-from jumpcloud.connect import (
-    REGIONS,
-    JumpCloudCredentials,
-    client_for_connection,
-    sync_client_for_connection,
-    validate_credentials,
-)
-from jumpcloud.errors import API_KEY_PATH
+from jumpcloud import actions, connect
+from jumpcloud.connect import REGIONS, JumpCloudCredentials, client_for_connection, validate_credentials
 from jumpcloud.streams import events
 from jumpcloud.streams.applications import sync_applications
 from jumpcloud.streams.assignments import sync_app_assignments
@@ -111,8 +105,10 @@ class JumpCloudProvider(Provider):
     name: ClassVar[str] = "JumpCloud"
     credentials_class: ClassVar[type] = JumpCloudCredentials
     regions: ClassVar[dict[str, str]] = REGIONS
+    default_region: ClassVar[str] = "us"
+    custom_origin_help: ClassVar[str] = connect.ORIGIN_HELP
+    custom_origin_refused: ClassVar[str] = connect.ORIGIN_REFUSED
     capability_catalog: ClassVar[tuple[Capability, ...]] = CAPABILITIES
-    api_key_help: ClassVar[str] = API_KEY_PATH
     streams: ClassVar[tuple[Stream, ...]] = (
         Stream("organization", "Organization", sync_organization, optional=True),
         Stream("applications", "Applications", sync_applications, provides=("applications",)),
@@ -162,18 +158,21 @@ class JumpCloudProvider(Provider):
             finish=events.finish("directory"),
         ),
     )
-    actions: ClassVar[tuple[Action, ...]] = (
-        Action("create_user", "Create user", actions.create_user, "action_create_user"),
-        Action("suspend_user", "Suspend user", actions.suspend_user, "action_suspend_user"),
-        Action("unsuspend_user", "Unsuspend user", actions.unsuspend_user, "action_unsuspend_user"),
-        Action("delete_user", "Delete user", actions.delete_user, "action_delete_user", destructive=True),
-    )
+    actions: ClassVar[tuple[Action, ...]] = actions.ACTIONS
+
+    @classmethod
+    def normalize_credentials(cls, values: Mapping[str, Any]) -> JumpCloudCredentials:
+        return connect.normalize_credentials(values)
+
+    @classmethod
+    def allowed_origins(cls) -> list[str]:
+        return connect.allowed_origins()
 
     def validate_credentials(self, *, credentials: Any, region: str, base_url: str, org_id: str = "") -> Any:
         return validate_credentials(credentials=credentials, region=region, base_url=base_url, org_id=org_id)
 
     def get_client(self, connection: Any) -> Any:
-        return sync_client_for_connection(connection)
+        return connect.sync_client_for_connection(connection)
 
     event_labels: ClassVar[dict[str, str]] = EVENT_LABELS
 

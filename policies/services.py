@@ -19,12 +19,10 @@ from django.utils import timezone
 from accounts.roles import is_admin
 from integrations.models import ActionRun, Application, Connection
 from integrations.services.actions import (
-    SUSPEND_USER,
     ActionForbidden,
     ActionRefused,
     action_run_execute,
-    app_user_suspend,
-    app_user_unsuspend,
+    app_user_act,
     connection_action_unavailable_reason,
 )
 from integrations.services.audit import audit_connection_event
@@ -42,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 # A running run whose heartbeat is older than this lost its worker: recovery queues it again.
 STALE_AFTER = timedelta(minutes=5)
+
+# The actions a policy takes, by the keys providers declare them under (integrations.providers).
+SUSPEND_USER = "suspend_user"
+UNSUSPEND_USER = "unsuspend_user"
 
 
 class PolicyError(Exception):
@@ -317,7 +319,9 @@ def _execute_item(run: PolicyRun, item: PolicyRunItem, current: set[tuple[int | 
             item.message = f"Not suspended: {unavailable} Listed in the run's notification instead."
         else:
             try:
-                result = app_user_suspend(app_user=item.app_user, actor=run.actor, idempotency_key=key)
+                result = app_user_act(
+                    app_user=item.app_user, action=SUSPEND_USER, actor=run.actor, idempotency_key=key
+                )
             except ActionRefused as exc:
                 item.outcome = PolicyRunItem.Outcome.REFUSED
                 item.message = exc.message
@@ -393,7 +397,8 @@ def policy_run_undo(*, run: PolicyRun, actor: Any) -> PolicyRun:
             item.undo, item.undo_message = PolicyRunItem.Undo.FAILED, "The user is no longer in torii."
         else:
             try:
-                result = app_user_unsuspend(
+                result = app_user_act(
+                    action=UNSUSPEND_USER,
                     app_user=item.app_user,
                     actor=actor,
                     idempotency_key=policy_item_key(run=run, item=item, undo=True),

@@ -26,9 +26,18 @@ from api.throttles import ActionsThrottle, throttled_response
 from dashboard.forms_actions import ActionForm, BulkSuspendForm, CreateUserForm, DeleteUserForm
 from dashboard.params import parse_id
 from integrations.models import ActionRun, Application, AppUser, Connection
+from integrations.providers import registry
 from integrations.selectors.audit import audit_outcome, audit_parameters
 from integrations.services import actions as services
 from integrations.services.audit import action_label
+
+# The actions these pages offer, by the key the provider declares them under (a provider without
+# one of them says so on the page: services.connection_action_unavailable_reason).
+CREATE_USER = "create_user"
+SUSPEND_USER = "suspend_user"
+UNSUSPEND_USER = "unsuspend_user"
+DELETE_USER = "delete_user"
+CREATE_FIELDS = ("first_name", "last_name", "email", "username", "state")
 
 
 def _directory_users() -> QuerySet[AppUser]:
@@ -60,7 +69,6 @@ class UserActionMixin(AdminRequiredMixin):
 
     action = ""
     template_name = ""
-    service: Any = None
     kwargs: dict[str, Any]  # set by View.setup()
 
     def get_app_user(self) -> AppUser:
@@ -75,8 +83,9 @@ class UserActionMixin(AdminRequiredMixin):
         if app_user.removed_at is not None or app_user.status == AppUser.Status.REMOVED:
             unavailable = f"{app_user.username} was removed from {connection.name}; there is nothing to do."
         elif app_user.kind != AppUser.Kind.USER:
+            console = registry.get(connection.provider).name
             unavailable = (
-                "This is an administrator without a user account; manage administrators in JumpCloud."
+                f"This is an administrator without a user account; manage administrators in {console}."
             )
         return {
             "app_user": app_user,
@@ -114,8 +123,11 @@ class UserActionSubmitView(UserActionMixin, View):
         if not form.is_valid():
             return self.invalid(app_user, form, "")
         try:
-            result = self.service(
-                app_user=app_user, actor=request.user, idempotency_key=form.cleaned_data["idempotency_key"]
+            result = services.app_user_act(
+                app_user=app_user,
+                action=self.action,
+                actor=request.user,
+                idempotency_key=form.cleaned_data["idempotency_key"],
             )
         except services.ActionForbidden as exc:
             raise PermissionDenied(exc.message) from None
@@ -133,21 +145,18 @@ class UserActionSubmitView(UserActionMixin, View):
 
 
 class SuspendMixin:
-    action = services.SUSPEND_USER
+    action = SUSPEND_USER
     template_name = "dashboard/actions/confirm_suspend.html"
-    service = staticmethod(services.app_user_suspend)
 
 
 class UnsuspendMixin:
-    action = services.UNSUSPEND_USER
+    action = UNSUSPEND_USER
     template_name = "dashboard/actions/confirm_suspend.html"
-    service = staticmethod(services.app_user_unsuspend)
 
 
 class DeleteMixin:
-    action = services.DELETE_USER
+    action = DELETE_USER
     template_name = "dashboard/actions/confirm_delete.html"
-    service = staticmethod(services.app_user_delete)
 
     def get_form(self, app_user: AppUser, data: Any = None) -> ActionForm:
         return DeleteUserForm(data, expected_username=app_user.username)
@@ -229,15 +238,12 @@ class UserCreateSubmitView(UserCreateMixin, View):
             return self.render_form(form, status=400)
         data = form.cleaned_data
         try:
-            result = services.app_user_create(
+            result = services.action_run_request(
                 connection=data["connection"],
+                action=CREATE_USER,
                 actor=request.user,
                 idempotency_key=data["idempotency_key"],
-                first_name=data["first_name"],
-                last_name=data["last_name"],
-                email=data["email"],
-                username=data["username"],
-                state=data["state"],
+                params={name: data[name] for name in CREATE_FIELDS},
             )
         except services.ActionForbidden as exc:
             raise PermissionDenied(exc.message) from None
@@ -270,11 +276,8 @@ class UserCreatePreviewView(AdminRequiredMixin, View):
         if connection is not None:
             # NUL characters cannot be stored or searched for (PostgreSQL refuses them in text);
             # the submit form refuses them with a message, the preview just leaves them out.
-            params = {
-                k: request.GET.get(k, "").replace("\x00", "")[:400]
-                for k in ("first_name", "last_name", "email", "username", "state")
-            }
-            check = services.user_create_check(connection=connection, params=params)
+            params = {k: request.GET.get(k, "").replace("\x00", "")[:400] for k in CREATE_FIELDS}
+            check = services.action_input_check(connection=connection, action=CREATE_USER, params=params)
             # A preview speaks about what was typed, not about fields still empty.
             check.errors = {k: v for k, v in check.errors.items() if params.get(k)}
         return render(
@@ -332,7 +335,7 @@ class BulkSuspendConfirmView(AdminRequiredMixin, TemplateView):
             {
                 "app_user": u,
                 "unavailable": services.connection_action_unavailable_reason(
-                    connection=u.connection, action=services.SUSPEND_USER
+                    connection=u.connection, action=SUSPEND_USER
                 ),
             }
             for u in targets
@@ -363,8 +366,11 @@ class BulkSuspendView(AdminRequiredMixin, View):
                 request, "dashboard/actions/bulk_suspend_result.html", {"form": form, "items": []}, status=400
             )
         try:
-            items = services.app_users_bulk_suspend(
-                app_users=targets, actor=request.user, idempotency_key=form.cleaned_data["idempotency_key"]
+            items = services.app_users_bulk_act(
+                action=SUSPEND_USER,
+                app_users=targets,
+                actor=request.user,
+                idempotency_key=form.cleaned_data["idempotency_key"],
             )
         except services.ActionForbidden as exc:
             raise PermissionDenied(exc.message) from None

@@ -15,9 +15,9 @@ from django.views.generic import ListView
 
 from accounts.permissions import ViewerRequiredMixin
 from dashboard.exports import limited_csv_response
-from dashboard.forms_actions import AuditLogFilter
+from integrations.filters import AuditLogFilter
 from integrations.models import ActionRun, AppUser
-from integrations.selectors.audit import audit_outcome, audit_parameters
+from integrations.selectors.audit import audit_log_queryset, audit_outcome, audit_parameters
 from integrations.services.audit import action_label
 
 CSV_HEADER = (
@@ -39,7 +39,7 @@ CSV_HEADER = (
 
 
 def _filtered(request: HttpRequest) -> AuditLogFilter:
-    return AuditLogFilter(request.GET or None, queryset=ActionRun.objects.all())
+    return AuditLogFilter(request.GET or None, queryset=audit_log_queryset())
 
 
 class AuditLogView(ViewerRequiredMixin, ListView):

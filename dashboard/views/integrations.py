@@ -169,7 +169,13 @@ class SyncNowView(AdminRequiredMixin, View):
         )
 
 
-@method_decorator(sensitive_post_parameters("api_key"), name="dispatch")
+def _hide_secrets(request: HttpRequest, provider: Any) -> None:
+    """Error reports leave out the posted credentials the provider marks secret. Until the
+    provider is known every posted value is hidden (sensitive_post_parameters() without names)."""
+    request.sensitive_post_parameters = provider.secret_fields()  # type: ignore[attr-defined]
+
+
+@method_decorator(sensitive_post_parameters(), name="dispatch")
 class ConnectView(AdminRequiredMixin, View):
     """Connect an account. A key that manages several organizations gets a second step: the admin
     picks one (already connected ones are marked) and the key of the first step is kept on the
@@ -187,7 +193,7 @@ class ConnectView(AdminRequiredMixin, View):
         return ConnectForm(
             data,
             provider=provider,
-            allowed_base_urls=conn_services.allowed_base_urls(),
+            allowed_base_urls=conn_services.allowed_base_urls(provider_key=provider.key),
             org_choices=pending.choices if pending else None,
             connected=conn_selectors.connected_orgs(provider_key=provider.key),
             key_hint=pending.hint if pending else "",
@@ -211,24 +217,27 @@ class ConnectView(AdminRequiredMixin, View):
     def get(self, request: HttpRequest, provider: str) -> HttpResponse:
         return self._render(request, self._form(None, self._provider(provider), None))
 
-    # `data` and `api_key` hold the key: error reports must not show them (they list locals).
-    @sensitive_variables("data", "api_key")
+    # `data` and `credentials` hold secrets: error reports must not show them (they list locals).
+    @sensitive_variables("data", "credentials")
     def post(self, request: HttpRequest, provider: str) -> HttpResponse:
         prov = self._provider(provider)
+        _hide_secrets(request, prov)
         pending = pending_connect_get(user=request.user, token=request.POST.get("pending", ""))
         form = self._form(request.POST, prov, pending)
         if not form.is_valid():
             return self._render(request, form, status=400)
         data = form.cleaned_data
-        api_key = data["api_key"] or (pending.api_key if pending else "")
+        kept = pending.credentials if pending else {}
+        # A field left empty in the second step keeps what the first step sent.
+        credentials = {name: data.get(name) or kept.get(name, "") for name in form.credential_names}
         try:
             connection = conn_services.connection_create(
                 name=data["name"],
-                api_key=api_key,
+                credentials=credentials,
                 permission=data["permission"],
                 created_by=request.user,
                 provider_key=prov.key,
-                region=data["region"],
+                region=data.get("region") or "",
                 base_url=data.get("base_url") or "",
                 org_id=data.get("org_id") or "",
             )
@@ -239,16 +248,19 @@ class ConnectView(AdminRequiredMixin, View):
             # Which organization? Keep the key here, offer the organizations, ask.
             if pending:
                 pending_connect_forget(user=request.user, token=pending.token)
-            hint = conn_services.mask_secret(api_key)
-            token = pending_connect_store(user=request.user, api_key=api_key, choices=exc.choices, hint=hint)
+            hint = conn_services.credentials_hint(provider_key=prov.key, values=credentials)
+            token = pending_connect_store(
+                user=request.user, credentials=credentials, choices=exc.choices, hint=hint
+            )
             bound = request.POST.copy()
             bound["pending"] = token
-            bound.pop("api_key", None)
+            for name in prov.secret_fields():
+                bound.pop(name, None)
             asked = exc.code == "org_required"
             if asked:
                 bound.pop("org_id", None)
             form = self._form(
-                bound, prov, PendingConnect(token=token, api_key="", choices=exc.choices, hint=hint)
+                bound, prov, PendingConnect(token=token, credentials={}, choices=exc.choices, hint=hint)
             )
             form.full_clean()
             form.errors.clear()  # a question, not a mistake: nothing is marked invalid
@@ -307,22 +319,24 @@ class ConnectionEditView(AdminRequiredMixin, View):
         return HttpResponseRedirect(reverse("dashboard:connection_detail", args=[connection.pk]))
 
 
-@method_decorator(sensitive_post_parameters("api_key"), name="dispatch")
+@method_decorator(sensitive_post_parameters(), name="dispatch")
 class ConnectionRotateKeyView(AdminRequiredMixin, View):
     template_name = "dashboard/integrations/rotate.html"
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         connection = _connection_or_404(pk)
-        return render(request, self.template_name, {"connection": connection, "form": RotateKeyForm()})
+        form = RotateKeyForm(provider=registry.get(connection.provider))
+        return render(request, self.template_name, {"connection": connection, "form": form})
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         connection = _connection_or_404(pk)
-        form = RotateKeyForm(request.POST)
+        _hide_secrets(request, registry.get(connection.provider))
+        form = RotateKeyForm(request.POST, provider=registry.get(connection.provider))
         status = 400
         if form.is_valid():
             try:
                 conn_services.connection_update(
-                    connection=connection, actor=request.user, api_key=form.cleaned_data["api_key"]
+                    connection=connection, actor=request.user, credentials=form.credentials
                 )
                 messages.success(request, f"The API key of “{connection.name}” was replaced.")
                 return HttpResponseRedirect(reverse("dashboard:connection_detail", args=[connection.pk]))

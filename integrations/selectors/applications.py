@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Exists, F, Min, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from integrations.models import Application, ApplicationStats, AppUser, Connection, DailyUsage, LastUse
@@ -163,9 +164,25 @@ def sort_app_rows(rows: list[AppRow], ordering: str) -> list[AppRow]:
     return sorted(rows, key=APP_SORTS[key], reverse=ordering.startswith("-"))
 
 
+def application_queryset() -> QuerySet[Application]:
+    """Every application, by label (the API's list), with its read model's counts (zeros before the
+    first refresh) and last use."""
+    return Application.objects.annotate(
+        users_count=Coalesce("stats__assigned_count", 0),
+        active_30=Coalesce("stats__active_30", 0),
+        active_90=Coalesce("stats__active_90", 0),
+    ).order_by("label", "name", "id")
+
+
 # --- one application ---------------------------------------------------------------------------
 def application_get(pk: int) -> Application:
     return Application.objects.select_related("connection", "stats").get(pk=pk)
+
+
+def application_user_queryset(app: Application) -> QuerySet[AppUser]:
+    """The people who can use an application now: people removed upstream are left out, as the
+    application's page leaves them out."""
+    return AppUser.objects.filter(application=app, removed_at__isnull=True)
 
 
 def application_stats_one(app: Application) -> AppStats:
@@ -220,9 +237,7 @@ class AppUsersResult:
 def application_users(app: Application, params: Mapping[str, Any], *, per_page: int = 50) -> AppUsersResult:
     """The people who can use an application, with last use and status; filterable, paginated."""
     qs: QuerySet[AppUser] = (
-        AppUser.objects.filter(application=app, removed_at__isnull=True)
-        .select_related("directory_user")
-        .only(*APP_USER_FIELDS)
+        application_user_queryset(app).select_related("directory_user").only(*APP_USER_FIELDS)
     )
     q = str(params.get("q") or "").replace("\x00", "").strip()  # PostgreSQL cannot compare NUL
     for term in q.split()[:5]:

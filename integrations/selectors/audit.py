@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
+
 from integrations.models import ActionRun, Connection
 from integrations.providers import registry
 
@@ -104,3 +106,9 @@ def audit_outcome(run: ActionRun) -> str:
     """What happened upstream, in words (empty when the record says nothing about it)."""
     outcome = str((run.result or {}).get("outcome") or "")
     return OUTCOMES.get(outcome, outcome.replace("_", " ").capitalize())
+
+
+def audit_log_queryset(*, user_actions_only: bool = False) -> QuerySet[ActionRun]:
+    """The audit log (every action and connection event), or only the user actions."""
+    qs = ActionRun.objects.all()
+    return qs.filter(category=ActionRun.Category.USER_ACTION) if user_actions_only else qs

@@ -111,6 +111,22 @@ def connection_list() -> list[Connection]:
     return sorted(conns, key=lambda c: (not c.is_live,))
 
 
+def connection_queryset() -> QuerySet[Connection]:
+    """Every connection by name (the API's list; filters narrow it)."""
+    return Connection.objects.all().order_by("name", "id")
+
+
+def connections_live(*, pk: int | None = None) -> list[Connection]:
+    """Connections not disconnected, by name; only the one with `pk` when given."""
+    qs = Connection.objects.exclude(status=Connection.Status.DISCONNECTED).order_by("name", "id")
+    return list(qs.filter(pk=pk) if pk is not None else qs)
+
+
+def sync_run_queryset() -> QuerySet[SyncRun]:
+    """Sync history, newest first."""
+    return SyncRun.objects.select_related("requested_by").order_by("-created_at", "-id")
+
+
 def connection_choices() -> list[Connection]:
     """Connections for filter drop-downs (only what a label needs)."""
     return list(Connection.objects.only(*CONNECTION_SUMMARY_FIELDS).order_by("name", "id"))

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, QuerySet, Window
+from django.db.models import Count, Prefetch, QuerySet, Window
 
 from integrations.models import Application, AppUser, Connection, ConnectionStats, UsageEvent
 from integrations.selectors.common import directory_app_ids, usage_available
@@ -56,6 +56,17 @@ def directory_user_queryset() -> QuerySet[AppUser]:
         .select_related("connection")
         .only(*PERSON_FIELDS)
     )
+
+
+def directory_user_detail_queryset() -> QuerySet[AppUser]:
+    """The directory's people, each with every application they can use (`app_memberships`)."""
+    memberships = AppUser.objects.select_related("application").order_by("application__label", "id")
+    return directory_user_queryset().prefetch_related(Prefetch("app_memberships", queryset=memberships))
+
+
+def usage_event_queryset() -> QuerySet[UsageEvent]:
+    """Every stored usage event (the API pages them by cursor, newest first)."""
+    return UsageEvent.objects.all()
 
 
 @dataclass

@@ -1,8 +1,9 @@
-"""User actions (create, suspend, unsuspend, delete a user) with their audit record.
+"""User actions with their audit record.
 
-Provider-neutral: the provider's declared Action does the upstream work
-(`registry.get(connection.provider).action(key).run(...)`); this module decides whether it may run,
-makes it happen at most once, and records it.
+Provider-neutral: the core knows actions only through the provider's declarations
+(integrations.providers.Action: key, label, input schema, destructive or not, a `check` and a `run`
+callable, and one of two generic categories: it creates a directory user, or it acts on one).
+This module decides whether an action may run, makes it happen at most once, and records it.
 
 The rules, in order, for every request:
 1. Only torii Admins act, and only on connections whose permission is "Read and take action" (and
@@ -13,12 +14,12 @@ The rules, in order, for every request:
 3. The input is checked (the provider's own rules, then a collision check against the synced users)
    before anything is recorded or sent.
 4. The pending ActionRun is committed, then the provider runs the action inline (its client has a
-   short timeout) and the run is completed with the outcome, JumpCloud's message and request id.
+   short timeout) and the run is completed with the outcome, the provider's message and request id.
 
-Provider action protocol (what `Action.run` is called with):
-    run(*, connection, run, params, check_only=False)
-      check_only=True  -> ActionCheck (normalised params, errors per field, notes); no network
-      check_only=False -> ActionOutcome; may call `action_run_snapshot` before a destructive call
+The provider's two callables:
+    check(*, connection, params) -> ActionCheck   normalised params, errors per field, notes; no network
+    run(*, connection, run, params) -> ActionOutcome   may call `action_run_snapshot` before a
+                                                       destructive call
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -38,7 +39,7 @@ from django.utils import timezone
 
 from accounts.roles import is_admin
 from integrations.models import ActionRun, Application, AppUser, Connection
-from integrations.providers import registry
+from integrations.providers import CREATES_USER, Action, ActionCheck, ActionOutcome, registry
 from integrations.services.audit import (
     action_run_complete,
     action_run_mark_sent,
@@ -49,11 +50,7 @@ from integrations.services.read_models import read_models_refresh_soon
 
 logger = logging.getLogger(__name__)
 
-CREATE_USER = "create_user"
-SUSPEND_USER = "suspend_user"
-UNSUSPEND_USER = "unsuspend_user"
-DELETE_USER = "delete_user"
-USER_ACTIONS = (CREATE_USER, SUSPEND_USER, UNSUSPEND_USER, DELETE_USER)
+__all__ = ["ActionCheck", "ActionOutcome"]  # re-exported: the provider's verdicts, as callers see them
 
 READ_ONLY_NOTE = "Connected read-only — reconnect with Read and take action to enable."
 BULK_LIMIT = 100
@@ -61,35 +58,6 @@ _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{8,64}$")
 
 
 # --- results and refusals --------------------------------------------------------------------
-@dataclass
-class ActionCheck:
-    """The provider's verdict on an action's input, before anything is sent."""
-
-    params: dict[str, Any]
-    errors: dict[str, list[str]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    # True when the input collides with a synced user (a 409 in the API, not a 400).
-    conflict: bool = False
-    # A username to offer when none was typed (from the name or the email), free in the synced data.
-    suggestion: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-
-@dataclass
-class ActionOutcome:
-    """What the provider reports after running an action."""
-
-    succeeded: bool
-    message: str = ""
-    request_id: str = ""
-    result: dict[str, Any] = field(default_factory=dict)
-    target_external_id: str = ""
-    target_username: str = ""
-
-
 @dataclass
 class ActionResult:
     run: ActionRun
@@ -129,7 +97,7 @@ class ActionForbidden(ActionRefused):
 
 
 class ActionInvalid(ActionRefused):
-    """The input breaks a rule of the provider (e.g. a username JumpCloud refuses)."""
+    """The input breaks a rule of the provider (e.g. a username it refuses)."""
 
     code = "invalid"
 
@@ -157,7 +125,7 @@ def action_check_allowed(*, connection: Connection, actor: Any, action: str) -> 
     """Raise ActionForbidden unless `actor` may run `action` on `connection` (no network)."""
     if not is_admin(actor):
         raise ActionForbidden("Only torii Admins can act on users.")
-    if action not in USER_ACTIONS:
+    if _declared(connection, action) is None:
         raise ActionForbidden(f"Unknown action {action!r}.")
     reason = connection_action_unavailable_reason(connection=connection, action=action)
     if reason:
@@ -189,8 +157,24 @@ def validate_idempotency_key(key: str | None) -> str:
     return key
 
 
-def _provider_action(connection: Connection, action: str) -> Any:
-    return registry.get(connection.provider).action(action)
+def _declared(connection: Connection, action: str) -> Action | None:
+    """The provider's declaration of `action` (None when the provider has no such action)."""
+    try:
+        return registry.get(connection.provider).action(action)
+    except KeyError:
+        return None
+
+
+def _provider_action(connection: Connection, action: str) -> Action:
+    declared = _declared(connection, action)
+    if declared is None:
+        raise ActionForbidden(f"Unknown action {action!r}.")
+    return declared
+
+
+def action_creates_user(*, connection: Connection, action: str) -> bool:
+    declared = _declared(connection, action)
+    return declared is not None and declared.category == CREATES_USER
 
 
 def _replay(
@@ -228,12 +212,15 @@ def directory_user_of(*, connection: Connection, app_user: AppUser) -> AppUser:
     return app_user
 
 
-def user_create_check(*, connection: Connection, params: dict[str, Any]) -> ActionCheck:
-    """Normalise and check a new user's fields: the provider's rules, then the synced users.
+def action_input_check(*, connection: Connection, action: str, params: dict[str, Any]) -> ActionCheck:
+    """Normalise and check an action's input: the provider's own rules, then (for an action that
+    creates a user) the synced users.
 
-    Used by the live preview (nothing raised) and before the create call."""
-    action = _provider_action(connection, CREATE_USER)
-    check: ActionCheck = action.run(connection=connection, run=None, params=params, check_only=True)
+    Used by the live preview (nothing raised) and before the action is recorded."""
+    declared = _provider_action(connection, action)
+    check = declared.check(connection=connection, params=params)
+    if declared.category != CREATES_USER:
+        return check
     email = str(check.params.get("email", "")).strip()
     if email and "email" not in check.errors:
         try:
@@ -299,21 +286,22 @@ def action_run_request(
     if target is not None:
         target = directory_user_of(connection=connection, app_user=target)
         params = {"app_user_id": target.pk, **params}
-    check = user_create_check(connection=connection, params=params) if action == CREATE_USER else None
-    recorded = check.params if check is not None else params
+    creates = action_creates_user(connection=connection, action=action)
+    if target is None and not creates:
+        raise ActionTargetInvalid("Choose the user to act on.")
+    check = action_input_check(connection=connection, action=action, params=params)
+    recorded = check.params
     replay = _replay(key=key, action=action, connection=connection, actor=actor, parameters=recorded)
     if replay is not None:
         return ActionResult(run=replay, replayed=True)
 
-    if check is not None:
-        if not check.ok:
-            error_class = ActionConflict if check.conflict else ActionInvalid
-            raise error_class(_first_error(check.errors), errors=check.errors)
+    if not check.ok:
+        error_class = ActionConflict if check.conflict else ActionInvalid
+        raise error_class(_first_error(check.errors), errors=check.errors)
+    if target is None:
         target_username = str(recorded.get("username", ""))
         target_external_id = ""
     else:
-        if target is None:
-            raise ActionTargetInvalid("Choose the user to act on.")
         if target.removed_at is not None or target.status == AppUser.Status.REMOVED:
             raise ActionTargetInvalid(
                 f"“{target.username}” was removed from {connection.name}; nothing to do."
@@ -347,6 +335,13 @@ def _first_error(errors: dict[str, list[str]]) -> str:
     return "The input is not valid."
 
 
+def _provider_name(connection: Connection | None) -> str:
+    try:
+        return registry.get(connection.provider).name if connection else "the provider"
+    except LookupError:
+        return "the provider"
+
+
 def action_run_execute(*, run_id: int) -> ActionRun:
     """Send a pending run upstream exactly once and record the outcome.
 
@@ -360,9 +355,10 @@ def action_run_execute(*, run_id: int) -> ActionRun:
         return action_run_complete(
             run=run, succeeded=False, error_message="The account was deleted before the action ran."
         )
+    upstream = _provider_name(connection)
     try:
         outcome: ActionOutcome = _provider_action(connection, run.action).run(
-            connection=connection, run=run, params=dict(run.parameters), check_only=False
+            connection=connection, run=run, params=dict(run.parameters)
         )
     except Exception as exc:  # the outcome upstream is unknown: say so, never guess
         logger.exception("action run %s (%s) failed unexpectedly", run.pk, run.action)
@@ -370,8 +366,8 @@ def action_run_execute(*, run_id: int) -> ActionRun:
             run=run,
             succeeded=False,
             result={"outcome": "unknown", "error": type(exc).__name__},
-            error_message="torii hit an unexpected error; whether JumpCloud applied the action is unknown. "
-            "Check the user in JumpCloud before trying again.",
+            error_message=f"torii hit an unexpected error; whether {upstream} applied the action is unknown. "
+            f"Check the user in {upstream} before trying again.",
         )
     if outcome.succeeded:
         # The action mirrored its change into the synced rows: the counts shown beside them follow.
@@ -390,54 +386,12 @@ def action_run_execute(*, run_id: int) -> ActionRun:
     )
 
 
-# --- named entry points (views and the API call these) ---------------------------------------
-def app_user_create(
-    *,
-    connection: Connection,
-    actor: Any,
-    idempotency_key: str,
-    first_name: str,
-    last_name: str,
-    email: str,
-    username: str,
-    state: str = "",
-) -> ActionResult:
-    params = {
-        "first_name": first_name,
-        "last_name": last_name,
-        "email": email,
-        "username": username,
-        "state": state,
-    }
-    return action_run_request(
-        connection=connection, action=CREATE_USER, actor=actor, idempotency_key=idempotency_key, params=params
-    )
-
-
-def app_user_suspend(*, app_user: AppUser, actor: Any, idempotency_key: str) -> ActionResult:
+# --- entry points (views and the API call these) ----------------------------------------------
+def app_user_act(*, app_user: AppUser, action: str, actor: Any, idempotency_key: str) -> ActionResult:
+    """Run one of the provider's actions on one user (an SSO row acts on its directory user)."""
     return action_run_request(
         connection=app_user.connection,
-        action=SUSPEND_USER,
-        actor=actor,
-        idempotency_key=idempotency_key,
-        target=app_user,
-    )
-
-
-def app_user_unsuspend(*, app_user: AppUser, actor: Any, idempotency_key: str) -> ActionResult:
-    return action_run_request(
-        connection=app_user.connection,
-        action=UNSUSPEND_USER,
-        actor=actor,
-        idempotency_key=idempotency_key,
-        target=app_user,
-    )
-
-
-def app_user_delete(*, app_user: AppUser, actor: Any, idempotency_key: str) -> ActionResult:
-    return action_run_request(
-        connection=app_user.connection,
-        action=DELETE_USER,
+        action=action,
         actor=actor,
         idempotency_key=idempotency_key,
         target=app_user,
@@ -451,8 +405,10 @@ def bulk_item_key(*, idempotency_key: str, app_user_id: int) -> str:
     return f"bulk-{digest[:40]}"
 
 
-def app_users_bulk_suspend(*, app_users: list[AppUser], actor: Any, idempotency_key: str) -> list[BulkItem]:
-    """Suspend each selected user once; one outcome per user (a refusal does not stop the rest)."""
+def app_users_bulk_act(
+    *, app_users: list[AppUser], action: str, actor: Any, idempotency_key: str
+) -> list[BulkItem]:
+    """Run `action` on each selected user once; one outcome per user (a refusal does not stop the rest)."""
     if not is_admin(actor):
         raise ActionForbidden("Only torii Admins can act on users.")
     key = validate_idempotency_key(idempotency_key)
@@ -469,8 +425,9 @@ def app_users_bulk_suspend(*, app_users: list[AppUser], actor: Any, idempotency_
     for app_user in app_users:
         item = BulkItem(app_user=app_user)
         try:
-            result = app_user_suspend(
+            result = app_user_act(
                 app_user=app_user,
+                action=action,
                 actor=actor,
                 idempotency_key=bulk_item_key(idempotency_key=key, app_user_id=app_user.pk),
             )
@@ -491,21 +448,22 @@ def action_runs_close_abandoned(*, older_than: timedelta = timedelta(minutes=15)
     stale = ActionRun.objects.filter(
         category=ActionRun.Category.USER_ACTION, status=ActionRun.Status.PENDING, created_at__lt=cutoff
     )
-    for run in stale:
+    for run in stale.select_related("connection"):
+        upstream = _provider_name(run.connection)
         if (run.result or {}).get("sent_at"):
             action_run_complete(
                 run=run,
                 succeeded=False,
                 result={"outcome": "unknown"},
-                error_message="torii stopped while JumpCloud was being called; whether JumpCloud applied the "
-                "action is unknown. Check the user in JumpCloud (the next sync shows its state).",
+                error_message=f"torii stopped while {upstream} was being called; whether {upstream} applied "
+                f"the action is unknown. Check the user in {upstream} (the next sync shows its state).",
             )
         else:
             action_run_complete(
                 run=run,
                 succeeded=False,
                 result={"outcome": "not_applied"},
-                error_message="torii stopped before sending this action; nothing was sent to JumpCloud.",
+                error_message=f"torii stopped before sending this action; nothing was sent to {upstream}.",
             )
         closed += 1
     return closed

@@ -14,15 +14,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.models import ActionRun, Connection
+from integrations.providers import registry
 
 SECRET_PARAMETER_NAMES = frozenset({"api_key", "apikey", "key", "password", "token", "secret", "credentials"})
 
-# What the audit page and the API call each recorded action. Unknown keys render as themselves.
+# What the audit page and the API call each recorded event of torii's own. User actions are named
+# by the providers that declare them (action_labels); unknown keys render as themselves.
 ACTION_LABELS: dict[str, str] = {
-    "create_user": "Create user",
-    "suspend_user": "Suspend user",
-    "unsuspend_user": "Unsuspend user",
-    "delete_user": "Delete user",
     "connection.connected": "Account connected",
     "connection.connect_failed": "Connect attempt failed",
     "connection.key_rotated": "API key rotated",
@@ -45,8 +43,14 @@ ACTION_LABELS: dict[str, str] = {
 }
 
 
+def action_labels() -> dict[str, str]:
+    """Every recorded action's label: the providers' declared actions, then torii's own events."""
+    labels = {a.key: a.label for provider in registry.all() for a in provider.actions}
+    return {**labels, **ACTION_LABELS}
+
+
 def action_label(action: str) -> str:
-    return ACTION_LABELS.get(action, action)
+    return action_labels().get(action, action)
 
 
 def scrub_parameters(parameters: dict[str, Any]) -> dict[str, Any]:

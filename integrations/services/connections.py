@@ -1,15 +1,17 @@
 """Connections: connect, edit, rotate the key, disconnect, and re-encrypt credentials.
 
-Every path that touches an API key is here. The key arrives as a function argument, is validated
-against the provider, encrypted with MultiFernet and never stored, logged or returned in plaintext.
+Every path that touches credentials is here. They arrive as a dict of the fields the provider's
+credentials class declares (integrations.providers.credential), are normalised and validated by the
+provider, encrypted with MultiFernet as that dict, and never stored, logged or returned in plaintext.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -20,7 +22,7 @@ from accounts.limits import rate_counter_hit
 from integrations import crypto
 from integrations.logging import register_secret
 from integrations.models import Connection, SyncRun
-from integrations.providers import CredentialsError, ValidatedAccount, registry
+from integrations.providers import CredentialsError, ValidatedAccount, normalize_origin, registry
 from integrations.services.audit import audit_connect_failed, audit_connection_event
 
 logger = logging.getLogger(__name__)
@@ -31,40 +33,24 @@ class ConnectRateLimited(Exception):
 
 
 # --- endpoint (SSRF guard) --------------------------------------------------------------------
-def normalize_origin(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return ""
-    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
-        return ""
-    try:
-        port_number = parts.port
-    except ValueError:  # not a number or out of range ("http://host:80\r\nHost: x"): not an origin
-        return ""
-    port = f":{port_number}" if port_number else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
-
-
-def allowed_base_urls() -> list[str]:
-    return [o for o in (normalize_origin(u) for u in settings.JUMPCLOUD_ALLOWED_BASE_URLS) if o]
+def allowed_base_urls(*, provider_key: str) -> list[str]:
+    """The custom origins an operator allowed for this provider, in their canonical form."""
+    origins = (normalize_origin(u) for u in registry.get(provider_key).allowed_origins())
+    return list(dict.fromkeys(o for o in origins if o))
 
 
 def connection_check_endpoint(*, provider_key: str, region: str, base_url: str) -> tuple[str, str]:
     """Return (region, base_url) if the server allows them; raise CredentialsError otherwise.
 
-    Connections talk to the provider's own hosts (by region). A custom base URL — the local
-    simulator — is accepted only when it is exactly an origin listed in the server setting
-    JUMPCLOUD_ALLOWED_BASE_URLS; nothing a form or API client sends can point it elsewhere.
+    Connections talk to the provider's own hosts (by region). A custom base URL — a local
+    simulator — is accepted only when it is exactly an origin the provider's allowed_origins()
+    lists (a server setting); nothing a form or API client sends can point it elsewhere.
     """
     provider = registry.get(provider_key)
     if base_url:
         origin = normalize_origin(base_url)
-        if not origin or origin not in allowed_base_urls():
-            raise CredentialsError(
-                "This base URL is not allowed. torii only talks to JumpCloud's own hosts, or to an "
-                "origin an operator listed in JUMPCLOUD_ALLOWED_BASE_URLS.",
-                code="base_url_not_allowed",
-            )
+        if not origin or origin not in allowed_base_urls(provider_key=provider_key):
+            raise CredentialsError(provider.custom_origin_refused, code="base_url_not_allowed")
         return "custom", origin
     if region not in provider.regions:
         raise CredentialsError(
@@ -78,9 +64,16 @@ def mask_secret(secret: str) -> str:
     return "••••" + secret[-4:] if len(secret) >= 8 else "••••"
 
 
-@sensitive_variables("api_key", "data")
+@sensitive_variables("values")
+def credentials_hint(*, provider_key: str, values: Mapping[str, Any]) -> str:
+    """The masked suffix of the first secret field: all the UI ever shows of credentials."""
+    secrets = registry.get(provider_key).secret_fields()
+    return mask_secret(str(values.get(secrets[0]) or "").strip()) if secrets else ""
+
+
+@sensitive_variables("data")
 def connection_credentials(connection: Connection) -> Any:
-    """The decrypted credentials dataclass of a connection (the key is registered for redaction)."""
+    """The decrypted credentials dataclass of a connection (its secrets are registered for redaction)."""
     if not connection.credentials:
         raise crypto.CredentialsUnreadable("This connection has no stored credentials (it was disconnected).")
     data = crypto.decrypt_json(connection.credentials)
@@ -106,38 +99,27 @@ def _check_connect_rate(user: Any) -> None:
         )
 
 
-@sensitive_variables("api_key")
+@sensitive_variables("credentials", "values")
 def connection_validate(
     *,
     provider_key: str,
-    api_key: str,
+    credentials: Mapping[str, Any],
     region: str,
     base_url: str,
     org_id: str,
     permission: str,
     user: Any = None,
-) -> ValidatedAccount:
-    """Ask the provider whether this key opens an account; every failure says what to do."""
+) -> tuple[ValidatedAccount, Any]:
+    """Ask the provider whether these credentials open an account; every failure says what to do.
+    Returns the account and the normalised credentials dataclass."""
     _check_connect_rate(user)
-    api_key = api_key.strip()
-    if not api_key:
-        raise CredentialsError("Enter the API key of a JumpCloud administrator.", code="required")
-    if not (api_key.isascii() and api_key.isprintable()) or any(ch.isspace() for ch in api_key):
-        # It travels in an HTTP header: anything else cannot be sent (and is no JumpCloud key).
-        where = registry.get(provider_key).api_key_help
-        raise CredentialsError(
-            "This is not a JumpCloud API key: a key is letters and digits only, without spaces."
-            + (f" Copy it again from {where}." if where else ""),
-            code="invalid_key",
-        )
-    register_secret(api_key)
-    region, base_url = connection_check_endpoint(provider_key=provider_key, region=region, base_url=base_url)
     provider = registry.get(provider_key)
+    for name in provider.secret_fields():
+        register_secret(str(credentials.get(name) or "").strip())
+    values = provider.normalize_credentials(credentials)
+    region, base_url = connection_check_endpoint(provider_key=provider_key, region=region, base_url=base_url)
     account = provider.validate_credentials(
-        credentials=provider.credentials_class(api_key=api_key),
-        region=region,
-        base_url=base_url,
-        org_id=org_id.strip(),
+        credentials=values, region=region, base_url=base_url, org_id=org_id.strip()
     )
     if permission == Connection.Permission.READ_WRITE and account.detected.get("admin_read_only"):
         role = account.detected.get("admin_role") or "a read-only role"
@@ -146,7 +128,11 @@ def connection_validate(
             "Connect as Read only, or use the key of an administrator who can manage users.",
             code="no_write_rights",
         )
-    return account
+    return account, values
+
+
+def _encrypt_credentials(values: Any) -> str:
+    return crypto.encrypt_json({k: str(v) for k, v in dataclasses.asdict(values).items()})
 
 
 def _duplicate_message(existing: Connection) -> str:
@@ -167,28 +153,29 @@ def _find_live_duplicate(
     return qs.first()
 
 
-@sensitive_variables("api_key")
+@sensitive_variables("credentials", "values")
 def connection_create(
     *,
+    provider_key: str,
     name: str,
-    api_key: str,
+    credentials: Mapping[str, Any],
     permission: str,
     created_by: Any = None,
-    provider_key: str = "jumpcloud",
-    region: str = "us",
+    region: str = "",
     base_url: str = "",
     org_id: str = "",
     start_sync: bool = True,
 ) -> Connection:
     """Validate, then save (encrypted) and queue the first sync. Nothing is saved on failure but
     the audit record of the failed attempt."""
+    region = region or registry.get(provider_key).default_region
     attempt = {"permission": permission, "region": region, "base_url": base_url, "org_id": org_id}
     try:
         if permission not in Connection.Permission.values:
             raise CredentialsError("Choose Read only or Read and take action.", code="permission")
-        account = connection_validate(
+        account, values = connection_validate(
             provider_key=provider_key,
-            api_key=api_key,
+            credentials=credentials,
             region=region,
             base_url=base_url,
             org_id=org_id,
@@ -221,13 +208,13 @@ def connection_create(
         with transaction.atomic():
             connection = Connection.objects.create(
                 provider=provider_key,
-                name=(name.strip() or account.org_name or "JumpCloud")[:100],
+                name=(name.strip() or account.org_name or registry.get(provider_key).name)[:100],
                 region=region,
                 base_url=base_url,
                 org_id=account.org_id,
                 org_name=account.org_name[:200],
-                credentials=crypto.encrypt_json({"api_key": api_key.strip()}),
-                secret_hint=mask_secret(api_key.strip()),
+                credentials=_encrypt_credentials(values),
+                secret_hint=credentials_hint(provider_key=provider_key, values=dataclasses.asdict(values)),
                 permission=permission,
                 status=Connection.Status.PENDING,
                 capabilities=account.detected,
@@ -265,14 +252,14 @@ def connection_create(
     return connection
 
 
-@sensitive_variables("api_key", "key")
+@sensitive_variables("credentials", "typed", "typed_secrets", "values")
 def connection_update(
     *,
     connection: Connection,
     actor: Any = None,
     name: str | None = None,
     permission: str | None = None,
-    api_key: str | None = None,
+    credentials: Mapping[str, Any] | None = None,
     events_interval_minutes: int | None = None,
     full_sync_interval_hours: int | None = None,
 ) -> Connection:
@@ -285,14 +272,17 @@ def connection_update(
     new_permission = permission or connection.permission
     if permission and permission not in Connection.Permission.values:
         raise CredentialsError("Choose Read only or Read and take action.", code="permission")
-    rotated = bool(api_key and api_key.strip())
+    # New credentials replace the stored ones when any of their secrets was typed.
+    secrets = registry.get(connection.provider).secret_fields()
+    typed_secrets = [str((credentials or {}).get(n) or "").strip() for n in secrets]
+    rotated = any(typed_secrets)
     if rotated or (
         permission and permission != connection.permission and permission == Connection.Permission.READ_WRITE
     ):
-        key = api_key.strip() if rotated else connection_credentials(connection).api_key  # type: ignore[union-attr]
-        account = connection_validate(
+        typed = dict(credentials or {}) if rotated else dataclasses.asdict(connection_credentials(connection))
+        account, values = connection_validate(
             provider_key=connection.provider,
-            api_key=key,
+            credentials=typed,
             region=connection.region,
             base_url=connection.base_url,
             org_id=connection.org_id,
@@ -307,8 +297,10 @@ def connection_update(
             )
         connection.capabilities = {**connection.capabilities, **account.detected}
         if rotated:
-            connection.credentials = crypto.encrypt_json({"api_key": key})
-            connection.secret_hint = mask_secret(key)
+            connection.credentials = _encrypt_credentials(values)
+            connection.secret_hint = credentials_hint(
+                provider_key=connection.provider, values=dataclasses.asdict(values)
+            )
             if connection.status in (Connection.Status.NEEDS_RECONNECT, Connection.Status.FAILED):
                 connection.status = Connection.Status.PENDING
                 connection.status_message = ""

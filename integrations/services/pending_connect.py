@@ -1,14 +1,15 @@
-"""A connect that needs one more answer (which organization?) keeps the key it was given.
+"""A connect that needs one more answer (which organization?) keeps the credentials it was given.
 
-When a key manages several organizations, the admin picks one and submits again. The key is not
-sent back to the browser (it must never appear in a page); it waits here instead: encrypted with
-the credentials' MultiFernet, in the cache, for a few minutes, under a random token that only
-the same torii user can redeem. The form carries the token, never the key.
+When a key manages several organizations, the admin picks one and submits again. The credentials are
+not sent back to the browser (they must never appear in a page); they wait here instead: encrypted
+with the credentials' MultiFernet, in the cache, for a few minutes, under a random token that only
+the same torii user can redeem. The form carries the token, never a secret.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +24,11 @@ PENDING_SECONDS = 15 * 60
 @dataclass(frozen=True)
 class PendingConnect:
     token: str
-    api_key: str
+    credentials: dict[str, str]
     choices: list[tuple[str, str]]
     hint: str
 
-    def __repr__(self) -> str:  # never the key, even in a traceback
+    def __repr__(self) -> str:  # never a secret, even in a traceback
         return f"PendingConnect(token={self.token[:6]}…, choices={len(self.choices)})"
 
 
@@ -35,11 +36,19 @@ def _cache_key(user: Any, token: str) -> str:
     return f"torii:pending-connect:{getattr(user, 'pk', None) or 'anonymous'}:{token}"
 
 
-@sensitive_variables("api_key")
-def pending_connect_store(*, user: Any, api_key: str, choices: list[tuple[str, str]], hint: str) -> str:
-    """Keep the key (encrypted) and the organizations it offers; returns the token for the form."""
+@sensitive_variables("credentials")
+def pending_connect_store(
+    *, user: Any, credentials: Mapping[str, Any], choices: list[tuple[str, str]], hint: str
+) -> str:
+    """Keep the credentials (encrypted) and the organizations they offer; returns the token for the form."""
     token = secrets.token_urlsafe(24)
-    payload = crypto.encrypt_json({"api_key": api_key, "choices": [list(c) for c in choices], "hint": hint})
+    payload = crypto.encrypt_json(
+        {
+            "credentials": {str(k): str(v) for k, v in credentials.items()},
+            "choices": [list(c) for c in choices],
+            "hint": hint,
+        }
+    )
     cache.set(_cache_key(user, token), payload, timeout=PENDING_SECONDS)
     return token
 
@@ -57,7 +66,7 @@ def pending_connect_get(*, user: Any, token: str) -> PendingConnect | None:
         return None
     return PendingConnect(
         token=token,
-        api_key=str(data.get("api_key") or ""),
+        credentials={str(k): str(v) for k, v in (data.get("credentials") or {}).items()},
         choices=[(str(a), str(b)) for a, b in data.get("choices") or []],
         hint=str(data.get("hint") or ""),
     )

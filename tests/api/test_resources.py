@@ -254,6 +254,23 @@ def test_applications_with_their_users_and_last_use(viewer_api, world):
     assert viewer_api.get("/api/v1/applications/", {"search": "zoo"}).json()["count"] == 1
 
 
+def test_application_users_leave_out_people_removed_upstream_as_the_page_does(
+    viewer_api, admin_client, world
+):
+    gone = AppUserFactory(
+        application=world["zoom"],
+        username="gone.person",
+        status="removed",
+        removed_at=NOW - dt.timedelta(days=2),
+    )
+    url = f"/api/v1/applications/{world['zoom'].pk}/users/"
+    listed = [u["username"] for u in viewer_api.get(url).json()["results"]]
+    assert listed == ["bob.stale", "jane.doe"]
+    assert viewer_api.get(url, {"status": "removed"}).json()["results"] == []
+    page = admin_client.get(reverse("dashboard:application_detail", args=[world["zoom"].pk])).content.decode()
+    assert "jane.doe" in page and gone.username not in page
+
+
 def test_users_search_filters_and_detail(viewer_api, world):
     def names(params):
         return [u["username"] for u in viewer_api.get("/api/v1/users/", params).json()["results"]]

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from integrations.models import ActionRun, Application, AppUser, Connection, SyncRun
 from integrations.providers import CredentialsError
-from integrations.services.actions import app_user_suspend
+from integrations.services.actions import app_user_act
 from integrations.services.connections import connection_create
 from jumpcloud.simulator import Simulator, SimulatorConfig
 
@@ -52,16 +52,18 @@ def seed_demo(sim: Simulator) -> Demo:
     settings.JUMPCLOUD_ALLOWED_BASE_URLS = [sim.base_url]
     admin = AdminFactory(username=ADMIN_USERNAME)
     acme = connection_create(
+        provider_key="jumpcloud",
         name="Acme (simulator)",
-        api_key=sim.keys["admin"],
+        credentials={"api_key": sim.keys["admin"]},
         permission=Connection.Permission.READ_WRITE,
         created_by=admin,
         base_url=sim.base_url,
         region="custom",
     )
     initech = connection_create(
+        provider_key="jumpcloud",
         name="Initech",
-        api_key=sim.keys["no_di"],
+        credentials={"api_key": sim.keys["no_di"]},
         permission=Connection.Permission.READ_ONLY,
         created_by=admin,
         base_url=sim.base_url,
@@ -70,8 +72,9 @@ def seed_demo(sim: Simulator) -> Demo:
     # A failed connect attempt, recorded in the audit log.
     with contextlib.suppress(CredentialsError):
         connection_create(
+            provider_key="jumpcloud",
             name="Typo",
-            api_key="0" * 40,
+            credentials={"api_key": "0" * 40},
             permission=Connection.Permission.READ_ONLY,
             created_by=admin,
             base_url=sim.base_url,
@@ -117,7 +120,9 @@ def seed_demo(sim: Simulator) -> Demo:
     assert person is not None
     target = people.exclude(pk=person.pk).filter(status=AppUser.Status.ACTIVE).last()
     assert target is not None
-    run = app_user_suspend(app_user=target, actor=admin, idempotency_key="demo-suspend-0001").run
+    run = app_user_act(
+        action="suspend_user", app_user=target, actor=admin, idempotency_key="demo-suspend-0001"
+    ).run
     admin_person = (
         AppUser.objects.filter(connection=acme, application__kind=Application.Kind.DIRECTORY, is_admin=True)
         .order_by("pk")

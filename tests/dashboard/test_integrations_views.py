@@ -81,7 +81,7 @@ def test_connect_success_redirects_to_progress(admin_client, fake_create, admin_
     conn = Connection.objects.get(name="Prod")
     assert response["Location"] == reverse("dashboard:connection_detail", args=[conn.pk]) + "#progress"
     assert (
-        calls[0]["api_key"] == SECRET
+        calls[0]["credentials"] == {"api_key": SECRET}
         and calls[0]["region"] == "eu"
         and calls[0]["permission"] == "read_write"
     )

@@ -36,8 +36,9 @@ def connect(allow_sim, db):
 
     def _connect(key_role: str = "admin", *, permission: str = "read_only", **kwargs):
         return connection_create(
+            provider_key="jumpcloud",
             name=kwargs.pop("name", f"Sim {key_role}"),
-            api_key=allow_sim.keys[key_role],
+            credentials={"api_key": allow_sim.keys[key_role]},
             permission=permission,
             base_url=allow_sim.base_url,
             start_sync=kwargs.pop("start_sync", False),

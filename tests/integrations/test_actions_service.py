@@ -74,7 +74,9 @@ def test_an_unexpected_provider_error_is_recorded_as_an_unknown_outcome(target, 
         "action",
         lambda self, key: type(declared)(declared.key, declared.label, explode, declared.capability),
     )
-    run = services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=KEY).run
+    run = services.app_user_act(
+        action="suspend_user", app_user=target, actor=admin_user, idempotency_key=KEY
+    ).run
     assert run.status == ActionRun.Status.FAILED
     assert run.result["outcome"] == "unknown" and run.result["error"] == "RuntimeError"
     assert "whether JumpCloud applied the action is unknown" in run.error_message
@@ -88,16 +90,23 @@ def test_a_user_of_another_account_or_an_admin_only_row_is_not_a_target(target, 
         )
     admin_only = AppUserFactory(application=target.application, kind="admin")
     with pytest.raises(services.ActionTargetInvalid):
-        services.app_user_delete(app_user=admin_only, actor=admin_user, idempotency_key=KEY)
+        services.app_user_act(
+            action="delete_user", app_user=admin_only, actor=admin_user, idempotency_key=KEY
+        )
     assert not ActionRun.objects.exists()
 
 
 def test_bulk_suspend_is_bounded(target, admin_user):
     with pytest.raises(services.ActionInvalid):
-        services.app_users_bulk_suspend(app_users=[], actor=admin_user, idempotency_key=KEY)
+        services.app_users_bulk_act(
+            action="suspend_user", app_users=[], actor=admin_user, idempotency_key=KEY
+        )
     with pytest.raises(services.ActionInvalid):
-        services.app_users_bulk_suspend(
-            app_users=[target] * (services.BULK_LIMIT + 1), actor=admin_user, idempotency_key=KEY
+        services.app_users_bulk_act(
+            action="suspend_user",
+            app_users=[target] * (services.BULK_LIMIT + 1),
+            actor=admin_user,
+            idempotency_key=KEY,
         )
     keys = {services.bulk_item_key(idempotency_key=KEY, app_user_id=i) for i in range(50)}
     assert len(keys) == 50 and all(len(k) <= 64 for k in keys)

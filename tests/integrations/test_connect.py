@@ -41,7 +41,13 @@ def test_rejected_key_is_refused_and_nothing_saved(connect, sim, allow_sim):
     from integrations.services.connections import connection_create
 
     with pytest.raises(CredentialsError) as err:
-        connection_create(name="x", api_key="0" * 40, permission="read_only", base_url=sim.base_url)
+        connection_create(
+            provider_key="jumpcloud",
+            name="x",
+            credentials={"api_key": "0" * 40},
+            permission="read_only",
+            base_url=sim.base_url,
+        )
     assert err.value.code == "invalid_key" and "rejected" in err.value.message
     assert Connection.objects.count() == 0
 
@@ -108,7 +114,13 @@ def test_base_url_must_be_an_allowed_origin(settings, db):
         "gopher://127.0.0.1:8765",
     ):
         with pytest.raises(CredentialsError) as err:
-            connection_create(name="x", api_key="k" * 40, permission="read_only", base_url=url)
+            connection_create(
+                provider_key="jumpcloud",
+                name="x",
+                credentials={"api_key": "k" * 40},
+                permission="read_only",
+                base_url=url,
+            )
         assert err.value.code == "base_url_not_allowed", url
 
 
@@ -119,8 +131,9 @@ def test_connect_attempts_are_rate_limited_per_user(settings, allow_sim, sim, ad
     for _ in range(3):
         with pytest.raises(CredentialsError):
             connection_create(
+                provider_key="jumpcloud",
                 name="x",
-                api_key="1" * 40,
+                credentials={"api_key": "1" * 40},
                 permission="read_only",
                 base_url=sim.base_url,
                 created_by=admin_user,
@@ -128,7 +141,12 @@ def test_connect_attempts_are_rate_limited_per_user(settings, allow_sim, sim, ad
     sim.clear_requests()
     with pytest.raises(ConnectRateLimited):
         connection_create(
-            name="x", api_key="2" * 40, permission="read_only", base_url=sim.base_url, created_by=admin_user
+            provider_key="jumpcloud",
+            name="x",
+            credentials={"api_key": "2" * 40},
+            permission="read_only",
+            base_url=sim.base_url,
+            created_by=admin_user,
         )
     assert sim.requests == [], "a rate-limited attempt must not reach JumpCloud"
 
@@ -172,12 +190,15 @@ def test_revoked_key_marks_the_connection_needs_reconnect(connect, sim):
 def test_rotate_key_and_disconnect(connect, sim, admin_user):
     connection = connect(created_by=admin_user)
     connection_update(
-        connection=connection, actor=admin_user, api_key=sim.keys["admin"], permission="read_write"
+        connection=connection,
+        actor=admin_user,
+        credentials={"api_key": sim.keys["admin"]},
+        permission="read_write",
     )
     assert ActionRun.objects.filter(action="connection.key_rotated").exists()
     assert ActionRun.objects.filter(action="connection.permission_changed").exists()
     with pytest.raises(CredentialsError) as err:
-        connection_update(connection=connection, actor=admin_user, api_key=sim.keys["no_di"])
+        connection_update(connection=connection, actor=admin_user, credentials={"api_key": sim.keys["no_di"]})
     assert err.value.code in ("other_org", "org_not_found")
     connection_disconnect(connection=connection, actor=admin_user, delete_data=False)
     connection.refresh_from_db()

@@ -75,8 +75,9 @@ def _connect(sim: Simulator, name: str) -> Connection:
     sim.set_faults(None)
     try:
         return connection_create(
+            provider_key="jumpcloud",
             name=name,
-            api_key=sim.keys["admin"],
+            credentials={"api_key": sim.keys["admin"]},
             permission="read_only",
             base_url=sim.base_url,
             start_sync=False,

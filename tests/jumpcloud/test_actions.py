@@ -49,6 +49,17 @@ def target(connection):
     return directory_users(connection)[0]
 
 
+def app_user_create(*, connection, actor, idempotency_key, **params):
+    """JumpCloud's create_user action through the core's one path (what the page and the API call)."""
+    return services.action_run_request(
+        connection=connection,
+        action="create_user",
+        actor=actor,
+        idempotency_key=idempotency_key,
+        params=params,
+    )
+
+
 def _key(n: int = 0) -> str:
     return f"{IDEMPOTENCY_KEY[:-2]}{n:02d}"
 
@@ -60,7 +71,9 @@ def test_suspend_sends_state_and_suspended_updates_mirror_and_audits(
     refresh(connection)
     before = ConnectionStats.objects.get(connection=connection)
     with django_capture_on_commit_callbacks(execute=True):
-        result = services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=_key())
+        result = services.app_user_act(
+            action="suspend_user", app_user=target, actor=admin_user, idempotency_key=_key()
+        )
     # The mirrored change refreshes the counts shown beside it once it is committed.
     after = ConnectionStats.objects.get(connection=connection)
     assert after.refreshed_at > before.refreshed_at
@@ -93,11 +106,13 @@ def test_suspend_sends_state_and_suspended_updates_mirror_and_audits(
 
 
 def test_unsuspend_sends_activated_and_not_suspended(sim, connection, target, admin_user):
-    services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=_key(1))
+    services.app_user_act(action="suspend_user", app_user=target, actor=admin_user, idempotency_key=_key(1))
     sim.clear_requests()
     target.refresh_from_db()
 
-    run = services.app_user_unsuspend(app_user=target, actor=admin_user, idempotency_key=_key(2)).run
+    run = services.app_user_act(
+        action="unsuspend_user", app_user=target, actor=admin_user, idempotency_key=_key(2)
+    ).run
 
     assert [r.json_body for r in writes(sim)] == [{"state": "ACTIVATED", "suspended": False}]
     assert run.status == ActionRun.Status.SUCCEEDED
@@ -107,7 +122,7 @@ def test_unsuspend_sends_activated_and_not_suspended(sim, connection, target, ad
 
 # --- create ----------------------------------------------------------------------------------
 def test_create_sends_dotted_username_and_the_user_appears_at_once(sim, connection, admin_user):
-    result = services.app_user_create(
+    result = app_user_create(
         connection=connection,
         actor=admin_user,
         idempotency_key=_key(),
@@ -153,7 +168,7 @@ def test_create_refuses_a_username_jumpcloud_would_refuse_before_sending(
     sim, connection, admin_user, username, problem
 ):
     with pytest.raises(services.ActionInvalid) as refused:
-        services.app_user_create(
+        app_user_create(
             connection=connection,
             actor=admin_user,
             idempotency_key=_key(),
@@ -171,7 +186,7 @@ def test_create_refuses_a_collision_with_a_synced_user_case_insensitively(
     sim, connection, target, admin_user
 ):
     with pytest.raises(services.ActionConflict) as refused:
-        services.app_user_create(
+        app_user_create(
             connection=connection,
             actor=admin_user,
             idempotency_key=_key(),
@@ -191,7 +206,7 @@ def test_jumpcloud_refusal_of_a_duplicate_is_recorded_with_its_message(sim, conn
         other.create_system_user(username="late.arrival", email="late@newhire.example")
     sim.clear_requests()
 
-    run = services.app_user_create(
+    run = app_user_create(
         connection=connection,
         actor=admin_user,
         idempotency_key=_key(),
@@ -217,7 +232,9 @@ def test_delete_keeps_a_snapshot_first_then_deletes_and_marks_the_mirror_removed
     membership = AppUserFactory(application=app, external_id=target.external_id, directory_user=target)
     raw = sim.tenant().user(target.external_id)
 
-    run = services.app_user_delete(app_user=target, actor=admin_user, idempotency_key=_key()).run
+    run = services.app_user_act(
+        action="delete_user", app_user=target, actor=admin_user, idempotency_key=_key()
+    ).run
 
     calls = [(r.method, r.path) for r in user_requests(sim)]
     assert calls == [
@@ -239,7 +256,9 @@ def test_delete_of_a_user_already_gone_upstream_counts_as_done(sim, connection, 
         other.delete_system_user(target.external_id)
     sim.clear_requests()
 
-    run = services.app_user_delete(app_user=target, actor=admin_user, idempotency_key=_key()).run
+    run = services.app_user_act(
+        action="delete_user", app_user=target, actor=admin_user, idempotency_key=_key()
+    ).run
 
     assert run.status == ActionRun.Status.SUCCEEDED
     assert "already deleted" in run.result["message"]
@@ -251,8 +270,12 @@ def test_delete_of_a_user_already_gone_upstream_counts_as_done(sim, connection, 
 
 # --- at most once ----------------------------------------------------------------------------
 def test_the_same_key_twice_sends_once_and_replays_the_first_outcome(sim, connection, target, admin_user):
-    first = services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=_key())
-    second = services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=_key())
+    first = services.app_user_act(
+        action="suspend_user", app_user=target, actor=admin_user, idempotency_key=_key()
+    )
+    second = services.app_user_act(
+        action="suspend_user", app_user=target, actor=admin_user, idempotency_key=_key()
+    )
 
     assert len(writes(sim)) == 1
     assert second.replayed and second.run.pk == first.run.pk
@@ -269,8 +292,8 @@ def test_a_double_click_on_create_replays_instead_of_reporting_a_collision(sim, 
         "email": "jo@newhire.example",
         "username": "Jo Bloggs",
     }
-    first = services.app_user_create(**kwargs)
-    second = services.app_user_create(**kwargs)  # the mirror now has Jo.Bloggs: replay must come first
+    first = app_user_create(**kwargs)
+    second = app_user_create(**kwargs)  # the mirror now has Jo.Bloggs: replay must come first
 
     assert second.replayed and second.run.pk == first.run.pk
     assert len(writes(sim)) == 1
@@ -278,9 +301,9 @@ def test_a_double_click_on_create_replays_instead_of_reporting_a_collision(sim, 
 
 def test_a_key_reused_for_another_request_is_refused(sim, connection, admin_user):
     one, two = directory_users(connection)[:2]
-    services.app_user_suspend(app_user=one, actor=admin_user, idempotency_key=_key())
+    services.app_user_act(action="suspend_user", app_user=one, actor=admin_user, idempotency_key=_key())
     with pytest.raises(services.IdempotencyKeyReused):
-        services.app_user_suspend(app_user=two, actor=admin_user, idempotency_key=_key())
+        services.app_user_act(action="suspend_user", app_user=two, actor=admin_user, idempotency_key=_key())
     assert len(writes(sim)) == 1
 
 
@@ -305,7 +328,7 @@ def test_a_retried_execution_of_a_run_never_sends_twice(sim, connection, target,
 @pytest.mark.parametrize("key", ["", "short", "x" * 65, "with space!"])
 def test_an_action_without_a_usable_key_is_refused(sim, connection, target, admin_user, key):
     with pytest.raises(services.ActionInvalid):
-        services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=key)
+        services.app_user_act(action="suspend_user", app_user=target, actor=admin_user, idempotency_key=key)
     assert sim.requests == []
 
 
@@ -314,11 +337,11 @@ def test_a_read_only_connection_is_refused_without_calling_jumpcloud(sim, connec
     Connection.objects.filter(pk=connection.pk).update(permission=Connection.Permission.READ_ONLY)
     target.connection.refresh_from_db()
 
-    for service in (services.app_user_suspend, services.app_user_unsuspend, services.app_user_delete):
+    for action in ("suspend_user", "unsuspend_user", "delete_user"):
         with pytest.raises(services.ActionForbidden, match="read-only"):
-            service(app_user=target, actor=admin_user, idempotency_key=_key())
+            services.app_user_act(app_user=target, action=action, actor=admin_user, idempotency_key=_key())
     with pytest.raises(services.ActionForbidden):
-        services.app_user_create(
+        app_user_create(
             connection=target.connection,
             actor=admin_user,
             idempotency_key=_key(),
@@ -333,7 +356,9 @@ def test_a_read_only_connection_is_refused_without_calling_jumpcloud(sim, connec
 
 def test_a_viewer_is_refused_without_calling_jumpcloud(sim, connection, target, viewer_user):
     with pytest.raises(services.ActionForbidden, match="Admins"):
-        services.app_user_suspend(app_user=target, actor=viewer_user, idempotency_key=_key())
+        services.app_user_act(
+            action="suspend_user", app_user=target, actor=viewer_user, idempotency_key=_key()
+        )
     assert sim.requests == [] and not ActionRun.objects.exists()
 
 
@@ -341,7 +366,9 @@ def test_a_disconnected_connection_is_refused(sim, connection, target, admin_use
     Connection.objects.filter(pk=connection.pk).update(status=Connection.Status.DISCONNECTED, credentials="")
     target.connection.refresh_from_db()
     with pytest.raises(services.ActionForbidden):
-        services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=_key())
+        services.app_user_act(
+            action="suspend_user", app_user=target, actor=admin_user, idempotency_key=_key()
+        )
     assert sim.requests == []
 
 
@@ -351,7 +378,9 @@ def test_a_key_of_a_read_only_administrator_is_refused(sim, connection, target, 
     )
     target.connection.refresh_from_db()
     with pytest.raises(services.ActionForbidden, match="read-only role"):
-        services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=_key())
+        services.app_user_act(
+            action="suspend_user", app_user=target, actor=admin_user, idempotency_key=_key()
+        )
     assert sim.requests == []
 
 
@@ -367,7 +396,9 @@ def slow_jumpcloud(sim, settings):
 
 
 def test_a_suspend_that_timed_out_is_reread_not_resent(sim, connection, target, admin_user, slow_jumpcloud):
-    run = services.app_user_suspend(app_user=target, actor=admin_user, idempotency_key=_key()).run
+    run = services.app_user_act(
+        action="suspend_user", app_user=target, actor=admin_user, idempotency_key=_key()
+    ).run
 
     assert [r.method for r in user_requests(sim)] == ["PUT", "GET"]
     assert run.status == ActionRun.Status.SUCCEEDED
@@ -378,7 +409,7 @@ def test_a_suspend_that_timed_out_is_reread_not_resent(sim, connection, target, 
 
 
 def test_a_create_that_timed_out_is_looked_up_by_username(sim, connection, admin_user, slow_jumpcloud):
-    run = services.app_user_create(
+    run = app_user_create(
         connection=connection,
         actor=admin_user,
         idempotency_key=_key(),
@@ -401,7 +432,9 @@ def test_a_delete_that_timed_out_is_reread(sim, connection, target, admin_user, 
     settings.TORII_ACTION_TIMEOUT_SECONDS = 0.5
     # Only the DELETE is slow: the snapshot read before it must succeed.
     sim.set_faults(FaultConfig(latency_ms=1500, path_prefixes=(f"/api/systemusers/{target.external_id}",)))
-    run = services.app_user_delete(app_user=target, actor=admin_user, idempotency_key=_key()).run
+    run = services.app_user_act(
+        action="delete_user", app_user=target, actor=admin_user, idempotency_key=_key()
+    ).run
     sim.set_faults(None)
 
     assert [r.method for r in user_requests(sim)] == ["GET", "DELETE", "GET"]
@@ -421,7 +454,7 @@ def test_a_create_whose_outcome_cannot_be_learned_is_recorded_as_unknown(
         raise UpstreamError("JumpCloud is unreachable.")
 
     monkeypatch.setattr(jc_actions.JumpCloudClient, "find_system_users", unreachable)
-    run = services.app_user_create(
+    run = app_user_create(
         connection=connection,
         actor=admin_user,
         idempotency_key=_key(),
@@ -450,12 +483,16 @@ def test_bulk_suspend_gives_each_user_an_outcome_and_replays_as_a_whole(sim, con
         other.delete_system_user(gone.external_id)
     sim.clear_requests()
 
-    items = services.app_users_bulk_suspend(app_users=users, actor=admin_user, idempotency_key=_key())
+    items = services.app_users_bulk_act(
+        action="suspend_user", app_users=users, actor=admin_user, idempotency_key=_key()
+    )
 
     assert [i.succeeded for i in items] == [True, True, False]
     assert "deleted" in items[2].run.error_message or "no such" in items[2].run.error_message.lower()
     assert len([r for r in writes(sim) if r.method == "PUT"]) == 3
-    again = services.app_users_bulk_suspend(app_users=users, actor=admin_user, idempotency_key=_key())
+    again = services.app_users_bulk_act(
+        action="suspend_user", app_users=users, actor=admin_user, idempotency_key=_key()
+    )
     assert all(i.replayed for i in again)
     assert len(writes(sim)) == 3
     assert ActionRun.objects.filter(action="suspend_user").count() == 3
@@ -463,7 +500,7 @@ def test_bulk_suspend_gives_each_user_an_outcome_and_replays_as_a_whole(sim, con
 
 # --- rate limits and unanswered creates: always a definite outcome ---------------------------
 def _create(connection, admin_user, n: int):
-    return services.app_user_create(
+    return app_user_create(
         connection=connection,
         actor=admin_user,
         idempotency_key=_key(n),

@@ -409,8 +409,9 @@ def connect_sim(allow_sim, db):
     from integrations.services.connections import connection_create
 
     connection = connection_create(
+        provider_key="jumpcloud",
         name="Acme",
-        api_key=allow_sim.keys["admin"],
+        credentials={"api_key": allow_sim.keys["admin"]},
         permission="read_only",
         base_url=allow_sim.base_url,
         start_sync=False,

@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from integrations.models import ActionRun, Application, AppUser, Connection  # noqa: E402
-from integrations.services.actions import app_user_suspend  # noqa: E402
+from integrations.services.actions import app_user_act  # noqa: E402
 from tests.factories import AdminFactory  # noqa: E402
 from tests.security import hostile  # noqa: E402
 
@@ -75,7 +75,7 @@ def test_no_page_runs_hostile_data(watched, live_server, hostile_sim):
     xss_user = AppUser.objects.get(
         connection=connection, application__kind="directory", username=hostile.SCRIPT
     )
-    app_user_suspend(app_user=xss_user, actor=admin, idempotency_key=str(uuid.uuid4()))
+    app_user_act(action="suspend_user", app_user=xss_user, actor=admin, idempotency_key=str(uuid.uuid4()))
     run = ActionRun.objects.filter(category="user_action").latest("pk")
     xss_app = Application.objects.get(connection=connection, external_id=hostile.XSS_APP_ID)
 

@@ -373,8 +373,9 @@ def test_the_ui_and_the_api_show_only_a_masked_suffix(admin_client, admin_user, 
     from integrations.services.connections import connection_create
 
     connection = connection_create(
+        provider_key="jumpcloud",
         name="Acme",
-        api_key=canary,
+        credentials={"api_key": canary},
         permission="read_only",
         base_url=allow_sim.base_url,
         start_sync=False,
@@ -406,7 +407,12 @@ def test_objects_holding_the_key_never_print_it(allow_sim, canary):
     from integrations.services.connections import connection_create
 
     connection = connection_create(
-        name="Acme", api_key=canary, permission="read_only", base_url=allow_sim.base_url, start_sync=False
+        provider_key="jumpcloud",
+        name="Acme",
+        credentials={"api_key": canary},
+        permission="read_only",
+        base_url=allow_sim.base_url,
+        start_sync=False,
     )
     credentials = connection_credentials(connection)
     client = JumpCloudClient(canary, base_url=allow_sim.base_url)
@@ -438,11 +444,17 @@ def test_rotating_the_encryption_key_keeps_every_connection_working(allow_sim, c
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.FIELD_ENCRYPTION_KEYS = [old]
     first = connection_create(
-        name="Acme", api_key=canary, permission="read_only", base_url=allow_sim.base_url, start_sync=False
+        provider_key="jumpcloud",
+        name="Acme",
+        credentials={"api_key": canary},
+        permission="read_only",
+        base_url=allow_sim.base_url,
+        start_sync=False,
     )
     second = connection_create(
+        provider_key="jumpcloud",
         name="Initech",
-        api_key=allow_sim.keys["no_di"],
+        credentials={"api_key": allow_sim.keys["no_di"]},
         permission="read_only",
         base_url=allow_sim.base_url,
         start_sync=False,
@@ -475,7 +487,12 @@ def test_dropping_the_old_key_before_rotating_fails_clearly_without_the_key(allo
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.FIELD_ENCRYPTION_KEYS = [old]
     connection = connection_create(
-        name="Acme", api_key=canary, permission="read_only", base_url=allow_sim.base_url, start_sync=False
+        provider_key="jumpcloud",
+        name="Acme",
+        credentials={"api_key": canary},
+        permission="read_only",
+        base_url=allow_sim.base_url,
+        start_sync=False,
     )
     settings.FIELD_ENCRYPTION_KEYS = [new]  # the operator forgot to run the rotation
     run = run_sync_now(connection)

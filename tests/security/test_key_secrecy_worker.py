@@ -48,7 +48,12 @@ def test_celery_messages_retries_and_worker_logs_never_carry_the_key(
         worker.wait_for_log("ready.")
         # Connect: the first sync is queued on commit and runs in the worker.
         connection = connection_create(
-            name="Acme", api_key=canary, permission="read_write", base_url=sim.base_url, start_sync=True
+            provider_key="jumpcloud",
+            name="Acme",
+            credentials={"api_key": canary},
+            permission="read_write",
+            base_url=sim.base_url,
+            start_sync=True,
         )
         first = connection.sync_runs.get()
         wait_for(lambda: run_status(first.pk) == SyncRun.Status.SUCCEEDED, 60, "the first sync", worker)

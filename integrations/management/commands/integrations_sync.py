@@ -103,7 +103,7 @@ class Command(BaseCommand):
         watcher.start()
 
         def wait(countdown: float) -> None:
-            self.stderr.write(f"\nJumpCloud asked us to wait: trying again in {countdown:.0f} s")
+            self.stderr.write(f"\nThe provider asked us to wait: trying again in {countdown:.0f} s")
             time.sleep(countdown)
 
         try:

@@ -47,8 +47,9 @@ class Command(BaseCommand):
         api_key = self._read_key(opts)
         try:
             connection = connection_create(
+                provider_key="jumpcloud",
                 name=opts["name"],
-                api_key=api_key,
+                credentials={"api_key": api_key},
                 permission=opts["permission"],
                 region=opts["region"],
                 base_url=opts["base_url"],

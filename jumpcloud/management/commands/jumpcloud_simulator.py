@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from jumpcloud import demo
 from jumpcloud.simulator import Simulator
 from jumpcloud.simulator.cli import add_arguments, serve
 
@@ -26,13 +27,6 @@ class Command(BaseCommand):
         serve(options, on_ready=on_ready, out=self.stdout)
 
     def _demo_connect(self, sim: Simulator) -> None:
-        try:
-            from integrations import demo
-        except ImportError:
-            self.stderr.write(
-                self.style.WARNING("--demo-connect: integrations.demo is not available yet; skipped.")
-            )
-            return
         try:
             connection = demo.connect_demo(base_url=sim.base_url, api_key=sim.keys["admin"])
         except Exception as exc:  # the simulator keeps serving; only the demo wiring failed

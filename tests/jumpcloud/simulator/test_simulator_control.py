@@ -147,26 +147,8 @@ def test_serve_prints_keys_and_stops(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "keys.json").read_text())["base_url"] == seen["url"]
 
 
-def test_demo_connect_without_the_demo_module_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    import builtins
-
-    real_import = builtins.__import__
-
-    def fake_import(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "integrations" and args and args[2] and "demo" in args[2]:
-            raise ImportError("no demo yet")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-    command = Command(stdout=io.StringIO(), stderr=io.StringIO())
-    config = SimulatorConfig(seed=1, users=5, apps=1, days=1, events=5, anchor=ANCHOR)
-    with Simulator(config).start() as sim:
-        command._demo_connect(sim)
-    assert "integrations.demo" in command.stderr._out.getvalue()  # type: ignore[attr-defined]
-
-
 def test_demo_connect_hands_the_admin_key_to_torii(monkeypatch: pytest.MonkeyPatch) -> None:
-    from integrations import demo
+    from jumpcloud import demo
 
     calls: list[dict[str, str]] = []
     monkeypatch.setattr(demo, "connect_demo", lambda **kwargs: calls.append(kwargs) or object())

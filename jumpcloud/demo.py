@@ -6,8 +6,8 @@ import contextlib
 import logging
 
 from integrations.models import Connection, SyncRun
-from integrations.providers import CredentialsError
-from integrations.services.connections import connection_create, normalize_origin
+from integrations.providers import CredentialsError, normalize_origin
+from integrations.services.connections import connection_create
 from integrations.services.sync import SyncAlreadyRunning, SyncNotAllowed, sync_run_request
 
 logger = logging.getLogger(__name__)
@@ -18,7 +18,9 @@ def connect_demo(*, base_url: str, api_key: str) -> Connection | None:
     """Idempotent: reuse a live demo connection to this simulator, else connect one."""
     origin = normalize_origin(base_url)
     existing = (
-        Connection.objects.filter(base_url=origin).exclude(status=Connection.Status.DISCONNECTED).first()
+        Connection.objects.filter(provider="jumpcloud", base_url=origin)
+        .exclude(status=Connection.Status.DISCONNECTED)
+        .first()
     )
     if existing:
         with contextlib.suppress(SyncAlreadyRunning, SyncNotAllowed):
@@ -27,7 +29,11 @@ def connect_demo(*, base_url: str, api_key: str) -> Connection | None:
         return existing
     try:
         connection = connection_create(
-            name=DEMO_NAME, api_key=api_key, permission=Connection.Permission.READ_WRITE, base_url=origin
+            provider_key="jumpcloud",
+            name=DEMO_NAME,
+            credentials={"api_key": api_key},
+            permission=Connection.Permission.READ_WRITE,
+            base_url=origin,
         )
     except CredentialsError as exc:
         logger.error("demo account not connected: %s", exc.message)
