@@ -29,7 +29,12 @@ def connect_and_sync(
     settings.JUMPCLOUD_ALLOWED_BASE_URLS = [*settings.JUMPCLOUD_ALLOWED_BASE_URLS, sim.base_url]
     settings.TORII_ACTION_TIMEOUT_SECONDS = 10
     connection = connection_create(
-        name=name, api_key=sim.keys["admin"], permission=permission, base_url=sim.base_url, start_sync=False
+        provider_key="jumpcloud",
+        name=name,
+        credentials={"api_key": sim.keys["admin"]},
+        permission=permission,
+        base_url=sim.base_url,
+        start_sync=False,
     )
     run = sync_run_request(connection=connection, kind="full", trigger="manual", enqueue=False)
     assert sync_run_execute(run_id=run.pk).status == SyncRun.Status.SUCCEEDED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.demo import connect_demo
+from jumpcloud.demo import connect_demo
 from integrations.models import SyncRun
 from policies.demo import EXAMPLE_NAME
 from policies.models import Policy
