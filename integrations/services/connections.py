@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,6 +21,7 @@ from integrations.logging import register_secret
 from integrations.models import Connection, SyncRun
 from integrations.providers import CredentialsError, ValidatedAccount, registry
 from integrations.services.audit import audit_connect_failed, audit_connection_event
+from integrations.urlsafety import normalize_origin
 
 logger = logging.getLogger(__name__)
 
@@ -31,20 +31,6 @@ class ConnectRateLimited(Exception):
 
 
 # --- endpoint (SSRF guard) --------------------------------------------------------------------
-def normalize_origin(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return ""
-    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
-        return ""
-    try:
-        port_number = parts.port
-    except ValueError:  # not a number or out of range ("http://host:80\r\nHost: x"): not an origin
-        return ""
-    port = f":{port_number}" if port_number else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
-
-
 def allowed_base_urls() -> list[str]:
     return [o for o in (normalize_origin(u) for u in settings.JUMPCLOUD_ALLOWED_BASE_URLS) if o]
 
