@@ -103,6 +103,9 @@ class AdminBaseline(models.Model):
     admins = models.JSONField(default=dict)
     updated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self) -> str:
+        return f"Administrators of {self.connection_id}: {len(self.admins)}"
+
 
 class Delivery(models.Model):
     """One event to one channel; its attempts are the delivery log."""
