@@ -48,6 +48,10 @@ class Channel(models.Model):
     def target(self) -> str:
         return self.recipients if self.kind == self.Kind.EMAIL else self.url
 
+    @property
+    def event_kind_labels(self) -> list[str]:
+        return [EventKind(k).label for k in self.event_kinds or [] if k in EventKind.values]
+
     def recipient_list(self) -> list[str]:
         return [a.strip() for a in self.recipients.split(",") if a.strip()]
 
@@ -71,6 +75,10 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.subject}"
+
+    @property
+    def kind_label(self) -> str:
+        return EventKind(self.kind).label if self.kind in EventKind.values else self.kind
 
 
 class AlertCondition(models.Model):

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from api import views
+from api import alerts, views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -14,6 +14,8 @@ router.register("users", views.UserViewSet, basename="user")
 router.register("usage-events", views.UsageEventViewSet, basename="usage-event")
 router.register("actions", views.ActionViewSet, basename="action")
 router.register("audit-log", views.AuditLogViewSet, basename="audit-log")
+router.register("alert-channels", alerts.ChannelViewSet, basename="alert-channel")
+router.register("alert-deliveries", alerts.DeliveryViewSet, basename="alert-delivery")
 
 extra = [
     path("capabilities/", views.CapabilitiesView.as_view(), name="capabilities"),

@@ -27,6 +27,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Applications", "dashboard:applications", "app-window"),
     NavItem("Insights", "dashboard:insights", "chart-column"),
     NavItem("Audit log", "dashboard:audit", "scroll-text"),
+    NavItem("Alerts", "dashboard:alerts", "bell", admin_only=True),
     NavItem("People", "dashboard:people", "user-cog", admin_only=True),
 )
 

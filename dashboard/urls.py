@@ -43,6 +43,8 @@ urlpatterns = [
     path("insights/", insights.InsightsView.as_view(), name="insights"),
     # Actions and the audit log.
     path("", include("dashboard.urls_actions")),
+    # Alerts: channels, subscriptions, the delivery log.
+    path("", include("dashboard.urls_alerts")),
     # People and roles, your API tokens and password.
     path("", include("dashboard.urls_people")),
 ]

@@ -38,6 +38,10 @@ ACTION_LABELS: dict[str, str] = {
     "token.rotated": "API token rotated",
     "token.revoked": "API token revoked",
     "login.unlocked": "Login lockout lifted",
+    "alerts.channel_created": "Alert channel added",
+    "alerts.channel_changed": "Alert channel changed",
+    "alerts.channel_deleted": "Alert channel deleted",
+    "licence.changed": "Licence seats or price changed",
 }
 
 
