@@ -39,8 +39,14 @@ urlpatterns = [
     # Applications
     path("applications/", applications.ApplicationsView.as_view(), name="applications"),
     path("applications/<int:pk>/", applications.ApplicationDetailView.as_view(), name="application_detail"),
+    path(
+        "applications/<int:pk>/licence/",
+        applications.ApplicationLicenceView.as_view(),
+        name="application_licence",
+    ),
     # Insights
     path("insights/", insights.InsightsView.as_view(), name="insights"),
+    path("insights/licences.csv", insights.LicencesExportView.as_view(), name="licences_export"),
     # Actions and the audit log.
     path("", include("dashboard.urls_actions")),
     # Alerts: channels, subscriptions, the delivery log.

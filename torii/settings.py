@@ -389,6 +389,9 @@ TORII_DASHBOARD_CACHE_SECONDS = env.int("TORII_DASHBOARD_CACHE_SECONDS", default
 SYNC_MAX_REQUESTS_PER_ACCOUNT = env.int("SYNC_MAX_REQUESTS_PER_ACCOUNT", default=8)
 SYNC_STALE_AFTER = timedelta(minutes=env.int("SYNC_STALE_AFTER_MINUTES", default=10))
 
+# Currency that licence prices are entered and shown in (a label only: torii converts nothing).
+TORII_CURRENCY = env.str("TORII_CURRENCY", default="USD")
+
 # --- E-mail and alerts ---------------------------------------------------------------------------
 # Development prints e-mails on the console; production sends through SMTP (EMAIL_URL, e.g.
 # smtp+tls://user:password@smtp.example.com:587).
