@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import requests
+import urllib3
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
@@ -31,7 +31,7 @@ from integrations import crypto
 from integrations.logging import register_secret
 from integrations.models import Connection
 from integrations.services.audit import SECRET_PARAMETER_NAMES, audit_access_event
-from integrations.urlsafety import UnsafeURL, outbound_url_check
+from integrations.urlsafety import CheckedURL, UnsafeURL, outbound_url_check, outbound_url_resolve
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +195,16 @@ def channel_secret(channel: Channel) -> str:
     return secret
 
 
+def channel_reencrypt_all() -> int:
+    """Re-encrypt every channel's secret under the first FIELD_ENCRYPTION_KEYS key."""
+    count = 0
+    with transaction.atomic():
+        for channel in Channel.objects.select_for_update().exclude(secret="").only("pk", "secret"):
+            Channel.objects.filter(pk=channel.pk).update(secret=crypto.rotate(channel.secret))
+            count += 1
+    return count
+
+
 # --- events --------------------------------------------------------------------------------------
 def scrub_data(value: Any) -> Any:
     """The data as stored and sent: every key that names a secret is dropped, at any depth."""
@@ -344,25 +354,60 @@ class _Outcome:
     error: str = ""
 
 
+def _post_pinned(target: CheckedURL, body: bytes, headers: dict[str, str]) -> int:
+    """POST to the address that was checked, not to whatever the name resolves to now; TLS still
+    verifies the certificate against the host name (SNI and hostname check)."""
+    address = str(target.addresses[0])
+    timeout = urllib3.Timeout(total=settings.ALERTS_WEBHOOK_TIMEOUT_SECONDS)
+    pool: urllib3.HTTPConnectionPool
+    if target.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(
+            address,
+            target.port,
+            timeout=timeout,
+            retries=False,
+            cert_reqs="CERT_REQUIRED",
+            server_hostname=target.host,
+            assert_hostname=target.host,
+        )
+    else:
+        pool = urllib3.HTTPConnectionPool(address, target.port, timeout=timeout, retries=False)
+    default_port = 443 if target.scheme == "https" else 80
+    host_header = target.host if ":" not in target.host else f"[{target.host}]"
+    if target.port != default_port:
+        host_header += f":{target.port}"
+    try:
+        # A redirect could lead anywhere, an internal address included: never followed.
+        response = pool.urlopen(
+            "POST",
+            target.path,
+            body=body,
+            headers={**headers, "Host": host_header},
+            redirect=False,
+            retries=False,
+            preload_content=True,
+        )
+        return int(response.status)
+    finally:
+        pool.close()
+
+
 def _send_webhook(channel: Channel, delivery: Delivery, body: bytes, headers: dict[str, str]) -> _Outcome:
     try:
-        url = outbound_url_check(channel.url)
+        target = outbound_url_resolve(channel.url)
     except UnsafeURL as exc:
         return _Outcome(False, error=f"Not sent: {exc}")
     try:
-        response = requests.post(
-            url,
-            data=body,
-            headers={**headers, "Content-Type": "application/json", "User-Agent": "torii-alerts"},
-            timeout=settings.ALERTS_WEBHOOK_TIMEOUT_SECONDS,
-            # A redirect could lead anywhere, an internal address included: never followed.
-            allow_redirects=False,
+        status_code = _post_pinned(
+            target,
+            body,
+            {**headers, "Content-Type": "application/json", "User-Agent": "torii-alerts"},
         )
-    except requests.RequestException as exc:
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
         return _Outcome(False, error=f"{type(exc).__name__}: could not reach the URL")
-    if 200 <= response.status_code < 300:
-        return _Outcome(True, status_code=response.status_code)
-    return _Outcome(False, status_code=response.status_code, error=f"HTTP {response.status_code}")
+    if 200 <= status_code < 300:
+        return _Outcome(True, status_code=status_code)
+    return _Outcome(False, status_code=status_code, error=f"HTTP {status_code}")
 
 
 def _send_email(channel: Channel, event: AlertEvent, body: bytes, headers: dict[str, str]) -> _Outcome:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -51,11 +52,20 @@ def resolve_addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipad
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
-def outbound_url_check(url: str) -> str:
-    """Return the URL (trimmed) if torii may send to it; raise UnsafeURL otherwise.
+@dataclass(frozen=True)
+class CheckedURL:
+    url: str
+    scheme: str
+    host: str
+    port: int
+    # Where the request goes: the addresses checked, so that a name that resolves differently a
+    # moment later (DNS rebinding) cannot send it elsewhere.
+    addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
+    path: str
 
-    Checked when a channel is saved and again before every delivery, because what a name resolves
-    to can change after it was saved."""
+
+def outbound_url_resolve(url: str) -> CheckedURL:
+    """Check a URL (see outbound_url_check) and return where it may be sent."""
     url = (url or "").strip()
     if any(ch in url for ch in "\r\n\t "):
         raise UnsafeURL("The URL must not contain spaces or line breaks.")
@@ -76,4 +86,13 @@ def outbound_url_check(url: str) -> str:
             "This URL points to an internal or reserved address (loopback, private network, "
             "link-local or cloud metadata); torii only sends to public addresses."
         )
-    return url
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return CheckedURL(url, parts.scheme, parts.hostname, port, tuple(addresses), path)
+
+
+def outbound_url_check(url: str) -> str:
+    """Return the URL (trimmed) if torii may send to it; raise UnsafeURL otherwise.
+
+    Checked when a channel is saved and again before every delivery, because what a name resolves
+    to can change after it was saved."""
+    return outbound_url_resolve(url).url

@@ -393,9 +393,9 @@ SYNC_STALE_AFTER = timedelta(minutes=env.int("SYNC_STALE_AFTER_MINUTES", default
 TORII_CURRENCY = env.str("TORII_CURRENCY", default="USD")
 
 # --- E-mail and alerts ---------------------------------------------------------------------------
-# Development prints e-mails on the console; production sends through SMTP (EMAIL_URL, e.g.
-# smtp+tls://user:password@smtp.example.com:587).
-if PRODUCTION or env.str("EMAIL_URL", default=""):
+# Development prints e-mails on the console; production sends through SMTP: EMAIL_URL (e.g.
+# smtp+tls://user:password@smtp.example.com:587), or without it a mail server on localhost:25.
+if env.str("EMAIL_URL", default=""):
     _email = env.email_url("EMAIL_URL")
     EMAIL_BACKEND = _email["EMAIL_BACKEND"]
     EMAIL_HOST = _email.get("EMAIL_HOST", "")
@@ -404,6 +404,8 @@ if PRODUCTION or env.str("EMAIL_URL", default=""):
     EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
     EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
     EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+elif PRODUCTION:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="torii <torii@localhost>")

@@ -203,3 +203,33 @@ def test_no_secret_in_payloads_or_rows(receiver):
     channel.refresh_from_db()
     assert SECRET not in channel.secret and channel_secret(channel) == SECRET
     assert channel.secret_hint == "••••" + SECRET[-4:]
+
+
+def test_rotating_keys_keeps_the_secret_readable(receiver, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    channel = make_webhook(receiver)
+    old_token = Channel.objects.get(pk=channel.pk).secret
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *settings.FIELD_ENCRYPTION_KEYS]
+    call_command("alerts_rotate_secrets")
+    channel.refresh_from_db()
+    assert channel.secret != old_token
+    settings.FIELD_ENCRYPTION_KEYS = settings.FIELD_ENCRYPTION_KEYS[:1]  # the old key removed
+    assert channel_secret(channel) == SECRET
+
+
+def test_redirects_are_not_followed_and_unreachable_urls_are_recorded(receiver):
+    receiver.statuses = [302]
+    channel = make_webhook(receiver)
+    delivery = _emit_without_sending(channel)
+    with pytest.raises(RetryDelivery):
+        alert_delivery_attempt(delivery_id=delivery.pk)
+    assert len(receiver.received) == 1
+    assert list(delivery.attempt_rows.values_list("status_code", "error")) == [(302, "HTTP 302")]
+    # Nothing listens on port 9 of loopback: the attempt fails with the reason, and no traceback.
+    Channel.objects.filter(pk=channel.pk).update(url="http://127.0.0.1:9/hook")
+    with pytest.raises(RetryDelivery):
+        alert_delivery_attempt(delivery_id=delivery.pk)
+    second = delivery.attempt_rows.get(number=2)
+    assert second.status_code is None and "could not reach the URL" in second.error

@@ -33,6 +33,9 @@ SEGMENT_SAMPLE = {
     "runs": "action_run",  # actions/runs/<pk>/
     "people": "person",
     "lockouts": "lockout",
+    "channels": "alert_channel",  # alerts/channels/<pk>/
+    "alert-channels": "alert_channel",
+    "alert-deliveries": "alert_delivery",
 }
 # Some ids are known by their parameter name alone.
 PARAM_SAMPLE = {"run_pk": "sync_run", "key": "api_token"}
@@ -348,6 +351,8 @@ class Samples:
     person: Any = None  # a torii user (the people page)
     lockout: Any = None  # a locked-out login (axes AccessAttempt)
     api_token: Any = None  # someone's API token
+    alert_channel: Any = None  # an alert channel (webhook)
+    alert_delivery: Any = None  # one delivery of an alert to it
 
 
 # --- walking pages -------------------------------------------------------------------------------
@@ -375,12 +380,14 @@ def walk_get(
 
 def samples_from_db() -> Any:
     """The first object of each kind in the database, for reversing routes."""
+    from alerts.models import Delivery
     from integrations.models import ActionRun, Application, AppUser, Connection, SyncRun, UsageEvent
 
     directory_users = AppUser.objects.filter(application__kind=Application.Kind.DIRECTORY).order_by("pk")
     writable = Connection.objects.filter(permission=Connection.Permission.READ_WRITE).order_by("pk")
     read_only = Connection.objects.filter(permission=Connection.Permission.READ_ONLY).order_by("pk")
-    return Samples(
+
+    samples = Samples(
         connection=writable.first() or Connection.objects.order_by("pk").first(),
         read_only_connection=read_only.first(),
         sync_run=SyncRun.objects.order_by("pk").first(),
@@ -392,6 +399,13 @@ def samples_from_db() -> Any:
         action_run=ActionRun.objects.filter(category=ActionRun.Category.USER_ACTION).order_by("pk").first()
         or ActionRun.objects.order_by("pk").first(),
     )
+    # Alert channels are made by people, not syncs: one is made for the walk when there is none.
+    delivery = Delivery.objects.select_related("channel").order_by("pk").first()
+    if delivery is None and samples.connection is not None:
+        delivery = _alert_samples(samples.connection)[1]
+    if delivery is not None:
+        samples.alert_channel, samples.alert_delivery = delivery.channel, delivery
+    return samples
 
 
 # --- a small world of objects, for walking routes that take ids ----------------------------------
@@ -471,6 +485,28 @@ def make_world(sim: Any, *, users: int = 6) -> Samples:
     return samples
 
 
+def _alert_samples(connection: Any) -> tuple[Any, Any]:
+    """A webhook channel (its secret encrypted, as the service stores it) and a delivery to it."""
+    from alerts.models import AlertEvent, Channel, Delivery
+    from integrations.crypto import encrypt_json
+
+    channel = Channel.objects.create(
+        name="Ops webhook",
+        kind=Channel.Kind.WEBHOOK,
+        url="https://hooks.example.com/torii",
+        secret=encrypt_json({"secret": "sample-alert-secret-0123456789"}),
+        secret_hint="••••6789",
+        event_kinds=["connection.needs_reconnect"],
+    )
+    event = AlertEvent.objects.create(
+        kind="connection.needs_reconnect",
+        connection=connection,
+        connection_name=connection.name,
+        subject=f"{connection.name} needs reconnecting",
+    )
+    return channel, Delivery.objects.create(event=event, channel=channel)
+
+
 def _access_samples() -> tuple[Any, Any, Any]:
     """A torii user, a locked-out login and an API token (of another person), for the routes of the
     people page and the tokens page."""
@@ -501,9 +537,11 @@ def state_snapshot() -> dict[str, list[dict[str, Any]]]:
     from django.contrib.auth import get_user_model
 
     from accounts.models import ApiToken
+    from alerts.models import AlertEvent, Channel, Delivery, DeliveryAttempt
     from integrations.models import (
         ActionRun,
         Application,
+        ApplicationLicence,
         AppUser,
         Connection,
         DailyUsage,
@@ -522,6 +560,11 @@ def state_snapshot() -> dict[str, list[dict[str, Any]]]:
         UsageEvent,
         DailyUsage,
         ApiToken,
+        ApplicationLicence,
+        Channel,
+        AlertEvent,
+        Delivery,
+        DeliveryAttempt,
     ]
     snapshot = {m.__name__: list(m.objects.order_by("pk").values()) for m in models}
     # When a token was last used is bookkeeping, like sessions: every token call updates it.
