@@ -181,6 +181,30 @@ def channel_update(
     return channel
 
 
+def channel_subscriptions_set(*, actor: Any, subscriptions: dict[int, list[str]]) -> int:
+    """Set the event kinds of several channels at once (the subscriptions page); channels not named
+    keep theirs. Returns how many changed; each change is audited. Unknown kinds are refused."""
+    unknown = sorted({k for kinds in subscriptions.values() for k in kinds if k not in SUBSCRIBABLE})
+    if unknown:
+        raise ChannelInvalid({"event_kinds": f"Unknown event kinds: {', '.join(unknown)}."})
+    changed = 0
+    with transaction.atomic():
+        for channel in Channel.objects.select_for_update().filter(pk__in=list(subscriptions)).order_by("pk"):
+            kinds = [k.value for k in SUBSCRIBABLE if k in subscriptions[channel.pk]]
+            if kinds == list(channel.event_kinds or []):
+                continue
+            channel.event_kinds = kinds
+            channel.save(update_fields=["event_kinds", "updated_at"])
+            audit_access_event(
+                action="alerts.channel_changed",
+                actor=actor,
+                target_username=channel.name,
+                parameters={"event_kinds": kinds},
+            )
+            changed += 1
+    return changed
+
+
 def channel_delete(*, channel: Channel, actor: Any) -> None:
     with transaction.atomic():
         audit_access_event(action="alerts.channel_deleted", actor=actor, target_username=channel.name)
@@ -410,7 +434,8 @@ def _send_webhook(channel: Channel, delivery: Delivery, body: bytes, headers: di
     return _Outcome(False, status_code=status_code, error=f"HTTP {status_code}")
 
 
-def _send_email(channel: Channel, event: AlertEvent, body: bytes, headers: dict[str, str]) -> _Outcome:
+def email_text(event: AlertEvent) -> str:
+    """The plain-text body of an alert e-mail (what its signature covers)."""
     payload = event_payload(event)
     lines = [payload["body"], ""]
     if payload["connection"]:
@@ -420,9 +445,13 @@ def _send_email(channel: Channel, event: AlertEvent, body: bytes, headers: dict[
             lines.append(f"{key}: {value}")
     if payload.get("url"):
         lines += ["", payload["url"]]
+    return "\n".join(lines).strip() + "\n"
+
+
+def _send_email(channel: Channel, event: AlertEvent, body: bytes, headers: dict[str, str]) -> _Outcome:
     message = EmailMessage(
         subject=f"[torii] {event.subject}",
-        body="\n".join(lines).strip() + "\n",
+        body=body.decode(),
         to=channel.recipient_list(),
         headers=headers,
     )
@@ -451,7 +480,11 @@ def alert_delivery_attempt(*, delivery_id: int) -> Delivery | None:
     channel, event = delivery.channel, delivery.event
     started = timezone.now()
     timestamp = str(int(time.time()))
-    body = webhook_body(channel, event)
+    # What the signature covers: the webhook's JSON body, or the e-mail's text.
+    if channel.kind == Channel.Kind.WEBHOOK:
+        body = webhook_body(channel, event)
+    else:
+        body = email_text(event).encode()
     headers = {
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: sign(secret=channel_secret(channel), timestamp=timestamp, body=body),

@@ -19,6 +19,7 @@ from django.views.generic import TemplateView
 
 from accounts.permissions import AdminRequiredMixin
 from alerts import selectors, services
+from alerts.kinds import SUBSCRIBABLE
 from alerts.models import Channel, Delivery
 from dashboard.forms_alerts import ChannelForm
 
@@ -141,6 +142,38 @@ class ChannelTestView(AdminRequiredMixin, View):
             request, f"Test message queued to {channel.name}; its attempts are in the delivery log."
         )
         return HttpResponseRedirect(reverse("dashboard:alert_deliveries") + f"?event={event.pk}")
+
+
+class SubscriptionsView(AdminRequiredMixin, View):
+    """Every channel against every event kind, one checkbox each, saved at once."""
+
+    template = "dashboard/alerts/subscriptions.html"
+
+    def _render(self, request: HttpRequest, error: str = "", status: int = 200) -> HttpResponse:
+        channels = list(selectors.channel_rows())
+        grid = [
+            {"kind": kind, "cells": [(c, kind.value in (c.event_kinds or [])) for c in channels]}
+            for kind in SUBSCRIBABLE
+        ]
+        return render(
+            request, self.template, {"channels": channels, "grid": grid, "error": error}, status=status
+        )
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._render(request)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        subscriptions: dict[int, list[str]] = {}
+        for channel in selectors.channel_rows():
+            subscriptions[channel.pk] = request.POST.getlist(f"channel-{channel.pk}")
+        try:
+            changed = services.channel_subscriptions_set(actor=request.user, subscriptions=subscriptions)
+        except services.ChannelInvalid as exc:
+            return self._render(request, error=str(exc.errors.get("event_kinds", exc)), status=400)
+        messages.success(
+            request, f"Subscriptions saved ({changed} channel{'s' if changed != 1 else ''} changed)."
+        )
+        return HttpResponseRedirect(reverse("dashboard:alert_subscriptions"))
 
 
 class DeliveriesView(AdminRequiredMixin, TemplateView):

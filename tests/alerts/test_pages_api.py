@@ -159,3 +159,30 @@ def test_api_admin_only_and_secret_write_only(client, admin_user, viewer_user, r
     deliveries = client.get("/api/v1/alert-deliveries/", **admin).json()["results"]
     assert {d["status"] for d in deliveries} == {"delivered"}
     assert deliveries[0]["attempt_log"][0]["status_code"] == 200
+
+
+def test_subscriptions_page_sets_every_channel_at_once(admin_client, viewer_client, channel):
+    other, _ = channel_create(
+        actor=None, name="Mail", kind=Channel.Kind.EMAIL, recipients="it@example.com", event_kinds=[]
+    )
+    url = reverse("dashboard:alert_subscriptions")
+    assert viewer_client.get(url).status_code == 403
+    assert viewer_client.post(url, {f"channel-{other.pk}": [EventKind.RECONNECT]}).status_code == 403
+    page = admin_client.get(url).content.decode()
+    assert "An administrator has no MFA" in page and "Ops hook" in page and "Mail" in page
+    response = admin_client.post(
+        url,
+        {
+            f"channel-{channel.pk}": [EventKind.ADMIN_WITHOUT_MFA],
+            f"channel-{other.pk}": [EventKind.RECONNECT, EventKind.USAGE_STALE],
+        },
+    )
+    assert response.status_code == 302
+    channel.refresh_from_db()
+    other.refresh_from_db()
+    assert channel.event_kinds == [EventKind.ADMIN_WITHOUT_MFA]
+    assert other.event_kinds == [EventKind.RECONNECT, EventKind.USAGE_STALE]
+    bad = admin_client.post(url, {f"channel-{other.pk}": ["made.up"]})
+    assert bad.status_code == 400 and "made.up" in bad.content.decode()
+    other.refresh_from_db()
+    assert other.event_kinds == [EventKind.RECONNECT, EventKind.USAGE_STALE]

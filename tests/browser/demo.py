@@ -198,6 +198,7 @@ PAGES: tuple[DemoPage, ...] = (
     DemoPage("alerts", lambda d: "/alerts/", "h1"),
     DemoPage("alert-channel-new", lambda d: "/alerts/channels/new/", "main form"),
     DemoPage("alert-deliveries", lambda d: "/alerts/deliveries/", "h1"),
+    DemoPage("alert-subscriptions", lambda d: "/alerts/subscriptions/", "main form"),
     DemoPage("create-user", lambda d: "/actions/users/new/", "main form"),
     DemoPage("suspend-confirm", lambda d: f"/actions/users/{d.person.pk}/suspend/", "main form"),
     DemoPage("delete-confirm", lambda d: f"/actions/users/{d.person.pk}/delete/", "main form"),

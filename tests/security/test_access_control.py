@@ -92,6 +92,7 @@ def test_the_walk_finds_every_acting_endpoint(admin_client, world, allow_sim):
         ("api-v1:sync-run-list", "POST"),
         ("dashboard:alert_channel_create", "POST"),
         ("dashboard:alert_channel_test", "POST"),
+        ("dashboard:alert_subscriptions", "POST"),
         ("dashboard:application_licence", "POST"),
         ("api-v1:alert-channel-list", "POST"),
         ("api-v1:application-licence", "PUT"),
