@@ -191,3 +191,14 @@ def test_policy_kinds_through_alert_emit(inbox, kind):
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown alert kind"):
         alert_emit(kind="nope", subject="x", body="", data={})
+
+
+def test_beat_runs_the_staleness_check_by_task_name(inbox, settings):
+    from torii.celery import app as celery_app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["alerts-check-usage-staleness"]
+    conn = build_tenant(people=1, apps=0).connection
+    Connection.objects.filter(pk=conn.pk).update(created_at=timezone.now() - dt.timedelta(days=5))
+    celery_app.tasks[entry["task"]].apply()
+    assert kinds() == [EventKind.USAGE_STALE]
+    assert "never arrived" in AlertEvent.objects.get().body

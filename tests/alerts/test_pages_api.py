@@ -186,3 +186,30 @@ def test_subscriptions_page_sets_every_channel_at_once(admin_client, viewer_clie
     assert bad.status_code == 400 and "made.up" in bad.content.decode()
     other.refresh_from_db()
     assert other.event_kinds == [EventKind.RECONNECT, EventKind.USAGE_STALE]
+
+
+def test_delivery_log_reads_a_fixed_number_of_queries(admin_client, channel, django_assert_max_num_queries):
+    from django.utils import timezone
+
+    from alerts.models import AlertEvent, DeliveryAttempt
+
+    def add(n: int) -> None:
+        event = AlertEvent.objects.create(kind=EventKind.RECONNECT, subject=f"Alert {n}")
+        delivery = Delivery.objects.create(event=event, channel=channel, status="delivered", attempts=2)
+        DeliveryAttempt.objects.create(
+            delivery=delivery, number=1, started_at=timezone.now(), status_code=500, error="HTTP 500"
+        )
+        DeliveryAttempt.objects.create(
+            delivery=delivery, number=2, started_at=timezone.now(), status_code=200, succeeded=True
+        )
+
+    for n in range(3):
+        add(n)
+    admin_client.get(reverse("dashboard:alert_deliveries"))  # warm the session and role caches
+    with django_assert_max_num_queries(12) as first:
+        admin_client.get(reverse("dashboard:alert_deliveries"))
+    for n in range(3, 12):
+        add(n)
+    with django_assert_max_num_queries(len(first.captured_queries)):
+        page = admin_client.get(reverse("dashboard:alert_deliveries")).content.decode()
+    assert "Alert 11" in page and "(HTTP 500)" in page and "(HTTP 200)" in page
