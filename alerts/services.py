@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -525,6 +526,26 @@ def alert_delivery_attempt(*, delivery_id: int) -> Delivery | None:
         logger.warning("alert delivery %s attempt %s failed; retrying in %g s", delivery.pk, number, retry_in)
         raise RetryDelivery(retry_in)
     return delivery
+
+
+def alert_deliveries_resume(*, grace: timedelta = timedelta(minutes=5)) -> list[int]:
+    """Queue again deliveries whose task was lost (a broker restart, a crash between attempts):
+    pending ones never tried, and retrying ones overdue, both by more than `grace`. A task that
+    was only late sends at most once more, with the same delivery id (at least once)."""
+    now = timezone.now()
+    ids = list(
+        Delivery.objects.filter(status__in=(Delivery.Status.PENDING, Delivery.Status.RETRYING))
+        .annotate(due=Coalesce("next_attempt_at", "created_at"))
+        .filter(due__lt=now - grace)
+        .order_by("id")
+        .values_list("pk", flat=True)[:500]
+    )
+    if ids:
+        logger.warning("re-queueing %d alert deliveries whose task was lost", len(ids))
+        # Pushed forward, so the next sweep does not queue them again while these tasks run.
+        Delivery.objects.filter(pk__in=ids).update(next_attempt_at=now)
+        transaction.on_commit(lambda: _enqueue(ids))
+    return ids
 
 
 def channel_test_send(*, channel: Channel, actor: Any) -> AlertEvent:

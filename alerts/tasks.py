@@ -24,3 +24,8 @@ def check_sync_run(run_id: int) -> None:
 @shared_task(name="alerts.tasks.check_usage_staleness", acks_late=True, ignore_result=True)
 def check_usage_staleness() -> None:
     checks.alerts_check_usage_staleness()
+
+
+@shared_task(name="alerts.tasks.resume_deliveries", acks_late=True, ignore_result=True)
+def resume_deliveries() -> None:
+    services.alert_deliveries_resume()

@@ -305,6 +305,7 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "integrations.tasks.worker_heartbeat", "schedule": 60.0},
     "close-abandoned-actions": {"task": "integrations.tasks.close_abandoned_actions", "schedule": 300.0},
     "alerts-check-usage-staleness": {"task": "alerts.tasks.check_usage_staleness", "schedule": 900.0},
+    "alerts-resume-deliveries": {"task": "alerts.tasks.resume_deliveries", "schedule": 300.0},
     "prune-sync-history": {
         "task": "integrations.tasks.prune_sync_history",
         "schedule": crontab(hour=3, minute=17),

@@ -239,3 +239,25 @@ def test_redirects_are_not_followed_and_unreachable_urls_are_recorded(receiver):
         alert_delivery_attempt(delivery_id=delivery.pk)
     second = delivery.attempt_rows.get(number=2)
     assert second.status_code is None and "could not reach the URL" in second.error
+
+
+def test_lost_deliveries_are_queued_again_by_beat(receiver, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from alerts.services import alert_deliveries_resume
+    from torii.celery import app as celery_app
+
+    channel = make_webhook(receiver)
+    lost = _emit_without_sending(channel)  # pending, its task never ran
+    recent = _emit_without_sending(channel)
+    Delivery.objects.filter(pk=lost.pk).update(created_at=timezone.now() - dt.timedelta(minutes=10))
+    assert alert_deliveries_resume() == [lost.pk]
+    lost.refresh_from_db()
+    assert lost.status == Delivery.Status.DELIVERED and len(receiver.received) == 1
+    assert Delivery.objects.get(pk=recent.pk).status == Delivery.Status.PENDING
+    # Beat runs the same sweep by task name; nothing is overdue now.
+    entry = settings.CELERY_BEAT_SCHEDULE["alerts-resume-deliveries"]
+    celery_app.tasks[entry["task"]].apply()
+    assert len(receiver.received) == 1
