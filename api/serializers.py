@@ -381,3 +381,53 @@ class ActionRefusalSerializer(serializers.Serializer):
 class SyncConflictSerializer(serializers.Serializer):
     detail = serializers.CharField()
     sync_run = serializers.IntegerField(allow_null=True)
+
+
+# --- licences ----------------------------------------------------------------------------------
+class LicenceWriteSerializer(serializers.Serializer):
+    seats_purchased = serializers.IntegerField(min_value=0, max_value=10_000_000, allow_null=True)
+    price_per_seat_month = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=0, max_value=1_000_000, allow_null=True
+    )
+
+
+class LicenceSerializer(serializers.Serializer):
+    application = serializers.IntegerField()
+    seats_purchased = serializers.IntegerField(allow_null=True)
+    price_per_seat_month = serializers.CharField(allow_null=True, help_text="Decimal, two places.")
+    currency = serializers.CharField()
+    assigned = serializers.IntegerField()
+    spare = serializers.IntegerField(help_text="Seats bought and assigned to nobody.")
+    usage_measured = serializers.BooleanField()
+    unused = serializers.DictField(
+        child=serializers.IntegerField(allow_null=True), help_text="Assigned, no use in 30/60/90 days."
+    )
+    reclaimable = serializers.DictField(
+        child=serializers.DictField(), help_text="Per window: seats, monthly, yearly."
+    )
+
+
+def licence_data(row: Any) -> dict[str, Any]:
+    from django.conf import settings
+
+    def money(value: Any) -> str | None:
+        return None if value is None else f"{value:.2f}"
+
+    return {
+        "application": row.application.pk,
+        "seats_purchased": row.seats_purchased,
+        "price_per_seat_month": money(row.price_per_seat_month),
+        "currency": settings.TORII_CURRENCY,
+        "assigned": row.assigned,
+        "spare": row.spare,
+        "usage_measured": row.measured,
+        "unused": {str(d): v for d, v in row.unused.items()},
+        "reclaimable": {
+            str(d): {
+                "seats": row.reclaimable(d),
+                "monthly": money(row.monthly(d)),
+                "yearly": money(row.yearly(d)),
+            }
+            for d in row.unused
+        },
+    }

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from api import policies, views
+from api import alerts, policies, views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -16,6 +16,8 @@ router.register("actions", views.ActionViewSet, basename="action")
 router.register("audit-log", views.AuditLogViewSet, basename="audit-log")
 router.register("policies", policies.PolicyViewSet, basename="policy")
 router.register("policy-runs", policies.PolicyRunViewSet, basename="policy-run")
+router.register("alert-channels", alerts.ChannelViewSet, basename="alert-channel")
+router.register("alert-deliveries", alerts.DeliveryViewSet, basename="alert-delivery")
 
 extra = [
     path("capabilities/", views.CapabilitiesView.as_view(), name="capabilities"),

@@ -35,17 +35,20 @@ from api.pagination import StandardPagination, UsageEventCursorPagination
 from api.throttles import ActionsThrottle
 from dashboard.params import parse_id
 from integrations.filters import AppUserFilter, AuditLogFilter
-from integrations.models import Application, AppUser, SyncRun
+from integrations.models import Application, ApplicationLicence, AppUser, SyncRun
 from integrations.providers import registry
 from integrations.selectors import applications as app_selectors
 from integrations.selectors import connections as conn_selectors
+from integrations.selectors.applications import application_stats_one
 from integrations.selectors.audit import audit_log_queryset
+from integrations.selectors.licences import application_licence_row
 from integrations.selectors.users import (
     directory_user_detail_queryset,
     directory_user_queryset,
     usage_event_queryset,
 )
 from integrations.services import actions as action_services
+from integrations.services.licences import LicenceInvalid, application_licence_set
 from integrations.services.sync import SyncAlreadyRunning, SyncNotAllowed, sync_run_request
 
 
@@ -176,6 +179,41 @@ class ApplicationViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
         # Counts and last use come from the application's read model, as the applications page
         # shows them (integrations.services.read_models).
         return app_selectors.application_queryset()
+
+    @extend_schema(
+        methods=["GET"],
+        summary="An application's licences: seats bought, price per seat per month, unused seats and "
+        "what they cost (reclaimable per month and per year, for 30, 60 and 90 days without use)",
+        responses=s.LicenceSerializer,
+    )
+    @extend_schema(
+        methods=["PUT", "PATCH"],
+        summary="Set an application's seats bought and price per seat per month (Admins; audited; "
+        "null clears)",
+        request=s.LicenceWriteSerializer,
+        responses=s.LicenceSerializer,
+    )
+    @action(detail=True, methods=["get", "put", "patch"], url_path="licence", filterset_class=None)
+    def licence(self, request: Request, pk: str | None = None) -> Response:
+        app = generics.get_object_or_404(Application.objects.select_related("connection"), pk=pk)
+        if request.method in ("PUT", "PATCH"):
+            current = ApplicationLicence.objects.filter(application=app).first()
+            ser = s.LicenceWriteSerializer(data=request.data, partial=request.method == "PATCH")
+            ser.is_valid(raise_exception=True)
+            d = ser.validated_data
+            try:
+                application_licence_set(
+                    application=app,
+                    actor=request.user,
+                    seats_purchased=d.get("seats_purchased", current.seats_purchased if current else None),
+                    price_per_seat_month=d.get(
+                        "price_per_seat_month", current.price_per_seat_month if current else None
+                    ),
+                )
+            except LicenceInvalid as exc:
+                raise s.serializers.ValidationError(exc.errors) from None
+        stats = application_stats_one(app)
+        return Response(s.licence_data(application_licence_row(app, stats)))
 
 
 @extend_schema(summary="Users of one application, with status and last use")

@@ -275,3 +275,19 @@ class DisconnectForm(forms.Form):
 
 class SyncNowForm(forms.Form):
     kind = forms.ChoiceField(choices=[("full", "Full"), ("events", "Usage events")], required=False)
+
+
+class LicenceForm(forms.Form):
+    """An application's seats bought and price per seat per month (empty clears)."""
+
+    seats_purchased = forms.IntegerField(
+        required=False, min_value=0, max_value=10_000_000, label="Seats bought"
+    )
+    price_per_seat_month = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_value=1_000_000,
+        max_digits=12,
+        decimal_places=2,
+        label="Price per seat per month",
+    )

@@ -28,6 +28,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Insights", "dashboard:insights", "chart-column"),
     NavItem("Policies", "dashboard:policies", "shield-check"),
     NavItem("Audit log", "dashboard:audit", "scroll-text"),
+    NavItem("Alerts", "dashboard:alerts", "bell", admin_only=True),
     NavItem("People", "dashboard:people", "user-cog", admin_only=True),
 )
 

@@ -39,12 +39,20 @@ urlpatterns = [
     # Applications
     path("applications/", applications.ApplicationsView.as_view(), name="applications"),
     path("applications/<int:pk>/", applications.ApplicationDetailView.as_view(), name="application_detail"),
+    path(
+        "applications/<int:pk>/licence/",
+        applications.ApplicationLicenceView.as_view(),
+        name="application_licence",
+    ),
     # Insights
     path("insights/", insights.InsightsView.as_view(), name="insights"),
+    path("insights/licences.csv", insights.LicencesExportView.as_view(), name="licences_export"),
     # Actions and the audit log.
     path("", include("dashboard.urls_actions")),
     # Policies that act for the admin.
     path("", include("policies.urls")),
+    # Alerts: channels, subscriptions, the delivery log.
+    path("", include("dashboard.urls_alerts")),
     # People and roles, your API tokens and password.
     path("", include("dashboard.urls_people")),
 ]

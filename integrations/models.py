@@ -510,6 +510,20 @@ class DailyUsage(models.Model):
         return f"{self.application_id} {self.day}: {self.active_users} active"
 
 
+class ApplicationLicence(models.Model):
+    """What an application's seats cost: seats bought and the price of one seat per month, entered
+    by an Admin (no provider reports them). Kept apart from Application, which syncs write in bulk."""
+
+    application = models.OneToOneField(Application, on_delete=models.CASCADE, related_name="licence")
+    seats_purchased = models.PositiveIntegerField(null=True, blank=True)
+    price_per_seat_month = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.application_id}: {self.seats_purchased} seats at {self.price_per_seat_month}"
+
+
 class ApplicationStats(models.Model):
     """Read model: people assigned to an application (not removed) and how many of them used it in
     the last 7/30/60/90 days, as of the last refresh (integrations.services.read_models). A table of

@@ -12,7 +12,6 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from integrations.models import Connection
@@ -206,22 +205,6 @@ class CredentialField:
     @property
     def missing_message(self) -> str:
         return self.required_message or f"Enter the {self.label[:1].lower()}{self.label[1:]}."
-
-
-def normalize_origin(url: str) -> str:
-    """`scheme://host[:port]` of an http(s) URL that is nothing but an origin; "" for anything else
-    (credentials, a path, a query, a port that is not a number): the SSRF guard's canonical form."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return ""
-    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
-        return ""
-    try:
-        port_number = parts.port
-    except ValueError:  # not a number or out of range ("http://host:80\r\nHost: x"): not an origin
-        return ""
-    port = f":{port_number}" if port_number else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
 class Provider:

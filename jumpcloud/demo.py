@@ -6,9 +6,10 @@ import contextlib
 import logging
 
 from integrations.models import Connection, SyncRun
-from integrations.providers import CredentialsError, normalize_origin
+from integrations.providers import CredentialsError
 from integrations.services.connections import connection_create
 from integrations.services.sync import SyncAlreadyRunning, SyncNotAllowed, sync_run_request
+from integrations.urlsafety import normalize_origin
 
 logger = logging.getLogger(__name__)
 DEMO_NAME = "Demo (JumpCloud simulator)"

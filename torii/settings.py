@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "dashboard",
     "api",
     "policies",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -311,6 +312,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Scheduled policies whose time has come, and policy runs whose worker died.
     "run-due-policies": {"task": "policies.tasks.run_due_policies", "schedule": 120.0},
+    "alerts-check-usage-staleness": {"task": "alerts.tasks.check_usage_staleness", "schedule": 900.0},
+    "alerts-resume-deliveries": {"task": "alerts.tasks.resume_deliveries", "schedule": 300.0},
     "prune-sync-history": {
         "task": "integrations.tasks.prune_sync_history",
         "schedule": crontab(hour=3, minute=17),
@@ -392,6 +395,41 @@ TORII_ACTION_TIMEOUT_SECONDS = env.int("TORII_ACTION_TIMEOUT_SECONDS", default=1
 # machines together (integrations.sync.budget); halved on a 429, grown back slowly.
 SYNC_MAX_REQUESTS_PER_ACCOUNT = env.int("SYNC_MAX_REQUESTS_PER_ACCOUNT", default=8)
 SYNC_STALE_AFTER = timedelta(minutes=env.int("SYNC_STALE_AFTER_MINUTES", default=10))
+
+# Currency that licence prices are entered and shown in (a label only: torii converts nothing).
+TORII_CURRENCY = env.str("TORII_CURRENCY", default="USD")
+
+# --- E-mail and alerts ---------------------------------------------------------------------------
+# Development prints e-mails on the console; production sends through SMTP: EMAIL_URL (e.g.
+# smtp+tls://user:password@smtp.example.com:587), or without it a mail server on localhost:25.
+if env.str("EMAIL_URL", default=""):
+    _email = env.email_url("EMAIL_URL")
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email.get("EMAIL_HOST", "")
+    EMAIL_PORT = _email.get("EMAIL_PORT", 25)
+    EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+    EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+elif PRODUCTION:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="torii <torii@localhost>")
+# Alert deliveries: a failed one is retried ALERTS_MAX_ATTEMPTS times in all, waiting
+# ALERTS_RETRY_BASE_SECONDS, then twice as long each time (30 s, 1 min, 2 min, 4 min, ...).
+ALERTS_MAX_ATTEMPTS = env.int("ALERTS_MAX_ATTEMPTS", default=6)
+ALERTS_RETRY_BASE_SECONDS = env.float("ALERTS_RETRY_BASE_SECONDS", default=30.0)
+ALERTS_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERTS_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Usage data older than this raises the "usage data is stale" alert.
+ALERTS_USAGE_STALE_HOURS = env.int("ALERTS_USAGE_STALE_HOURS", default=48)
+# Lets webhooks (and other outbound URLs people type) reach loopback addresses: local development
+# and tests only; never in production. Private and link-local addresses stay refused regardless.
+TORII_OUTBOUND_ALLOW_LOOPBACK = env.bool("TORII_OUTBOUND_ALLOW_LOOPBACK", default=False)
+if PRODUCTION and TORII_OUTBOUND_ALLOW_LOOPBACK:
+    raise environ.ImproperlyConfigured("TORII_OUTBOUND_ALLOW_LOOPBACK must not be set in production")
+# Where links in alert e-mails and webhooks point (the dashboard's public origin), if set.
+TORII_BASE_URL = env.str("TORII_BASE_URL", default="")
 
 # --- Logging -----------------------------------------------------------------------------------
 LOGGING = {

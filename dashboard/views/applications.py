@@ -5,15 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views import View
 from django.views.generic import TemplateView
 
-from accounts.permissions import ViewerRequiredMixin
+from accounts.permissions import AdminRequiredMixin, ViewerRequiredMixin
+from dashboard.forms import LicenceForm
 from integrations.models import Application
 from integrations.selectors import applications as app_selectors
 from integrations.selectors import connections as conn_selectors
+from integrations.selectors import licences as licence_selectors
 from integrations.selectors.common import usage_available
+from integrations.services.licences import LicenceInvalid, application_licence_set
 
 APP_SORT_LABELS = {
     "name": "Application",
@@ -100,10 +108,20 @@ class ApplicationDetailView(ViewerRequiredMixin, TemplateView):
             ],
             "yTitle": "per day",
         }
+        stats = app_selectors.application_stats_one(app)
+        licence = licence_selectors.application_licence_row(app, stats)
         ctx.update(
             app=app,
             connection=app.connection,
-            stats=app_selectors.application_stats_one(app),
+            stats=stats,
+            licence=licence,
+            licence_form=LicenceForm(
+                initial={
+                    "seats_purchased": licence.seats_purchased,
+                    "price_per_seat_month": licence.price_per_seat_month,
+                }
+            ),
+            currency=settings.TORII_CURRENCY,
             users=app_selectors.application_users(app, self.request.GET),
             unassigned=app_selectors.application_unassigned_users(app) if measured else [],
             usage_available=measured,
@@ -115,3 +133,38 @@ class ApplicationDetailView(ViewerRequiredMixin, TemplateView):
             inactive_choices=(30, 60, 90),
         )
         return ctx
+
+
+class ApplicationLicenceView(AdminRequiredMixin, View):
+    """Save an application's seats and price (Admins); errors come back with what was typed."""
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        try:
+            app = app_selectors.application_get(pk)
+        except Application.DoesNotExist:
+            raise Http404("No such application") from None
+        form = LicenceForm(request.POST)
+        if form.is_valid():
+            try:
+                application_licence_set(
+                    application=app,
+                    actor=request.user,
+                    seats_purchased=form.cleaned_data["seats_purchased"],
+                    price_per_seat_month=form.cleaned_data["price_per_seat_month"],
+                )
+            except LicenceInvalid as exc:
+                for field, message in exc.errors.items():
+                    form.add_error(field if field in form.fields else None, message)
+            else:
+                messages.success(request, f"Licences of {app} saved.")
+                return HttpResponseRedirect(
+                    reverse("dashboard:application_detail", args=[app.pk]) + "#licence"
+                )
+        stats = app_selectors.application_stats_one(app)
+        ctx = {
+            "app": app,
+            "licence": licence_selectors.application_licence_row(app, stats),
+            "licence_form": form,
+            "currency": settings.TORII_CURRENCY,
+        }
+        return render(request, "dashboard/applications/licence.html", ctx, status=400)

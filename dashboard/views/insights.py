@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+from django.utils import timezone
+from django.views import View
 from django.views.generic import TemplateView
 
 from accounts.permissions import ViewerRequiredMixin
+from dashboard.exports import limited_csv_response
 from integrations.selectors import connections as conn_selectors
+from integrations.selectors import licences as licence_selectors
 from integrations.selectors import usage as usage_selectors
 from integrations.selectors.common import usage_available
 
@@ -87,6 +94,11 @@ class InsightsView(ViewerRequiredMixin, TemplateView):
             inactive_shown=INACTIVE_SHOWN,
             windows=usage_selectors.INACTIVE_WINDOWS,
             hygiene=usage_selectors.admin_hygiene(days=admin_days),
+            licences=licence_selectors.licence_savings(
+                connections=connections, days=_choice(g.get("licence_days"), licence_selectors.WINDOWS, 90)
+            ),
+            licence_windows=licence_selectors.WINDOWS,
+            currency=settings.TORII_CURRENCY,
         )
         if measured:
             days = usage_selectors.logins_per_day(connections=connections, days=period)
@@ -104,3 +116,17 @@ class InsightsView(ViewerRequiredMixin, TemplateView):
                 ),
             )
         return ctx
+
+
+class LicencesExportView(ViewerRequiredMixin, View):
+    """Licence savings per application as CSV (formula-safe, within the export limits)."""
+
+    def get(self, request: HttpRequest) -> HttpResponseBase:
+        days = _choice(request.GET.get("licence_days"), licence_selectors.WINDOWS, 90)
+        report = licence_selectors.licence_savings(connections=conn_selectors.connection_choices(), days=days)
+        return limited_csv_response(
+            request,
+            f"torii-licence-savings-{days}d-{timezone.localdate():%Y-%m-%d}.csv",
+            licence_selectors.EXPORT_HEADER,
+            lambda: licence_selectors.licence_export_rows(report),
+        )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.views.generic import TemplateView
 
 from accounts.permissions import ViewerRequiredMixin
+from integrations.selectors import connections as conn_selectors
+from integrations.selectors import licences as licence_selectors
 from integrations.selectors import overview as overview_selectors
 
 
@@ -32,6 +35,7 @@ class HomeView(ViewerRequiredMixin, TemplateView):
     sections = (
         "dashboard/overview/_attention.html",
         "dashboard/overview/_kpis.html",
+        "dashboard/overview/_licences.html",
         "dashboard/overview/_accounts.html",
     )
 
@@ -39,4 +43,9 @@ class HomeView(ViewerRequiredMixin, TemplateView):
         ctx = super().get_context_data(**kwargs)
         ctx["overview"] = overview_selectors.overview()
         ctx["sections"] = self.sections
+        if ctx["overview"].accounts:
+            ctx["licences"] = licence_selectors.licence_savings(
+                connections=conn_selectors.connection_choices()
+            )
+            ctx["currency"] = settings.TORII_CURRENCY
         return ctx

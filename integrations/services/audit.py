@@ -40,6 +40,10 @@ ACTION_LABELS: dict[str, str] = {
     "policy.run_approved": "Policy run approved",
     "policy.run_rejected": "Policy run rejected",
     "policy.run_undone": "Policy run undone",
+    "alerts.channel_created": "Alert channel added",
+    "alerts.channel_changed": "Alert channel changed",
+    "alerts.channel_deleted": "Alert channel deleted",
+    "licence.changed": "Licence seats or price changed",
 }
 
 

@@ -22,8 +22,9 @@ from accounts.limits import rate_counter_hit
 from integrations import crypto
 from integrations.logging import register_secret
 from integrations.models import Connection, SyncRun
-from integrations.providers import CredentialsError, ValidatedAccount, normalize_origin, registry
+from integrations.providers import CredentialsError, ValidatedAccount, registry
 from integrations.services.audit import audit_connect_failed, audit_connection_event
+from integrations.urlsafety import normalize_origin
 
 logger = logging.getLogger(__name__)
 

@@ -134,6 +134,7 @@ def seed_demo(sim: Simulator) -> Demo:
         .first()
     )
     assert app is not None
+    _seed_alerts_and_licences(admin, acme, app)
     return Demo(
         admin=admin,
         acme=acme,
@@ -151,6 +152,30 @@ class DemoPage:
     path: Callable[[Demo], str]
     # What must be on the page once it is ready (a CSS selector), so nothing is taken half-drawn.
     ready: str = "main"
+
+
+def _seed_alerts_and_licences(admin: Any, acme: Connection, app: Application) -> None:
+    """Seats and a price for one app, and an e-mail alert channel with one delivered alert."""
+    from alerts.kinds import EventKind
+    from alerts.models import Channel
+    from alerts.services import alert_emit, channel_create
+    from integrations.services.licences import application_licence_set
+
+    application_licence_set(application=app, actor=admin, seats_purchased=25, price_per_seat_month="8.00")
+    channel_create(
+        actor=admin,
+        name="IT team",
+        kind=Channel.Kind.EMAIL,
+        recipients="it@example.com",
+        event_kinds=[EventKind.RECONNECT, EventKind.SYNC_FAILED_TWICE, EventKind.POLICY_FINISHED],
+    )
+    alert_emit(
+        kind=EventKind.POLICY_FINISHED,
+        connection=acme,
+        subject="Policy “Inactive 90 days” finished",
+        body="2 people suspended.",
+        data={"suspended": 2},
+    )
 
 
 PAGES: tuple[DemoPage, ...] = (
@@ -175,6 +200,10 @@ PAGES: tuple[DemoPage, ...] = (
     DemoPage("application-detail", lambda d: f"/applications/{d.app.pk}/", "h1"),
     DemoPage("insights", lambda d: "/insights/", "h1"),
     DemoPage("audit-log", lambda d: "/audit/", "table"),
+    DemoPage("alerts", lambda d: "/alerts/", "h1"),
+    DemoPage("alert-channel-new", lambda d: "/alerts/channels/new/", "main form"),
+    DemoPage("alert-deliveries", lambda d: "/alerts/deliveries/", "h1"),
+    DemoPage("alert-subscriptions", lambda d: "/alerts/subscriptions/", "main form"),
     DemoPage("create-user", lambda d: "/actions/users/new/", "main form"),
     DemoPage("suspend-confirm", lambda d: f"/actions/users/{d.person.pk}/suspend/", "main form"),
     DemoPage("delete-confirm", lambda d: f"/actions/users/{d.person.pk}/delete/", "main form"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jumpcloud.demo import connect_demo
 from integrations.models import SyncRun
+from jumpcloud.demo import connect_demo
 from policies.demo import EXAMPLE_NAME
 from policies.models import Policy
 from policies.services import policy_run_create

@@ -35,6 +35,9 @@ SEGMENT_SAMPLE = {
     "lockouts": "lockout",
     "policies": "policy",
     "policy-runs": "policy_run",
+    "channels": "alert_channel",  # alerts/channels/<pk>/
+    "alert-channels": "alert_channel",
+    "alert-deliveries": "alert_delivery",
 }
 # Some ids are known by their parameter name alone.
 PARAM_SAMPLE = {"run_pk": "sync_run", "key": "api_token", "run_id": "policy_run"}
@@ -352,6 +355,8 @@ class Samples:
     api_token: Any = None  # someone's API token
     policy: Any = None  # a policy (policies app)
     policy_run: Any = None  # one of its runs, waiting for approval
+    alert_channel: Any = None  # an alert channel (webhook)
+    alert_delivery: Any = None  # one delivery of an alert to it
 
 
 # --- walking pages -------------------------------------------------------------------------------
@@ -379,6 +384,7 @@ def walk_get(
 
 def samples_from_db() -> Any:
     """The first object of each kind in the database, for reversing routes."""
+    from alerts.models import Delivery
     from integrations.models import ActionRun, Application, AppUser, Connection, SyncRun, UsageEvent
     from policies.models import Policy, PolicyRun
 
@@ -388,7 +394,7 @@ def samples_from_db() -> Any:
     person = directory_users.filter(connection__in=writable).first() or directory_users.first()
     if person is not None and not Policy.objects.exists():
         _policy_samples(person.connection, person)
-    return Samples(
+    samples = Samples(
         connection=writable.first() or Connection.objects.order_by("pk").first(),
         read_only_connection=read_only.first(),
         sync_run=SyncRun.objects.order_by("pk").first(),
@@ -402,6 +408,13 @@ def samples_from_db() -> Any:
         policy=Policy.objects.order_by("pk").first(),
         policy_run=PolicyRun.objects.order_by("pk").first(),
     )
+    # Alert channels are made by people, not syncs: one is made for the walk when there is none.
+    delivery = Delivery.objects.select_related("channel").order_by("pk").first()
+    if delivery is None and samples.connection is not None:
+        delivery = _alert_samples(samples.connection)[1]
+    if delivery is not None:
+        samples.alert_channel, samples.alert_delivery = delivery.channel, delivery
+    return samples
 
 
 # --- a small world of objects, for walking routes that take ids ----------------------------------
@@ -505,6 +518,28 @@ def _policy_samples(connection: Any, person: Any) -> None:
     )
 
 
+def _alert_samples(connection: Any) -> tuple[Any, Any]:
+    """A webhook channel (its secret encrypted, as the service stores it) and a delivery to it."""
+    from alerts.models import AlertEvent, Channel, Delivery
+    from integrations.crypto import encrypt_json
+
+    channel = Channel.objects.create(
+        name="Ops webhook",
+        kind=Channel.Kind.WEBHOOK,
+        url="https://hooks.example.com/torii",
+        secret=encrypt_json({"secret": "sample-alert-secret-0123456789"}),
+        secret_hint="••••6789",
+        event_kinds=["connection.needs_reconnect"],
+    )
+    event = AlertEvent.objects.create(
+        kind="connection.needs_reconnect",
+        connection=connection,
+        connection_name=connection.name,
+        subject=f"{connection.name} needs reconnecting",
+    )
+    return channel, Delivery.objects.create(event=event, channel=channel)
+
+
 def _access_samples() -> tuple[Any, Any, Any]:
     """A torii user, a locked-out login and an API token (of another person), for the routes of the
     people page and the tokens page."""
@@ -535,9 +570,11 @@ def state_snapshot() -> dict[str, list[dict[str, Any]]]:
     from django.contrib.auth import get_user_model
 
     from accounts.models import ApiToken
+    from alerts.models import AlertEvent, Channel, Delivery, DeliveryAttempt
     from integrations.models import (
         ActionRun,
         Application,
+        ApplicationLicence,
         AppUser,
         Connection,
         DailyUsage,
@@ -560,6 +597,11 @@ def state_snapshot() -> dict[str, list[dict[str, Any]]]:
         Policy,
         PolicyRun,
         PolicyRunItem,
+        ApplicationLicence,
+        Channel,
+        AlertEvent,
+        Delivery,
+        DeliveryAttempt,
     ]
     snapshot = {m.__name__: list(m.objects.order_by("pk").values()) for m in models}
     # When a token was last used is bookkeeping, like sessions: every token call updates it.

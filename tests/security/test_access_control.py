@@ -90,6 +90,12 @@ def test_the_walk_finds_every_acting_endpoint(admin_client, world, allow_sim):
         ("api-v1:action-delete-user", "POST"),
         ("api-v1:action-create-user", "POST"),
         ("api-v1:sync-run-list", "POST"),
+        ("dashboard:alert_channel_create", "POST"),
+        ("dashboard:alert_channel_test", "POST"),
+        ("dashboard:alert_subscriptions", "POST"),
+        ("dashboard:application_licence", "POST"),
+        ("api-v1:alert-channel-list", "POST"),
+        ("api-v1:application-licence", "PUT"),
     ]:
         assert expected in acting, expected
     assert not [r for r in allow_sim.requests if r.method != "GET"], "probing changed nothing upstream"

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class AlertsConfig(AppConfig):
+    name = "alerts"
+    verbose_name = "Alerts"
+
+    def ready(self) -> None:
+        from alerts import receivers  # noqa: F401 - connects the signal receivers
