@@ -44,8 +44,9 @@ def test_admin_alerts_from_real_syncs(sim):
     for admin in tenant.admins[-2:]:
         admin.update(enableMultiFactor=False, totpEnrolled=False)
     conn = connection_create(
+        provider_key="jumpcloud",
         name="Acme",
-        api_key=sim.keys["admin"],
+        credentials={"api_key": sim.keys["admin"]},
         permission=Connection.Permission.READ_ONLY,
         base_url=sim.base_url,
         region="custom",

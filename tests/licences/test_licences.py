@@ -16,6 +16,7 @@ from integrations.selectors.licences import licence_savings
 from integrations.services.licences import LicenceInvalid, application_licence_set
 from tests.dashboard.builders import ago, build_tenant
 from tests.factories import api_token_for
+from tests.read_models import refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +32,7 @@ def data(admin_user):
         AppUser.objects.filter(application=app0, directory_user=person).update(
             last_used_at=None if days is None else ago(days)
         )
+    refresh(acme.connection)  # as a sync's finish step would, after rows changed by hand
     beta = build_tenant(people=5, apps=1, name="Beta", usage=False)
     application_licence_set(
         application=app0, actor=admin_user, seats_purchased=8, price_per_seat_month="10.00"
