@@ -88,23 +88,29 @@ def clone_connections(cur: Any, real: int, count: int) -> list[int]:
     user_cols = columns(
         cur, "integrations_appuser", without=("id", "connection_id", "application_id", "directory_user_id")
     )
-    cur.execute(
-        f"INSERT INTO integrations_appuser (connection_id, application_id, {', '.join(user_cols)}) "
-        f"SELECT c.id, b.id, {', '.join('u.' + c for c in user_cols)} FROM integrations_appuser u "
+    copy = (
+        f"INSERT INTO integrations_appuser (connection_id, application_id, directory_user_id, {', '.join(user_cols)}) "
+        f"SELECT c.id, b.id, {{directory_user}}, {', '.join('u.' + c for c in user_cols)} FROM integrations_appuser u "
         "JOIN integrations_application a ON a.id = u.application_id "
         "CROSS JOIN unnest(%s::bigint[]) AS c(id) "
         "JOIN integrations_application b ON b.connection_id = c.id AND b.external_id = a.external_id "
-        "WHERE u.connection_id = %s",
+        "{join} WHERE u.connection_id = %s AND a.kind {kind} 'directory'"
+    )
+    # The people (the directory's rows) first; then the assignment rows, each pointing at its
+    # person's row within its own connection.
+    cur.execute(copy.format(directory_user="NULL", join="", kind="="), [clones, real])
+    cur.execute("ANALYZE integrations_appuser, integrations_application")
+    cur.execute(
+        copy.format(
+            directory_user="d.id",
+            join="JOIN integrations_application bd ON bd.connection_id = c.id AND bd.kind = 'directory' "
+            "LEFT JOIN integrations_appuser d ON d.application_id = bd.id AND d.external_id = u.external_id "
+            "AND u.directory_user_id IS NOT NULL",
+            kind="<>",
+        ),
         [clones, real],
     )
-    # An assignment row points at its person's directory row, within its own connection.
-    cur.execute(
-        "UPDATE integrations_appuser s SET directory_user_id = d.id FROM integrations_appuser d, "
-        "integrations_application da WHERE s.connection_id = ANY(%s) AND s.application_id <> da.id "
-        "AND da.connection_id = s.connection_id AND da.kind = 'directory' AND d.application_id = da.id "
-        "AND d.external_id = s.external_id",
-        [clones],
-    )
+    cur.execute("ANALYZE integrations_appuser")
     return clones
 
 
@@ -135,7 +141,7 @@ def seed_events(cur: Any, connection_ids: list[int], total: int, newest: datetim
               g %% 17 <> 0, p.ids[1 + (g * 7919) %% cardinality(p.ids)], 'user', '', '',
               CASE WHEN g %% 5 < 3 THEN s.ids[1 + (g * 104729) %% cardinality(s.ids)] ELSE 'directory' END,
               '', '198.51.100.' || (g %% 250), ''
-            FROM p, s, generate_series(1, %(per)s) AS g
+            FROM p, s, generate_series(1::bigint, %(per)s::bigint) AS g
             """,
             {"c": connection_id, "per": per, "newest": newest, "days": DAYS},
         )
