@@ -146,3 +146,17 @@ def test_the_disconnect_page_answers_and_the_connection_is_gone_from_the_list(ad
     assert (
         admin_client.get(reverse("dashboard:connection_disconnect", args=[connection.pk])).status_code == 404
     )
+
+
+def test_the_purge_task_hands_over_to_a_new_task_until_the_connection_is_gone(
+    admin_user, settings, django_capture_on_commit_callbacks
+):
+    """Celery runs the tasks here (eagerly): each step is a task that queues the next one."""
+    settings.CONNECTION_PURGE_BATCH = 5
+    settings.CONNECTION_PURGE_TASK_SECONDS = 0
+    connection = _tenant(people=4, months=3)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        connection_disconnect(connection=connection, actor=admin_user, delete_data=True)
+    assert len(callbacks) >= 3, "one task per bounded step"
+    assert not Connection.all_objects.filter(pk=connection.pk).exists()
+    assert set(_counts(connection.pk).values()) == {0}
