@@ -51,18 +51,19 @@ ALTER TABLE integrations_usageevent_unpartitioned RENAME CONSTRAINT integrations
   TO integrations_usageevent_unpartitioned_pkey;
 DROP INDEX usageevent_kind_time;
 DROP INDEX usageevent_actor_time;
-CREATE TABLE integrations_usageevent ({COLUMNS},
-  CONSTRAINT integrations_usageevent_pkey PRIMARY KEY (id, occurred_at),
-  CONSTRAINT uniq_event_per_connection_time UNIQUE (connection_id, external_id, occurred_at)
-) PARTITION BY RANGE (occurred_at);
-{INDEXES}
+CREATE TABLE integrations_usageevent ({COLUMNS}) PARTITION BY RANGE (occurred_at);
 CREATE TABLE integrations_usageevent_default PARTITION OF integrations_usageevent DEFAULT;
 """
 
+# The keys and indexes are built once the rows are in: much faster than row by row for millions.
 FORWARD_COPY = f"""
 INSERT INTO integrations_usageevent ({NAMES}) SELECT {NAMES} FROM integrations_usageevent_unpartitioned;
 {RESET_IDS}
 DROP TABLE integrations_usageevent_unpartitioned;
+ALTER TABLE integrations_usageevent
+  ADD CONSTRAINT integrations_usageevent_pkey PRIMARY KEY (id, occurred_at),
+  ADD CONSTRAINT uniq_event_per_connection_time UNIQUE (connection_id, external_id, occurred_at);
+{INDEXES}
 """
 
 BACKWARD = f"""
