@@ -116,7 +116,10 @@ def clone_connections(cur: Any, real: int, count: int) -> list[int]:
 
 def seed_events(cur: Any, connection_ids: list[int], total: int, newest: datetime) -> int:
     """`total` events evenly over DAYS days before `newest`, 60% SSO logins, the rest directory
-    logins, by each connection's own people to its own apps; the events' indexes built after."""
+    logins, by each connection's own people to its own apps; the events' indexes built after.
+    Person and app come from the high bits of two multiplicative hashes of the event's number, so
+    that who uses what is spread (every person several apps, every app every day), not a pattern of
+    the low bits."""
     cur.execute(
         "ALTER TABLE integrations_usageevent DROP CONSTRAINT integrations_usageevent_pkey, "
         "DROP CONSTRAINT uniq_event_per_connection_time"
@@ -138,8 +141,9 @@ def seed_events(cur: Any, connection_ids: list[int], total: int, newest: datetim
               CASE WHEN g %% 5 < 3 THEN 'sso' ELSE 'directory' END,
               CASE WHEN g %% 5 < 3 THEN 'sso_auth' ELSE 'user_login_attempt' END,
               %(newest)s - (g::float8 / %(per)s) * make_interval(days => %(days)s),
-              g %% 17 <> 0, p.ids[1 + (g * 7919) %% cardinality(p.ids)], 'user', '', '',
-              CASE WHEN g %% 5 < 3 THEN s.ids[1 + (g * 104729) %% cardinality(s.ids)] ELSE 'directory' END,
+              g %% 17 <> 0, p.ids[1 + (g * 2246822519 %% 4294967296 / 4096) %% cardinality(p.ids)], 'user', '', '',
+              CASE WHEN g %% 5 < 3 THEN s.ids[1 + (g * 2654435761 %% 4294967296 / 65536) %% cardinality(s.ids)]
+                   ELSE 'directory' END,
               '', '198.51.100.' || (g %% 250), ''
             FROM p, s, generate_series(1::bigint, %(per)s::bigint) AS g
             """,
