@@ -17,7 +17,8 @@ Measured (goals from issue 21):
   after (they must not change).
 - **incremental events sync**: 10,000 new events added to the simulator, then an events sync of
   the real connection by Celery workers on this large database (the run's own duration; goal ≤ 5 s).
-- **pages**: the hook `measure_pages` (empty until the read models land; see its docstring).
+- **pages**: the hook `measure_pages` (see its docstring): with `--pages N`, today's pages timed
+  by bench/dashboard_pages.py on this database, cached and with the cache off.
 
 Prints a table with the ratios to the goals and writes bench/results/large_tenant.json.
 """
@@ -28,6 +29,7 @@ import argparse
 import importlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -250,12 +252,25 @@ def measure_retention(db: str) -> dict[str, Any]:
     }
 
 
-def measure_pages(db: str) -> dict[str, Any]:
-    """Hook for the page timings of issue 21 (every page of the navigation with the cache off:
-    median ≤ 150 ms, p95 ≤ 300 ms; the users table sorted by last use and filtered by app ≤ 150 ms;
-    the CSV of all people ≤ 20 s). They land with the read models; until then nothing is measured
-    here (bench/dashboard_pages.py times today's pages on a database of its own)."""
-    return {}
+def measure_pages(env: dict[str, str], renders: int, workdir: Path) -> dict[str, Any]:
+    """The hook for the page timings of issue 21: every page of the navigation with the cache off,
+    median ≤ 150 ms and p95 ≤ 300 ms; the users table sorted by last use and filtered by app
+    ≤ 150 ms; the CSV of all 200,000 people ≤ 20 s. The read models bring those pages and the
+    figures to check here. Until then, with --pages N, today's pages are timed by
+    bench/dashboard_pages.py (N renders each, cached and with the cache off) on this database."""
+    if not renders:
+        return {}
+    out = workdir / "pages.json"
+    page_env = {**env, "TORII_ENV": "development", "DEBUG": "false", "LOG_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [sys.executable, "bench/dashboard_pages.py", "-n", str(renders), "--warmup", "1", "--out", str(out)],
+        cwd=ROOT,
+        env=page_env,
+    )
+    if not out.exists():
+        raise SystemExit(f"bench/dashboard_pages.py failed ({done.returncode})")
+    found = json.loads(out.read_text())
+    return {"n": renders, "results": found["results"], "machine": found["machine"]}
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -270,6 +285,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None, help="worker processes (default: Celery's)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "large_tenant.json")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--pages",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time today's pages, N renders each (default: not)",
+    )
     args = parser.parse_args()
     if not 0 < args.scale <= 1:
         parser.error("--scale must be more than 0 and at most 1")
@@ -339,7 +361,7 @@ def main() -> None:
             "events_stored": created,
             "peak_rss_mb_per_process": incremental_run["peak_rss_mb_per_process"],
         }
-        result["pages"] = measure_pages(args.db)
+        result["pages"] = measure_pages(env, args.pages, workdir)
     finally:
         if workers is not None:
             workers.stop()
@@ -381,7 +403,16 @@ def report(r: dict[str, Any]) -> None:
     say(f"{'measure':34} {'time':>10}  {'ratio to goal':>14}  detail")
     for name, value, detail, ratio, goal in rows:
         say(f"{name:34} {value:>10}  {ratio:>8.2f}× ≤{goal:g}s  {detail}")
-    say(f"pages: {r['pages'] or 'not measured here yet (measure_pages: the read models add them)'}")
+    if not r["pages"]:
+        say("pages: not measured (--pages N times today's pages; the read models add their goals)")
+        return
+    say(f"pages, {r['pages']['n']} renders each (goal with the cache off: median ≤ 150 ms, p95 ≤ 300 ms):")
+    for page in r["pages"]["results"]:
+        if page["mode"] == "uncached":
+            say(
+                f"  {page['page']:32} median {page['median_ms']:8.1f} ms ({page['median_ms'] / 150:5.2f}×)  "
+                f"p95 {page['p95_ms']:8.1f} ms ({page['p95_ms'] / 300:5.2f}×)  {page['queries']} queries"
+            )
 
 
 if __name__ == "__main__":
