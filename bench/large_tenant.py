@@ -252,6 +252,27 @@ def measure_retention(db: str) -> dict[str, Any]:
     }
 
 
+def task_times(db: str, run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where a run's time went: each task's span and its own timings (waiting for the API,
+    writing pages, the slice's rollups), then the finish step (what is left after the last task)."""
+    with closing(sync_bench.pg(db)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT stream, EXTRACT(EPOCH FROM finished_at - started_at), counters, finished_at "
+            "FROM integrations_synctask WHERE run_id = %s ORDER BY started_at",
+            [run["id"]],
+        )
+        rows = cur.fetchall()
+    tasks = [
+        {"stream": stream, "seconds": float(seconds or 0)}
+        | {k: counters[k] for k in ("wait_s", "write_s", "rollup_s") if k in counters}
+        for stream, seconds, counters, _ in rows
+    ]
+    last = max((finished for *_, finished in rows if finished), default=None)
+    if last is not None and run.get("finished_at"):
+        tasks.append({"stream": "finish step", "seconds": (run["finished_at"] - last).total_seconds()})
+    return tasks
+
+
 def measure_pages(env: dict[str, str], renders: int, workdir: Path) -> dict[str, Any]:
     """The hook for the page timings of issue 21: every page of the navigation with the cache off,
     median ≤ 150 ms and p95 ≤ 300 ms; the users table sorted by last use and filtered by app
@@ -360,6 +381,7 @@ def main() -> None:
             "events_added": incremental,
             "events_stored": created,
             "peak_rss_mb_per_process": incremental_run["peak_rss_mb_per_process"],
+            "tasks": task_times(args.db, incremental_run),
         }
         result["pages"] = measure_pages(env, args.pages, workdir)
     finally:
@@ -403,6 +425,14 @@ def report(r: dict[str, Any]) -> None:
     say(f"{'measure':34} {'time':>10}  {'ratio to goal':>14}  detail")
     for name, value, detail, ratio, goal in rows:
         say(f"{name:34} {value:>10}  {ratio:>8.2f}× ≤{goal:g}s  {detail}")
+    say(
+        "incremental sync, where the time went: "
+        + "; ".join(
+            f"{t['stream']} {t['seconds']:.2f} s"
+            + "".join(f", {k} {t[k]}" for k in ("wait_s", "write_s", "rollup_s") if k in t)
+            for t in r["incremental_sync"]["tasks"]
+        )
+    )
     if not r["pages"]:
         say("pages: not measured (--pages N times today's pages; the read models add their goals)")
         return
