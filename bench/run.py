@@ -1,5 +1,8 @@
 """`make bench`: the sync benchmark on a 50k-user / 300-app / 1M-event tenant, then the dashboard
-page benchmark on the database that sync filled. Extra arguments go to bench/sync.py."""
+page benchmark on the database that sync filled. Extra arguments go to bench/sync.py.
+
+`make bench ARGS=--large` (and e.g. `ARGS="--large --scale 0.01"`): the large-tenant benchmark
+instead, bench/large_tenant.py (200,000 people, 20 connections, 10M events over 400 days)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ DB = "torii_bench"
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--large"]:
+        return subprocess.run([sys.executable, "bench/large_tenant.py", *sys.argv[2:]], cwd=ROOT).returncode
     sync = subprocess.run([sys.executable, "bench/sync.py", "--db", DB, "--keep", *sys.argv[1:]], cwd=ROOT)
     if sync.returncode:
         return sync.returncode

@@ -24,7 +24,8 @@ from integrations.csvtext import csv_text
 _TEXT_COLUMNS: dict[str, str] = {}
 
 
-_HOLD_CONNECTION = "SELECT 1 FROM integrations_connection WHERE id = %s"
+# A connection whose data is being purged counts as gone: nothing may be written for it any more.
+_HOLD_CONNECTION = "SELECT 1 FROM integrations_connection WHERE id = %s AND purge_requested_at IS NULL"
 
 
 def hold_connection(connection_id: int) -> bool:

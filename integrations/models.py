@@ -10,6 +10,14 @@ from django.db import models
 from django.db.models import Q
 
 
+class ConnectionManager(models.Manager["Connection"]):
+    """Connections the product shows: not those whose data is being deleted (a disconnect-and-
+    delete hides the connection at once; its data goes in bounded steps, then the row itself)."""
+
+    def get_queryset(self) -> models.QuerySet[Connection]:
+        return super().get_queryset().filter(purge_requested_at__isnull=True)
+
+
 class Connection(models.Model):
     """One connected account of a provider (for JumpCloud: one organization)."""
 
@@ -49,6 +57,12 @@ class Connection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     disconnected_at = models.DateTimeField(null=True, blank=True)
+    # Set by a disconnect-and-delete, and moved by each purge step: the connection is hidden and
+    # its data is being purged (integrations.services.purge); the row goes last.
+    purge_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ConnectionManager()
+    all_objects = models.Manager()  # noqa: DJ012 - every row, those being purged too
 
     class Meta:
         ordering = ["name", "id"]
@@ -450,7 +464,11 @@ class UsageEvent(models.Model):
     class Meta:
         ordering = ["-occurred_at"]
         constraints = [
-            models.UniqueConstraint(fields=["connection", "external_id"], name="uniq_event_per_connection")
+            # The table is partitioned by month of occurred_at (migration 0006, docs/data-retention.md)
+            # and a unique key must hold the partition key; an event's time never changes upstream.
+            models.UniqueConstraint(
+                fields=["connection", "external_id", "occurred_at"], name="uniq_event_per_connection_time"
+            )
         ]
         indexes = [
             # By kind first: each event stream writes its kind in time order, so inserts land on

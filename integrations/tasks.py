@@ -15,6 +15,9 @@ from integrations.health import record_worker_heartbeat
 from integrations.services import read_models
 from integrations.services import sync as sync_services
 from integrations.services.actions import action_runs_close_abandoned
+from integrations.services.partitions import usage_partitions_maintain
+from integrations.services.purge import PURGE_TASK, connection_purge, connection_purges_resume
+from integrations.services.sync.common import send_task
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +82,21 @@ def refresh_read_models(connection_id: int | None = None) -> None:
 @shared_task(name="integrations.tasks.worker_heartbeat", ignore_result=True)
 def worker_heartbeat() -> None:
     record_worker_heartbeat()
+
+
+@shared_task(name="integrations.tasks.maintain_event_partitions", ignore_result=True)
+def maintain_event_partitions() -> None:
+    """The usage events' partitions ahead, and retention (docs/data-retention.md)."""
+    usage_partitions_maintain()
+
+
+@shared_task(name=PURGE_TASK, acks_late=True, ignore_result=True)
+def purge_connection(connection_id: int) -> None:
+    """A bounded step of a disconnect-and-delete; the next step is a new task."""
+    if not connection_purge(connection_id=connection_id):
+        send_task(PURGE_TASK, connection_id)
+
+
+@shared_task(name="integrations.tasks.resume_connection_purges", ignore_result=True)
+def resume_connection_purges() -> None:
+    connection_purges_resume()

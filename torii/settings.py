@@ -314,6 +314,11 @@ CELERY_BEAT_SCHEDULE = {
     "run-due-policies": {"task": "policies.tasks.run_due_policies", "schedule": 120.0},
     "alerts-check-usage-staleness": {"task": "alerts.tasks.check_usage_staleness", "schedule": 900.0},
     "alerts-resume-deliveries": {"task": "alerts.tasks.resume_deliveries", "schedule": 300.0},
+    "maintain-event-partitions": {
+        "task": "integrations.tasks.maintain_event_partitions",
+        "schedule": crontab(hour=2, minute=47),
+    },
+    "resume-connection-purges": {"task": "integrations.tasks.resume_connection_purges", "schedule": 600.0},
     "prune-sync-history": {
         "task": "integrations.tasks.prune_sync_history",
         "schedule": crontab(hour=3, minute=17),
@@ -395,6 +400,18 @@ TORII_ACTION_TIMEOUT_SECONDS = env.int("TORII_ACTION_TIMEOUT_SECONDS", default=1
 # machines together (integrations.sync.budget); halved on a 429, grown back slowly.
 SYNC_MAX_REQUESTS_PER_ACCOUNT = env.int("SYNC_MAX_REQUESTS_PER_ACCOUNT", default=8)
 SYNC_STALE_AFTER = timedelta(minutes=env.int("SYNC_STALE_AFTER_MINUTES", default=10))
+# Connections whose syncs beat starts per minute at most (the longest-waiting first); the rest wait
+# for the next minute, so a hundred accounts due at once never flood the queue ahead of each other.
+SYNC_DISPATCH_PER_TICK = env.int("SYNC_DISPATCH_PER_TICK", default=20)
+# Raw usage events are kept this many days (whole monthly partitions are dropped past it); the daily
+# rollups and last-use dates are kept for ever (docs/data-retention.md). Partitions are created this
+# many months ahead.
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=400)
+EVENT_PARTITIONS_AHEAD = env.int("EVENT_PARTITIONS_AHEAD", default=3)
+# Rows a disconnect-and-delete removes per statement, and seconds one purge task works before it
+# hands over to the next one (the data of a connection of any size goes in bounded steps).
+CONNECTION_PURGE_BATCH = env.int("CONNECTION_PURGE_BATCH", default=50_000)
+CONNECTION_PURGE_TASK_SECONDS = env.int("CONNECTION_PURGE_TASK_SECONDS", default=20)
 
 # Currency that licence prices are entered and shown in (a label only: torii converts nothing).
 TORII_CURRENCY = env.str("TORII_CURRENCY", default="USD")

@@ -381,7 +381,9 @@ class ConnectionDisconnectView(AdminRequiredMixin, View):
             connection=connection, actor=request.user, delete_data=form.delete_data
         )
         if form.delete_data:
-            messages.success(request, f"Disconnected “{name}” and deleted its synced data.")
+            messages.success(
+                request, f"Disconnected “{name}”. It is gone from torii; its synced data is being deleted."
+            )
         else:
             messages.success(
                 request, f"Disconnected “{name}”. The API key was destroyed; the synced data is kept."

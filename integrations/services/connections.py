@@ -24,6 +24,7 @@ from integrations.logging import register_secret
 from integrations.models import Connection, SyncRun
 from integrations.providers import CredentialsError, ValidatedAccount, registry
 from integrations.services.audit import audit_connect_failed, audit_connection_event
+from integrations.services.purge import connection_purge_request
 from integrations.urlsafety import normalize_origin
 
 logger = logging.getLogger(__name__)
@@ -375,7 +376,8 @@ def connection_update(
 
 
 def connection_disconnect(*, connection: Connection, actor: Any = None, delete_data: bool = False) -> None:
-    """Stop syncs, destroy the key; keep the synced data (marked disconnected) or delete it."""
+    """Stop syncs, destroy the key; keep the synced data (marked disconnected) or delete it: the
+    connection disappears at once and a worker deletes its data (integrations.services.purge)."""
     with transaction.atomic():
         connection = Connection.objects.select_for_update().get(pk=connection.pk)
         now = timezone.now()
@@ -390,16 +392,20 @@ def connection_disconnect(*, connection: Connection, actor: Any = None, delete_d
             actor=actor,
             parameters={"delete_data": delete_data, "org_id": connection.org_id},
         )
-        if delete_data:
-            connection.delete()
-            return
         connection.credentials = ""
         connection.status = Connection.Status.DISCONNECTED
-        connection.status_message = "Disconnected; the API key was destroyed. Synced data is kept."
+        connection.status_message = (
+            "Disconnected; the API key was destroyed. The synced data is being deleted."
+            if delete_data
+            else "Disconnected; the API key was destroyed. Synced data is kept."
+        )
         connection.disconnected_at = now
         connection.next_events_sync_at = None
         connection.next_full_sync_at = None
         connection.save()
+        if delete_data:
+            # Hidden at once; the data goes in bounded steps on a worker, whatever its size.
+            connection_purge_request(connection=connection)
 
 
 def connection_reencrypt_all() -> int:

@@ -178,6 +178,11 @@ class Simulator:
         self._records_lock = threading.Lock()
         self._server: SimulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Requests being answered at once, by x-org-id ('' without one): what an organization's
+        # request limit is about (tests check that many syncs together stay within it).
+        self._flight_lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+        self._peak_in_flight: dict[str, int] = {}
 
     def _msp_admin(self) -> dict[str, Any]:
         role = "Administrator With Billing"
@@ -278,7 +283,21 @@ class Simulator:
         with self._records_lock:
             n = len(self._records)
             self._records.clear()
-            return n
+        with self._flight_lock:
+            self._peak_in_flight = dict(self._in_flight)
+        return n
+
+    def peak_in_flight(self) -> dict[str, int]:
+        """The most API requests answered at once since the start (or clear_requests), by the
+        x-org-id they carried ('' for none)."""
+        with self._flight_lock:
+            return dict(self._peak_in_flight)
+
+    def _flight(self, org: str, step: int) -> None:
+        with self._flight_lock:
+            now = self._in_flight[org] = self._in_flight.get(org, 0) + step
+            if now > self._peak_in_flight.get(org, 0):
+                self._peak_in_flight[org] = now
 
     @property
     def faults(self) -> FaultConfig:
@@ -370,6 +389,14 @@ class Simulator:
             response = self._control(req) if self.control_enabled else error_response(404, "Not Found")
             response.headers.setdefault("X-Request-Id", request_id)
             return response, False
+        org = req.header("x-org-id") or ""
+        self._flight(org, 1)
+        try:
+            return self._answer(req, arrived, request_id)
+        finally:
+            self._flight(org, -1)
+
+    def _answer(self, req: Request, arrived: float, request_id: str) -> tuple[Response, bool]:
         decision = self._decide(req.path)
         if decision.latency_s:
             time.sleep(decision.latency_s)

@@ -64,6 +64,9 @@ EVENT_COLUMNS = (
     "error_message",
 )
 
+# The events' unique key: the table is partitioned by occurred_at, which a unique key must hold.
+EVENT_KEY = ("connection_id", "external_id", "occurred_at")
+
 
 def _parse(value: str) -> datetime:
     return datetime.fromisoformat(value)
@@ -188,9 +191,7 @@ def _write_page(
         written = bulk.copy_new(table=EVENT_TABLE, columns=EVENT_COLUMNS, rows=text)
         if written is not None:
             return written
-    return bulk.insert_ignore_csv(
-        table=EVENT_TABLE, columns=EVENT_COLUMNS, csv_text=text, conflict=("connection_id", "external_id")
-    )
+    return bulk.insert_ignore_csv(table=EVENT_TABLE, columns=EVENT_COLUMNS, csv_text=text, conflict=EVENT_KEY)
 
 
 def finish(service: str) -> Callable[[StreamContext], None]:

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from integrations import bulk
 from integrations.models import UsageEvent
-from jumpcloud.streams.events import EVENT_COLUMNS
+from jumpcloud.streams.events import EVENT_COLUMNS, EVENT_KEY
 from tests.factories import ConnectionFactory
 
 pytestmark = [pytest.mark.django_db]
@@ -72,7 +72,7 @@ def test_copy_new_writes_nothing_when_a_row_exists_and_the_staged_path_takes_ove
             table="integrations_usageevent",
             columns=EVENT_COLUMNS,
             rows=page,
-            conflict=("connection_id", "external_id"),
+            conflict=EVENT_KEY,
         )
     assert inserted == 2
     assert sorted(UsageEvent.objects.filter(connection=connection).values_list("external_id", flat=True)) == [
@@ -109,7 +109,7 @@ def test_a_lone_carriage_return_in_a_value_survives_copy_and_the_staged_path():
             table="integrations_usageevent",
             columns=EVENT_COLUMNS,
             rows=[_row(connection.pk, "e-cr2", actor_username="\r=1+1")],
-            conflict=("connection_id", "external_id"),
+            conflict=EVENT_KEY,
         )
     assert inserted == 1
     stored = dict(

@@ -15,11 +15,12 @@ from django.db import connections, transaction
 from integrations import bulk
 from integrations.models import Application, AppUser, Connection, SyncRun, SyncTask, UsageEvent
 from integrations.services.connections import connection_disconnect
+from integrations.services.purge import connection_purge
 from integrations.sync.context import StopRequested, StreamContext
 from jumpcloud.client import JumpCloudClient
 from jumpcloud.provider import JumpCloudProvider
 from jumpcloud.streams.assignments import _AssignmentWriter
-from jumpcloud.streams.events import EVENT_COLUMNS
+from jumpcloud.streams.events import EVENT_COLUMNS, EVENT_KEY
 from tests.factories import ConnectionFactory
 from tests.integrations.test_bulk import _row
 
@@ -49,7 +50,7 @@ def test_a_disconnect_waits_for_a_writing_transaction_and_deletes_its_rows_too()
                     table="integrations_usageevent",
                     columns=EVENT_COLUMNS,
                     rows=[_row(connection.pk, "e1"), _row(connection.pk, "e2")],
-                    conflict=("connection_id", "external_id"),
+                    conflict=EVENT_KEY,
                 )
                 held.set()
                 release.wait(60)
@@ -74,6 +75,9 @@ def test_a_disconnect_waits_for_a_writing_transaction_and_deletes_its_rows_too()
     assert not failures, failures
     assert saw_disconnect_waiting == [True], "the disconnect did not wait for the write"
     assert not Connection.objects.filter(pk=connection.pk).exists()
+    # The data goes on a worker (the disconnect answers at once): what that task does.
+    assert connection_purge(connection_id=connection.pk)
+    assert not Connection.all_objects.filter(pk=connection.pk).exists()
     assert not UsageEvent.objects.filter(connection_id=connection.pk).exists(), (
         "events outlived their connection"
     )

@@ -235,8 +235,13 @@ def _in_canvas_order(streams: list[Stream]) -> list[Stream]:
 
 # --- schedule and recover ---------------------------------------------------------------------
 def sync_dispatch_due(*, now: datetime | None = None) -> list[int]:
-    """Queue the syncs that are due: a full sync when its time has come, else an events sync."""
+    """Queue the syncs that are due: a full sync when its time has come, else an events sync.
+
+    The longest-waiting connections first, and at most SYNC_DISPATCH_PER_TICK new runs a tick: a
+    hundred accounts due at once are started in the order they have waited, a tick's worth at a
+    time, so none is queued behind the others' work again and again (no account starves)."""
     now = now or timezone.now()
+    limit = settings.SYNC_DISPATCH_PER_TICK
     queued: list[int] = []
     due = (
         Connection.objects.exclude(
@@ -250,7 +255,9 @@ def sync_dispatch_due(*, now: datetime | None = None) -> list[int]:
         )
         .order_by(Coalesce("last_sync_at", "created_at"), "pk")  # the longest-waiting first
     )
-    for connection in due:
+    for connection in due.iterator():
+        if len(queued) >= limit:
+            break
         full_due = connection.next_full_sync_at is None or connection.next_full_sync_at <= now
         kind = SyncRun.Kind.FULL if full_due else SyncRun.Kind.EVENTS
         try:
