@@ -14,6 +14,7 @@ from accounts.permissions import IsToriiAdmin
 from alerts import selectors, services
 from alerts.kinds import SUBSCRIBABLE
 from alerts.models import Channel, Delivery, DeliveryAttempt
+from api.serializers import model_choices
 from api.views import ApiViewMixin
 
 
@@ -59,6 +60,7 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
 
 
 class DeliverySerializer(serializers.ModelSerializer):
+    status = model_choices("AlertDeliveryStatusEnum", Delivery.Status.choices)
     event_kind = serializers.CharField(source="event.kind")
     subject = serializers.CharField(source="event.subject")
     connection = serializers.IntegerField(source="event.connection_id", allow_null=True)

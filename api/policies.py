@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.pagination import StandardPagination
+from api.serializers import model_choices
 from api.views import ApiViewMixin
 from dashboard.params import parse_id
 from integrations.models import Application, Connection
@@ -141,6 +142,7 @@ class PolicyRunItemSerializer(serializers.ModelSerializer):
 
 
 class PolicyRunSerializer(serializers.ModelSerializer):
+    status = model_choices("PolicyRunStatusEnum", PolicyRun.Status.choices)
     actor: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )

@@ -52,6 +52,16 @@ _BATCHES = (
         "WHERE connection_id = %(c)s LIMIT %(n)s)",
     ),
     (
+        "applications' read models",
+        "DELETE FROM integrations_applicationstats WHERE application_id IN (SELECT application_id "
+        "FROM integrations_applicationstats WHERE connection_id = %(c)s LIMIT %(n)s)",
+    ),
+    (
+        "licences",
+        "DELETE FROM integrations_applicationlicence WHERE id IN (SELECT l.id FROM integrations_applicationlicence l "
+        "JOIN integrations_application a ON a.id = l.application_id WHERE a.connection_id = %(c)s LIMIT %(n)s)",
+    ),
+    (
         "applications",
         "DELETE FROM integrations_application WHERE id IN (SELECT id FROM integrations_application "
         "WHERE connection_id = %(c)s LIMIT %(n)s)",

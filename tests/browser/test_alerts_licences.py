@@ -15,6 +15,7 @@ from integrations.models import ActionRun, ApplicationLicence, AppUser
 from tests.alerts.conftest import receiver  # noqa: F401 - the local HTTP receiver fixture
 from tests.browser.conftest import login
 from tests.dashboard.builders import ago, build_tenant
+from tests.read_models import refresh
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -69,6 +70,7 @@ def test_admin_enters_seats_and_price_and_sees_the_saving(page: Page, live, brow
     # Two of the four assigned people have not used the app for 100 days.
     for person in tenant.people[2:]:
         AppUser.objects.filter(application=app, directory_user=person).update(last_used_at=ago(100))
+    refresh(tenant.connection)  # as a sync's finish step would, after rows changed by hand
     login(page, live, "ada.admin")
     page.goto(f"{live.url}/applications/{app.pk}/")
     page.get_by_label("Seats bought").fill("10")

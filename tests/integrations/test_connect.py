@@ -207,11 +207,20 @@ def test_rotate_key_and_disconnect(connect, sim, admin_user):
 
 
 def test_disconnect_and_delete_data(connect, sim, admin_user):
+    from integrations.models import ApplicationLicence, ApplicationStats, ConnectionStats
+    from integrations.services.licences import application_licence_set
     from tests.integrations.test_sync import run_sync
 
     connection = connect()
     run_sync(connection)
+    app = connection.applications.filter(kind="sso").first()
+    application_licence_set(application=app, actor=admin_user, seats_purchased=5, price_per_seat_month="3")
+    assert ApplicationStats.objects.filter(connection=connection).exists()
     connection_disconnect(connection=connection, actor=admin_user, delete_data=True)
     assert not Connection.objects.filter(pk=connection.pk).exists()
+    # The read models and what Admins entered about its apps go with it.
+    assert not ApplicationStats.objects.filter(connection_id=connection.pk).exists()
+    assert not ConnectionStats.objects.filter(connection_id=connection.pk).exists()
+    assert not ApplicationLicence.objects.filter(application_id=app.pk).exists()
     record = ActionRun.objects.get(action="connection.disconnected")
     assert record.connection is None and record.connection_name == connection.name
