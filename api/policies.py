@@ -20,7 +20,7 @@ from api.views import ApiViewMixin
 from dashboard.params import parse_id
 from integrations.models import Application, Connection
 from integrations.services.actions import ActionRefused
-from policies.models import Policy, PolicyRun, PolicyRunItem
+from policies.models import POLICY_EDITABLE_FIELDS, Policy, PolicyRun, PolicyRunItem
 from policies.selectors import Selection, policy_list, policy_run_items, policy_run_list, policy_selection
 from policies.services import (
     PolicyError,
@@ -46,31 +46,7 @@ class PolicySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Policy
-        fields = [
-            "id",
-            "name",
-            "description",
-            "connections",
-            "application",
-            "inactive_days",
-            "use_scope",
-            "exclude_admins",
-            "exclude_invited",
-            "min_account_age_days",
-            "excluded_people",
-            "action",
-            "dry_run",
-            "schedule",
-            "schedule_hour",
-            "schedule_weekday",
-            "unattended",
-            "max_people",
-            "max_percent",
-            "enabled",
-            "next_run_at",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *POLICY_EDITABLE_FIELDS, "next_run_at", "created_at", "updated_at"]
         read_only_fields = ["next_run_at", "created_at", "updated_at"]
 
     def save(self, **kwargs: Any) -> Policy:

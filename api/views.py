@@ -39,7 +39,7 @@ from integrations.models import Application, ApplicationLicence, AppUser, SyncRu
 from integrations.providers import registry
 from integrations.selectors import applications as app_selectors
 from integrations.selectors import connections as conn_selectors
-from integrations.selectors.applications import application_stats_one
+from integrations.selectors.applications import app_stats
 from integrations.selectors.audit import audit_log_queryset
 from integrations.selectors.licences import application_licence_row
 from integrations.selectors.users import (
@@ -212,7 +212,7 @@ class ApplicationViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
                 )
             except LicenceInvalid as exc:
                 raise s.serializers.ValidationError(exc.errors) from None
-        stats = application_stats_one(app)
+        stats = app_stats(app)
         return Response(s.licence_data(application_licence_row(app, stats)))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from integrations.models import Application, Connection
-from policies.models import Policy
+from policies.models import POLICY_EDITABLE_FIELDS, Policy
 
 
 class PolicyForm(forms.ModelForm):
@@ -26,27 +26,7 @@ class PolicyForm(forms.ModelForm):
 
     class Meta:
         model = Policy
-        fields = [
-            "name",
-            "description",
-            "connections",
-            "application",
-            "inactive_days",
-            "use_scope",
-            "exclude_admins",
-            "exclude_invited",
-            "min_account_age_days",
-            "excluded_people",
-            "action",
-            "dry_run",
-            "schedule",
-            "schedule_hour",
-            "schedule_weekday",
-            "unattended",
-            "max_people",
-            "max_percent",
-            "enabled",
-        ]
+        fields = list(POLICY_EDITABLE_FIELDS)
         labels = {
             "inactive_days": "No successful use for (days)",
             "use_scope": "Use counted",

@@ -14,6 +14,30 @@ DEFAULT_MAX_PEOPLE = 25
 DEFAULT_MAX_PERCENT = Decimal("5.0")
 
 
+# What a person edits on a policy: the form and the API offer the same fields.
+POLICY_EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "connections",
+    "application",
+    "inactive_days",
+    "use_scope",
+    "exclude_admins",
+    "exclude_invited",
+    "min_account_age_days",
+    "excluded_people",
+    "action",
+    "dry_run",
+    "schedule",
+    "schedule_hour",
+    "schedule_weekday",
+    "unattended",
+    "max_people",
+    "max_percent",
+    "enabled",
+)
+
+
 class Policy(models.Model):
     """Who (people of some accounts, optionally of one app, unused for N days, minus exclusions),
     what (suspend in the directory, or notify only) and when (by hand, daily, weekly)."""

@@ -108,7 +108,7 @@ class ApplicationDetailView(ViewerRequiredMixin, TemplateView):
             ],
             "yTitle": "per day",
         }
-        stats = app_selectors.application_stats_one(app)
+        stats = app_selectors.app_stats(app)
         licence = licence_selectors.application_licence_row(app, stats)
         ctx.update(
             app=app,
@@ -160,7 +160,7 @@ class ApplicationLicenceView(AdminRequiredMixin, View):
                 return HttpResponseRedirect(
                     reverse("dashboard:application_detail", args=[app.pk]) + "#licence"
                 )
-        stats = app_selectors.application_stats_one(app)
+        stats = app_selectors.app_stats(app)
         ctx = {
             "app": app,
             "licence": licence_selectors.application_licence_row(app, stats),

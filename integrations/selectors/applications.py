@@ -185,10 +185,6 @@ def application_user_queryset(app: Application) -> QuerySet[AppUser]:
     return AppUser.objects.filter(application=app, removed_at__isnull=True)
 
 
-def application_stats_one(app: Application) -> AppStats:
-    return app_stats(app)
-
-
 APP_USER_FIELDS = (
     "id",
     "application_id",

@@ -391,54 +391,50 @@ def connection_gaps(connections: list[Connection]) -> dict[int, list[Gap]]:
     window; only what stays uncovered is a gap. Event streams are the provider's kind="events"
     streams, so nothing here names a provider.
     """
-
-    def compute() -> dict[int, list[Gap]]:
-        since = timezone.now() - timedelta(days=GAP_LOOKBACK_DAYS)
-        by_provider: dict[str, dict[str, str]] = {}
-        for c in connections:
-            try:
-                provider = registry.get(c.provider)
-            except LookupError:
+    since = timezone.now() - timedelta(days=GAP_LOOKBACK_DAYS)
+    by_provider: dict[str, dict[str, str]] = {}
+    for c in connections:
+        try:
+            provider = registry.get(c.provider)
+        except LookupError:
+            continue
+        by_provider[c.provider] = {s.key: s.label for s in provider.streams if s.kind == "events"}
+    if not any(by_provider.values()):
+        return {}
+    rows = (
+        SyncRun.objects.filter(connection_id__in=[c.pk for c in connections], created_at__gte=since)
+        .exclude(streams={})
+        .order_by("-created_at")
+        .values_list("connection_id", "streams")[:GAP_MAX_RUNS]
+    )
+    provider_of = {c.pk: c.provider for c in connections}
+    failed: dict[tuple[int, str], list[tuple[datetime, datetime]]] = defaultdict(list)
+    covered: dict[tuple[int, str], list[tuple[datetime, datetime]]] = defaultdict(list)
+    for conn_id, streams in rows:
+        if not isinstance(streams, dict):
+            continue
+        for key in by_provider.get(provider_of.get(conn_id, ""), {}):
+            s = streams.get(key)
+            if not isinstance(s, dict):
                 continue
-            by_provider[c.provider] = {s.key: s.label for s in provider.streams if s.kind == "events"}
-        if not any(by_provider.values()):
-            return {}
-        rows = (
-            SyncRun.objects.filter(connection_id__in=[c.pk for c in connections], created_at__gte=since)
-            .exclude(streams={})
-            .order_by("-created_at")
-            .values_list("connection_id", "streams")[:GAP_MAX_RUNS]
-        )
-        provider_of = {c.pk: c.provider for c in connections}
-        failed: dict[tuple[int, str], list[tuple[datetime, datetime]]] = defaultdict(list)
-        covered: dict[tuple[int, str], list[tuple[datetime, datetime]]] = defaultdict(list)
-        for conn_id, streams in rows:
-            if not isinstance(streams, dict):
+            window = s.get("window")
+            if not isinstance(window, list | tuple) or len(window) != 2:
                 continue
-            for key in by_provider.get(provider_of.get(conn_id, ""), {}):
-                s = streams.get(key)
-                if not isinstance(s, dict):
-                    continue
-                window = s.get("window")
-                if not isinstance(window, list | tuple) or len(window) != 2:
-                    continue
-                start, end = _parse_dt(window[0]), _parse_dt(window[1])
-                if not start or not end or end <= start:
-                    continue
-                if s.get("status") == "failed":
-                    failed[(conn_id, key)].append((start, end))
-                elif s.get("status") == "succeeded":
-                    covered[(conn_id, key)].append((start, end))
-        out: dict[int, list[Gap]] = defaultdict(list)
-        for (conn_id, key), intervals in failed.items():
-            label = by_provider[provider_of[conn_id]][key]
-            for start, end in _subtract(intervals, _merge(covered.get((conn_id, key), []))):
-                out[conn_id].append(Gap(stream=key, label=label, start=start, end=end))
-        for gaps in out.values():
-            gaps.sort(key=lambda g: g.start, reverse=True)
-        return dict(out)
-
-    return compute()
+            start, end = _parse_dt(window[0]), _parse_dt(window[1])
+            if not start or not end or end <= start:
+                continue
+            if s.get("status") == "failed":
+                failed[(conn_id, key)].append((start, end))
+            elif s.get("status") == "succeeded":
+                covered[(conn_id, key)].append((start, end))
+    out: dict[int, list[Gap]] = defaultdict(list)
+    for (conn_id, key), intervals in failed.items():
+        label = by_provider[provider_of[conn_id]][key]
+        for start, end in _subtract(intervals, _merge(covered.get((conn_id, key), []))):
+            out[conn_id].append(Gap(stream=key, label=label, start=start, end=end))
+    for gaps in out.values():
+        gaps.sort(key=lambda g: g.start, reverse=True)
+    return dict(out)
 
 
 # --- capabilities ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from integrations.models import Application, AppUser, LastUse, SyncRun, SyncTask, UsageEvent
-from integrations.selectors.applications import application_stats_one, application_unassigned_users
+from integrations.selectors.applications import app_stats, application_unassigned_users
 from integrations.services.sync import sync_run_execute, sync_run_request
 from jumpcloud.simulator.api import error_response
 from jumpcloud.streams.usage import apply_sso_last_use, fold_last_use
@@ -118,7 +118,7 @@ def test_an_apps_last_use_counts_people_not_assigned_to_it_and_lists_them(connec
     apply_sso_last_use(connection=connection, since=later)
     app.refresh_from_db()
     assert app.last_used_at == later, "a login by someone not assigned is still a use of the app"
-    assert application_stats_one(app).last_used_at == later
+    assert app_stats(app).last_used_at == later
     rows = application_unassigned_users(app)
     assert [(r.person.external_id, r.last_used_at) for r in rows] == [(outsider.external_id, later)]
     assert LastUse.objects.get(application=app, person_external_id=outsider.external_id).last_used_at == later
