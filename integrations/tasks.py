@@ -23,9 +23,10 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="integrations.tasks.start_sync", acks_late=True, ignore_result=True)
-def start_sync(run_id: int) -> None:
-    """Write the run's tasks and send its canvas (or the rest of it, for a resumed run)."""
-    sync_services.sync_run_start(run_id=run_id)
+def start_sync(run_id: int, recovered_attempt: int | None = None) -> None:
+    """Write the run's tasks and send its canvas (or the rest of it, for a resumed run;
+    `recovered_attempt` from sync_recover_stale, which found it stale at that attempt)."""
+    sync_services.sync_run_start(run_id=run_id, recovered_attempt=recovered_attempt)
 
 
 @shared_task(

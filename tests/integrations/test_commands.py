@@ -10,7 +10,13 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from integrations.models import Connection, SyncRun, SyncTask
-from integrations.services.sync import sync_dispatch_due, sync_recover_stale
+from integrations.services.sync import (
+    RetryLater,
+    sync_dispatch_due,
+    sync_recover_stale,
+    sync_run_start,
+    sync_task_execute,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -147,3 +153,58 @@ def test_a_stale_run_is_resumed_from_its_checkpoints(connect, sim):
     assert run.status == SyncRun.Status.SUCCEEDED and run.attempts == 1
     assert run.streams["users"]["fetched"] == 1, "a finished stream is not run again on resume"
     assert run.streams["applications"]["status"] == "succeeded"
+
+
+def test_a_recovered_run_resumes_though_a_task_left_in_the_queue_touched_it_since(connect, sim):
+    """The recovery found the run stale; before its start message ran, a message of the lost
+    canvas (left in the queue by the dead worker) ran its one task and touched the run. The start
+    still resumes the run, or the rest of that canvas, lost with the worker, would never run."""
+    connection = connect()
+    run = SyncRun.objects.create(
+        connection=connection,
+        kind="full",
+        trigger="manual",
+        status=SyncRun.Status.RUNNING,
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+        started_at=timezone.now(),
+        attempts=3,
+    )
+    SyncTask.objects.create(run=run, stream="users", status="succeeded", counters={"fetched": 1})
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())  # the leftover task
+    assert sync_run_start(run_id=run.pk) is None, "by its heartbeat alone the run looks alive"
+    assert sync_run_start(run_id=run.pk, recovered_attempt=2) is None, "another attempt's recovery"
+    sync_run_start(run_id=run.pk, recovered_attempt=3)  # Celery is eager here: the run executes now
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED and run.attempts == 4
+    assert run.streams["users"]["fetched"] == 1
+    assert run.streams["applications"]["status"] == "succeeded"
+
+
+def test_tasks_waiting_for_a_task_whose_worker_died_do_not_keep_the_run_alive(connect, sim):
+    """Administrators wait for users, whose worker died mid-way. Their waiting must not pass for
+    the run's heartbeat, or the run would never look stale and users would never be resumed."""
+    connection = connect()
+    long_ago = timezone.now() - timedelta(hours=1)
+    run = SyncRun.objects.create(
+        connection=connection,
+        kind="full",
+        trigger="manual",
+        status=SyncRun.Status.RUNNING,
+        heartbeat_at=long_ago,
+        started_at=long_ago,
+        attempts=1,
+    )
+    for stream in ("organization", "applications"):
+        SyncTask.objects.create(run=run, stream=stream, status="succeeded")
+    SyncTask.objects.create(run=run, stream="users", status="running", lease="dead", heartbeat_at=long_ago)
+    SyncTask.objects.create(run=run, stream="administrators", status="pending")
+    with pytest.raises(RetryLater):
+        sync_task_execute(run_id=run.pk, stream_key="administrators")
+    parked = SyncTask.objects.get(run=run, stream="administrators")
+    assert parked.status == SyncTask.Status.PENDING and parked.error.startswith("Waiting for")
+    run.refresh_from_db()
+    assert run.heartbeat_at == long_ago
+    assert sync_recover_stale() == [run.pk]  # Celery is eager here: the recovered run executes now
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+    assert run.streams["users"]["status"] == run.streams["administrators"]["status"] == "succeeded"

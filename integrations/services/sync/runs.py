@@ -91,14 +91,22 @@ def sync_run_request(
 
 
 # --- start -----------------------------------------------------------------------------------
-def _claim_run(run_id: int, *, foreground: bool = False) -> SyncRun | None:
+def _claim_run(
+    run_id: int, *, foreground: bool = False, recovered_attempt: int | None = None
+) -> SyncRun | None:
     """Mark a queued run running, or take over a running one that nothing has touched for
     SYNC_STALE_AFTER (its tasks or their messages were lost). In the foreground, also a run parked
-    for a retry: no task of it running, one waiting for its retry time."""
+    for a retry: no task of it running, one waiting for its retry time.
+
+    `recovered_attempt`: sync_recover_stale found the run stale at this attempt. It is taken over
+    even if a task of its lost canvas touched it since: a message left in the queue runs its one
+    task, while the rest of that canvas is gone. Only one start can win, as the attempt counts on."""
     now = timezone.now()
     takeover = Q(status=SyncRun.Status.RUNNING, lease="") & (
         Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale_before())
     )
+    if recovered_attempt is not None:
+        takeover |= Q(status=SyncRun.Status.RUNNING, lease="", attempts=recovered_attempt)
     if foreground:
         # A run parked for a retry: no task running, one waiting for its retry time.
         working = SyncTask.objects.filter(
@@ -140,11 +148,13 @@ def _plan(run: SyncRun, provider: Provider, streams: list[Stream]) -> dict[str, 
     return parts
 
 
-def sync_run_start(*, run_id: int, dispatch: bool = True) -> SyncRun | None:
+def sync_run_start(
+    *, run_id: int, dispatch: bool = True, recovered_attempt: int | None = None
+) -> SyncRun | None:
     """Start (or resume) a run: write its tasks and send the canvas of those not done yet
     (dispatch=False: the caller runs them, in the foreground). Returns None when the run is not
-    startable (running elsewhere, or finished)."""
-    run = _claim_run(run_id, foreground=not dispatch)
+    startable (running elsewhere, or finished). `recovered_attempt`: see _claim_run."""
+    run = _claim_run(run_id, foreground=not dispatch, recovered_attempt=recovered_attempt)
     if run is None:
         logger.info("sync run %s is running or finished; nothing to start", run_id)
         return None
@@ -293,7 +303,9 @@ def sync_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
                     send_task(FINISH_TASK, run.pk)
                     recovered.append(run.pk)
                     continue
-            send_task(START_TASK, run.pk)
+                send_task(START_TASK, run.pk, run.attempts)
+            else:
+                send_task(START_TASK, run.pk)
         recovered.append(run.pk)
     if recovered:
         logger.warning("re-queued %d stale sync run(s): %s", len(recovered), recovered)

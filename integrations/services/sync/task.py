@@ -88,9 +88,12 @@ def _end_task(task: SyncTask, status: str, error: str = "", error_ref: str = "")
         refresh_summary(task.run_id, task.stream)
 
 
-def _park_task(task: SyncTask, run: SyncRun, message: str, countdown: float) -> None:
-    """Give the task back as pending until the retry time; the run counts as alive till then."""
-    not_before = timezone.now() + timedelta(seconds=countdown)
+def _park_task(task: SyncTask, run: SyncRun, message: str, countdown: float | None) -> None:
+    """Give the task back as pending. With a countdown (the provider's Retry-After, a database
+    outage), not before then, and the run counts as alive till then. Without (waiting for a task
+    it depends on), any message may take it again, and the run's heartbeat stays that task's: a
+    run whose task lost its worker must look stale while the tasks after it wait."""
+    not_before = None if countdown is None else timezone.now() + timedelta(seconds=countdown)
     with transaction.atomic():
         SyncTask.objects.filter(pk=task.pk, lease=task.lease).update(
             status=SyncTask.Status.PENDING,
@@ -99,8 +102,29 @@ def _park_task(task: SyncTask, run: SyncRun, message: str, countdown: float) -> 
             error=message[:4000],
             not_before=not_before,
         )
-        SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=Greatest(F("heartbeat_at"), not_before))
+        if not_before is not None:
+            SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=Greatest(F("heartbeat_at"), not_before))
         refresh_summary(task.run_id, task.stream)
+
+
+def _parked_countdown(run_id: int, stream_key: str, part: str) -> float | None:
+    """Seconds until a parked task is due, if it is one. Its retry message may have died with its
+    worker (a countdown waits in the worker's memory): a message the resumed run sent for it then
+    becomes its retry. Two messages for one task are harmless: only one claims it."""
+    not_before = (
+        SyncTask.objects.filter(
+            run_id=run_id,
+            stream=stream_key,
+            part=part,
+            status=SyncTask.Status.PENDING,
+            not_before__isnull=False,
+        )
+        .values_list("not_before", flat=True)
+        .first()
+    )
+    if not_before is None:
+        return None
+    return max((not_before - timezone.now()).total_seconds(), 0.0) + 0.1
 
 
 def _unmet_dependencies(run: SyncRun, stream: Stream, streams: list[Stream]) -> tuple[str, bool]:
@@ -154,13 +178,17 @@ def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch:
     stream = next((s for s in streams if s.key == stream_key), None)
     task = _claim_task(run_id, stream_key, part)
     if task is None or stream is None:
+        queued = dispatch and stream is not None and not current_app.conf.task_always_eager
+        countdown = _parked_countdown(run_id, stream_key, part) if queued else None
+        if countdown is not None and run.status == SyncRun.Status.RUNNING:
+            raise RetryLater("not due yet", countdown)
         return False
     if run.status != SyncRun.Status.RUNNING or run.stop_reason:
         _end_task(task, SyncTask.Status.CANCELLED, "Not synced: the run ended before this stream ran.")
         return claim_finish(run_id, dispatch)
     reason, wait = _unmet_dependencies(run, stream, streams)
     if wait:
-        _park_task(task, run, reason, WAIT_SECONDS)
+        _park_task(task, run, reason, None)
         raise RetryLater(reason, WAIT_SECONDS)
     if reason:
         _end_task(task, SyncTask.Status.SKIPPED, reason)
