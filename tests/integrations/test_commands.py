@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -136,16 +136,21 @@ def test_beat_dispatches_due_syncs_by_kind(connect, sim, celery_not_eager):
     SyncRun.objects.update(status=SyncRun.Status.CANCELLED)
 
 
-def test_a_stale_run_is_resumed_from_its_checkpoints(connect, sim):
-    connection = connect()
-    run = SyncRun.objects.create(
+def _running_run(connection: Connection, heartbeat_at: datetime, **fields: object) -> SyncRun:
+    """A full run a worker was running, last heard of at `heartbeat_at`."""
+    return SyncRun.objects.create(
         connection=connection,
         kind="full",
         trigger="manual",
         status=SyncRun.Status.RUNNING,
-        heartbeat_at=timezone.now() - timedelta(hours=1),
-        started_at=timezone.now(),
+        heartbeat_at=heartbeat_at,
+        **{"started_at": timezone.now(), **fields},
     )
+
+
+def test_a_stale_run_is_resumed_from_its_checkpoints(connect, sim):
+    connection = connect()
+    run = _running_run(connection, timezone.now() - timedelta(hours=1))
     # Its worker died after the users stream: that task is done, the others never ran.
     SyncTask.objects.create(run=run, stream="users", status="succeeded", counters={"fetched": 1})
     assert sync_recover_stale() == [run.pk]  # Celery is eager here: the recovered run executes now
@@ -160,15 +165,7 @@ def test_a_recovered_run_resumes_though_a_task_left_in_the_queue_touched_it_sinc
     canvas (left in the queue by the dead worker) ran its one task and touched the run. The start
     still resumes the run, or the rest of that canvas, lost with the worker, would never run."""
     connection = connect()
-    run = SyncRun.objects.create(
-        connection=connection,
-        kind="full",
-        trigger="manual",
-        status=SyncRun.Status.RUNNING,
-        heartbeat_at=timezone.now() - timedelta(hours=1),
-        started_at=timezone.now(),
-        attempts=3,
-    )
+    run = _running_run(connection, timezone.now() - timedelta(hours=1), attempts=3)
     SyncTask.objects.create(run=run, stream="users", status="succeeded", counters={"fetched": 1})
     SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())  # the leftover task
     assert sync_run_start(run_id=run.pk) is None, "by its heartbeat alone the run looks alive"
@@ -185,15 +182,7 @@ def test_tasks_waiting_for_a_task_whose_worker_died_do_not_keep_the_run_alive(co
     the run's heartbeat, or the run would never look stale and users would never be resumed."""
     connection = connect()
     long_ago = timezone.now() - timedelta(hours=1)
-    run = SyncRun.objects.create(
-        connection=connection,
-        kind="full",
-        trigger="manual",
-        status=SyncRun.Status.RUNNING,
-        heartbeat_at=long_ago,
-        started_at=long_ago,
-        attempts=1,
-    )
+    run = _running_run(connection, long_ago, started_at=long_ago, attempts=1)
     for stream in ("organization", "applications"):
         SyncTask.objects.create(run=run, stream=stream, status="succeeded")
     SyncTask.objects.create(run=run, stream="users", status="running", lease="dead", heartbeat_at=long_ago)
