@@ -51,9 +51,10 @@ class PolicySerializer(serializers.ModelSerializer):
 
     def save(self, **kwargs: Any) -> Policy:
         data = {**self.validated_data, **kwargs}
-        connections = list(
-            data.pop("connections", None) or (self.instance.connections.all() if self.instance else [])
-        )
+        if "connections" in data:
+            connections = list(data.pop("connections"))
+        else:  # a PATCH that leaves them alone
+            connections = list(self.instance.connections.all()) if self.instance else []
         policy = self.instance or Policy()
         for name, value in data.items():
             setattr(policy, name, value)

@@ -104,3 +104,14 @@ def test_admin_approves_a_waiting_run(admin_client, synced, admin_user):
     approved = _post(admin_client, f"{BASE}/policy-runs/{run.pk}/approve/")
     assert approved.status_code == 200
     assert approved.json()["status"] == "succeeded" and approved.json()["approved_by"] == admin_user.username
+
+
+def test_a_policy_cannot_lose_all_its_accounts_and_a_patch_keeps_them(admin_client, synced):
+    policy = make_policy([synced])
+    url = f"{BASE}/policies/{policy.pk}/"
+    emptied = admin_client.patch(url, data='{"connections": []}', content_type="application/json")
+    assert emptied.status_code == 400 and "connections" in emptied.json()
+    assert list(Policy.objects.get(pk=policy.pk).connections.all()) == [synced]
+    renamed = admin_client.patch(url, data='{"name": "Renamed"}', content_type="application/json")
+    assert renamed.status_code == 200, renamed.content
+    assert renamed.json()["connections"] == [synced.pk]
