@@ -1,7 +1,8 @@
 """Encryption at rest for connection credentials (MultiFernet over FIELD_ENCRYPTION_KEYS).
 
 The first key encrypts; every key decrypts. Rotation: put a new key first, run
-`manage.py rotate_encryption_keys`, then drop the old key.
+`manage.py rotate_encryption_keys` (and `alerts_rotate_secrets` for the alert channels' signing
+secrets, which use the same keys), then drop the old key.
 """
 
 from __future__ import annotations

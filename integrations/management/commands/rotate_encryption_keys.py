@@ -1,7 +1,8 @@
 """Re-encrypt every stored credential under the first key of FIELD_ENCRYPTION_KEYS.
 
-Rotation: put a new key first in FIELD_ENCRYPTION_KEYS (keep the old one after it), run this, then
-remove the old key.
+Rotation: put a new key first in FIELD_ENCRYPTION_KEYS (keep the old one after it), run this and
+`alerts_rotate_secrets` (the alert channels' signing secrets use the same keys), then remove the
+old key.
 """
 
 from typing import Any
@@ -21,5 +22,8 @@ class Command(BaseCommand):
         except CredentialsUnreadable as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
-            self.style.SUCCESS(f"Re-encrypted {count} connection(s). The old key can now be removed.")
+            self.style.SUCCESS(
+                f"Re-encrypted {count} connection(s). Run alerts_rotate_secrets too before removing "
+                "the old key."
+            )
         )
