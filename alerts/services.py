@@ -32,6 +32,7 @@ from integrations import crypto
 from integrations.logging import register_secret
 from integrations.models import Connection
 from integrations.services.audit import SECRET_PARAMETER_NAMES, audit_access_event
+from integrations.services.connections import mask_secret
 from integrations.urlsafety import CheckedURL, UnsafeURL, outbound_url_check, outbound_url_resolve
 
 logger = logging.getLogger(__name__)
@@ -95,10 +96,6 @@ def _clean_channel(
     return cleaned
 
 
-def _hint(secret: str) -> str:
-    return "••••" + secret[-4:]
-
-
 @sensitive_variables("secret")
 def channel_create(
     *,
@@ -125,7 +122,7 @@ def channel_create(
             kind=kind,
             body_format=body_format,
             secret=crypto.encrypt_json({"secret": secret}),
-            secret_hint=_hint(secret),
+            secret_hint=mask_secret(secret),
             active=active,
             created_by=actor if getattr(actor, "is_authenticated", False) else None,
             **cleaned,
@@ -166,7 +163,7 @@ def channel_update(
     channel.active = active
     if secret:
         channel.secret = crypto.encrypt_json({"secret": secret})
-        channel.secret_hint = _hint(secret)
+        channel.secret_hint = mask_secret(secret)
     with transaction.atomic():
         channel.save()
         audit_access_event(

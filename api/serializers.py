@@ -14,6 +14,7 @@ from accounts.roles import is_admin
 from api.schema import NamedChoiceField, model_choices
 from integrations.models import ActionRun, Application, AppUser, Connection, SyncRun, UsageEvent
 from integrations.services.audit import action_label
+from integrations.services.licences import MAX_PRICE, MAX_SEATS
 
 User = get_user_model()
 
@@ -385,9 +386,9 @@ class SyncConflictSerializer(serializers.Serializer):
 
 # --- licences ----------------------------------------------------------------------------------
 class LicenceWriteSerializer(serializers.Serializer):
-    seats_purchased = serializers.IntegerField(min_value=0, max_value=10_000_000, allow_null=True)
+    seats_purchased = serializers.IntegerField(min_value=0, max_value=MAX_SEATS, allow_null=True)
     price_per_seat_month = serializers.DecimalField(
-        max_digits=12, decimal_places=2, min_value=0, max_value=1_000_000, allow_null=True
+        max_digits=12, decimal_places=2, min_value=0, max_value=MAX_PRICE, allow_null=True
     )
 
 

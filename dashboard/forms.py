@@ -12,6 +12,7 @@ from django import forms
 
 from integrations.models import Connection
 from integrations.providers import CredentialField, CredentialsError, Provider
+from integrations.services.licences import MAX_PRICE, MAX_SEATS
 
 PERMISSION_HELP = {
     Connection.Permission.READ_ONLY: "torii reads users, apps and usage. Nothing in the account can be changed.",
@@ -281,12 +282,12 @@ class LicenceForm(forms.Form):
     """An application's seats bought and price per seat per month (empty clears)."""
 
     seats_purchased = forms.IntegerField(
-        required=False, min_value=0, max_value=10_000_000, label="Seats bought"
+        required=False, min_value=0, max_value=MAX_SEATS, label="Seats bought"
     )
     price_per_seat_month = forms.DecimalField(
         required=False,
         min_value=0,
-        max_value=1_000_000,
+        max_value=MAX_PRICE,
         max_digits=12,
         decimal_places=2,
         label="Price per seat per month",

@@ -137,8 +137,6 @@ class SyncRun(models.Model):
     # Why a task stopped the whole run (its message is the run's error_message): the other tasks
     # end at once, and the run fails (asking for a reconnect when the credentials were rejected).
     stop_reason = models.CharField(max_length=16, choices=StopReason.choices, blank=True, default="")
-    # The dashboard cache's data version before and just after the run started: a run that wrote
-    # nothing carries the cached aggregates forward from the first (integrations.selectors.warm).
 
     class Meta:
         ordering = ["-created_at", "-id"]

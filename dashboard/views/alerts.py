@@ -22,6 +22,7 @@ from alerts import selectors, services
 from alerts.kinds import SUBSCRIBABLE
 from alerts.models import Channel, Delivery
 from dashboard.forms_alerts import ChannelForm
+from dashboard.params import parse_id
 
 
 def _channel_or_404(pk: int) -> Channel:
@@ -185,12 +186,8 @@ class DeliveriesView(AdminRequiredMixin, TemplateView):
         status = g.get("status") or ""
         if status not in Delivery.Status.values:
             status = ""
-        channel_id = event_id = None
-        try:
-            channel_id = int(g.get("channel") or 0) or None
-            event_id = int(g.get("event") or 0) or None
-        except ValueError:
-            pass
+        channel_id = parse_id(g.get("channel"))
+        event_id = parse_id(g.get("event"))
         rows = selectors.delivery_rows(status=status, channel_id=channel_id, event_id=event_id)
         page = Paginator(rows, 50).get_page(g.get("page"))
         ctx.update(

@@ -9,7 +9,6 @@ from django.http import HttpRequest
 from django.views.generic import TemplateView
 
 from accounts.permissions import ViewerRequiredMixin
-from integrations.selectors import connections as conn_selectors
 from integrations.selectors import licences as licence_selectors
 from integrations.selectors import overview as overview_selectors
 
@@ -45,7 +44,7 @@ class HomeView(ViewerRequiredMixin, TemplateView):
         ctx["sections"] = self.sections
         if ctx["overview"].accounts:
             ctx["licences"] = licence_selectors.licence_savings(
-                connections=conn_selectors.connection_choices()
+                connections=[a.connection for a in ctx["overview"].accounts]
             )
             ctx["currency"] = settings.TORII_CURRENCY
         return ctx

@@ -31,7 +31,6 @@ from integrations.models import Connection, ConnectionStats, UsageEvent
 logger = logging.getLogger(__name__)
 
 ACTIVE_WINDOWS = (7, 30, 60, 90)
-INACTIVE_WINDOWS = (30, 60, 90)
 REFRESH_TASK = "integrations.tasks.refresh_read_models"
 
 # The rows are found through their applications (the (application, external_id) unique index):
@@ -211,13 +210,13 @@ def read_models_refresh_all() -> int:
 def read_models_refresh_soon(*, connection_id: int) -> None:
     """Refresh one connection's read models in a worker once the current transaction commits
     (after an action changed a person's status, say)."""
-    from celery import current_app
+    from integrations.services.sync.common import send_task
 
-    # A signature of the registered task, so that eager mode (tests) runs it in place.
-    transaction.on_commit(lambda: current_app.signature(REFRESH_TASK, args=[connection_id]).apply_async())
+    send_task(REFRESH_TASK, connection_id)
 
 
 def read_models_refresh_by_id(*, connection_id: int) -> None:
+    """After an action: people changed, events did not (so they are not counted again)."""
     connection = Connection.objects.filter(pk=connection_id).first()
     if connection is not None:
-        read_models_refresh(connection=connection)
+        read_models_refresh(connection=connection, events_added=0)
