@@ -147,7 +147,12 @@ def usage_partitions_drop_expired(*, now: datetime | None = None) -> list[str]:
 
 
 def usage_partitions_maintain(*, now: datetime | None = None) -> dict[str, list[str]]:
-    """Beat's daily step: partitions ahead first (an insert must never wait for one), then retention."""
+    """Beat's daily step: partitions ahead first (an insert must never wait for one), then retention.
+    After a drop, the read models count the events again (their number and oldest moved)."""
+    from integrations.services.read_models import read_models_refresh_all
+
     created = usage_partitions_ensure(now=now)
     dropped = usage_partitions_drop_expired(now=now)
+    if dropped:
+        read_models_refresh_all()
     return {"created": created, "dropped": dropped}

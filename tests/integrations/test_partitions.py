@@ -10,7 +10,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations import bulk
-from integrations.models import Application, AppUser, DailyUsage, LastUse, SyncRun, UsageEvent
+from integrations.models import (
+    Application,
+    AppUser,
+    ConnectionStats,
+    DailyUsage,
+    LastUse,
+    SyncRun,
+    UsageEvent,
+)
 from integrations.selectors.applications import application_daily_usage
 from integrations.selectors.usage import logins_per_day
 from integrations.services.partitions import (
@@ -183,3 +191,7 @@ def test_after_retention_drops_old_partitions_last_used_dates_and_daily_charts_a
     assert events.count() < total
     assert not events.filter(occurred_at__lt=retention_cutoff(now=now).replace(day=1)).exists()
     assert _rollups(connection) == before
+    # The read models count what is left, not what the sync stored.
+    stats = ConnectionStats.objects.get(connection=connection)
+    assert stats.events == events.count()
+    assert stats.oldest_event_at == events.order_by("occurred_at").first().occurred_at
