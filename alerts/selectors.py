@@ -11,11 +11,17 @@ def channel_get(*, pk: int) -> Channel:
     return Channel.objects.get(pk=pk)
 
 
+def channels() -> QuerySet[Channel]:
+    """The channels by name (what a picker or the subscriptions grid needs)."""
+    return Channel.objects.order_by("name", "id")
+
+
 def channel_rows() -> QuerySet[Channel]:
-    return Channel.objects.annotate(
+    """The channels with their delivered and failed counts (the channel list)."""
+    return channels().annotate(
         delivered=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.DELIVERED)),
         failed=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.FAILED)),
-    ).order_by("name", "id")
+    )
 
 
 def delivery_rows(

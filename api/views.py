@@ -195,7 +195,7 @@ class ApplicationViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["get", "put", "patch"], url_path="licence", filterset_class=None)
     def licence(self, request: Request, pk: str | None = None) -> Response:
-        app = generics.get_object_or_404(Application.objects.select_related("connection"), pk=pk)
+        app = generics.get_object_or_404(Application.objects.select_related("connection", "stats"), pk=pk)
         if request.method in ("PUT", "PATCH"):
             current = ApplicationLicence.objects.filter(application=app).first()
             ser = s.LicenceWriteSerializer(data=request.data, partial=request.method == "PATCH")

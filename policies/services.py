@@ -363,12 +363,12 @@ def policy_run_execute(*, run_id: int) -> PolicyRun:
     brakes = policy_brakes(policy=policy)
     if brakes and untouched:
         return _finish(run, status=PolicyRun.Status.STOPPED, reason=" ".join(brakes))
-    selection = policy_selection(policy=policy)
-    current: set[tuple[int | None, str]] = {
-        (c.connection.pk, c.app_user.external_id) for c in selection.candidates
-    }
-    if brakes:
-        current = set()  # resumed onto stale data: finish what was started, start nobody new
+    # Resumed onto stale data (brakes): finish what was started, start nobody new.
+    current: set[tuple[int | None, str]] = (
+        set()
+        if brakes
+        else {(c.connection.pk, c.app_user.external_id) for c in policy_selection(policy=policy).candidates}
+    )
     for item in pending:
         _execute_item(run, item, current)
         PolicyRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())

@@ -151,7 +151,7 @@ class SubscriptionsView(AdminRequiredMixin, View):
     template = "dashboard/alerts/subscriptions.html"
 
     def _render(self, request: HttpRequest, error: str = "", status: int = 200) -> HttpResponse:
-        channels = list(selectors.channel_rows())
+        channels = list(selectors.channels())
         grid = [
             {"kind": kind, "cells": [(c, kind.value in (c.event_kinds or [])) for c in channels]}
             for kind in SUBSCRIBABLE
@@ -165,8 +165,8 @@ class SubscriptionsView(AdminRequiredMixin, View):
 
     def post(self, request: HttpRequest) -> HttpResponse:
         subscriptions: dict[int, list[str]] = {}
-        for channel in selectors.channel_rows():
-            subscriptions[channel.pk] = request.POST.getlist(f"channel-{channel.pk}")
+        for pk in selectors.channels().values_list("pk", flat=True):
+            subscriptions[pk] = request.POST.getlist(f"channel-{pk}")
         try:
             changed = services.channel_subscriptions_set(actor=request.user, subscriptions=subscriptions)
         except services.ChannelInvalid as exc:
@@ -195,7 +195,7 @@ class DeliveriesView(AdminRequiredMixin, TemplateView):
             deliveries=selectors.deliveries_with_attempts(list(page.object_list)),
             status=status,
             statuses=Delivery.Status.choices,
-            channels=selectors.channel_rows(),
+            channels=selectors.channels(),
             channel_id=channel_id,
         )
         return ctx
