@@ -23,7 +23,7 @@ import random
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -601,9 +601,10 @@ class JumpCloudClient:
 
         With read-ahead, the next pages are requested while the caller works on this one (skip,
         skip + 100, ...): up to what the first page's total says is left (v1), or, without a
-        total (v2), one page more after each full page, up to half of `read_ahead` (each request
-        in flight when the short last page comes is wasted), so that a one-page list costs one
-        request. Same pages, same checks, same errors.
+        total (v2), one page more after each full page, up to `read_ahead` (each request in flight
+        when the short last page comes is wasted: a list of n pages costs at most
+        min(read_ahead, n) - 1 requests more, a one-page list one request; a big group's
+        membership, read alone at the end of a run, keeps the budget's slots busy). Same pages, same checks, same errors.
         """
 
         def page_at(skip: int) -> tuple[list[Any], requests.Response, int | None, Page[T]]:
@@ -630,12 +631,8 @@ class JumpCloudClient:
                     ahead.clear()
                     pool = None
                 elif pool is not None and len(records) == PAGE_LIMIT:
-                    # Without a total every request past the end is wasted: grow slowly, to half.
-                    depth = (
-                        self._read_ahead
-                        if total is not None
-                        else min(max(1, self._read_ahead // 2), depth + 1)
-                    )
+                    # Without a total every request past the end is wasted: grow one page at a time.
+                    depth = self._read_ahead if total is not None else min(self._read_ahead, depth + 1)
                     end = total if total is not None else None
                     while len(ahead) < depth and (end is None or next_skip < end):
                         ahead.append(pool.submit(page_at, next_skip))
@@ -649,27 +646,29 @@ class JumpCloudClient:
                 future.cancel()  # one already sent ends on its own; its page is not needed
 
     def map_ahead(self, fn: Callable[[T], Any], items: Iterable[T]) -> Iterator[tuple[T, Any]]:
-        """(item, fn(item)) for each item, in order, with up to `read_ahead` calls in flight.
-        An exception is raised when its item's turn comes."""
+        """(item, fn(item)) for each item as its call ends, with `read_ahead` calls in flight: a
+        slow call (a big group's many pages) holds one of them, not the others behind it. An
+        exception is raised when its call ends; the calls not yet sent are dropped."""
         pool = self._executor("items")
         if pool is None:
             for item in items:
                 yield item, fn(item)
             return
-        pending: deque[tuple[T, Future[Any]]] = deque()
+        pending: dict[Future[Any], T] = {}
         source = iter(items)
         try:
             while True:
                 for item in source:
-                    pending.append((item, pool.submit(fn, item)))
+                    pending[pool.submit(fn, item)] = item
                     if len(pending) >= self._read_ahead:
                         break
                 if not pending:
                     return
-                item, future = pending.popleft()
-                yield item, future.result()
+                ended, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in ended:
+                    yield pending.pop(future), future.result()
         finally:
-            for _, future in pending:
+            for future in pending:
                 future.cancel()
 
     def _executor(self, kind: str) -> ThreadPoolExecutor | None:

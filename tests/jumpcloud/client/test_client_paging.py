@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -177,17 +178,38 @@ def test_pages_in_flight_go_one_by_one_when_the_server_ignores_limit(mocked, rea
     assert ids == [f"u{i:05d}" for i in range(170)]
 
 
-def test_map_ahead_keeps_the_order_and_raises_at_its_item(mocked, reading_ahead):
+def test_map_ahead_raises_when_the_failing_call_ends(mocked, reading_ahead):
     def square(n: int) -> int:
         if n == 5:
             raise ValueError("five")
         return n * n
 
-    seen = []
+    seen = {}
     with pytest.raises(ValueError, match="five"):
         for item, result in reading_ahead.map_ahead(square, range(10)):
-            seen.append((item, result))
-    assert seen == [(n, n * n) for n in range(5)]
+            seen[item] = result
+    assert 5 not in seen
+    assert all(result == n * n for n, result in seen.items())
+
+
+def test_map_ahead_does_not_hold_the_others_behind_a_slow_call(mocked, reading_ahead):
+    """The first call waits until the last item's result has reached the caller: read in order,
+    that would never happen (the first call would time out)."""
+    last_seen = threading.Event()
+
+    def slow_first(n: int) -> int:
+        if n == 0 and not last_seen.wait(timeout=30):
+            raise TimeoutError("the first call held up the others")
+        return n
+
+    order = []
+    for item, result in reading_ahead.map_ahead(slow_first, range(20)):
+        assert item == result
+        order.append(item)
+        if item == 19:
+            last_seen.set()
+    assert sorted(order) == list(range(20))
+    assert order[-1] == 0
 
 
 def test_pages_are_lazy(mocked, client):
