@@ -30,7 +30,7 @@ from integrations.exceptions import RateLimited
 GROW_SECONDS = 10.0  # one more slot this often after a cut, up to the configured limit
 CUT_GAP_SECONDS = 1.0  # 429s closer together than this are one burst: one cut
 STATE_TTL_SECONDS = 0.5  # how long a process trusts the limit it read
-POLL_SECONDS = (0.005, 0.1)  # waiting for a free slot: first and longest pause
+POLL_SECONDS = (0.005, 0.1)  # waiting for a slot another process holds: first and longest look
 LONGEST_WAIT_SECONDS = 30.0  # a longer pause is waited out by retrying the task later
 
 
@@ -60,6 +60,22 @@ class _Session:
 
 _session: _Session | None = None
 _session_lock = threading.Lock()
+_freed = threading.Condition()  # notified when a thread of this process gives its slot back
+_background = False  # this process's task is background work (see `lane`)
+
+
+@contextmanager
+def lane(*, background: bool) -> Iterator[None]:
+    """Run the block's requests (this process's, its read-ahead threads' too: a worker process
+    runs one task at a time) as background work or not. Background work (the slices of a
+    backfill) takes only the upper half of an account's slots; the lower half stays for the
+    streams the rest of the run waits for, which take the lowest slots free."""
+    global _background
+    before, _background = _background, background
+    try:
+        yield
+    finally:
+        _background = before
 
 
 def close() -> None:
@@ -148,32 +164,47 @@ class RequestBudget:
                     f"The provider asked every request of this account to wait {wait:.0f} s more.",
                     retry_after=wait,
                 )
-            if wait <= 0:
-                slot = self._try(limit)
-                if slot is not None:
-                    return slot
-                wait, pause = pause, min(pause * 2, POLL_SECONDS[1])
-            time.sleep(min(wait, 1.0))
+            if wait > 0:
+                time.sleep(min(wait, 1.0))
+                continue
+            slot = self._try(limit)
+            if slot is not None:
+                return slot
+            # A slot this process frees wakes one waiter at once; one freed by another process is
+            # seen at the next look, at most POLL_SECONDS[1] later.
+            with _freed:
+                _freed.wait(pause)
+            pause = min(pause * 2, POLL_SECONDS[1])
 
     def _try(self, limit: int) -> int | None:
+        """Take the lowest free slot of this lane below `limit` (one query), or None."""
         session = _db()
         with session.lock:
             held = session.held.setdefault(self.lock_id, set())
+            first = limit // 2 if _background else 0
+            candidates = [slot for slot in range(first, limit) if slot not in held]
+            if not candidates:
+                return None
             cursor = session.raw.cursor()
             try:
-                for slot in range(limit):
-                    if slot in held:
-                        continue
-                    cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [self.lock_id, slot])
-                    if cursor.fetchone()[0]:
-                        held.add(slot)
-                        return slot
+                # Rows are tried in order and LIMIT stops at the first lock taken: no other slot
+                # is locked on the way (the candidates are not sorted or otherwise read whole).
+                cursor.execute(
+                    "SELECT s FROM unnest(%s::int[]) AS s WHERE pg_try_advisory_lock(%s, s) LIMIT 1",
+                    [candidates, self.lock_id],
+                )
+                row = cursor.fetchone()
             finally:
                 cursor.close()
-        return None
+            if row is None:
+                return None
+            held.add(row[0])
+            return int(row[0])
 
     def _release(self, slot: int) -> None:
         session = _db()
         session.query("SELECT pg_advisory_unlock(%s, %s)", [self.lock_id, slot])
         with session.lock:
             session.held.get(self.lock_id, set()).discard(slot)
+        with _freed:
+            _freed.notify()

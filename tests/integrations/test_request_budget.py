@@ -98,6 +98,26 @@ def test_threads_of_one_process_never_share_a_slot():
         t.join()
     got = [s for s in taken if s is not None]
     assert sorted(got) == [0, 1, 2, 3] and taken.count(None) == 2
+    # Each slot taken is one lock held, and a try that found none took none.
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s AND classid::bigint = %s",
+            [budget._db().raw.info.backend_pid, gate.lock_id % 2**32],
+        )
+        assert cursor.fetchone()[0] == 4
+    gate._release(2)
+    assert gate._try(4) == 2, "the freed slot is taken again"
+
+
+def test_background_work_takes_only_the_upper_half_of_the_slots():
+    gate = RequestBudget("test:lanes", limit=8)
+    with budget.lane(background=True):
+        taken = [gate._try(8) for _ in range(5)]
+    assert taken == [4, 5, 6, 7, None], "the lower half stays free for the critical path"
+    assert [gate._try(8) for _ in range(5)] == [0, 1, 2, 3, None]
+    alone = RequestBudget("test:lanes-cut", limit=8)
+    with budget.lane(background=True):
+        assert alone._try(1) == 0, "with the limit cut to one slot, background work still runs"
 
 
 def test_a_429_halves_the_limit_once_per_burst_pauses_everyone_and_the_limit_grows_back():

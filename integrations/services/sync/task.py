@@ -39,6 +39,7 @@ from integrations.services.sync.common import (
     streams_for,
 )
 from integrations.services.sync.finish import claim_finish
+from integrations.sync import budget
 from integrations.sync.context import LeaseLost, StopRequested, StreamContext, refresh_summary
 
 
@@ -216,7 +217,10 @@ def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch:
             run=run, connection=run.connection, stream=stream, client=client, task=task, part=part
         )
         ctx.progress(force=True)
-        stream.run(ctx)
+        # The parts of a split stream (a backfill's slices) leave half the request budget to the
+        # streams the rest of the run waits for.
+        with budget.lane(background=stream.plan is not None):
+            stream.run(ctx)
     except (LeaseLost, StopRequested) as exc:
         logger.info("sync task %s stopped: %s", task, exc)
         if isinstance(exc, StopRequested):
