@@ -20,7 +20,7 @@ from integrations.exceptions import FeatureUnavailable
 from integrations.models import Application, AppUser, Connection
 from integrations.sync.context import StreamContext
 from jumpcloud import errors
-from jumpcloud.parsing import Administrator, Page, SystemUser
+from jumpcloud.parsing import Administrator, SystemUser
 from jumpcloud.streams.common import APPUSER_TABLE, BIG_BATCH, analyze, clip, directory_app
 
 
@@ -176,16 +176,26 @@ def mark_removed(*, app: Application, kind: str, keep: set[str]) -> int:
         return cursor.rowcount
 
 
+USER_BATCH = 1_000  # listed users written at once: ten pages a transaction, not one
+
+
 def sync_users(ctx: StreamContext) -> None:
     """Every user of the directory. Each listed user is compared with what is stored (read once,
-    up front) and only new or changed ones are written; a first sync COPYs them straight in."""
+    up front) and only new or changed ones are written, a batch of pages at a time; a first sync
+    COPYs them straight in."""
     app = directory_app(ctx.connection)
     stored = _stored_user_states(app)
     seen: set[str] = set()
+    batch: dict[str, SystemUser] = {}  # by id: a user listed on two pages is written once
     for page in ctx.client.iter_system_user_pages():
-        _write_user_page(ctx, app, stored, page)
+        batch.update((u.id, u) for u in page.items if stored.get(u.id) != _comparable(_user_values(u)))
         seen.update(u.id for u in page.items)
+        ctx.add(fetched=len(page.items), skipped=page.skipped, pages=1)
+        if len(batch) >= USER_BATCH:
+            _write_users(ctx, app, stored, list(batch.values()))
+            batch = {}
         ctx.progress()
+    _write_users(ctx, app, stored, list(batch.values()))
     removed_at = USER_UPDATE.index("removed_at")
     if any(ext not in seen for ext, state in stored.items() if state[removed_at] is None):
         # Someone stored as present was not listed.
@@ -195,23 +205,20 @@ def sync_users(ctx: StreamContext) -> None:
         analyze(APPUSER_TABLE)
 
 
-def _write_user_page(
-    ctx: StreamContext, app: Application, stored: dict[str, tuple[Any, ...]], page: Page[SystemUser]
+def _write_users(
+    ctx: StreamContext, app: Application, stored: dict[str, tuple[Any, ...]], changed: list[SystemUser]
 ) -> None:
-    changed = [u for u in page.items if stored.get(u.id) != _comparable(_user_values(u))]
+    if not changed:
+        return
     rows = [user_row(ctx.connection.pk, app.pk, u) for u in changed]
-    created = updated = 0
-    if rows:
-        with transaction.atomic():
-            ctx.hold_connection()
-            copied = (
-                bulk.copy_new(table=APPUSER_TABLE, columns=USER_COLUMNS, rows=rows) if not stored else None
-            )
-            if copied is not None:
-                created = copied
-            else:
-                created, updated = _upsert_user_rows(rows)
-    ctx.add(fetched=len(page.items), skipped=page.skipped, created=created, updated=updated, pages=1)
+    with transaction.atomic():
+        ctx.hold_connection()
+        copied = bulk.copy_new(table=APPUSER_TABLE, columns=USER_COLUMNS, rows=rows) if not stored else None
+        if copied is not None:
+            created, updated = copied, 0
+        else:
+            created, updated = _upsert_user_rows(rows)
+    ctx.add(created=created, updated=updated)
 
 
 # --- administrators -------------------------------------------------------------------------------
