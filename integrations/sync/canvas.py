@@ -2,14 +2,15 @@
 
 Each stream follows the last stream it depends on (`Stream.depends_on`); streams that follow the
 same one run side by side (a group), and what follows a stream is chained after it. A stream split
-into parts (`Stream.plan`) becomes a group of part tasks. For JumpCloud:
+into parts (`Stream.plan`) becomes part tasks in the group it is in, in the order planned (the
+newest slice of a backfill first). For JumpCloud:
 
     group(
         organization,
         chain(applications, group(
             chain(users, group(administrators, app_assignments)),
-            group(events_sso part 1 … n),
-            group(events_directory part 1 … n),
+            events_sso part 1, …, events_sso part n,
+            events_directory part 1, …, events_directory part n,
         )),
     )
 
@@ -110,6 +111,12 @@ def sync_canvas(
 
 
 def _together(signatures: list[Signature]) -> Signature | None:
-    if not signatures:
+    """One group of these (a group's members taken in, in order: nested groups mean the same,
+    but Celery sends a group nested in a group that follows a chain's step in reverse order,
+    and a split stream's parts are planned in the order they should run)."""
+    flat: list[Signature] = []
+    for signature in signatures:
+        flat.extend(signature.tasks if isinstance(signature, group) else [signature])
+    if not flat:
         return None
-    return signatures[0] if len(signatures) == 1 else group(signatures)
+    return flat[0] if len(flat) == 1 else group(flat)
