@@ -5,9 +5,10 @@ targets=user), the apps each user group is bound to (the group's associations wi
 targets=application: the same edges as the app's group associations, in one request per group
 instead of one per app), and each bound group's resolved membership (nested groups included).
 Apps share big groups (All Staff, departments), so each group is read once. Then each app's rows
-are written: one per person who can use the app, `assignment` direct or group. A row is written with the person's last
-use of the app as far as it is known (the SSO events' slices fold their logins into LastUse as
-they are stored, and move the rows already written along).
+are written: one per person who can use the app, `assignment` direct or group. A row is written
+with the person's last use of the app as far as it is known (the SSO events' slices fold their
+logins into LastUse as they are stored; the SSO events' finish step moves the rows written before
+along).
 """
 
 from __future__ import annotations
@@ -179,9 +180,8 @@ class _AssignmentWriter:
             return  # what the last sync wrote, and still all there
         ordered = sorted(users)
         with transaction.atomic():
-            # First, and as the application's row lock: an app deleted meanwhile gets no rows, and
-            # an SSO events slice folding last uses waits for this write (jumpcloud.streams.usage):
-            # so the last uses read next are the latest, or the slice moves these rows after.
+            # First: an app deleted meanwhile gets no rows. Last uses folded after they are read
+            # here reach these rows in the SSO events' finish step (jumpcloud.streams.usage).
             if not Application.objects.filter(pk=app_pk).update(assignments_digest=digest):
                 return
             used = last_uses(app_pk)

@@ -5,8 +5,9 @@ start_time is inclusive; duplicates are ignored by the unique key), or on a firs
 JumpCloud keeps. `plan` cuts a long window into slices of whole UTC days; each slice is its own
 task with its own `search_after` cursor, committed with every page it writes, so a slice resumes
 where it stopped. A slice whose events are all stored folds them into LastUse and the daily
-usage of its days. The stream's finish step, once every slice is in, applies the last uses to the
-rows the dashboard reads and moves `until` to the window's end.
+usage of its days. The stream's finish step, once every slice is in (and every other task of the
+run), applies what moved in LastUse to the rows the dashboard reads and moves `until` to the
+window's end.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
   LastUse (kept for ever; it only ever moves forward). Every slice of an event stream folds its own
   range once its events are stored, so slices need not wait for each other.
 - daily_usage: logins and distinct active people per app and UTC day, recomputed for whole days.
-- fold_last_use moves the SSO assignment rows that exist along with LastUse; the finish steps
-  (apply_*) copy the rest onto the rows the dashboard reads: the directory's users and
-  administrators, and each application's last use by anyone.
+- The finish steps (apply_*) copy what moved in LastUse onto the rows the dashboard reads: the
+  SSO assignments, the directory's users and administrators, and each application's last use by
+  anyone. Folds take no lock on those rows, so a slice never holds up the assignments' writes.
 
 Failed attempts never count; an sso_auth with sso_token_success false and no error message (an MFA
 step) has success NULL and counts as neither (jumpcloud.parsing, docs/directory-insights.md).
@@ -44,26 +44,6 @@ WITH moved AS (
 SELECT COUNT(*) FROM moved
 """
 
-# The same, moving the assignment rows that exist already along (SSO apps: those rows are what
-# the dashboard reads; new rows take their last use from LastUse when they are written).
-_FOLD_AND_MOVE = _FOLD.replace(
-    "SELECT COUNT(*) FROM moved",
-    """, rows AS (
-  UPDATE integrations_appuser AS au SET last_used_at = moved.last_used_at FROM moved
-  WHERE au.application_id = moved.application_id AND au.external_id = moved.person_external_id
-    AND (au.last_used_at IS NULL OR au.last_used_at < moved.last_used_at)
-  RETURNING 1
-)
-SELECT (SELECT COUNT(*) FROM moved) + (SELECT COUNT(*) FROM rows)""",
-)
-
-# An assignment write locks its application's row first (jumpcloud.streams.assignments); a fold
-# waits for such writes, so it either sees their rows or they see its last uses.
-_LOCK_APPS = (
-    "SELECT id FROM integrations_application WHERE connection_id = %s AND kind = 'sso' ORDER BY id FOR SHARE"
-)
-
-
 _DAILY = """
 INSERT INTO integrations_dailyusage AS d (connection_id, application_id, day, successes, failures, active_users)
 SELECT %(c)s, a.id, agg.day, agg.successes, agg.failures, agg.active_users
@@ -100,6 +80,17 @@ WHERE lu.application_id = %(app)s AND au.application_id = %(app)s AND au.admin_e
   AND (au.admin_last_login_at IS NULL OR au.admin_last_login_at < lu.last_used_at)
 """
 
+# SSO assignment rows: what moved in the window (rows written before a slice folded its logins;
+# a row written after it took its last use from LastUse then).
+_APPLY_SSO = """
+UPDATE integrations_appuser AS au SET last_used_at = lu.last_used_at
+FROM integrations_lastuse lu
+JOIN integrations_application a ON a.id = lu.application_id AND a.kind = 'sso'
+WHERE lu.connection_id = %(c)s AND lu.last_used_at >= %(since)s
+  AND au.application_id = lu.application_id AND au.external_id = lu.person_external_id
+  AND (au.last_used_at IS NULL OR au.last_used_at < lu.last_used_at)
+"""
+
 _APPLY_APPS = """
 UPDATE integrations_application AS a SET last_used_at = m.ts
 FROM (SELECT application_id, MAX(last_used_at) AS ts FROM integrations_lastuse
@@ -109,8 +100,8 @@ WHERE a.id = m.application_id AND a.last_used_at IS DISTINCT FROM m.ts
 
 
 def fold_last_use(*, connection: Connection, kind: str, start: datetime, end: datetime) -> int:
-    """Merge the latest successful logins of [start, end] into LastUse (and, for SSO apps, onto
-    the assignment rows already written); returns rows written."""
+    """Merge the latest successful logins of [start, end] into LastUse; returns rows written.
+    It takes no lock on the rows other tasks write: the finish step copies what moved onto them."""
     params: dict[str, Any] = {
         "c": connection.pk,
         "kind": kind,
@@ -121,11 +112,7 @@ def fold_last_use(*, connection: Connection, kind: str, start: datetime, end: da
     with db.cursor() as cursor:
         # Aggregating a backfill's slice sorts hundreds of thousands of rows: keep it in memory.
         cursor.execute("SET LOCAL work_mem = '64MB'")
-        if kind == "sso":
-            cursor.execute(_LOCK_APPS, [connection.pk])
-            cursor.execute(_FOLD_AND_MOVE, params)
-        else:
-            cursor.execute(_FOLD, params)
+        cursor.execute(_FOLD, params)
         return int(cursor.fetchone()[0])
 
 
@@ -141,10 +128,13 @@ def daily_usage(*, connection: Connection, kind: str, start: datetime, end: date
 
 
 def apply_sso_last_use(*, connection: Connection, since: datetime) -> int:
-    """The apps' last use (by anyone) from LastUse. (Assignment rows moved with each fold.)"""
+    """Move the assignment rows' last use forward to what LastUse gained since `since`, and the
+    apps' last use (by anyone)."""
     with db.cursor() as cursor:
+        cursor.execute(_APPLY_SSO, {"c": connection.pk, "since": since})
+        moved = cursor.rowcount
         cursor.execute(_APPLY_APPS, {"c": connection.pk})
-        return cursor.rowcount
+        return moved + cursor.rowcount
 
 
 def apply_directory_last_use(*, connection: Connection, since: datetime) -> int:

@@ -122,3 +122,45 @@ def test_an_apps_last_use_counts_people_not_assigned_to_it_and_lists_them(connec
     rows = application_unassigned_users(app)
     assert [(r.person.external_id, r.last_used_at) for r in rows] == [(outsider.external_id, later)]
     assert LastUse.objects.get(application=app, person_external_id=outsider.external_id).last_used_at == later
+
+
+def test_a_login_folded_after_its_assignment_row_was_written_reaches_the_row_at_the_finish(connect):
+    """Slices fold into LastUse without locking the assignment rows; the SSO events' finish step
+    moves the rows written before a fold (and leaves alone those already as late or later)."""
+    connection = connect()
+    assert _run(connection).status == SyncRun.Status.SUCCEEDED
+    row = AppUser.objects.filter(
+        connection=connection, application__kind="sso", kind="user", last_used_at__isnull=False
+    ).first()
+    other = (
+        AppUser.objects.filter(application=row.application, kind="user", last_used_at__isnull=False)
+        .exclude(pk=row.pk)
+        .first()
+    )
+    later = row.last_used_at + timedelta(days=1)
+    earlier = other.last_used_at - timedelta(days=1)
+    for ident, who, when in (("late-login", row, later), ("old-login", other, earlier)):
+        UsageEvent.objects.create(
+            connection=connection,
+            external_id=ident,
+            kind="sso",
+            event_type="sso_auth",
+            occurred_at=when,
+            success=True,
+            actor_external_id=who.external_id,
+            application_external_id=row.application.external_id,
+        )
+    since = min(earlier, later)
+    fold_last_use(connection=connection, kind="sso", start=since, end=max(earlier, later))
+    row.refresh_from_db()
+    assert row.last_used_at == later - timedelta(days=1), "a fold leaves the rows to the finish step"
+    assert (
+        LastUse.objects.get(application=row.application, person_external_id=row.external_id).last_used_at
+        == later
+    )
+    apply_sso_last_use(connection=connection, since=since)
+    row.refresh_from_db()
+    other_before = other.last_used_at
+    other.refresh_from_db()
+    assert row.last_used_at == later
+    assert other.last_used_at == other_before, "an older login never moves a row back"
