@@ -223,6 +223,29 @@ class Simulator:
             counts[stream_of(r)] += 1
         return counts
 
+    def timeline(self, latency_s: float) -> dict[str, dict[str, float]]:
+        """Each stream's requests over time, from their arrivals at the simulator: the first and
+        last arrival (seconds after the run's first request) and how many were in flight on
+        average between them (each counted for the latency it waited)."""
+        arrivals: dict[str, list[float]] = {}
+        records = self.control("GET", "/requests")
+        origin = min((r["at"] for r in records), default=0.0)
+        for r in records:
+            stream = stream_of(r)
+            if stream == "app_assignments":  # its steps: an app's users, the groups, their members
+                route = re.sub(r"/[0-9a-f]{24}", "/{id}", r["path"]).removeprefix("/api/v2")
+                stream = f"{stream} {route}"
+            arrivals.setdefault(stream, []).append(r["at"] - origin)
+        spans = {}
+        for stream, times in sorted(arrivals.items()):
+            first, last = min(times), max(times)
+            spans[stream] = {
+                "first_s": round(first, 2),
+                "last_s": round(last, 2),
+                "in_flight": round(len(times) * latency_s / (last - first + latency_s), 1),
+            }
+        return spans
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
@@ -518,6 +541,8 @@ def main() -> None:
         initial = sync_with_workers(env, args.db, workers, connection, "full")
         require_complete(initial)
         initial["requests"] = dict(sim.requests_by_stream())
+        if args.latency_ms:
+            initial["timeline"] = sim.timeline(args.latency_ms / 1000)
         initial["rows_written"] = rows_written(args.db) - before
         result["initial"] = initial
         total_requests = sum(initial["requests"].values())
@@ -630,6 +655,12 @@ def report(r: dict[str, Any], requests_limit: int) -> None:
     for stream, n in sorted(i["requests"].items()):
         base = f", {r['baseline']['requests'].get(stream, 0)}" if "baseline" in r else ""
         print(f"    {stream:<24} {n}{base}")
+    if "timeline" in i:
+        print("  requests over time (this code; seconds after the first request, mean in flight):")
+        for stream, t in i["timeline"].items():
+            print(
+                f"    {stream:<50} {t['first_s']:5.1f} s to {t['last_s']:5.1f} s, {t['in_flight']:.1f} in flight"
+            )
 
 
 if __name__ == "__main__":
