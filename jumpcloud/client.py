@@ -601,10 +601,11 @@ class JumpCloudClient:
 
         With read-ahead, the next pages are requested while the caller works on this one (skip,
         skip + 100, ...): up to what the first page's total says is left (v1), or, without a
-        total (v2), one page more after each full page, up to `read_ahead` (each request in flight
+        total (v2), one page more after each full page, up to `read_ahead`. Each request in flight
         when the short last page comes is wasted: a list of n pages costs at most
-        min(read_ahead, n) - 1 requests more, a one-page list one request; a big group's
-        membership, read alone at the end of a run, keeps the budget's slots busy). Same pages, same checks, same errors.
+        min(read_ahead, n) - 1 requests more, a one-page list one request, and a big group's
+        membership read alone at the end of a run keeps the budget's slots busy. Same pages, same
+        checks, same errors.
         """
 
         def page_at(skip: int) -> tuple[list[Any], requests.Response, int | None, Page[T]]:

@@ -39,7 +39,7 @@ WITH moved AS (
   ORDER BY a.id, m.actor
   ON CONFLICT (application_id, person_external_id) DO UPDATE SET last_used_at = EXCLUDED.last_used_at
   WHERE lu.last_used_at < EXCLUDED.last_used_at
-  RETURNING lu.application_id, lu.person_external_id, lu.last_used_at
+  RETURNING 1
 )
 SELECT COUNT(*) FROM moved
 """
