@@ -10,6 +10,12 @@ limit then grows back by one slot every GROW_SECONDS. More workers therefore nev
 The slots are PostgreSQL advisory locks (one per slot, keyed by the account) held on one database
 session of the process: a worker that dies loses its session, and PostgreSQL frees its slots at
 once. The limit's state is a RequestBudget row.
+
+Sharing: the slices of a backfill (background work, `lane`) take the upper half of the slots, and
+the top slot is theirs alone; the streams the run waits for take the others. A process holding
+half the limit takes no more while another process waits for a slot of the same lane (it holds
+that lane's waiting mark, a shared advisory lock), so two streams read side by side get a share
+each: without that, a slot freed by a process's own thread would always go to its own waiters.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class _Session:
         # Slots this session holds, by account. Advisory locks stack within one session, so the
         # threads of this process must skip these, or two of them would share one slot.
         self.held: dict[int, set[int]] = {}
+        # Threads of this process waiting for a slot, by (account, lane): see _mark_waiting.
+        self.waiting: dict[tuple[int, int], int] = {}
 
     def query(self, sql: str, params: list[Any] | dict[str, Any]) -> Any:
         with self.lock:
@@ -60,6 +68,8 @@ class _Session:
 
 _session: _Session | None = None
 _session_lock = threading.Lock()
+# The waiting marks' second key (the slots' are 0 and up).
+WAITING, WAITING_BACKGROUND = -1, -2
 _freed = threading.Condition()  # notified when a thread of this process gives its slot back
 _background = False  # this process's task is background work (see `lane`)
 
@@ -68,8 +78,8 @@ _background = False  # this process's task is background work (see `lane`)
 def lane(*, background: bool) -> Iterator[None]:
     """Run the block's requests (this process's, its read-ahead threads' too: a worker process
     runs one task at a time) as background work or not. Background work (the slices of a
-    backfill) takes only the upper half of an account's slots; the lower half stays for the
-    streams the rest of the run waits for, which take the lowest slots free."""
+    backfill) takes only the upper half of an account's slots, the top one its own; the others
+    stay for the streams the rest of the run waits for, which take the lowest slots free."""
     global _background
     before, _background = _background, background
     try:
@@ -156,42 +166,86 @@ class RequestBudget:
 
     def _acquire(self) -> int:
         pause = POLL_SECONDS[0]
-        while True:
-            limit, wait = self.current()
-            if wait > LONGEST_WAIT_SECONDS:
-                # Not worth holding a worker for: the task is retried once the pause is over.
-                raise RateLimited(
-                    f"The provider asked every request of this account to wait {wait:.0f} s more.",
-                    retry_after=wait,
-                )
-            if wait > 0:
-                time.sleep(min(wait, 1.0))
-                continue
-            slot = self._try(limit)
-            if slot is not None:
-                return slot
-            # A slot this process frees wakes one waiter at once; one freed by another process is
-            # seen at the next look, at most POLL_SECONDS[1] later.
-            with _freed:
-                _freed.wait(pause)
-            pause = min(pause * 2, POLL_SECONDS[1])
+        waiting = False
+        try:
+            while True:
+                limit, wait = self.current()
+                if wait > LONGEST_WAIT_SECONDS:
+                    # Not worth holding a worker for: the task is retried once the pause is over.
+                    raise RateLimited(
+                        f"The provider asked every request of this account to wait {wait:.0f} s more.",
+                        retry_after=wait,
+                    )
+                if wait > 0:
+                    time.sleep(min(wait, 1.0))
+                    continue
+                slot = self._try(limit)
+                if slot is not None:
+                    return slot
+                if not waiting:
+                    self._mark_waiting(+1)
+                    waiting = True
+                # A slot this process frees wakes one waiter at once; one freed by another process
+                # is seen at the next look, at most POLL_SECONDS[1] later.
+                with _freed:
+                    _freed.wait(pause)
+                pause = min(pause * 2, POLL_SECONDS[1])
+        finally:
+            if waiting:
+                self._mark_waiting(-1)
+
+    def _mark_waiting(self, delta: int) -> None:
+        """While a thread of this process waits for a slot of its lane, the process holds the
+        lane's waiting mark: a shared advisory lock that other processes see in pg_locks."""
+        session = _db()
+        lane = WAITING_BACKGROUND if _background else WAITING
+        with session.lock:
+            key = (self.lock_id, lane)
+            count = session.waiting.get(key, 0)
+            session.waiting[key] = count + delta
+            if count + delta == 1 and delta > 0:
+                sql = "SELECT pg_advisory_lock_shared(%s, %s)"
+            elif count + delta == 0:
+                sql = "SELECT pg_advisory_unlock_shared(%s, %s)"
+            else:
+                return
+            cursor = session.raw.cursor()
+            try:
+                cursor.execute(sql, [self.lock_id, lane])
+            finally:
+                cursor.close()
 
     def _try(self, limit: int) -> int | None:
-        """Take the lowest free slot of this lane below `limit` (one query), or None."""
+        """Take the lowest free slot of this lane below `limit` (one query), or None. A process
+        that holds its fair share (half the limit) takes no more while another process waits for
+        a slot of the same lane: a slot its own threads free would otherwise always go to them
+        (they are woken at once, another process looks again later)."""
         session = _db()
         with session.lock:
             held = session.held.setdefault(self.lock_id, set())
             first = limit // 2 if _background else 0
-            candidates = [slot for slot in range(first, limit) if slot not in held]
+            # The top slot is the background's: a backfill's slices never wait for a slot.
+            last = limit if _background or limit < 2 else limit - 1
+            candidates = [slot for slot in range(first, last) if slot not in held]
             if not candidates:
                 return None
+            share_taken = len(held) >= max(1, limit // 2)
             cursor = session.raw.cursor()
             try:
                 # Rows are tried in order and LIMIT stops at the first lock taken: no other slot
                 # is locked on the way (the candidates are not sorted or otherwise read whole).
                 cursor.execute(
-                    "SELECT s FROM unnest(%s::int[]) AS s WHERE pg_try_advisory_lock(%s, s) LIMIT 1",
-                    [candidates, self.lock_id],
+                    "SELECT s FROM unnest(%(slots)s::int[]) AS s "
+                    "WHERE (NOT %(share_taken)s OR NOT EXISTS ("
+                    "  SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = (%(key)s)::int4::oid"
+                    "  AND objid = (%(lane)s)::int4::oid AND objsubid = 2 AND granted AND pid <> pg_backend_pid()"
+                    ")) AND pg_try_advisory_lock(%(key)s, s) LIMIT 1",
+                    {
+                        "slots": candidates,
+                        "share_taken": share_taken,
+                        "key": self.lock_id,
+                        "lane": WAITING_BACKGROUND if _background else WAITING,
+                    },
                 )
                 row = cursor.fetchone()
             finally:

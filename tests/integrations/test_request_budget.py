@@ -54,19 +54,22 @@ def child_holding():
 
 def test_at_most_limit_requests_at_once_across_processes_and_a_dead_one_frees_its_slots(child_holding):
     key = "test:shared"
-    assert child_holding(key, 3, 2)[0] == [0, 1]  # another worker process holds two of three slots
-    gate = RequestBudget(key, limit=3)
-    mine = gate._try(3)
+    assert child_holding(key, 4, 2)[0] == [0, 1]  # another worker process holds two of four slots
+    gate = RequestBudget(key, limit=4)
+    mine = gate._try(4)
     assert mine == 2
-    assert gate._try(3) is None, "a fourth request at once"
+    assert gate._try(4) is None, "the top slot is background work's"
+    with budget.lane(background=True):
+        assert gate._try(4) == 3
+        assert gate._try(4) is None, "a fifth request at once"
     gate._release(mine)
-    assert gate._try(3) == 2
+    assert gate._try(4) == 2
 
 
 def test_slots_of_a_killed_worker_are_free_at_once(child_holding):
     key = "test:killed"
     held, proc = child_holding(key, 2, 2)
-    assert held == [0, 1]
+    assert held == [0, None], "of two slots, the critical path has one (the other is background work's)"
     gate = RequestBudget(key, limit=2)
     assert gate._try(2) is None
     os.kill(proc.pid, signal.SIGKILL)
@@ -97,14 +100,14 @@ def test_threads_of_one_process_never_share_a_slot():
     for t in threads:
         t.join()
     got = [s for s in taken if s is not None]
-    assert sorted(got) == [0, 1, 2, 3] and taken.count(None) == 2
+    assert sorted(got) == [0, 1, 2] and taken.count(None) == 3, "the top slot is background work's"
     # Each slot taken is one lock held, and a try that found none took none.
     with db.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s AND classid::bigint = %s",
             [budget._db().raw.info.backend_pid, gate.lock_id % 2**32],
         )
-        assert cursor.fetchone()[0] == 4
+        assert cursor.fetchone()[0] == 3
     gate._release(2)
     assert gate._try(4) == 2, "the freed slot is taken again"
 
@@ -118,6 +121,66 @@ def test_background_work_takes_only_the_upper_half_of_the_slots():
     alone = RequestBudget("test:lanes-cut", limit=8)
     with budget.lane(background=True):
         assert alone._try(1) == 0, "with the limit cut to one slot, background work still runs"
+
+
+def test_the_top_slot_is_background_work_s_alone():
+    gate = RequestBudget("test:top", limit=8)
+    assert [gate._try(8) for _ in range(8)] == [0, 1, 2, 3, 4, 5, 6, None]
+    with budget.lane(background=True):
+        assert gate._try(8) == 7, "a backfill's slice never waits behind the critical path"
+    alone = RequestBudget("test:top-cut", limit=8)
+    assert alone._try(1) == 0, "with the limit cut to one slot, the critical path still runs"
+
+
+def _mark_waiting_elsewhere(gate: RequestBudget, lane: int) -> None:
+    """Another process waits for a slot of `lane` (the test's own database session holds the mark)."""
+    with db.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock_shared(%s, %s)", [gate.lock_id, lane])
+
+
+def _unmark_waiting_elsewhere(gate: RequestBudget, lane: int) -> None:
+    with db.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock_shared(%s, %s)", [gate.lock_id, lane])
+
+
+def test_a_process_holding_half_the_limit_takes_no_more_while_another_process_waits():
+    gate = RequestBudget("test:fair", limit=8)
+    assert [gate._try(8) for _ in range(4)] == [0, 1, 2, 3]
+    _mark_waiting_elsewhere(gate, budget.WAITING_BACKGROUND)
+    assert gate._try(8) == 4, "background work waiting does not hold the critical path back"
+    gate._release(4)
+    _mark_waiting_elsewhere(gate, budget.WAITING)
+    assert gate._try(8) is None, "half the limit held, and another stream of the run waits"
+    _unmark_waiting_elsewhere(gate, budget.WAITING)
+    assert gate._try(8) == 4, "nobody else waits: the free slots are this process's to take"
+
+
+def test_a_thread_waiting_for_a_slot_shows_its_process_waiting_until_it_has_one():
+    gate = RequestBudget("test:mark", limit=2)
+    assert gate._try(2) == 0  # the one slot of the critical path
+    pid = budget._db().raw.info.backend_pid
+
+    def marks() -> int:
+        with db.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s "
+                "AND classid::bigint = %s AND objid::bigint = %s AND mode = 'ShareLock' AND granted",
+                [pid, gate.lock_id % 2**32, budget.WAITING % 2**32],
+            )
+            return cursor.fetchone()[0]
+
+    got: list[int] = []
+    waiter = threading.Thread(target=lambda: got.append(gate._acquire()))
+    waiter.start()
+    for _ in range(100):
+        if marks():
+            break
+        threading.Event().wait(0.05)
+    assert marks() == 1 and not got, "waiting, and marked so"
+    gate._release(0)
+    waiter.join(10)
+    assert got == [0] and marks() == 0, "it took the slot and its mark is gone"
+    gate._release(0)
 
 
 def test_a_429_halves_the_limit_once_per_burst_pauses_everyone_and_the_limit_grows_back():
