@@ -34,10 +34,12 @@ class Stream:
     """One kind of data a provider syncs: a plain, sequential function run as one Celery task.
 
     `depends_on` orders the streams of a run (integrations.sync.canvas turns the declarations into
-    chains and groups): a stream starts once the streams it names have finished. A stream with
-    several dependencies follows the last one listed, which must itself depend on the others.
+    chains, groups and joins): a stream starts once the streams it names have ended, and is skipped
+    unless they completed. `after` only orders: the stream starts once those have ended, however
+    they ended. A stream follows the last stream it waits for; one that waits for streams running
+    side by side is a join, started by the last of them to end.
     `plan`, when given, splits the stream into independent parts (e.g. the time slices of an event
-    backfill), each run as its own task with its own checkpoint; such a stream has no dependents.
+    backfill), each run as its own task with its own checkpoint; only a join waits for such a stream.
     `finish` runs in the run's callback, after every task of the run (e.g. rollups across parts).
     """
 
@@ -50,8 +52,14 @@ class Stream:
     # When a stream fails, the run becomes "partial" instead of "failed" if the stream is optional.
     optional: bool = False
     depends_on: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
     plan: Callable[..., list[str]] | None = None
     finish: Callable[..., Any] | None = None
+
+    @property
+    def waits_for(self) -> tuple[str, ...]:
+        """The streams this one starts after: those it depends on, then those it only follows."""
+        return (*self.depends_on, *self.after)
 
 
 # --- actions ------------------------------------------------------------------------------------

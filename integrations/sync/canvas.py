@@ -42,32 +42,37 @@ class CanvasError(Exception):
 
 
 def follows(stream: Stream, streams: Sequence[Stream]) -> str | None:
-    """The stream this one runs after: the last of its dependencies that is in the run."""
+    """The stream this one runs after: the last it waits for that is in the run."""
     present = {s.key for s in streams}
-    deps = [key for key in stream.depends_on if key in present]
+    deps = [key for key in stream.waits_for if key in present]
     return deps[-1] if deps else None
 
 
-def check_streams(streams: Sequence[Stream]) -> None:
-    """Raise CanvasError unless each stream's dependencies in the run can be met by following the
-    last one (the others come before it), and no stream depends on a stream split into parts."""
+def joins(streams: Sequence[Stream]) -> set[str]:
+    """The streams that join others: each depends on streams in the run that are neither the one it
+    would follow nor before it (users and a graph read beside them, say). A join is not in the
+    canvas: the task that ends last of those it depends on sends it (`join_canvas`)."""
     by_key = {s.key: s for s in streams}
+    found: set[str] = set()
     for stream in streams:
-        for key in stream.depends_on:
-            if key not in by_key:
-                continue  # not part of this kind of run (an events sync has no applications stream)
-            if by_key[key].plan is not None:
-                raise CanvasError(f"{stream.key} depends on {key}, which is split into parts")
         parent = follows(stream, streams)
-        ancestors = _ancestors(parent, by_key)
-        missing = [
-            key for key in stream.depends_on if key in by_key and key != parent and key not in ancestors
-        ]
-        if missing:
-            raise CanvasError(
-                f"{stream.key} follows {parent}, which does not depend on {', '.join(missing)}: "
-                f"list {parent} last and make it depend on the others"
-            )
+        before = _ancestors(parent, by_key)
+        if any(key in by_key and key not in before for key in stream.waits_for):
+            found.add(stream.key)
+    return found
+
+
+def check_streams(streams: Sequence[Stream]) -> None:
+    """Raise CanvasError unless the dependencies can run as chains, groups and joins: only a join
+    depends on a stream split into parts (a chain would follow each part, not all of them)."""
+    by_key = {s.key: s for s in streams}
+    joined = joins(streams)
+    for stream in streams:
+        if stream.key in joined:
+            continue
+        for key in stream.waits_for:
+            if key in by_key and by_key[key].plan is not None:  # absent: not of this kind of run
+                raise CanvasError(f"{stream.key} depends on {key}, which is split into parts")
 
 
 def _ancestors(key: str | None, by_key: dict[str, Stream]) -> set[str]:
@@ -85,29 +90,57 @@ def stream_task(run_id: int, stream: Stream, part: str) -> Signature:
     return signature
 
 
-def sync_canvas(
-    run_id: int, streams: Sequence[Stream], parts: dict[str, list[str]], done: set[tuple[str, str]]
-) -> Signature | None:
-    """The canvas of the tasks of a run that are not done yet (None when nothing is left).
+class _Canvas:
+    """Builds the chains and groups below a stream; a join and what follows it are left out."""
 
-    `parts`: each stream's part keys ([""] for a stream in one piece); `done`: (stream, part)
-    pairs already finished, left out (a resumed run runs the rest)."""
-    check_streams(streams)
-    followers: dict[str | None, list[Stream]] = {}
-    for stream in streams:
-        followers.setdefault(follows(stream, streams), []).append(stream)
+    def __init__(
+        self, run_id: int, streams: Sequence[Stream], parts: dict[str, list[str]], done: set[tuple[str, str]]
+    ):
+        check_streams(streams)
+        self.run_id, self.parts, self.done = run_id, parts, done
+        joined = joins(streams)
+        self.followers: dict[str | None, list[Stream]] = {}
+        for stream in streams:
+            if stream.key not in joined:
+                self.followers.setdefault(follows(stream, streams), []).append(stream)
 
-    def subtree(stream: Stream) -> Signature | None:
+    def below(self, stream: Stream | None) -> Signature | None:
+        """What follows `stream` (None: the run's start), side by side."""
+        key = None if stream is None else stream.key
+        return _together([s for s in map(self.subtree, self.followers.get(key, [])) if s is not None])
+
+    def subtree(self, stream: Stream) -> Signature | None:
         tasks = [
-            stream_task(run_id, stream, p) for p in parts.get(stream.key, [""]) if (stream.key, p) not in done
+            stream_task(self.run_id, stream, p)
+            for p in self.parts.get(stream.key, [""])
+            if (stream.key, p) not in self.done
         ]
-        head = _together(tasks)
-        after = _together([s for s in map(subtree, followers.get(stream.key, [])) if s is not None])
+        head, after = _together(tasks), self.below(stream)
         if head is None or after is None:
             return head or after
         return chain(head, after)
 
-    return _together([s for s in map(subtree, followers.get(None, [])) if s is not None])
+
+def sync_canvas(
+    run_id: int, streams: Sequence[Stream], parts: dict[str, list[str]], done: set[tuple[str, str]]
+) -> Signature | None:
+    """The canvas of the tasks of a run that are not done yet (None when nothing is left), but
+    for the joins (`join_canvas`).
+
+    `parts`: each stream's part keys ([""] for a stream in one piece); `done`: (stream, part)
+    pairs already finished, left out (a resumed run runs the rest)."""
+    return _Canvas(run_id, streams, parts, done).below(None)
+
+
+def join_canvas(
+    run_id: int,
+    join: Stream,
+    streams: Sequence[Stream],
+    parts: dict[str, list[str]],
+    done: set[tuple[str, str]],
+) -> Signature | None:
+    """A join's tasks not done yet and what follows it: sent once all it depends on have ended."""
+    return _Canvas(run_id, streams, parts, done).subtree(join)
 
 
 def _together(signatures: list[Signature]) -> Signature | None:

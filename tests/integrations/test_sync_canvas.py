@@ -6,7 +6,7 @@ import pytest
 from celery.canvas import Signature, _chain, group
 
 from integrations.providers import Stream
-from integrations.sync.canvas import SLICES_QUEUE, CanvasError, check_streams, sync_canvas
+from integrations.sync.canvas import SLICES_QUEUE, CanvasError, check_streams, join_canvas, joins, sync_canvas
 from jumpcloud.provider import JumpCloudProvider
 
 
@@ -40,7 +40,8 @@ def test_jumpcloud_streams_make_a_tree_of_chains_and_groups():
             "applications",
             (
                 "group",
-                ("chain", "users", ("group", "administrators", "app_assignments")),
+                ("chain", "users", "administrators"),
+                "assignment_graph",
                 # Parts join the group they are in, in their planned order: Celery sends a group
                 # nested in a group after a chain's step in reverse.
                 "events_sso@a",
@@ -50,6 +51,12 @@ def test_jumpcloud_streams_make_a_tree_of_chains_and_groups():
             ),
         ),
     )
+    # The assignments' rows wait for the users, JumpCloud's bindings and the SSO logins, which run
+    # side by side: the last of them to end sends it.
+    assert joins(streams) == {"app_assignments"}
+    rows = next(s for s in streams if s.key == "app_assignments")
+    assert _shape(join_canvas(7, rows, streams, parts, done=set())) == "app_assignments"
+    assert join_canvas(7, rows, streams, parts, done={("app_assignments", "")}) is None
 
 
 def test_parts_go_to_their_own_queue_and_tasks_carry_only_ids():
@@ -75,7 +82,7 @@ def test_a_resumed_run_leaves_out_what_is_done_but_keeps_what_follows_it():
     streams = list(JumpCloudProvider.streams)
     done = {("organization", ""), ("applications", ""), ("users", ""), ("events_sso", "")}
     canvas = sync_canvas(7, streams, {}, done=done)
-    assert _shape(canvas) == ("group", "administrators", "app_assignments", "events_directory")
+    assert _shape(canvas) == ("group", "administrators", "assignment_graph", "events_directory")
     everything = {(s.key, "") for s in streams}
     assert sync_canvas(7, streams, {}, done=everything) is None
 
@@ -85,14 +92,32 @@ def test_an_events_sync_has_only_the_event_streams():
     assert _shape(sync_canvas(7, streams, {}, done=set())) == ("group", "events_sso", "events_directory")
 
 
-def test_declarations_that_cannot_be_chains_and_groups_are_refused():
+def test_a_stream_waiting_for_streams_side_by_side_is_a_join_and_what_follows_it_goes_with_it():
     a = Stream("a", "A", _noop)
     b = Stream("b", "B", _noop)
-    # c needs a and b, but b (which c follows) does not depend on a: no chain says "after both".
+    # c needs a and b, which run side by side: no chain says "after both", so c is a join.
     c = Stream("c", "C", _noop, depends_on=("a", "b"))
-    with pytest.raises(CanvasError, match="c follows b, which does not depend on a"):
-        check_streams([a, b, c])
-    check_streams([a, Stream("b", "B", _noop, depends_on=("a",)), c])  # b after a: fine
+    d = Stream("d", "D", _noop, depends_on=("c",))
+    streams = [a, b, c, d]
+    assert joins(streams) == {"c"}
+    assert _shape(sync_canvas(1, streams, {}, done=set())) == ("group", "a", "b")
+    assert _shape(join_canvas(1, c, streams, {}, done=set())) == ("chain", "c", "d")
+    # b after a: c follows b in a chain, no join.
+    chained = [a, Stream("b", "B", _noop, depends_on=("a",)), c]
+    assert joins(chained) == set()
+    assert _shape(sync_canvas(1, chained, {}, done=set())) == ("chain", "a", "b", "c")
+    # Only ordered after a stream (`after`): the same, whatever that stream's outcome.
+    e = Stream("e", "E", _noop, depends_on=("a",), after=("b",))
+    assert joins([a, b, e]) == {"e"} and e.waits_for == ("a", "b")
+
+
+def test_only_a_join_waits_for_a_stream_split_into_parts():
     sliced = Stream("s", "S", _noop, plan=lambda ctx: ["x"])
     with pytest.raises(CanvasError, match="split into parts"):
         check_streams([sliced, Stream("d", "D", _noop, depends_on=("s",))])
+    a = Stream("a", "A", _noop)
+    joined = Stream("j", "J", _noop, depends_on=("a",), after=("s",))
+    check_streams([a, sliced, joined])
+    assert joins([a, sliced, joined]) == {"j"}
+    parts = {"s": ["x", "y"]}
+    assert _shape(sync_canvas(1, [a, sliced, joined], parts, done=set())) == ("group", "a", "s@x", "s@y")

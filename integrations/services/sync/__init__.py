@@ -10,12 +10,13 @@ A run's life (docs/sync.md has the picture):
    StreamContext, and records the outcome. Upstream trouble parks the task for a retry
    (RetryLater: the Celery task retries it, never before a Retry-After); a rejected key stops the
    whole run; any other error fails the stream, and the streams that depend on it are skipped.
+   A task that ends sends the joins it was the last to wait for (joins.py).
 4. The task that ends last claims the run's finish (an atomic UPDATE) and queues `finish_sync`:
    `sync_run_finish` runs the streams' finish steps (rollups), sets the run's and the
    connection's status, warms the dashboard cache and sends `sync_run_finished`.
 
 Modules: runs.py (request, start, the foreground runner, dispatch, recovery), task.py (one
-task), finish.py (the callback), common.py (what they share).
+task), joins.py (sending a join), finish.py (the callback), common.py (what they share).
 
 Recovery: a task whose heartbeat is older than SYNC_STALE_AFTER lost its worker; beat's
 `sync_recover_stale` puts it back and sends the run's remaining canvas again. Redelivered or

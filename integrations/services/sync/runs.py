@@ -32,6 +32,7 @@ from integrations.services.sync.common import (
     streams_for,
 )
 from integrations.services.sync.finish import claim_finish, close_run, sync_run_finish
+from integrations.services.sync.joins import send_ready_joins
 from integrations.services.sync.task import sync_task_execute
 from integrations.sync.canvas import sync_canvas
 from integrations.sync.context import StreamContext, refresh_summary
@@ -185,7 +186,9 @@ def sync_run_start(
         if dispatch:
             if canvas is not None:
                 send_on_commit(canvas)
-            else:
+            # A resumed run's joins whose dependencies ended before it stopped.
+            joined = send_ready_joins(run.pk, streams, resend=True)
+            if canvas is None and not joined:
                 claim_finish(run.pk, dispatch=True)
     return run
 
@@ -236,7 +239,7 @@ def _in_canvas_order(streams: list[Stream]) -> list[Stream]:
     remaining = list(streams)
     while remaining:
         for stream in remaining:
-            if all(dep in {p.key for p in placed} or dep not in keys for dep in stream.depends_on):
+            if all(dep in {p.key for p in placed} or dep not in keys for dep in stream.waits_for):
                 placed.append(stream)
                 remaining.remove(stream)
                 break

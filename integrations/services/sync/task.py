@@ -39,6 +39,7 @@ from integrations.services.sync.common import (
     streams_for,
 )
 from integrations.services.sync.finish import claim_finish
+from integrations.services.sync.joins import send_ready_joins
 from integrations.sync import budget
 from integrations.sync.context import LeaseLost, StopRequested, StreamContext, refresh_summary
 
@@ -146,17 +147,26 @@ def _unmet_dependencies(run: SyncRun, stream: Stream, streams: list[Stream]) -> 
             return all(complete(dep) for dep in by_key[key].depends_on if dep in by_key)
         return False
 
-    deps = [key for key in stream.depends_on if key in by_key]
-    waiting = [key for key in deps if statuses.get(key, set()) - set(SyncTask.DONE)]
+    waiting = [
+        key for key in stream.waits_for if key in by_key and statuses.get(key, set()) - set(SyncTask.DONE)
+    ]
     if waiting:
         return f"Waiting for {', '.join(by_key[k].label for k in waiting)}.", True
-    blocked = [key for key in deps if not complete(key)]
+    blocked = [key for key in stream.depends_on if key in by_key and not complete(key)]
     if blocked:
         return (
             f"Not synced, because {', '.join(by_key[k].label for k in blocked)} did not complete in this run.",
             False,
         )
     return "", False
+
+
+def _ended(run_id: int, streams: list[Stream], dispatch: bool) -> bool:
+    """After a task ended: send the joins it was the last to wait for, and claim the run's finish
+    if nothing is left (claim_finish). In the foreground the caller runs what is pending itself."""
+    if dispatch:
+        send_ready_joins(run_id, streams)
+    return claim_finish(run_id, dispatch)
 
 
 def _retry_countdown(task: SyncTask, exc: ProviderError) -> float:
@@ -186,17 +196,17 @@ def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch:
         return False
     if run.status != SyncRun.Status.RUNNING or run.stop_reason:
         _end_task(task, SyncTask.Status.CANCELLED, "Not synced: the run ended before this stream ran.")
-        return claim_finish(run_id, dispatch)
+        return _ended(run_id, streams, dispatch)
     reason, wait = _unmet_dependencies(run, stream, streams)
     if wait:
         _park_task(task, run, reason, None)
         raise RetryLater(reason, WAIT_SECONDS)
     if reason:
         _end_task(task, SyncTask.Status.SKIPPED, reason)
-        return claim_finish(run_id, dispatch)
+        return _ended(run_id, streams, dispatch)
     if task.attempts > MAX_TASK_ATTEMPTS:
         _end_task(task, SyncTask.Status.FAILED, f"Gave up after {MAX_TASK_ATTEMPTS} attempts: {task.error}")
-        return claim_finish(run_id, dispatch)
+        return _ended(run_id, streams, dispatch)
 
     try:
         client = provider.get_client(run.connection)
@@ -207,7 +217,7 @@ def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch:
         logger.error("sync run %s: cannot build a client: %s", run_id, type(exc).__name__)
         _end_task(task, SyncTask.Status.FAILED, message)
         stop_run(run_id, SyncRun.StopReason.CONFIGURATION, message)
-        return claim_finish(run_id, dispatch)
+        return _ended(run_id, streams, dispatch)
     # A stream allocates millions of short-lived objects (decoded JSON, rows): collect far less
     # often while it runs, or the cyclic collector walks every live object thousands of times.
     thresholds = gc.get_threshold()
@@ -225,7 +235,7 @@ def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch:
         logger.info("sync task %s stopped: %s", task, exc)
         if isinstance(exc, StopRequested):
             _end_task(task, SyncTask.Status.CANCELLED, "Not finished: the run ended while this stream ran.")
-            return claim_finish(run_id, dispatch)
+            return _ended(run_id, streams, dispatch)
         return False
     except FeatureUnavailable as exc:
         # What an optional stream reads may be missing (no usage product, say); a required one
@@ -259,4 +269,4 @@ def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch:
         gc.set_threshold(*thresholds)
         if hasattr(client, "close"):
             client.close()
-    return claim_finish(run_id, dispatch)
+    return _ended(run_id, streams, dispatch)
