@@ -5,8 +5,9 @@ The streams and their order (docs/sync.md has the canvas they make):
     organization                       (a detail; nothing depends on it)
     applications
      ├─ users
-     │   ├─ administrators             (matched to users by e-mail)
-     │   └─ app_assignments            (rows point at the users' rows)
+     │   └─ administrators             (matched to users by e-mail)
+     ├─ assignment_graph               (who is bound to each app: no user needed to read it)
+     │   └─ app_assignments ⋈ users    (a join: its rows point at the users' rows)
      ├─ events_sso      [time slices]  (sso_auth events are attributed to apps by their URL)
      └─ events_directory [time slices]
 """
@@ -21,7 +22,7 @@ from jumpcloud import actions, connect
 from jumpcloud.connect import REGIONS, JumpCloudCredentials, client_for_connection, validate_credentials
 from jumpcloud.streams import events
 from jumpcloud.streams.applications import sync_applications
-from jumpcloud.streams.assignments import sync_app_assignments
+from jumpcloud.streams.assignments import GRAPH_STREAM, read_assignment_graph, sync_app_assignments
 from jumpcloud.streams.directory import sync_administrators, sync_organization, sync_users
 
 CAPABILITIES = (
@@ -112,7 +113,6 @@ class JumpCloudProvider(Provider):
     streams: ClassVar[tuple[Stream, ...]] = (
         Stream("organization", "Organization", sync_organization, optional=True),
         Stream("applications", "Applications", sync_applications, provides=("applications",)),
-        # After the applications only so that app_assignments, which needs both, can follow users.
         Stream(
             "users",
             "Users",
@@ -128,12 +128,22 @@ class JumpCloudProvider(Provider):
             optional=True,
             depends_on=("users",),
         ),
+        # Who is bound to each app: read beside the users; the rows are written once both are in.
+        Stream(
+            GRAPH_STREAM,
+            "App assignments: JumpCloud's bindings",
+            read_assignment_graph,
+            depends_on=("applications",),
+        ),
         Stream(
             "app_assignments",
             "App assignments",
             sync_app_assignments,
             provides=("app_assignments",),
-            depends_on=("applications", "users"),
+            depends_on=("applications", "users", GRAPH_STREAM),
+            # Written once the SSO logins are folded into LastUse, each row takes its last use as
+            # it is written: rows written before would be written again by the SSO events' finish.
+            after=("events_sso",),
         ),
         Stream(
             "events_sso",

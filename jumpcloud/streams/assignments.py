@@ -42,6 +42,7 @@ ASSIGN_UPDATE = (
     "removed_at",
     "directory_user_id",
 )
+GRAPH_STREAM = "assignment_graph"
 # Part of every digest: change it when assignment_row() or the digest's layout changes.
 ASSIGNMENT_ROW_VERSION = b"assignment-row-2\n"
 
@@ -98,7 +99,56 @@ def read_group(client: Any, group_id: str) -> tuple[frozenset[str], int, int]:
     return frozenset(members), pages, skipped
 
 
+def read_assignment_graph(ctx: StreamContext) -> None:
+    """Who is bound to each SSO app, read from JumpCloud beside the users (it needs none of them)
+    and kept in the stream's checkpoint for this run's app_assignments, which writes the rows."""
+    apps = list(
+        Application.objects.filter(
+            connection=ctx.connection, kind=Application.Kind.SSO, removed_at__isnull=True
+        ).values_list("pk", "external_id")
+    )
+    client = ctx.client
+    started = time.monotonic()
+    direct: dict[str, list[str]] = {}
+    for (app_pk, _), answer in client.map_ahead(lambda app: read_direct_users(client, app[1]), apps):
+        if answer is not None:
+            users, skipped = answer
+            direct[str(app_pk)] = sorted(users)
+            ctx.add(pages=1, skipped=skipped)
+        ctx.progress()
+    app_groups: dict[str, set[str]] = {ext: set() for _, ext in apps}
+    for group_id, (bound, skipped) in client.map_ahead(
+        lambda g: read_group_apps(client, g), client.iter_user_group_ids()
+    ):
+        for app_ext in bound & app_groups.keys():
+            app_groups[app_ext].add(group_id)
+        ctx.add(pages=1, skipped=skipped)
+        ctx.progress()
+    members: dict[str, list[str]] = {}
+    for group_id, (users, pages, skipped) in client.map_ahead(
+        lambda g: read_group(client, g), sorted(set().union(*app_groups.values()))
+    ):
+        members[group_id] = sorted(users)
+        ctx.add(pages=pages, skipped=skipped, fetched=len(users))
+        ctx.progress()
+    graph = {
+        "run": ctx.run.pk,
+        "direct": direct,
+        "groups": {ext: sorted(groups) for ext, groups in app_groups.items() if groups},
+        "members": members,
+    }
+    with transaction.atomic():
+        ctx.save_checkpoint(graph)
+    ctx.note(read_s=round(time.monotonic() - started, 1))
+
+
 def sync_app_assignments(ctx: StreamContext) -> None:
+    """Each app's rows, from the graph read beside the users (read_assignment_graph) and the
+    users' rows."""
+    graph = ctx.checkpoint(GRAPH_STREAM)
+    if graph.get("run") != ctx.run.pk:
+        # The graph stream succeeded in this run before this one could start (the canvas's join).
+        raise RuntimeError(f"no assignment graph of run {ctx.run.pk}")
     directory = directory_app(ctx.connection)
     people: dict[str, Person] = {
         ext: (pk, username, email, first, last, display)
@@ -115,39 +165,19 @@ def sync_app_assignments(ctx: StreamContext) -> None:
         .order_by("pk")
         .values_list("pk", "external_id", "assignments_digest")
     )
-    client = ctx.client
+    direct: dict[str, list[str]] = graph["direct"]
+    app_groups: dict[str, list[str]] = graph["groups"]
+    memberships = {group: frozenset(users) for group, users in graph["members"].items()}
     started = time.monotonic()
-    direct: dict[int, set[str]] = {}
-    for (app_pk, _, _), answer in client.map_ahead(lambda app: read_direct_users(client, app[1]), apps):
-        if answer is not None:
-            direct[app_pk], skipped = answer
-            ctx.add(pages=1, skipped=skipped)
-        ctx.progress()
-    app_groups: dict[str, set[str]] = {ext: set() for _, ext, _ in apps}
-    for group_id, (bound, skipped) in client.map_ahead(
-        lambda g: read_group_apps(client, g), client.iter_user_group_ids()
-    ):
-        for app_ext in bound & app_groups.keys():
-            app_groups[app_ext].add(group_id)
-        ctx.add(pages=1, skipped=skipped)
-        ctx.progress()
-    memberships: dict[str, frozenset[str]] = {}
-    for group_id, (members, pages, skipped) in client.map_ahead(
-        lambda g: read_group(client, g), sorted(set().union(*app_groups.values()))
-    ):
-        memberships[group_id] = members
-        ctx.add(pages=pages, skipped=skipped)
-        ctx.progress()
-
-    read = time.monotonic()
     writer = _AssignmentWriter(ctx, people, apps)
     for app_pk, app_ext, digest_before in apps:
-        if app_pk in direct:
-            groups = {g: memberships[g] for g in app_groups[app_ext]}
-            writer.write(app_pk, digest_before, direct[app_pk], groups)
+        if str(app_pk) in direct:
+            groups = {g: memberships[g] for g in app_groups.get(app_ext, ())}
+            writer.write(app_pk, digest_before, set(direct[str(app_pk)]), groups)
         ctx.progress()
-    # Where the time went (shown with the run's counters): reading JumpCloud, writing rows.
-    ctx.note(read_s=round(read - started, 1), write_s=round(time.monotonic() - read, 1))
+    with transaction.atomic():
+        ctx.save_checkpoint({}, key=GRAPH_STREAM)  # megabytes on a big tenant: not kept
+    ctx.note(write_s=round(time.monotonic() - started, 1))
     if ctx.counters.get("created", 0) >= BIG_BATCH:
         analyze(APPUSER_TABLE)
 

@@ -209,13 +209,16 @@ def finish(service: str) -> Callable[[StreamContext], None]:
             analyze(LastUse._meta.db_table, unless_since=ctx.run.started_at)
         apply = apply_sso_last_use if service == "sso" else apply_directory_last_use
         with transaction.atomic():
-            moved = apply(connection=ctx.connection, since=since)
+            rows, apps = apply(connection=ctx.connection, since=since)
             ctx.save_checkpoint({"until": window[1]})
             SyncCheckpoint.objects.filter(
                 connection=ctx.connection, stream__startswith=f"{ctx.stream.key}@"
             ).delete()
-        ctx.add(updated=moved)
-        if moved >= BIG_BATCH:
+        # Rows whose last use moved: after an events sync, those of the new logins; after a full
+        # sync, not the assignments' (written once the SSO slices ended), but the directory's.
+        ctx.note(rows_caught_up=rows)
+        ctx.add(updated=rows + apps)
+        if rows >= BIG_BATCH:
             analyze(APPUSER_TABLE)  # the dashboard's plans over last use depend on it
 
     return finish_events

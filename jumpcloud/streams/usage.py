@@ -127,32 +127,33 @@ def daily_usage(*, connection: Connection, kind: str, start: datetime, end: date
         return max(cursor.rowcount, 0)
 
 
-def apply_sso_last_use(*, connection: Connection, since: datetime) -> int:
+def apply_sso_last_use(*, connection: Connection, since: datetime) -> tuple[int, int]:
     """Move the assignment rows' last use forward to what LastUse gained since `since`, and the
-    apps' last use (by anyone)."""
+    apps' last use (by anyone); returns (rows moved, apps moved)."""
     with db.cursor() as cursor:
         cursor.execute(_APPLY_SSO, {"c": connection.pk, "since": since})
         moved = cursor.rowcount
         cursor.execute(_APPLY_APPS, {"c": connection.pk})
-        return moved + cursor.rowcount
+        return moved, cursor.rowcount
 
 
-def apply_directory_last_use(*, connection: Connection, since: datetime) -> int:
-    """Move the directory rows' last use (and administrators' last console login) forward."""
+def apply_directory_last_use(*, connection: Connection, since: datetime) -> tuple[int, int]:
+    """Move the directory rows' last use (and administrators' last console login) forward;
+    returns (rows moved, apps moved)."""
     app = (
         Application.objects.filter(connection=connection, external_id=DIRECTORY_APP_ID)
         .values_list("pk", flat=True)
         .first()
     )
     if app is None:
-        return 0
+        return 0, 0
     moved = 0
     with db.cursor() as cursor:
         for statement in (_APPLY_DIRECTORY, _APPLY_ADMIN):
             cursor.execute(statement, {"app": app, "since": since})
             moved += cursor.rowcount
         cursor.execute(_APPLY_APPS, {"c": connection.pk})
-        return moved + cursor.rowcount
+        return moved, cursor.rowcount
 
 
 def _midnight(when: datetime) -> datetime:

@@ -59,6 +59,42 @@ def test_a_required_stream_that_fails_fails_the_run_skips_what_needs_it_and_leav
     _nothing_left_running(run)
 
 
+def test_the_assignments_wait_for_the_sso_logins_but_not_for_their_success(connect, refuse):
+    """app_assignments is ordered after the SSO events (its rows take their last use as they are
+    written) without depending on them: SSO events that fail leave the assignments synced."""
+    connection = connect()
+    refuse("/insights/directory/v1/events", 400, "Bad Request: no such query")
+    run = _run(connection)
+    assert run.status == SyncRun.Status.PARTIAL, run.error_message
+    assert run.streams["events_sso"]["status"] == "failed"
+    assert run.streams["app_assignments"]["status"] == "succeeded"
+    assert run.streams["app_assignments"]["created"] > 0
+    assert AppUser.objects.filter(connection=connection, application__kind="sso").exists()
+    sso_done = SyncTask.objects.filter(run=run, stream="events_sso").order_by("-finished_at").first()
+    rows_started = SyncTask.objects.get(run=run, stream="app_assignments").started_at
+    assert rows_started >= sso_done.finished_at, "the rows were written after the SSO events ended"
+    _nothing_left_running(run)
+
+
+def test_a_sync_writes_each_assignment_row_with_its_last_use_once(connect):
+    """The rows are written after the SSO slices folded their logins, so each takes its last use
+    as it is written: the SSO events' finish step finds no row behind LastUse to write again."""
+    connection = connect()
+    run = _run(connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+    assert run.streams["events_sso"]["rows_caught_up"] == 0
+    rows = AppUser.objects.filter(connection=connection, application__kind="sso", kind="user")
+    used = {
+        (u.application_id, u.person_external_id): u.last_used_at
+        for u in LastUse.objects.filter(connection=connection, application__kind="sso")
+    }
+    assert used and rows.exclude(last_used_at=None).count() == sum(
+        1 for r in rows.only("application_id", "external_id") if (r.application_id, r.external_id) in used
+    )
+    for row in rows.exclude(last_used_at=None):
+        assert row.last_used_at == used[(row.application_id, row.external_id)]
+
+
 def test_no_administrators_list_is_a_missing_detail_not_a_deleted_object(connect, refuse):
     connection = connect()
     refuse("/api/users", 404, "Not Found")
