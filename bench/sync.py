@@ -228,14 +228,16 @@ class Simulator:
         last arrival (seconds after the run's first request) and how many were in flight on
         average between them (each counted for the latency it waited)."""
         arrivals: dict[str, list[float]] = {}
+        answered: dict[str, list[float]] = {}
         records = self.control("GET", "/requests")
         origin = min((r["at"] for r in records), default=0.0)
         for r in records:
             stream = stream_of(r)
-            if stream == "app_assignments":  # its steps: an app's users, the groups, their members
+            if stream == "assignment_graph":  # its steps: an app's users, the groups, their members
                 route = re.sub(r"/[0-9a-f]{24}", "/{id}", r["path"]).removeprefix("/api/v2")
                 stream = f"{stream} {route}"
             arrivals.setdefault(stream, []).append(r["at"] - origin)
+            answered.setdefault(stream, []).append(r.get("seconds", 0.0))
         spans = {}
         for stream, times in sorted(arrivals.items()):
             first, last = min(times), max(times)
@@ -243,6 +245,7 @@ class Simulator:
                 "first_s": round(first, 2),
                 "last_s": round(last, 2),
                 "in_flight": round(len(times) * latency_s / (last - first + latency_s), 1),
+                "answer_ms": round(1000 * sum(answered[stream]) / len(times)),
             }
         return spans
 
@@ -263,7 +266,7 @@ def stream_of(record: dict[str, Any]) -> str:
     if path.startswith("/api/users"):
         return "administrators"
     if path.startswith(("/api/v2/applications", "/api/v2/usergroups")):
-        return "app_assignments"
+        return "assignment_graph"
     if path.endswith("/events"):
         return f"events_{(record.get('json_body') or {}).get('service', ['?'])[0]}"
     return re.sub(r"/[0-9a-f]{24}", "/{id}", path)
@@ -656,10 +659,14 @@ def report(r: dict[str, Any], requests_limit: int) -> None:
         base = f", {r['baseline']['requests'].get(stream, 0)}" if "baseline" in r else ""
         print(f"    {stream:<24} {n}{base}")
     if "timeline" in i:
-        print("  requests over time (this code; seconds after the first request, mean in flight):")
+        print(
+            "  requests over time (this code; seconds after the first request, mean in flight, "
+            "mean time the simulator took to answer):"
+        )
         for stream, t in i["timeline"].items():
             print(
                 f"    {stream:<50} {t['first_s']:5.1f} s to {t['last_s']:5.1f} s, {t['in_flight']:.1f} in flight"
+                f", {t.get('answer_ms', 0)} ms"
             )
 
 

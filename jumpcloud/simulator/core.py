@@ -65,6 +65,7 @@ class RequestRecord:
     role: str | None = None  # key role of the x-api-key, if it was a known key
     request_id: str = ""
     retry_after: int | None = None  # the Retry-After this answer carried, if any
+    seconds: float = 0.0  # from arrival to the answer ready to send (the latency included)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -442,6 +443,7 @@ class Simulator:
             role=principal.role if principal else None,
             request_id=request_id,
             retry_after=int(response.headers["Retry-After"]) if "Retry-After" in response.headers else None,
+            seconds=round(time.monotonic() - arrived, 4),
         )
         with self._records_lock:
             self._records.append(record)
