@@ -11,6 +11,7 @@ cookies, HSTS); production differs from development only through the environment
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -281,6 +282,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Worker processes (`--concurrency` overrides it): one per core, and at least three, because a
+# sync runs three streams side by side (the users, the assignments' graph, the event slices) that
+# mostly wait for JumpCloud; with two, one of them waits for a process (docs/benchmarks.md).
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=max(3, os.cpu_count() or 1))
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=45 * 60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=50 * 60)
 CELERY_RESULT_EXPIRES = 24 * 3600
