@@ -57,6 +57,12 @@ class Stream:
     finish: Callable[..., Any] | None = None
 
     @property
+    def backfill(self) -> bool:
+        """Its parts are a backfill's slices: background work (their own queue, and the upper half
+        of the request budget), unlike the parts of an inventory stream."""
+        return self.plan is not None and self.kind == "events"
+
+    @property
     def waits_for(self) -> tuple[str, ...]:
         """The streams this one starts after: those it depends on, then those it only follows."""
         return (*self.depends_on, *self.after)

@@ -22,7 +22,13 @@ from jumpcloud import actions, connect
 from jumpcloud.connect import REGIONS, JumpCloudCredentials, client_for_connection, validate_credentials
 from jumpcloud.streams import events
 from jumpcloud.streams.applications import sync_applications
-from jumpcloud.streams.assignments import GRAPH_STREAM, read_assignment_graph, sync_app_assignments
+from jumpcloud.streams.assignments import (
+    GRAPH_STREAM,
+    finish_app_assignments,
+    plan_app_assignments,
+    read_assignment_graph,
+    sync_app_assignments,
+)
 from jumpcloud.streams.directory import sync_administrators, sync_organization, sync_users
 
 CAPABILITIES = (
@@ -144,6 +150,8 @@ class JumpCloudProvider(Provider):
             # Written once the SSO logins are folded into LastUse, each row takes its last use as
             # it is written: rows written before would be written again by the SSO events' finish.
             after=("events_sso",),
+            plan=plan_app_assignments,
+            finish=finish_app_assignments,
         ),
         Stream(
             "events_sso",

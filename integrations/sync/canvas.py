@@ -19,9 +19,9 @@ No step of it needs a task's result, so the canvas needs no result backend. The 
 the database (integrations.services.sync): a Celery chord would need a result backend, and counts a
 redelivered task twice.
 
-Tasks of parted streams go to their own queue (SLICES_QUEUE; workers consume every queue in
-CELERY_TASK_QUEUES in turn), so that a backlog of event slices never holds up the next inventory
-stream of the chain.
+The slices of a backfill (`Stream.backfill`) go to their own queue (SLICES_QUEUE; workers consume
+every queue in CELERY_TASK_QUEUES in turn), so that a backlog of event slices never holds up the
+next inventory stream of the chain.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _ancestors(key: str | None, by_key: dict[str, Stream]) -> set[str]:
 
 def stream_task(run_id: int, stream: Stream, part: str) -> Signature:
     signature = current_app.signature(STREAM_TASK, args=(run_id, stream.key, part), immutable=True)
-    if stream.plan is not None:
+    if stream.backfill:
         signature.set(queue=SLICES_QUEUE)
     return signature
 

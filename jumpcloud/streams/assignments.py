@@ -43,6 +43,7 @@ ASSIGN_UPDATE = (
     "directory_user_id",
 )
 GRAPH_STREAM = "assignment_graph"
+ASSIGNMENT_PARTS = 2  # tasks writing an initial sync's rows at once
 # Part of every digest: change it when assignment_row() or the digest's layout changes.
 ASSIGNMENT_ROW_VERSION = b"assignment-row-2\n"
 
@@ -142,9 +143,23 @@ def read_assignment_graph(ctx: StreamContext) -> None:
     ctx.note(read_s=round(time.monotonic() - started, 1))
 
 
+def plan_app_assignments(ctx: StreamContext) -> list[str]:
+    """The rows are written by ASSIGNMENT_PARTS tasks at once, each every n-th app: writing is
+    CPU-bound (formatting here, COPY and the indexes in PostgreSQL), and tasks use every core."""
+    return [f"{i}of{ASSIGNMENT_PARTS}" for i in range(1, ASSIGNMENT_PARTS + 1)]
+
+
+def _part(part: str) -> tuple[int, int]:
+    """ "2of3" -> (2, 3); a task in one piece ("") writes every app."""
+    if not part:
+        return 1, 1
+    i, n = part.split("of")
+    return int(i), int(n)
+
+
 def sync_app_assignments(ctx: StreamContext) -> None:
-    """Each app's rows, from the graph read beside the users (read_assignment_graph) and the
-    users' rows."""
+    """Each app's rows (of this part), from the graph read beside the users
+    (read_assignment_graph) and the users' rows."""
     graph = ctx.checkpoint(GRAPH_STREAM)
     if graph.get("run") != ctx.run.pk:
         # The graph stream succeeded in this run before this one could start (the canvas's join).
@@ -158,13 +173,14 @@ def sync_app_assignments(ctx: StreamContext) -> None:
     }
     # In primary-key order: each new app's rows then land at the right end of the indexes that
     # lead with the application, instead of splitting pages in their middle.
+    index, parts = _part(ctx.part)
     apps = list(
         Application.objects.filter(
             connection=ctx.connection, kind=Application.Kind.SSO, removed_at__isnull=True
         )
         .order_by("pk")
         .values_list("pk", "external_id", "assignments_digest")
-    )
+    )[index - 1 :: parts]
     direct: dict[str, list[str]] = graph["direct"]
     app_groups: dict[str, list[str]] = graph["groups"]
     memberships = {group: frozenset(users) for group, users in graph["members"].items()}
@@ -175,10 +191,15 @@ def sync_app_assignments(ctx: StreamContext) -> None:
             groups = {g: memberships[g] for g in app_groups.get(app_ext, ())}
             writer.write(app_pk, digest_before, set(direct[str(app_pk)]), groups)
         ctx.progress()
-    with transaction.atomic():
-        ctx.save_checkpoint({}, key=GRAPH_STREAM)  # megabytes on a big tenant: not kept
     ctx.note(write_s=round(time.monotonic() - started, 1))
-    if ctx.counters.get("created", 0) >= BIG_BATCH:
+
+
+def finish_app_assignments(ctx: StreamContext) -> None:
+    """Every part is in: the graph is not kept (megabytes on a big tenant), and after many new
+    rows the planner's statistics are refreshed."""
+    with transaction.atomic():
+        ctx.save_checkpoint({}, key=GRAPH_STREAM)
+    if ctx.run.streams.get(ctx.stream.key, {}).get("created", 0) >= BIG_BATCH:
         analyze(APPUSER_TABLE)
 
 

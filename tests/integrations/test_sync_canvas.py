@@ -55,8 +55,15 @@ def test_jumpcloud_streams_make_a_tree_of_chains_and_groups():
     # side by side: the last of them to end sends it.
     assert joins(streams) == {"app_assignments"}
     rows = next(s for s in streams if s.key == "app_assignments")
-    assert _shape(join_canvas(7, rows, streams, parts, done=set())) == "app_assignments"
-    assert join_canvas(7, rows, streams, parts, done={("app_assignments", "")}) is None
+    parts["app_assignments"] = ["1of2", "2of2"]
+    assert _shape(join_canvas(7, rows, streams, parts, done=set())) == (
+        "group",
+        "app_assignments@1of2",
+        "app_assignments@2of2",
+    )
+    assert _shape(join_canvas(7, rows, streams, parts, done={("app_assignments", "1of2")})) == (
+        "app_assignments@2of2"
+    )
 
 
 def test_parts_go_to_their_own_queue_and_tasks_carry_only_ids():
@@ -76,6 +83,13 @@ def test_parts_go_to_their_own_queue_and_tasks_carry_only_ids():
         assert sig.task == "integrations.tasks.run_stream"
         assert sig.args[0] == 7 and all(isinstance(a, str) for a in sig.args[1:])  # ids, never a key
         assert (sig.options.get("queue") == SLICES_QUEUE) == sig.args[1].startswith("events_")
+    # The parts of an inventory stream are not a backfill: the run waits for them.
+    rows = next(s for s in streams if s.key == "app_assignments")
+    assert rows.plan is not None and not rows.backfill
+    assert all(
+        sig.options.get("queue") != SLICES_QUEUE
+        for sig in join_canvas(7, rows, streams, {"app_assignments": ["1of2", "2of2"]}, set()).tasks
+    )
 
 
 def test_a_resumed_run_leaves_out_what_is_done_but_keeps_what_follows_it():

@@ -42,10 +42,13 @@ def test_the_last_dependency_to_end_sends_the_join_once(run, sent):
 
     _end(run, "assignment_graph")
     assert send_ready_joins(run.pk, streams) == 1
-    assert [(s.task, s.args[1:]) for s in sent] == [
-        ("integrations.tasks.run_stream", ("app_assignments", ""))
+    # Its parts (the rows are written by two tasks at once), side by side.
+    assert [[t.args[1:] for t in s.tasks] for s in sent] == [
+        [("app_assignments", "1of2"), ("app_assignments", "2of2")]
     ]
-    assert SyncTask.objects.get(run=run, stream="app_assignments").lease == QUEUED
+    assert all(t.task == "integrations.tasks.run_stream" for t in sent[0].tasks)
+    leases = SyncTask.objects.filter(run=run, stream="app_assignments").values_list("lease", flat=True)
+    assert set(leases) == {QUEUED}
 
     # Another task that ended at the same moment sees the same: it does not send it again.
     assert send_ready_joins(run.pk, streams) == 0 and len(sent) == 1

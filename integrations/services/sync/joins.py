@@ -25,15 +25,13 @@ def send_ready_joins(run_id: int, streams: list[Stream], *, resend: bool = False
     joined = joins(streams)
     if not joined:
         return 0
-    rows = list(
-        SyncTask.objects.filter(run_id=run_id).order_by("pk").values_list("stream", "part", "status", "lease")
-    )
+    rows = list(SyncTask.objects.filter(run_id=run_id).order_by("pk").values_list("stream", "part", "status"))
     parts: dict[str, list[str]] = {}
     ended: dict[str, bool] = {}
-    for stream, part, status, _lease in rows:
-        parts.setdefault(stream, []).append(part)
-        ended[stream] = ended.get(stream, True) and status in SyncTask.DONE
-    done = {(stream, part) for stream, part, status, _lease in rows if status in SyncTask.DONE}
+    for key, part, status in rows:
+        parts.setdefault(key, []).append(part)
+        ended[key] = ended.get(key, True) and status in SyncTask.DONE
+    done = {(key, part) for key, part, status in rows if status in SyncTask.DONE}
     keys = {s.key for s in streams}
     sent = 0
     for stream in streams:

@@ -227,9 +227,8 @@ def sync_task_execute(*, run_id: int, stream_key: str, part: str = "", dispatch:
             run=run, connection=run.connection, stream=stream, client=client, task=task, part=part
         )
         ctx.progress(force=True)
-        # The parts of a split stream (a backfill's slices) leave half the request budget to the
-        # streams the rest of the run waits for.
-        with budget.lane(background=stream.plan is not None):
+        # A backfill's slices leave half the request budget to the streams the run waits for.
+        with budget.lane(background=stream.backfill):
             stream.run(ctx)
     except (LeaseLost, StopRequested) as exc:
         logger.info("sync task %s stopped: %s", task, exc)
