@@ -93,6 +93,11 @@ class CeleryProcess:
             f"celery {self.kind} did not log {text!r} within {timeout}s:\n{self.log()[-4000:]}"
         )
 
+    def pause(self, paused: bool) -> None:
+        """SIGSTOP (or SIGCONT) the whole process group: frozen, it changes nothing more."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP if paused else signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL the whole process group: the worker gets no chance to clean up."""
         if self.proc.poll() is None:

@@ -249,18 +249,25 @@ def test_two_workers_share_a_run_and_one_dying_leaves_the_other_to_finish(twins,
         run = sync_run_request(connection=connection, kind="full", trigger="manual")
         tasks = SyncTask.objects.filter(run=run)
         deadline = time.monotonic() + 120
-        # Both machines take tasks of the run; then the first dies in the middle of one.
+        # Both machines take tasks of the run; then the first dies in the middle of one. It is
+        # frozen first, so that the task it runs cannot end between the look and the kill (a
+        # statement it sent just before lands meanwhile).
+        killed_in: list[tuple[str, str]] = []
         while time.monotonic() < deadline:
             seen = set(tasks.exclude(worker="").values_list("worker", flat=True))
-            busy = tasks.filter(worker=first.name, status="running").exists()
-            if second.name in seen and busy:
-                break
+            if second.name in seen and tasks.filter(worker=first.name, status="running").exists():
+                first.pause(True)
+                time.sleep(0.3)
+                killed_in = list(
+                    tasks.filter(worker=first.name, status="running").values_list("stream", "part")
+                )
+                if killed_in:
+                    break
+                first.pause(False)
             time.sleep(0.05)
         else:
             raise AssertionError(f"the two workers did not both run tasks: {seen}\n{first.log()[-2000:]}")
         first.kill()
-        killed_in = list(tasks.filter(worker=first.name, status="running").values_list("stream", "part"))
-        assert killed_in, "the first worker was not running a task when it died"
         # Beat's recovery, with nothing left of the first machine: its tasks go to the second.
         deadline = time.monotonic() + 240
         while SyncRun.objects.get(pk=run.pk).is_active and time.monotonic() < deadline:
