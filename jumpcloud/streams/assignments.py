@@ -4,11 +4,13 @@ JumpCloud's graph holds the bindings: an app's direct users (the app's associati
 targets=user), the apps each user group is bound to (the group's associations with
 targets=application: the same edges as the app's group associations, in one request per group
 instead of one per app), and each bound group's resolved membership (nested groups included).
-Apps share big groups (All Staff, departments), so each group is read once. Then each app's rows
-are written: one per person who can use the app, `assignment` direct or group. A row is written
-with the person's last use of the app as far as it is known (the SSO events' slices fold their
-logins into LastUse as they are stored; the SSO events' finish step moves the rows written before
-along).
+Apps share big groups (All Staff, departments), so each group is read once.
+
+Two streams: `assignment_graph` reads that graph beside the users (it needs none of them) and
+keeps it in its checkpoint; `app_assignments`, a join of the users, the graph and the SSO events,
+writes each app's rows (in parts side by side): one per person who can use the app, `assignment`
+direct or group, with the person's last use of the app from LastUse, which the SSO slices have
+filled by then (in an events sync the SSO events' finish step moves the rows along).
 """
 
 from __future__ import annotations
