@@ -58,12 +58,16 @@ class _Session:
 
     def query(self, sql: str, params: list[Any] | dict[str, Any]) -> Any:
         with self.lock:
-            cursor = self.raw.cursor()
-            try:
-                cursor.execute(sql, params)
-                return cursor.fetchone() if cursor.description else None
-            finally:
-                cursor.close()
+            return self.query_locked(sql, params)
+
+    def query_locked(self, sql: str, params: list[Any] | dict[str, Any]) -> Any:
+        """`query` for a caller that holds `lock` already."""
+        cursor = self.raw.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchone() if cursor.description else None
+        finally:
+            cursor.close()
 
 
 _session: _Session | None = None
@@ -86,6 +90,11 @@ def lane(*, background: bool) -> Iterator[None]:
         yield
     finally:
         _background = before
+
+
+def _waiting_mark() -> int:
+    """The second key of this process's lane's waiting mark."""
+    return WAITING_BACKGROUND if _background else WAITING
 
 
 def close() -> None:
@@ -198,22 +207,15 @@ class RequestBudget:
         """While a thread of this process waits for a slot of its lane, the process holds the
         lane's waiting mark: a shared advisory lock that other processes see in pg_locks."""
         session = _db()
-        lane = WAITING_BACKGROUND if _background else WAITING
+        lane = _waiting_mark()
         with session.lock:
             key = (self.lock_id, lane)
             count = session.waiting.get(key, 0)
             session.waiting[key] = count + delta
             if count + delta == 1 and delta > 0:
-                sql = "SELECT pg_advisory_lock_shared(%s, %s)"
+                session.query_locked("SELECT pg_advisory_lock_shared(%s, %s)", [self.lock_id, lane])
             elif count + delta == 0:
-                sql = "SELECT pg_advisory_unlock_shared(%s, %s)"
-            else:
-                return
-            cursor = session.raw.cursor()
-            try:
-                cursor.execute(sql, [self.lock_id, lane])
-            finally:
-                cursor.close()
+                session.query_locked("SELECT pg_advisory_unlock_shared(%s, %s)", [self.lock_id, lane])
 
     def _try(self, limit: int) -> int | None:
         """Take the lowest free slot of this lane below `limit` (one query), or None. A process
@@ -229,27 +231,21 @@ class RequestBudget:
             candidates = [slot for slot in range(first, last) if slot not in held]
             if not candidates:
                 return None
-            share_taken = len(held) >= max(1, limit // 2)
-            cursor = session.raw.cursor()
-            try:
-                # Rows are tried in order and LIMIT stops at the first lock taken: no other slot
-                # is locked on the way (the candidates are not sorted or otherwise read whole).
-                cursor.execute(
-                    "SELECT s FROM unnest(%(slots)s::int[]) AS s "
-                    "WHERE (NOT %(share_taken)s OR NOT EXISTS ("
-                    "  SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = (%(key)s)::int4::oid"
-                    "  AND objid = (%(lane)s)::int4::oid AND objsubid = 2 AND granted AND pid <> pg_backend_pid()"
-                    ")) AND pg_try_advisory_lock(%(key)s, s) LIMIT 1",
-                    {
-                        "slots": candidates,
-                        "share_taken": share_taken,
-                        "key": self.lock_id,
-                        "lane": WAITING_BACKGROUND if _background else WAITING,
-                    },
-                )
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
+            # Rows are tried in order and LIMIT stops at the first lock taken: no other slot is
+            # locked on the way (the candidates are not sorted or otherwise read whole).
+            row = session.query_locked(
+                "SELECT s FROM unnest(%(slots)s::int[]) AS s "
+                "WHERE (NOT %(share_taken)s OR NOT EXISTS ("
+                "  SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = (%(key)s)::int4::oid"
+                "  AND objid = (%(lane)s)::int4::oid AND objsubid = 2 AND granted AND pid <> pg_backend_pid()"
+                ")) AND pg_try_advisory_lock(%(key)s, s) LIMIT 1",
+                {
+                    "slots": candidates,
+                    "share_taken": len(held) >= max(1, limit // 2),
+                    "key": self.lock_id,
+                    "lane": _waiting_mark(),
+                },
+            )
             if row is None:
                 return None
             held.add(row[0])
